@@ -1,0 +1,49 @@
+// Package upstream owns everything between Portico and the backends it
+// proxies to: per-endpoint keep-alive connection pools that outlive
+// configuration snapshots, load balancing across a backend's endpoints, and
+// forwarding one request (HTTP/1.1, h2c or an Upgrade tunnel such as
+// WebSocket) with the forwarding headers set and hop-by-hop headers removed.
+package upstream
+
+import "sync/atomic"
+
+// Protocol is the wire protocol spoken to a backend's endpoints.
+type Protocol uint8
+
+const (
+	// HTTP1 is HTTP/1.1 over plain TCP with keep-alive.
+	HTTP1 Protocol = iota
+	// H2C is HTTP/2 over plain TCP with prior knowledge, selected by a
+	// Service port's appProtocol "kubernetes.io/h2c".
+	H2C
+)
+
+func (p Protocol) String() string {
+	if p == H2C {
+		return "h2c"
+	}
+	return "http/1.1"
+}
+
+// Backend is one Service port resolved to its ready endpoints. A Backend is
+// immutable once published in a snapshot except for its round-robin cursor.
+type Backend struct {
+	// Name identifies the backend in logs, metrics and error bodies:
+	// "namespace/service:port".
+	Name string
+	// Protocol spoken to every endpoint of this backend.
+	Protocol Protocol
+	// Endpoints are "host:port" addresses of ready endpoints, sorted.
+	Endpoints []string
+
+	cursor atomic.Uint32
+}
+
+// next returns the endpoint index to try first for a new request.
+func (b *Backend) next() int {
+	n := len(b.Endpoints)
+	if n <= 1 {
+		return 0
+	}
+	return int((b.cursor.Add(1) - 1) % uint32(n))
+}
