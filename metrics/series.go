@@ -8,7 +8,6 @@
 package metrics
 
 import (
-
 	"sync"
 	"sync/atomic"
 
@@ -117,4 +116,3 @@ func (s *routeSeriesSet) retain(keep map[RouteLabels]bool) {
 		s.vec.DeletePartialMatch(prometheus.Labels{"kind": l.Kind, "namespace": l.Namespace, "name": l.Name, "rule": l.Rule})
 	}
 }
-
