@@ -1,0 +1,154 @@
+package upstream
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+)
+
+// forwardH2C proxies r to an endpoint speaking HTTP/2 over plain TCP, through
+// the Transport's shared http2.Transport, which multiplexes requests over
+// one connection per endpoint.
+func (t *Transport) forwardH2C(w http.ResponseWriter, r *http.Request, b *Backend) Outcome {
+	ctx := r.Context()
+	f := t.forwardingFor(r)
+
+	header := make(http.Header, len(r.Header)+4)
+	connection := r.Header["Connection"]
+	for k, vv := range r.Header {
+		if skipRequestHeader(k, connection) || !validHeaderName(k) {
+			continue
+		}
+		header[k] = vv
+	}
+	if hasToken(r.Header["Te"], "trailers") {
+		header["Te"] = []string{"trailers"}
+	}
+	if _, ok := header["User-Agent"]; !ok {
+		// A present but empty User-Agent keeps http2.Transport from
+		// adding its own.
+		header["User-Agent"] = nil
+	}
+	header["X-Forwarded-For"] = []string{string(appendXFF(nil, &f, r.Header["X-Forwarded-For"]))}
+	header["X-Forwarded-Proto"] = []string{keptForwardingValue(&f, r.Header["X-Forwarded-Proto"], f.proto)}
+	if host := keptForwardingValue(&f, r.Header["X-Forwarded-Host"], f.host); host != "" {
+		header["X-Forwarded-Host"] = []string{host}
+	}
+	header["Forwarded"] = []string{string(appendForwarded(nil, &f, r.Header["Forwarded"]))}
+
+	var body io.ReadCloser = http.NoBody
+	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
+		// http2.Transport closes the body it is given, also when the dial
+		// fails; the inbound body must survive for a retry on another
+		// endpoint and is closed by the inbound server anyway.
+		body = &trackedBody{r: r.Body}
+	}
+
+	n := len(b.Endpoints)
+	first := b.next()
+	for attempt := 0; ; attempt++ {
+		endpoint := b.Endpoints[(first+attempt)%n]
+		reqCtx, cancel := context.WithCancelCause(ctx)
+		// http2.Transport has no response header timeout of its own: cancel
+		// the request when the headers are late, and disarm once they came.
+		timer := time.AfterFunc(t.responseHeaderTimeout, func() { cancel(errHeaderTimeout) })
+		out := &http.Request{
+			Method:        r.Method,
+			URL:           targetURL(endpoint, r),
+			Proto:         "HTTP/2.0",
+			ProtoMajor:    2,
+			Header:        header,
+			Body:          body,
+			ContentLength: r.ContentLength,
+			Host:          r.Host,
+			Trailer:       r.Trailer,
+		}
+		if out.Body == http.NoBody {
+			out.ContentLength = 0
+		}
+		out = out.WithContext(reqCtx)
+		resp, err := t.h2.RoundTrip(out)
+		timer.Stop()
+		if err != nil {
+			cause := context.Cause(reqCtx)
+			cancel(nil)
+			var de *dialError
+			if errors.As(err, &de) {
+				if ctx.Err() == nil && t.onConnectError != nil {
+					t.onConnectError(b.Name)
+				}
+				if attempt == 0 && n > 1 && ctx.Err() == nil {
+					continue
+				}
+				return t.connectFailed(w, r, b, err)
+			}
+			if ctx.Err() != nil {
+				return Outcome{Status: StatusClientClosedRequest, Err: err}
+			}
+			if errors.Is(cause, errHeaderTimeout) {
+				return writeError(w, http.StatusGatewayTimeout, "backend "+b.Name+" did not answer in time", errHeaderTimeout)
+			}
+			if tb, ok := body.(*trackedBody); ok {
+				if berr := tb.readErr(); berr != nil {
+					return t.exchangeFailed(w, r, b, &clientBodyError{berr})
+				}
+			}
+			return writeError(w, http.StatusBadGateway, "backend "+b.Name+" failed to answer", err)
+		}
+		_, outcome := t.writeResponse(w, r, resp)
+		_ = resp.Body.Close()
+		cancel(nil)
+		return outcome
+	}
+}
+
+// trackedBody passes the inbound body to http2.Transport without letting it
+// be closed, and remembers a read failure so it is blamed on the client.
+// http2.Transport reads it on its own goroutine, hence the lock.
+type trackedBody struct {
+	r   io.Reader
+	mu  sync.Mutex
+	err error
+}
+
+func (b *trackedBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err != nil && err != io.EOF {
+		b.mu.Lock()
+		b.err = err
+		b.mu.Unlock()
+	}
+	return n, err
+}
+
+func (b *trackedBody) readErr() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.err
+}
+
+func (b *trackedBody) Close() error { return nil }
+
+// targetURL is the backend URL for r, carrying the path and query exactly as
+// the client sent them: an Opaque path is written to :path verbatim, where a
+// parsed Path would be re-escaped. Paths starting with "//" would read as an
+// authority in Opaque form and fall back to the parsed path.
+func targetURL(endpoint string, r *http.Request) *url.URL {
+	uri := r.RequestURI
+	if strings.HasPrefix(uri, "/") && !strings.HasPrefix(uri, "//") {
+		path, query, _ := strings.Cut(uri, "?")
+		return &url.URL{Scheme: "http", Host: endpoint, Opaque: path, RawQuery: query}
+	}
+	return &url.URL{
+		Scheme:   "http",
+		Host:     endpoint,
+		Path:     r.URL.Path,
+		RawPath:  r.URL.RawPath,
+		RawQuery: r.URL.RawQuery,
+	}
+}

@@ -1,0 +1,255 @@
+package upstream
+
+import (
+	"net/http"
+	"net/netip"
+	"strings"
+)
+
+// isHopByHop reports whether the canonical header name k is a hop-by-hop
+// header (RFC 9110 section 7.6.1) that a proxy must not forward. Framing
+// headers are included: Portico always frames messages itself.
+func isHopByHop(k string) bool {
+	switch k {
+	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+		"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade":
+		return true
+	}
+	return false
+}
+
+// namedInConnection reports whether name is listed as a token in any of the
+// Connection header values, which makes it hop-by-hop for this message.
+func namedInConnection(connection []string, name string) bool {
+	for _, v := range connection {
+		for v != "" {
+			var tok string
+			tok, v, _ = strings.Cut(v, ",")
+			if strings.EqualFold(strings.TrimSpace(tok), name) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// hasToken reports whether the comma-separated header values contain token,
+// case-insensitively.
+func hasToken(values []string, token string) bool {
+	return namedInConnection(values, token)
+}
+
+// isForwardingHeader reports whether k is one of the headers Portico
+// (re)writes to describe the client.
+func isForwardingHeader(k string) bool {
+	switch k {
+	case "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "Forwarded":
+		return true
+	}
+	return false
+}
+
+// skipRequestHeader reports whether an inbound request header must not be
+// copied verbatim to the backend: hop-by-hop, framing, Expect (the inbound
+// server already answered 100-continue), Host (sent separately) and the
+// forwarding headers (rewritten).
+func skipRequestHeader(k string, connection []string) bool {
+	switch k {
+	case "Content-Length", "Expect", "Host":
+		return true
+	}
+	if isHopByHop(k) || isForwardingHeader(k) {
+		return true
+	}
+	return len(connection) > 0 && namedInConnection(connection, k)
+}
+
+// validHeaderValue rejects values that would break HTTP/1.1 framing. The
+// inbound servers already refuse them; this guards against handlers that
+// modified r.Header before calling Forward.
+func validHeaderValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c == '\r' || c == '\n' || c == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func validHeaderName(k string) bool {
+	if k == "" {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		if !isTokenChar(k[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// isTokenChar reports whether c is an RFC 9110 tchar.
+func isTokenChar(c byte) bool {
+	if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' {
+		return true
+	}
+	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
+}
+
+// forwarding describes the client of one request for the X-Forwarded-* and
+// Forwarded headers.
+type forwarding struct {
+	// clientIP is the peer address without port, brackets or zone mapping.
+	clientIP string
+	ipv6     bool
+	// trusted means the peer is a trusted proxy whose own forwarding headers
+	// are kept and appended to.
+	trusted bool
+	proto   string
+	host    string
+}
+
+func (t *Transport) forwardingFor(r *http.Request) forwarding {
+	f := forwarding{proto: "http", host: r.Host}
+	if r.TLS != nil {
+		f.proto = "https"
+	}
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		// Not an IP peer (for example a unix socket or a test harness):
+		// describe it as unknown and trust nothing it says.
+		f.clientIP = "unknown"
+		return f
+	}
+	addr := ap.Addr()
+	if addr.Is4In6() {
+		addr = addr.Unmap()
+		f.clientIP = addr.String()
+	} else {
+		// Slice the textual address out of RemoteAddr to avoid formatting.
+		host := r.RemoteAddr[:strings.LastIndexByte(r.RemoteAddr, ':')]
+		host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+		f.clientIP = host
+	}
+	f.ipv6 = addr.Is6()
+	for _, p := range t.trusted {
+		if p.Contains(addr) {
+			f.trusted = true
+			break
+		}
+	}
+	return f
+}
+
+// appendXFF appends the X-Forwarded-For value: the inbound chain when the
+// peer is trusted, then the client address.
+func appendXFF(dst []byte, f *forwarding, inbound []string) []byte {
+	if f.trusted {
+		for _, v := range inbound {
+			if v = strings.TrimSpace(v); v != "" {
+				dst = append(dst, v...)
+				dst = append(dst, ", "...)
+			}
+		}
+	}
+	return append(dst, f.clientIP...)
+}
+
+// appendForwarded appends the RFC 7239 Forwarded value: the inbound elements
+// when the peer is trusted, then this hop's element.
+func appendForwarded(dst []byte, f *forwarding, inbound []string) []byte {
+	if f.trusted {
+		for _, v := range inbound {
+			if v = strings.TrimSpace(v); v != "" {
+				dst = append(dst, v...)
+				dst = append(dst, ", "...)
+			}
+		}
+	}
+	dst = append(dst, "for="...)
+	switch {
+	case f.ipv6:
+		dst = append(dst, `"[`...)
+		dst = append(dst, f.clientIP...)
+		dst = append(dst, `]"`...)
+	case f.clientIP == "unknown":
+		dst = append(dst, "unknown"...)
+	default:
+		dst = append(dst, f.clientIP...)
+	}
+	if f.host != "" {
+		dst = append(dst, ";host="...)
+		dst = appendForwardedValue(dst, f.host)
+	}
+	dst = append(dst, ";proto="...)
+	return append(dst, f.proto...)
+}
+
+// appendForwardedValue appends v as an RFC 7239 value: a token when it is
+// one, otherwise a quoted-string (a host with a port contains ':').
+func appendForwardedValue(dst []byte, v string) []byte {
+	token := true
+	for i := 0; i < len(v); i++ {
+		if !isTokenChar(v[i]) {
+			token = false
+			break
+		}
+	}
+	if token {
+		return append(dst, v...)
+	}
+	dst = append(dst, '"')
+	for i := 0; i < len(v); i++ {
+		if v[i] == '"' || v[i] == '\\' {
+			dst = append(dst, '\\')
+		}
+		dst = append(dst, v[i])
+	}
+	return append(dst, '"')
+}
+
+// keptForwardingValue returns the value to send for X-Forwarded-Proto or
+// X-Forwarded-Host: the inbound one from a trusted peer, else Portico's own.
+func keptForwardingValue(f *forwarding, inbound []string, own string) string {
+	if f.trusted && len(inbound) > 0 && inbound[0] != "" {
+		return inbound[0]
+	}
+	return own
+}
+
+// copyResponseHeader copies the backend's end-to-end response headers into
+// dst, sharing the value slices (the response is not used afterwards).
+func copyResponseHeader(dst, src http.Header) {
+	connection := src["Connection"]
+	for k, vv := range src {
+		if isHopByHop(k) || (len(connection) > 0 && namedInConnection(connection, k)) {
+			continue
+		}
+		dst[k] = vv
+	}
+}
+
+// idempotent reports whether a request with this method may be sent twice
+// (RFC 9110 section 9.2.2).
+func idempotent(method string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace,
+		http.MethodPut, http.MethodDelete:
+		return true
+	}
+	return false
+}
+
+// upgradeType returns the protocol an HTTP/1.1 client asks to switch to, or
+// "" when the request is not an upgrade. HTTP/2 has no Upgrade: such a
+// request is proxied as an ordinary one.
+func upgradeType(r *http.Request) string {
+	if r.ProtoMajor != 1 {
+		return ""
+	}
+	up := r.Header["Upgrade"]
+	if len(up) == 0 || up[0] == "" || !hasToken(r.Header["Connection"], "upgrade") {
+		return ""
+	}
+	return up[0]
+}

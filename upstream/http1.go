@@ -1,0 +1,409 @@
+package upstream
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"strings"
+	"time"
+)
+
+// aLongTimeAgo is a deadline in the past: setting it makes every blocked
+// read and write on a connection return at once.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// Error kinds of one request/response exchange with a backend, which decide
+// both the status sent to the client and whether the request may be retried.
+type (
+	// backendWriteError: writing the request to the backend failed.
+	backendWriteError struct{ err error }
+	// clientBodyError: reading the inbound request body failed.
+	clientBodyError struct{ err error }
+	// noResponseError: the backend sent not a single byte of a response.
+	noResponseError struct{ err error }
+	// badResponseError: the backend's response could not be parsed or
+	// arrived only in part.
+	badResponseError struct{ err error }
+)
+
+func (e *backendWriteError) Error() string { return "writing request to backend: " + e.err.Error() }
+func (e *backendWriteError) Unwrap() error { return e.err }
+func (e *clientBodyError) Error() string   { return "reading request body: " + e.err.Error() }
+func (e *clientBodyError) Unwrap() error   { return e.err }
+func (e *noResponseError) Error() string   { return "awaiting response: " + e.err.Error() }
+func (e *noResponseError) Unwrap() error   { return e.err }
+func (e *badResponseError) Error() string  { return "reading response: " + e.err.Error() }
+func (e *badResponseError) Unwrap() error  { return e.err }
+
+// watch makes the connection's blocked reads and writes fail as soon as the
+// client goes away. The returned stop reports false if that has happened,
+// in which case the connection must not be reused.
+func watch(ctx context.Context, c *conn) (stop func() bool) {
+	return context.AfterFunc(ctx, c.abort)
+}
+
+// forwardHTTP1 proxies r over a pooled HTTP/1.1 connection.
+//
+// Retry rule: a failed connect is retried once on the next endpoint, for any
+// method, since nothing reached a backend. A pooled connection that turns
+// out to be dead (the write fails, or it reaches EOF or a reset before a
+// single response byte arrives) most likely was closed by the backend while
+// idle; the request is then retried once on a freshly dialed connection to
+// the same endpoint, but only when it is idempotent and no byte of its body
+// has been consumed, because the backend may in fact have processed it.
+func (t *Transport) forwardHTTP1(w http.ResponseWriter, r *http.Request, b *Backend) Outcome {
+	ctx := r.Context()
+	upgrade := upgradeType(r)
+	f := t.forwardingFor(r)
+
+	n := len(b.Endpoints)
+	first := b.next()
+	p := t.pool(b.Endpoints[first])
+	c, err := t.getConn(ctx, p, b.Name)
+	if err != nil && n > 1 && ctx.Err() == nil {
+		p = t.pool(b.Endpoints[(first+1)%n])
+		c, err = t.getConn(ctx, p, b.Name)
+	}
+	if err != nil {
+		return t.connectFailed(w, r, b, err)
+	}
+
+	stop := watch(ctx, c)
+	resp, bodyRead, err := t.roundTrip(c, w, r, &f, upgrade)
+	if err != nil && c.reused && !bodyRead && idempotent(r.Method) && ctx.Err() == nil && deadConnection(err) {
+		t.log.Debug("pooled connection was dead, retrying on a new one",
+			"backend", b.Name, "endpoint", p.addr, "error", err)
+		stop()
+		c.close()
+		if c, err = t.dial(ctx, p, b.Name); err != nil {
+			return t.connectFailed(w, r, b, err)
+		}
+		stop = watch(ctx, c)
+		resp, _, err = t.roundTrip(c, w, r, &f, upgrade)
+	}
+	if err != nil {
+		stop()
+		c.close()
+		return t.exchangeFailed(w, r, b, err)
+	}
+
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		if !stop() {
+			c.close()
+			return Outcome{Status: StatusClientClosedRequest, Err: context.Cause(ctx)}
+		}
+		switch {
+		case upgrade == "":
+			c.close()
+			return writeError(w, http.StatusBadGateway, "backend "+b.Name+" sent an invalid response", errUnexpected101)
+		case !strings.EqualFold(resp.Header.Get("Upgrade"), upgrade):
+			c.close()
+			return writeError(w, http.StatusBadGateway, "backend "+b.Name+" sent an invalid response", errUpgradeMismatch)
+		}
+		return t.serveTunnel(w, c, resp, upgrade)
+	}
+
+	complete, out := t.writeResponse(w, r, resp)
+	// The connection is reusable only when the response was read to its
+	// end, neither side asked to close, the backend sent nothing beyond the
+	// response, and the client did not go away meanwhile.
+	if stop() && complete && !resp.Close && upgrade == "" && c.br.Buffered() == 0 {
+		t.putIdle(c)
+	} else {
+		c.close()
+	}
+	return out
+}
+
+// connectFailed answers a request whose connect failed on every endpoint
+// tried.
+func (t *Transport) connectFailed(w http.ResponseWriter, r *http.Request, b *Backend, err error) Outcome {
+	if r.Context().Err() != nil {
+		return Outcome{Status: StatusClientClosedRequest, Err: err}
+	}
+	return writeError(w, http.StatusBadGateway, "cannot connect to backend "+b.Name, err)
+}
+
+// exchangeFailed answers a request whose exchange failed before any of the
+// response was sent to the client.
+func (t *Transport) exchangeFailed(w http.ResponseWriter, r *http.Request, b *Backend, err error) Outcome {
+	if r.Context().Err() != nil {
+		return Outcome{Status: StatusClientClosedRequest, Err: err}
+	}
+	var cbe *clientBodyError
+	if errors.As(err, &cbe) {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return writeError(w, http.StatusRequestEntityTooLarge, "request body too large", err)
+		}
+		return writeError(w, http.StatusBadRequest, "request body could not be read", err)
+	}
+	var ne net.Error
+	if errors.Is(err, errHeaderTimeout) || (errors.As(err, &ne) && ne.Timeout()) {
+		return writeError(w, http.StatusGatewayTimeout, "backend "+b.Name+" did not answer in time", err)
+	}
+	var bre *badResponseError
+	if errors.As(err, &bre) {
+		return writeError(w, http.StatusBadGateway, "backend "+b.Name+" sent an invalid response", err)
+	}
+	return writeError(w, http.StatusBadGateway, "backend "+b.Name+" closed the connection without answering", err)
+}
+
+// deadConnection reports whether err looks like a connection the backend
+// closed while it sat idle: a failed write or nothing at all read back,
+// other than by a timeout.
+func deadConnection(err error) bool {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return false
+	}
+	var we *backendWriteError
+	var nr *noResponseError
+	return errors.As(err, &we) || errors.As(err, &nr)
+}
+
+// roundTrip writes r to c and reads the response headers. bodyRead reports
+// whether any of r's body was consumed, which makes a retry impossible.
+func (t *Transport) roundTrip(c *conn, w http.ResponseWriter, r *http.Request, f *forwarding, upgrade string) (resp *http.Response, bodyRead bool, err error) {
+	bodyRead, err = t.writeRequest(c, r, f, upgrade)
+	if err != nil {
+		var we *backendWriteError
+		if bodyRead && errors.As(err, &we) {
+			// A backend may answer early and stop reading, as with a 413 for
+			// an oversized upload. Its answer is better than a 502; the
+			// connection is then out of step and must not be reused.
+			if resp := t.earlyResponse(c, r); resp != nil {
+				resp.Close = true
+				return resp, bodyRead, nil
+			}
+		}
+		return nil, bodyRead, err
+	}
+	if err := c.nc.SetReadDeadline(time.Now().Add(t.responseHeaderTimeout)); err != nil {
+		return nil, bodyRead, &noResponseError{err}
+	}
+	if _, err := c.br.Peek(1); err != nil {
+		return nil, bodyRead, &noResponseError{err}
+	}
+	for {
+		resp, err = http.ReadResponse(c.br, r)
+		if err != nil {
+			return nil, bodyRead, &badResponseError{err}
+		}
+		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
+			break
+		}
+		// Informational responses (such as 103 Early Hints) precede the
+		// final one. 100 Continue is not relayed: the inbound server has
+		// already answered the client's Expect itself.
+		if resp.StatusCode != http.StatusContinue && r.ProtoAtLeast(1, 1) {
+			relayInformational(w, resp)
+		}
+	}
+	if err := c.nc.SetReadDeadline(time.Time{}); err != nil {
+		return nil, bodyRead, &badResponseError{err}
+	}
+	return resp, bodyRead, nil
+}
+
+// earlyResponse returns a final response the backend sent before the
+// request body was fully written, or nil.
+func (t *Transport) earlyResponse(c *conn, r *http.Request) *http.Response {
+	if r.Context().Err() != nil {
+		return nil
+	}
+	_ = c.nc.SetReadDeadline(time.Now().Add(t.responseHeaderTimeout))
+	resp, err := http.ReadResponse(c.br, r)
+	if err != nil || resp.StatusCode < 200 {
+		return nil
+	}
+	_ = c.nc.SetReadDeadline(time.Time{})
+	return resp
+}
+
+// relayInformational sends a 1xx response to the client ahead of the final
+// one.
+func relayInformational(w http.ResponseWriter, resp *http.Response) {
+	h := w.Header()
+	// WriteHeader does not reset the map after a 1xx response: restore it
+	// afterwards so the final response neither inherits the 1xx fields nor
+	// loses fields set before Forward was called.
+	saved := h.Clone()
+	copyResponseHeader(h, resp.Header)
+	w.WriteHeader(resp.StatusCode)
+	clear(h)
+	for k, vv := range saved {
+		h[k] = vv
+	}
+}
+
+// writeRequest writes the request head straight into the connection's
+// buffered writer, then the body, framed by Portico itself.
+func (t *Transport) writeRequest(c *conn, r *http.Request, f *forwarding, upgrade string) (bodyRead bool, err error) {
+	bw := c.bw
+	uri := r.RequestURI
+	if !strings.HasPrefix(uri, "/") {
+		uri = r.URL.RequestURI()
+	}
+	host := r.Host
+	if host == "" || !validHeaderValue(host) {
+		host = c.pool.addr
+	}
+	bw.WriteString(r.Method)
+	bw.WriteByte(' ')
+	bw.WriteString(uri)
+	bw.WriteString(" HTTP/1.1\r\nHost: ")
+	bw.WriteString(host)
+	bw.WriteString("\r\n")
+
+	connection := r.Header["Connection"]
+	for k, vv := range r.Header {
+		if skipRequestHeader(k, connection) || !validHeaderName(k) {
+			continue
+		}
+		for _, v := range vv {
+			if !validHeaderValue(v) {
+				continue
+			}
+			bw.WriteString(k)
+			bw.WriteString(": ")
+			bw.WriteString(v)
+			bw.WriteString("\r\n")
+		}
+	}
+	if hasToken(r.Header["Te"], "trailers") {
+		bw.WriteString("Te: trailers\r\n")
+	}
+	writeForwardingHeaders(bw, f, r.Header)
+
+	body := r.Body
+	hasBody := body != nil && body != http.NoBody && r.ContentLength != 0
+	chunked := false
+	switch {
+	case hasBody && (r.ContentLength < 0 || len(r.Trailer) > 0):
+		// Trailers need chunked framing, so a request that declares any is
+		// sent chunked even when its length is known.
+		chunked = true
+		bw.WriteString("Transfer-Encoding: chunked\r\n")
+		if len(r.Trailer) > 0 {
+			bw.WriteString("Trailer: ")
+			sep := ""
+			for k := range r.Trailer {
+				if validHeaderName(k) {
+					bw.WriteString(sep)
+					bw.WriteString(k)
+					sep = ", "
+				}
+			}
+			bw.WriteString("\r\n")
+		}
+	case hasBody:
+		bw.WriteString("Content-Length: ")
+		bw.Write(appendInt(bw.AvailableBuffer(), r.ContentLength))
+		bw.WriteString("\r\n")
+	case r.Method == http.MethodPost || r.Method == http.MethodPut || r.Method == http.MethodPatch:
+		bw.WriteString("Content-Length: 0\r\n")
+	}
+	if upgrade != "" {
+		bw.WriteString("Connection: Upgrade\r\nUpgrade: ")
+		bw.WriteString(upgrade)
+		bw.WriteString("\r\n")
+	}
+	bw.WriteString("\r\n")
+
+	if hasBody {
+		var dst io.Writer = bw
+		var cw io.WriteCloser
+		if chunked {
+			cw = httputil.NewChunkedWriter(bw)
+			dst = cw
+		}
+		bodyRead = true
+		if err := copyRequestBody(dst, body, r.ContentLength, chunked); err != nil {
+			return bodyRead, err
+		}
+		if chunked {
+			if err := cw.Close(); err != nil {
+				return bodyRead, &backendWriteError{err}
+			}
+			for k, vv := range r.Trailer {
+				if !validHeaderName(k) {
+					continue
+				}
+				for _, v := range vv {
+					if validHeaderValue(v) {
+						bw.WriteString(k)
+						bw.WriteString(": ")
+						bw.WriteString(v)
+						bw.WriteString("\r\n")
+					}
+				}
+			}
+			bw.WriteString("\r\n")
+		}
+	}
+	if err := bw.Flush(); err != nil {
+		return bodyRead, &backendWriteError{err}
+	}
+	return bodyRead, nil
+}
+
+// copyRequestBody copies the inbound body to the backend. A fixed-length
+// body must deliver exactly the declared length, or the backend would wait
+// for the rest (or read the excess as a new request).
+func copyRequestBody(dst io.Writer, body io.Reader, length int64, chunked bool) error {
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
+	var written int64
+	for {
+		if !chunked && written == length {
+			return nil
+		}
+		chunk := buf
+		if !chunked && int64(len(chunk)) > length-written {
+			chunk = chunk[:length-written]
+		}
+		n, rerr := body.Read(chunk)
+		if n > 0 {
+			if _, err := dst.Write(chunk[:n]); err != nil {
+				return &backendWriteError{err}
+			}
+			written += int64(n)
+		}
+		if rerr == io.EOF {
+			if !chunked && written < length {
+				return &clientBodyError{io.ErrUnexpectedEOF}
+			}
+			return nil
+		}
+		if rerr != nil {
+			return &clientBodyError{rerr}
+		}
+	}
+}
+
+// writeForwardingHeaders writes X-Forwarded-For/-Proto/-Host and Forwarded,
+// appending in place in the writer's buffer to avoid building strings.
+func writeForwardingHeaders(bw *bufio.Writer, f *forwarding, in http.Header) {
+	if bw.Available() < 512 {
+		_ = bw.Flush() // a failure sticks and is reported by the final Flush
+	}
+	buf := bw.AvailableBuffer()
+	buf = append(buf, "X-Forwarded-For: "...)
+	buf = appendXFF(buf, f, in["X-Forwarded-For"])
+	buf = append(buf, "\r\nX-Forwarded-Proto: "...)
+	buf = append(buf, keptForwardingValue(f, in["X-Forwarded-Proto"], f.proto)...)
+	if host := keptForwardingValue(f, in["X-Forwarded-Host"], f.host); host != "" {
+		buf = append(buf, "\r\nX-Forwarded-Host: "...)
+		buf = append(buf, host...)
+	}
+	buf = append(buf, "\r\nForwarded: "...)
+	buf = appendForwarded(buf, f, in["Forwarded"])
+	buf = append(buf, "\r\n"...)
+	bw.Write(buf)
+}

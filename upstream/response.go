@@ -1,0 +1,118 @@
+package upstream
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strings"
+)
+
+// writeResponse sends the backend's response to the client. complete
+// reports whether the backend's body was read to its end, which the caller
+// needs to decide whether the connection can be reused.
+func (t *Transport) writeResponse(w http.ResponseWriter, r *http.Request, resp *http.Response) (complete bool, out Outcome) {
+	h := w.Header()
+	copyResponseHeader(h, resp.Header)
+	if _, ok := h["Content-Type"]; !ok {
+		// A present but nil Content-Type stops the inbound server from
+		// sniffing one: the client sees what the backend sent.
+		h["Content-Type"] = nil
+	}
+	announced := len(resp.Trailer)
+	if announced > 0 {
+		h["Trailer"] = []string{trailerNames(resp.Trailer)}
+	}
+	w.WriteHeader(resp.StatusCode)
+	out.Status = resp.StatusCode
+
+	// A response without a length is a stream (server-sent events, long
+	// polling, chunked progress output): flush after every read so nothing
+	// is held back in the inbound server's buffers.
+	var flush func() error
+	if resp.ContentLength < 0 {
+		if fl, ok := w.(http.Flusher); ok {
+			flush = func() error { fl.Flush(); return nil }
+		} else {
+			flush = http.NewResponseController(w).Flush
+		}
+	}
+
+	clientErr, backendErr := copyResponseBody(w, resp.Body, flush)
+	switch {
+	case clientErr != nil || r.Context().Err() != nil:
+		out.Status = StatusClientClosedRequest
+		out.Err = clientErr
+		if out.Err == nil {
+			out.Err = context.Cause(r.Context())
+		}
+		return false, out
+	case backendErr != nil:
+		// Headers are gone already: the only honest signal left is to cut
+		// the client's connection so the truncation is not mistaken for a
+		// complete response.
+		out.Err = &badResponseError{backendErr}
+		abortClient(w)
+		return false, out
+	}
+
+	if len(resp.Trailer) > 0 {
+		for k, vv := range resp.Trailer {
+			if len(resp.Trailer) != announced {
+				// Trailers the backend did not declare up front can still be
+				// sent under the TrailerPrefix convention.
+				k = http.TrailerPrefix + k
+			}
+			h[k] = vv
+		}
+	}
+	return true, out
+}
+
+// trailerNames joins the declared trailer names for the Trailer header.
+func trailerNames(trailer http.Header) string {
+	var sb strings.Builder
+	for k := range trailer {
+		if sb.Len() > 0 {
+			sb.WriteString(", ")
+		}
+		sb.WriteString(k)
+	}
+	return sb.String()
+}
+
+// copyResponseBody copies the body with a pooled buffer, separating client
+// write failures from backend read failures.
+func copyResponseBody(w io.Writer, body io.Reader, flush func() error) (clientErr, backendErr error) {
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
+	for {
+		n, rerr := body.Read(buf)
+		if n > 0 {
+			if _, err := w.Write(buf[:n]); err != nil {
+				return err, nil
+			}
+			if flush != nil {
+				if err := flush(); err != nil {
+					return err, nil
+				}
+			}
+		}
+		if rerr == io.EOF {
+			return nil, nil
+		}
+		if rerr != nil {
+			return nil, rerr
+		}
+	}
+}
+
+// abortClient closes the client's HTTP/1.x connection after a partial
+// response. HTTP/2 responses cannot be hijacked; for them the inbound server
+// ends the stream itself, and a declared Content-Length that was not met
+// makes it reset the stream.
+func abortClient(w http.ResponseWriter) {
+	if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+		_ = conn.Close()
+	}
+}

@@ -1,0 +1,262 @@
+package upstream
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/net/http2"
+)
+
+// Defaults for the zero fields of Config.
+const (
+	DefaultDialTimeout             = 5 * time.Second
+	DefaultResponseHeaderTimeout   = 60 * time.Second
+	DefaultIdleConnTimeout         = 90 * time.Second
+	DefaultMaxIdleConnsPerEndpoint = 64
+)
+
+// StatusClientClosedRequest is the status recorded (never sent) when the
+// client went away before the response was complete, after nginx's 499.
+const StatusClientClosedRequest = 499
+
+// Config tunes a Transport. Zero fields take the defaults.
+type Config struct {
+	// DialTimeout bounds the TCP connect to an endpoint. Default 5s.
+	DialTimeout time.Duration
+	// ResponseHeaderTimeout is the time to wait for response headers after
+	// the request is written. Default 60s.
+	ResponseHeaderTimeout time.Duration
+	// IdleConnTimeout closes pooled idle connections older than this.
+	// Default 90s.
+	IdleConnTimeout time.Duration
+	// MaxIdleConnsPerEndpoint caps the idle pool of one endpoint. Default 64.
+	MaxIdleConnsPerEndpoint int
+	// TrustedProxies: peers (r.RemoteAddr) whose inbound X-Forwarded-For /
+	// Forwarded / X-Forwarded-Proto/-Host are kept and appended to; for every
+	// other peer those inbound headers are discarded and replaced. Default:
+	// none.
+	TrustedProxies []netip.Prefix
+	// OnConnectError, if set, is called once per failed dial with the
+	// backend's name.
+	OnConnectError func(backend string)
+	// Logger receives background events (tunnel and pool errors). Default
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+// Outcome is what Forward did, for access logs and metrics.
+type Outcome struct {
+	// Status is the status code sent to the client, also for errors Portico
+	// generated itself; StatusClientClosedRequest when the client went away.
+	Status int
+	// Err is nil on success; otherwise why the proxy failed.
+	Err error
+}
+
+// Transport forwards requests to backends. Its connection pools are keyed by
+// endpoint address, so they outlive the configuration snapshots whose
+// Backends point at those endpoints. A Transport is safe for concurrent use.
+type Transport struct {
+	dialTimeout           time.Duration
+	responseHeaderTimeout time.Duration
+	idleConnTimeout       time.Duration
+	maxIdlePerEndpoint    int
+	trusted               []netip.Prefix
+	onConnectError        func(string)
+	log                   *slog.Logger
+	dialer                net.Dialer
+
+	// pools maps endpoint address to *endpointPool. A sync.Map keeps the
+	// per-request lookup lock-free once an endpoint has been seen.
+	pools sync.Map
+
+	h2 *http2.Transport
+
+	// closed is read on every pooled connection's return, so it is atomic;
+	// mu guards tunnels and orders Close against track.
+	closed  atomic.Bool
+	mu      sync.Mutex
+	tunnels map[*tunnel]struct{}
+
+	stopReaper chan struct{}
+	reaperDone chan struct{}
+	closeOnce  sync.Once
+}
+
+// NewTransport returns a Transport; zero fields of cfg take the defaults.
+// Call Close when done to stop its background reaper.
+func NewTransport(cfg Config) *Transport {
+	t := &Transport{
+		dialTimeout:           orDefault(cfg.DialTimeout, DefaultDialTimeout),
+		responseHeaderTimeout: orDefault(cfg.ResponseHeaderTimeout, DefaultResponseHeaderTimeout),
+		idleConnTimeout:       orDefault(cfg.IdleConnTimeout, DefaultIdleConnTimeout),
+		maxIdlePerEndpoint:    cfg.MaxIdleConnsPerEndpoint,
+		trusted:               append([]netip.Prefix(nil), cfg.TrustedProxies...),
+		onConnectError:        cfg.OnConnectError,
+		log:                   cfg.Logger,
+		tunnels:               make(map[*tunnel]struct{}),
+		stopReaper:            make(chan struct{}),
+		reaperDone:            make(chan struct{}),
+	}
+	if t.maxIdlePerEndpoint <= 0 {
+		t.maxIdlePerEndpoint = DefaultMaxIdleConnsPerEndpoint
+	}
+	if t.log == nil {
+		t.log = slog.Default()
+	}
+	t.dialer = net.Dialer{Timeout: t.dialTimeout, KeepAlive: 30 * time.Second}
+	t.h2 = &http2.Transport{
+		AllowHTTP: true,
+		// h2c has no TLS: the "TLS" dial is a plain TCP connect, which is
+		// how http2.Transport is told to speak HTTP/2 with prior knowledge.
+		DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
+			c, err := t.dialer.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, &dialError{err: err}
+			}
+			return c, nil
+		},
+		// Content codings are end to end: never ask for gzip on the
+		// client's behalf and never decode what the backend sends.
+		DisableCompression: true,
+		IdleConnTimeout:    t.idleConnTimeout,
+		ReadIdleTimeout:    30 * time.Second,
+		PingTimeout:        15 * time.Second,
+		WriteByteTimeout:   30 * time.Second,
+	}
+	go t.reap()
+	return t
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
+
+// Close closes every idle pooled connection and every open Upgrade tunnel,
+// and stops the background reaper. Requests in flight finish, but their
+// connections are closed instead of pooled. Close is idempotent.
+func (t *Transport) Close() error {
+	t.closeOnce.Do(func() {
+		t.mu.Lock()
+		t.closed.Store(true)
+		tunnels := make([]*tunnel, 0, len(t.tunnels))
+		for tn := range t.tunnels {
+			tunnels = append(tunnels, tn)
+		}
+		t.mu.Unlock()
+
+		close(t.stopReaper)
+		<-t.reaperDone
+
+		t.pools.Range(func(_, v any) bool {
+			v.(*endpointPool).closeAll()
+			return true
+		})
+		for _, tn := range tunnels {
+			tn.close()
+		}
+		t.h2.CloseIdleConnections()
+	})
+	return nil
+}
+
+// Forward proxies r to one of b's endpoints and writes the whole response,
+// or an error response Portico generates itself, to w.
+func (t *Transport) Forward(w http.ResponseWriter, r *http.Request, b *Backend) Outcome {
+	if b == nil || len(b.Endpoints) == 0 {
+		name := "<none>"
+		if b != nil {
+			name = b.Name
+		}
+		return writeError(w, http.StatusServiceUnavailable, "no ready endpoints for backend "+name, errNoEndpoints)
+	}
+	if r.URL == nil {
+		return writeError(w, http.StatusBadRequest, "request has no target", errNoURL)
+	}
+	if r.Method == http.MethodConnect {
+		return writeError(w, http.StatusMethodNotAllowed, "CONNECT is not proxied to backend "+b.Name, errConnect)
+	}
+	if b.Protocol == H2C {
+		return t.forwardH2C(w, r, b)
+	}
+	return t.forwardHTTP1(w, r, b)
+}
+
+var (
+	errNoEndpoints     = errors.New("no ready endpoints")
+	errConnect         = errors.New("CONNECT method not proxied")
+	errNoURL           = errors.New("request has no URL")
+	errHeaderTimeout   = errors.New("timeout awaiting response headers")
+	errUnexpected101   = errors.New("backend switched protocols without an upgrade request")
+	errUpgradeMismatch = errors.New("backend switched to a protocol that was not requested")
+	errNoHijack        = errors.New("client connection cannot be hijacked for an upgrade")
+)
+
+// dialError marks a failure to connect: nothing reached the backend, so the
+// request may be retried on another endpoint whatever its method.
+type dialError struct{ err error }
+
+func (e *dialError) Error() string { return "dial: " + e.err.Error() }
+func (e *dialError) Unwrap() error { return e.err }
+
+// writeError answers with a short plain-text body naming the failure. It must
+// only be called before anything of the response was written.
+func writeError(w http.ResponseWriter, status int, msg string, err error) Outcome {
+	body := itoa3(status) + " " + http.StatusText(status) + ": " + msg + "\n"
+	h := w.Header()
+	h["Content-Type"] = []string{"text/plain; charset=utf-8"}
+	h["X-Content-Type-Options"] = []string{"nosniff"}
+	h["Content-Length"] = []string{itoa(int64(len(body)))}
+	h["Cache-Control"] = []string{"no-store"}
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(body))
+	return Outcome{Status: status, Err: err}
+}
+
+func itoa3(n int) string {
+	if n < 100 || n > 999 {
+		return itoa(int64(n))
+	}
+	return string([]byte{byte('0' + n/100), byte('0' + n/10%10), byte('0' + n%10)})
+}
+
+func itoa(n int64) string {
+	var b [20]byte
+	return string(appendInt(b[:0], n))
+}
+
+func appendInt(dst []byte, n int64) []byte {
+	if n == 0 {
+		return append(dst, '0')
+	}
+	if n < 0 {
+		dst = append(dst, '-')
+		n = -n
+	}
+	var b [20]byte
+	i := len(b)
+	for n > 0 {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+	}
+	return append(dst, b[i:]...)
+}
+
+// bufPool holds copy buffers shared by request bodies, response bodies and
+// tunnels.
+var bufPool = sync.Pool{New: func() any {
+	b := make([]byte, 32<<10)
+	return &b
+}}
