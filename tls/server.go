@@ -1,0 +1,404 @@
+package tls
+
+import (
+	"context"
+	stdtls "crypto/tls"
+	"errors"
+	"fmt"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Limits bounds what a single client can make the front door hold. Zero
+// fields take the documented default.
+//
+// There is deliberately no whole-request ReadTimeout or WriteTimeout: an
+// ingress carries long uploads, streaming responses, gRPC streams and
+// WebSocket tunnels, which such timeouts would cut. Slow clients are bounded
+// instead by ReadHeaderTimeout (before a request is accepted), IdleTimeout
+// (between requests) and the HTTP/2 flow-control windows (while streaming).
+//
+// HTTP/2 rapid-reset floods (CVE-2023-44487) need no setting here: the HTTP/2
+// server runs at most MaxConcurrentStreams handlers per connection, queues at
+// most four times that many, and closes a connection that exceeds the queue.
+// It likewise closes connections that queue too many control frames
+// (SETTINGS/PING floods) and bounds CONTINUATION frames by MaxHeaderBytes.
+type Limits struct {
+	// ReadHeaderTimeout bounds reading a request's line and headers, and
+	// also the TLS handshake, so a client that connects and trickles
+	// (slowloris) is dropped. Default 10s.
+	ReadHeaderTimeout time.Duration
+	// IdleTimeout closes keep-alive connections, HTTP/1.1 and HTTP/2 alike,
+	// that carry no request for this long. Default 120s.
+	IdleTimeout time.Duration
+	// MaxHeaderBytes bounds the request line and headers (for HTTP/2, the
+	// decoded header list). Larger requests get 431. Default 64 KiB.
+	MaxHeaderBytes int
+	// HTTP2MaxConcurrentStreams is the number of requests one HTTP/2
+	// connection may have in flight. Default 250.
+	HTTP2MaxConcurrentStreams uint32
+	// HTTP2MaxReadFrameSize is the largest HTTP/2 frame accepted, between
+	// 16 KiB and 16 MiB. Default 1 MiB, which keeps per-frame buffering
+	// modest while letting large uploads move in few frames.
+	HTTP2MaxReadFrameSize uint32
+	// HTTP2MaxReceiveBufferPerStream is the flow-control window for one
+	// request body, the most a client can make Portico buffer for a stream
+	// the backend has not yet read. Default 1 MiB.
+	HTTP2MaxReceiveBufferPerStream int
+	// HTTP2MaxReceiveBufferPerConnection is the flow-control window shared by
+	// all streams of a connection. Default 4 MiB, the most the HTTP/2 server
+	// accepts.
+	HTTP2MaxReceiveBufferPerConnection int
+	// HTTP2PingTimeout detects dead HTTP/2 peers: after this long without a
+	// frame the server sends a PING and closes the connection if the PING
+	// goes unanswered for another HTTP2PingTimeout. Default 30s.
+	HTTP2PingTimeout time.Duration
+	// WriteByteTimeout closes an HTTP/2 connection on which no byte could
+	// be written for this long, such as a client that stopped reading while
+	// the server has data queued. Default 60s.
+	WriteByteTimeout time.Duration
+}
+
+// DefaultLimits returns the limits applied to zero fields.
+func DefaultLimits() Limits {
+	return Limits{
+		ReadHeaderTimeout:                  10 * time.Second,
+		IdleTimeout:                        120 * time.Second,
+		MaxHeaderBytes:                     64 << 10,
+		HTTP2MaxConcurrentStreams:          250,
+		HTTP2MaxReadFrameSize:              1 << 20,
+		HTTP2MaxReceiveBufferPerStream:     1 << 20,
+		HTTP2MaxReceiveBufferPerConnection: 4<<20 - 1,
+		HTTP2PingTimeout:                   30 * time.Second,
+		WriteByteTimeout:                   60 * time.Second,
+	}
+}
+
+func (l Limits) withDefaults() Limits {
+	d := DefaultLimits()
+	if l.ReadHeaderTimeout <= 0 {
+		l.ReadHeaderTimeout = d.ReadHeaderTimeout
+	}
+	if l.IdleTimeout <= 0 {
+		l.IdleTimeout = d.IdleTimeout
+	}
+	if l.MaxHeaderBytes <= 0 {
+		l.MaxHeaderBytes = d.MaxHeaderBytes
+	}
+	if l.HTTP2MaxConcurrentStreams == 0 {
+		l.HTTP2MaxConcurrentStreams = d.HTTP2MaxConcurrentStreams
+	}
+	if l.HTTP2MaxReadFrameSize == 0 {
+		l.HTTP2MaxReadFrameSize = d.HTTP2MaxReadFrameSize
+	}
+	if l.HTTP2MaxReceiveBufferPerStream <= 0 {
+		l.HTTP2MaxReceiveBufferPerStream = d.HTTP2MaxReceiveBufferPerStream
+	}
+	if l.HTTP2MaxReceiveBufferPerConnection <= 0 {
+		l.HTTP2MaxReceiveBufferPerConnection = d.HTTP2MaxReceiveBufferPerConnection
+	}
+	if l.HTTP2PingTimeout <= 0 {
+		l.HTTP2PingTimeout = d.HTTP2PingTimeout
+	}
+	if l.WriteByteTimeout <= 0 {
+		l.WriteByteTimeout = d.WriteByteTimeout
+	}
+	return l
+}
+
+func (l Limits) validate() error {
+	if l.HTTP2MaxReadFrameSize < 16<<10 || l.HTTP2MaxReadFrameSize > 16<<20 {
+		return fmt.Errorf("HTTP/2 max read frame size %d is outside 16 KiB to 16 MiB", l.HTTP2MaxReadFrameSize)
+	}
+	if l.HTTP2MaxReceiveBufferPerConnection < 64<<10 || l.HTTP2MaxReceiveBufferPerConnection >= 4<<20 {
+		return fmt.Errorf("HTTP/2 per-connection receive buffer %d is outside 64 KiB to 4 MiB", l.HTTP2MaxReceiveBufferPerConnection)
+	}
+	if l.HTTP2MaxReceiveBufferPerStream >= 4<<20 {
+		return fmt.Errorf("HTTP/2 per-stream receive buffer %d is not below 4 MiB", l.HTTP2MaxReceiveBufferPerStream)
+	}
+	return nil
+}
+
+// ServerConfig configures the front-door listeners.
+type ServerConfig struct {
+	// HTTPSAddr is the TLS listen address; "" means no HTTPS listener.
+	HTTPSAddr string
+	// HTTPAddr is the plain HTTP listen address; "" means no HTTP listener.
+	HTTPAddr string
+	// Limits bounds client resource use; zero fields take defaults.
+	Limits Limits
+	// GetCertificate is called on every handshake. It must read the current
+	// snapshot (one atomic load) so certificate changes apply to the next
+	// handshake with no restart; see CertificateGetter.
+	GetCertificate func(*stdtls.ClientHelloInfo) (*stdtls.Certificate, error)
+	// HTTPSHandler serves requests that arrived over TLS, HTTP/1.1 or h2.
+	HTTPSHandler http.Handler
+	// HTTPHandler serves requests that arrived over plain HTTP.
+	HTTPHandler http.Handler
+	// Logger receives listener errors; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Server is the pair of front-door listeners. Create it with Listen, run it
+// with Serve and stop it with Shutdown.
+type Server struct {
+	log *slog.Logger
+
+	httpsListener net.Listener
+	httpListener  net.Listener
+	httpsServer   *http.Server
+	httpServer    *http.Server
+
+	mu       sync.Mutex
+	serving  bool
+	shutdown bool
+}
+
+// Listen validates cfg and binds its addresses now, so that bind errors
+// surface at start-up and ports chosen by the kernel (":0") are known before
+// Serve. Nothing is accepted until Serve.
+func Listen(cfg ServerConfig) (*Server, error) {
+	if cfg.HTTPSAddr == "" && cfg.HTTPAddr == "" {
+		return nil, errors.New("no listen address: set an HTTPS address, an HTTP address or both")
+	}
+	if cfg.HTTPSAddr != "" {
+		if cfg.GetCertificate == nil {
+			return nil, errors.New("an HTTPS listener needs GetCertificate")
+		}
+		if cfg.HTTPSHandler == nil {
+			return nil, errors.New("an HTTPS listener needs HTTPSHandler")
+		}
+	}
+	if cfg.HTTPAddr != "" && cfg.HTTPHandler == nil {
+		return nil, errors.New("an HTTP listener needs HTTPHandler")
+	}
+	limits := cfg.Limits.withDefaults()
+	if err := limits.validate(); err != nil {
+		return nil, err
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+
+	s := &Server{log: logger}
+	if cfg.HTTPSAddr != "" {
+		ln, err := net.Listen("tcp", cfg.HTTPSAddr)
+		if err != nil {
+			return nil, fmt.Errorf("listen for HTTPS on %s: %w", cfg.HTTPSAddr, err)
+		}
+		s.httpsListener = ln
+		s.httpsServer = newHTTPServer(cfg.HTTPSHandler, limits, logger.With("listener", "https"))
+		s.httpsServer.TLSConfig = &stdtls.Config{
+			MinVersion:     stdtls.VersionTLS12,
+			NextProtos:     []string{"h2", "http/1.1"},
+			GetCertificate: cfg.GetCertificate,
+			// CipherSuites is left nil on purpose: Go's defaults are
+			// secure, prefer AEADs and track hardware support. Session
+			// tickets stay on; crypto/tls rotates their keys itself.
+		}
+	}
+	if cfg.HTTPAddr != "" {
+		ln, err := net.Listen("tcp", cfg.HTTPAddr)
+		if err != nil {
+			if s.httpsListener != nil {
+				s.httpsListener.Close()
+			}
+			return nil, fmt.Errorf("listen for HTTP on %s: %w", cfg.HTTPAddr, err)
+		}
+		s.httpListener = ln
+		s.httpServer = newHTTPServer(cfg.HTTPHandler, limits, logger.With("listener", "http"))
+	}
+	return s, nil
+}
+
+// newHTTPServer configures HTTP/2 through net/http's own HTTP2 settings. Since
+// Go 1.24 these are the supported interface to the same HTTP/2 server that
+// golang.org/x/net/http2.ConfigureServer now merely forwards to; that
+// function's Server type is deprecated.
+func newHTTPServer(h http.Handler, l Limits, logger *slog.Logger) *http.Server {
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
+	protocols.SetHTTP2(true) // only offered over TLS, via ALPN
+	return &http.Server{
+		Handler:           h,
+		Protocols:         &protocols,
+		ReadHeaderTimeout: l.ReadHeaderTimeout,
+		IdleTimeout:       l.IdleTimeout,
+		MaxHeaderBytes:    l.MaxHeaderBytes,
+		HTTP2: &http.HTTP2Config{
+			MaxConcurrentStreams:          int(l.HTTP2MaxConcurrentStreams),
+			MaxReadFrameSize:              int(l.HTTP2MaxReadFrameSize),
+			MaxReceiveBufferPerStream:     l.HTTP2MaxReceiveBufferPerStream,
+			MaxReceiveBufferPerConnection: l.HTTP2MaxReceiveBufferPerConnection,
+			SendPingTimeout:               l.HTTP2PingTimeout,
+			PingTimeout:                   l.HTTP2PingTimeout,
+			WriteByteTimeout:              l.WriteByteTimeout,
+		},
+		ErrorLog: log.New(errorLogWriter{logger}, "", 0),
+	}
+}
+
+// HTTPSAddr returns the bound HTTPS address, or nil without an HTTPS listener.
+func (s *Server) HTTPSAddr() net.Addr {
+	if s.httpsListener == nil {
+		return nil
+	}
+	return s.httpsListener.Addr()
+}
+
+// HTTPAddr returns the bound HTTP address, or nil without an HTTP listener.
+func (s *Server) HTTPAddr() net.Addr {
+	if s.httpListener == nil {
+		return nil
+	}
+	return s.httpListener.Addr()
+}
+
+// RegisterOnShutdown registers fn to run when Shutdown starts. Shutdown does
+// not wait for hijacked connections such as WebSocket tunnels; whoever owns
+// them uses this to close them.
+func (s *Server) RegisterOnShutdown(fn func()) {
+	var once sync.Once
+	run := func() { once.Do(fn) }
+	for _, srv := range s.servers() {
+		srv.RegisterOnShutdown(run)
+	}
+}
+
+func (s *Server) servers() []*http.Server {
+	var out []*http.Server
+	if s.httpsServer != nil {
+		out = append(out, s.httpsServer)
+	}
+	if s.httpServer != nil {
+		out = append(out, s.httpServer)
+	}
+	return out
+}
+
+// Serve accepts connections on every listener and blocks until Shutdown,
+// returning nil, or until a listener fails, returning that error after
+// closing the other listener so the process does not run half a front door.
+func (s *Server) Serve() error {
+	s.mu.Lock()
+	if s.serving {
+		s.mu.Unlock()
+		return errors.New("server is already serving")
+	}
+	if s.shutdown {
+		s.mu.Unlock()
+		return http.ErrServerClosed
+	}
+	s.serving = true
+	s.mu.Unlock()
+
+	type result struct {
+		name string
+		err  error
+	}
+	results := make(chan result, 2)
+	running := 0
+	if s.httpsServer != nil {
+		running++
+		go func() {
+			// Certificates come from TLSConfig.GetCertificate, hence no files.
+			results <- result{"HTTPS", s.httpsServer.ServeTLS(s.httpsListener, "", "")}
+		}()
+	}
+	if s.httpServer != nil {
+		running++
+		go func() {
+			results <- result{"HTTP", s.httpServer.Serve(s.httpListener)}
+		}()
+	}
+
+	var first error
+	for ; running > 0; running-- {
+		r := <-results
+		if r.err == nil || errors.Is(r.err, http.ErrServerClosed) || first != nil {
+			continue
+		}
+		first = fmt.Errorf("serve %s on %s: %w", r.name, s.addrOf(r.name), r.err)
+		s.log.Error("front-door listener failed; closing the others", "error", first)
+		for _, srv := range s.servers() {
+			srv.Close()
+		}
+	}
+	return first
+}
+
+func (s *Server) addrOf(name string) net.Addr {
+	if name == "HTTPS" {
+		return s.HTTPSAddr()
+	}
+	return s.HTTPAddr()
+}
+
+// Shutdown stops accepting connections, closes idle ones and waits for
+// in-flight requests on both listeners to finish. If ctx ends first, the
+// remaining connections are closed and ctx's error is returned.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.shutdown = true
+	s.mu.Unlock()
+
+	servers := s.servers()
+	errs := make(chan error, len(servers))
+	for _, srv := range servers {
+		go func() { errs <- srv.Shutdown(ctx) }()
+	}
+	var first error
+	for range servers {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	if first != nil {
+		for _, srv := range servers {
+			srv.Close()
+		}
+	}
+	// http.Server only closes listeners it is serving; when Serve was never
+	// called the bound sockets would otherwise leak.
+	for _, ln := range []net.Listener{s.httpsListener, s.httpListener} {
+		if ln != nil {
+			ln.Close()
+		}
+	}
+	return first
+}
+
+// errorLogWriter routes net/http's internal log lines to slog. TLS handshake
+// failures and malformed client traffic are everyday noise from scanners on
+// an internet-facing port, so they go to debug; everything else is a warning.
+type errorLogWriter struct{ log *slog.Logger }
+
+// clientNoise are prefixes of net/http log lines caused by what a client sent
+// or did, not by Portico.
+var clientNoise = []string{
+	"http: TLS handshake error",
+	"http2: server: error reading preface",
+	"http2: received GOAWAY",
+	"http2: server connection error",
+	"http2: timeout waiting for SETTINGS frames",
+	"http: URL query contains semicolon",
+}
+
+func (w errorLogWriter) Write(p []byte) (int, error) {
+	msg := strings.TrimRight(string(p), "\n")
+	level := slog.LevelWarn
+	for _, prefix := range clientNoise {
+		if strings.HasPrefix(msg, prefix) {
+			level = slog.LevelDebug
+			break
+		}
+	}
+	w.log.Log(context.Background(), level, msg)
+	return len(p), nil
+}
