@@ -1,0 +1,357 @@
+package snapshot
+
+import (
+	"cmp"
+	"crypto/sha256"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"portico.dev/portico/fallback"
+	"portico.dev/portico/routing"
+	porticotls "portico.dev/portico/tls"
+)
+
+// Config is what the builder needs to know about this Portico instance.
+type Config struct {
+	// ControllerName selects our IngressClasses (spec.controller).
+	ControllerName string
+	// IngressClass is the class name answered to in the legacy
+	// kubernetes.io/ingress.class annotation.
+	IngressClass string
+	// Fallback is the Service that receives unmatched requests; the zero
+	// value means unmatched requests get 404.
+	Fallback types.NamespacedName
+	// DefaultCertificate serves handshakes no other certificate matches.
+	DefaultCertificate *porticotls.KeyPair
+	// Now is the time certificates are checked against; zero means
+	// time.Now. Tests set it so golden output does not change with time.
+	Now time.Time
+}
+
+// Build translates objects into a snapshot. prev, the snapshot serving now
+// (nil at start-up), supplies the last good version of objects that no
+// longer translate cleanly and the certificates already parsed.
+func Build(objs Objects, cfg Config, prev *Snapshot) *Snapshot {
+	if prev == nil {
+		prev = &Snapshot{}
+	}
+	now := cfg.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	b := &builder{
+		cfg:      cfg,
+		now:      now,
+		prev:     prev.lastGood,
+		backends: newBackendResolver(&objs),
+		secrets:  make(map[types.NamespacedName]*corev1.Secret, len(objs.Secrets)),
+		next: lastGood{
+			ingresses: make(map[types.NamespacedName]*networkingv1.Ingress),
+			keyPairs:  make(map[types.NamespacedName]parsedKeyPair),
+		},
+		certHosts: make(map[string]certBinding),
+	}
+	for _, s := range objs.Secrets {
+		b.secrets[key(s.Namespace, s.Name)] = s
+	}
+
+	snap := &Snapshot{}
+	selector := newClassSelector(objs.IngressClasses, cfg)
+	var owned []*networkingv1.Ingress
+	for _, ing := range objs.Ingresses {
+		if selector.owns(ing) {
+			owned = append(owned, ing)
+		}
+	}
+	// Oldest first: the documented rule for conflicts between Ingresses.
+	slices.SortFunc(owned, olderFirst)
+
+	var routes []*routing.Route
+	for _, ing := range owned {
+		snap.Ingresses = append(snap.Ingresses, key(ing.Namespace, ing.Name))
+		tr := b.ingress(ing)
+		routes = append(routes, tr.routes...)
+		for _, req := range tr.tls {
+			b.bindCertificate(ing, req)
+		}
+	}
+	slices.SortFunc(snap.Ingresses, func(a, b types.NamespacedName) int { return strings.Compare(a.String(), b.String()) })
+
+	table, shadowed := routing.Compile(routes, b.fallbackRoute())
+	b.reportShadowed(table, shadowed)
+
+	snap.Routes = table
+	snap.Certificates = porticotls.NewCertificates(b.bindings, cfg.DefaultCertificate)
+	snap.Bindings = b.bindings
+	snap.CertificateExpiry = make(map[string]time.Time, len(b.bindings)+1)
+	for _, binding := range b.bindings {
+		snap.CertificateExpiry[binding.Source] = binding.Pair.NotAfter
+	}
+	if cfg.DefaultCertificate != nil {
+		snap.CertificateExpiry["default"] = cfg.DefaultCertificate.NotAfter
+	}
+	snap.Problems = b.problems.sorted()
+	snap.lastGood = b.next
+	return snap
+}
+
+type builder struct {
+	cfg      Config
+	now      time.Time
+	prev     lastGood
+	next     lastGood
+	backends *backendResolver
+	secrets  map[types.NamespacedName]*corev1.Secret
+	problems problems
+
+	bindings  []porticotls.Binding
+	certHosts map[string]certBinding // host -> who bound it first
+}
+
+type certBinding struct {
+	ingress types.NamespacedName
+	secret  types.NamespacedName
+}
+
+func ingressRef(ing *networkingv1.Ingress) ObjectRef {
+	return ObjectRef{Kind: "Ingress", Namespace: ing.Namespace, Name: ing.Name}
+}
+
+// ingress translates one owned Ingress. When the Ingress itself is invalid
+// and an earlier version of it translated cleanly, that version keeps
+// serving; otherwise the valid parts serve and the rest is reported.
+func (b *builder) ingress(ing *networkingv1.Ingress) ingressTranslation {
+	k := key(ing.Namespace, ing.Name)
+	ref := ingressRef(ing)
+	tr := translateIngress(ing, b.backends)
+	if len(tr.invalid) == 0 {
+		b.next.ingresses[k] = ing
+	} else if last := b.prev.ingresses[k]; last != nil {
+		for _, msg := range tr.invalid {
+			b.problems.add(ref, Error, "InvalidIngress", "%s; the last valid version of this Ingress keeps serving", msg)
+		}
+		b.next.ingresses[k] = last
+		tr = translateIngress(last, b.backends)
+	} else {
+		for _, msg := range tr.invalid {
+			b.problems.add(ref, Error, "InvalidIngress", "%s; that part is not served", msg)
+		}
+	}
+	b.reportBackends(ref, tr.routes)
+	return tr
+}
+
+// reportBackends warns once per Service port an Ingress routes to that
+// cannot take traffic.
+func (b *builder) reportBackends(ref ObjectRef, routes []*routing.Route) {
+	seen := make(map[string]bool)
+	for _, r := range routes {
+		if seen[r.Backend.Name] {
+			continue
+		}
+		seen[r.Backend.Name] = true
+		rb := b.backends.of(r.Backend)
+		switch {
+		case rb.problem != "":
+			b.problems.add(ref, Warning, rb.reason, "%s; its requests are answered with 503%s", rb.problem, fallbackNote(r))
+		case len(r.Backend.Endpoints) == 0:
+			b.problems.add(ref, Warning, "NoReadyEndpoints", "backend %s has no ready endpoints; its requests are answered with 503%s", r.Backend.Name, fallbackNote(r))
+		}
+	}
+}
+
+func fallbackNote(r *routing.Route) string {
+	if r.FallbackOnNoEndpoints {
+		return " or sent to the fallback backend"
+	}
+	return ""
+}
+
+// fallbackRoute resolves the legacy-fallback Service, or returns nil when
+// none is configured.
+func (b *builder) fallbackRoute() *routing.Route {
+	fb := b.cfg.Fallback
+	if fb.Name == "" {
+		return nil
+	}
+	ref := ObjectRef{Kind: "Service", Namespace: fb.Namespace, Name: fb.Name}
+	route := &routing.Route{
+		Source:   routing.Source{Kind: "Fallback", Namespace: fb.Namespace, Name: fb.Name},
+		PathKind: routing.PathAny,
+	}
+	svc := b.backends.services[fb]
+	if svc == nil {
+		b.problems.add(ref, Warning, "FallbackNotFound", "the fallback Service %s does not exist; unmatched requests are answered with 503", fb)
+		route.Backend = b.backends.resolve(servicePortRef{Service: fb, Name: fallback.PortName}).backend
+		return route
+	}
+	port := fallback.ServicePort(svc)
+	if port == nil {
+		b.problems.add(ref, Warning, "FallbackNoPorts", "the fallback Service %s has no ports; unmatched requests are answered with 503", fb)
+		route.Backend = b.backends.resolve(servicePortRef{Service: fb, Name: fallback.PortName}).backend
+		return route
+	}
+	rb := b.backends.resolve(servicePortRef{Service: fb, Number: port.Port})
+	route.Backend = rb.backend
+	if len(rb.backend.Endpoints) == 0 {
+		b.problems.add(ref, Warning, "NoReadyEndpoints", "the fallback Service %s has no ready endpoints on port %d (check its Endpoints object); unmatched requests are answered with 503", fb, port.Port)
+	}
+	return route
+}
+
+// reportShadowed warns the owner of every route that lost a conflict.
+func (b *builder) reportShadowed(table *routing.Table, shadowed []*routing.Route) {
+	if len(shadowed) == 0 {
+		return
+	}
+	winners := make(map[string]routing.Source, len(table.Routes()))
+	for _, r := range table.Routes() {
+		winners[routeKey(r)] = r.Source
+	}
+	for _, r := range shadowed {
+		w := winners[routeKey(r)]
+		ref := ObjectRef{Kind: r.Source.Kind, Namespace: r.Source.Namespace, Name: r.Source.Name}
+		what := fmt.Sprintf("path %s %q", r.PathKind, r.Path)
+		if r.PathKind == routing.PathAny {
+			what = "spec.defaultBackend"
+		}
+		host := r.Host
+		if host == "" {
+			host = "every host"
+		}
+		b.problems.add(ref, Warning, "RouteConflict", "%s for %s (rule %s) is also defined by %s %s/%s (rule %s), which is older and wins",
+			what, host, r.Source.Rule, w.Kind, w.Namespace, w.Name, w.Rule)
+	}
+}
+
+func routeKey(r *routing.Route) string {
+	p := r.Path
+	if r.PathKind == routing.PathPrefix {
+		p = strings.TrimSuffix(p, "/")
+	}
+	return fmt.Sprintf("%s\x00%d\x00%s", r.Host, r.PathKind, p)
+}
+
+// olderFirst orders Ingresses by creation time, then namespace and name, so
+// that the older of two conflicting objects wins whatever order a source
+// listed them in. Objects read from a folder have no creation time and are
+// ordered by namespace and name.
+func olderFirst(a, b *networkingv1.Ingress) int {
+	return cmp.Or(
+		a.CreationTimestamp.Compare(b.CreationTimestamp.Time),
+		strings.Compare(a.Namespace, b.Namespace),
+		strings.Compare(a.Name, b.Name),
+	)
+}
+
+// parsedKeyPair caches a Secret's parse result by content, so a build
+// parses only the Secrets that changed. err is set when the content did not
+// parse; pair is then the last good key pair, if there was one.
+type parsedKeyPair struct {
+	digest [sha256.Size]byte
+	pair   *porticotls.KeyPair
+	err    error
+}
+
+// bindCertificate serves a Secret's certificate for an Ingress's TLS hosts.
+func (b *builder) bindCertificate(ing *networkingv1.Ingress, req tlsRequest) {
+	ref := ingressRef(ing)
+	sk := key(ing.Namespace, req.secret)
+	pair := b.keyPair(ref, sk)
+	if pair == nil {
+		return
+	}
+	for _, host := range req.hosts {
+		if first, taken := b.certHosts[host]; taken {
+			if first.secret != sk {
+				b.problems.add(ref, Warning, "TLSConflict", "host %s is bound to Secret %s by the older Ingress %s, which wins over Secret %s",
+					host, first.secret, first.ingress, sk)
+			}
+			continue
+		}
+		b.certHosts[host] = certBinding{ingress: key(ing.Namespace, ing.Name), secret: sk}
+		if !covers(pair, host) {
+			b.problems.add(ref, Warning, "CertificateHostMismatch", "the certificate in Secret %s does not cover host %s (it covers %s); clients will reject it",
+				sk, host, strings.Join(pair.DNSNames, ", "))
+		}
+		b.bindings = append(b.bindings, porticotls.Binding{Host: host, Pair: pair, Source: sk.String()})
+	}
+}
+
+// keyPair returns the key pair of a TLS Secret for an Ingress, reporting on
+// that Ingress what is wrong with it. A Secret that no longer parses keeps
+// its last good key pair; one that never parsed, or is missing, yields nil
+// and its hosts get the default certificate.
+func (b *builder) keyPair(ref ObjectRef, sk types.NamespacedName) *porticotls.KeyPair {
+	secret := b.secrets[sk]
+	if secret == nil {
+		b.problems.add(ref, Error, "SecretNotFound", "TLS Secret %s not found (or not of type kubernetes.io/tls); its hosts are served with the default certificate until it exists", sk)
+		return nil
+	}
+	parsed, done := b.next.keyPairs[sk]
+	if !done {
+		parsed = b.parseSecret(sk, secret)
+		b.next.keyPairs[sk] = parsed
+	}
+	switch {
+	case parsed.err != nil && parsed.pair != nil:
+		b.problems.add(ref, Error, "InvalidSecret", "TLS Secret %s: %v; the last good certificate (serial %s) keeps serving", sk, parsed.err, parsed.pair.Serial)
+	case parsed.err != nil:
+		b.problems.add(ref, Error, "InvalidSecret", "TLS Secret %s: %v; its hosts are served with the default certificate", sk, parsed.err)
+	default:
+		b.checkExpiry(ref, sk, parsed.pair)
+	}
+	return parsed.pair
+}
+
+// parseSecret parses a Secret unless its content is the one parsed by the
+// previous build.
+func (b *builder) parseSecret(sk types.NamespacedName, secret *corev1.Secret) parsedKeyPair {
+	digest := secretDigest(secret)
+	last, hadLast := b.prev.keyPairs[sk]
+	if hadLast && last.digest == digest {
+		return last
+	}
+	pair, err := porticotls.ParseKeyPair(secret.Data[corev1.TLSCertKey], secret.Data[corev1.TLSPrivateKeyKey])
+	if err == nil {
+		return parsedKeyPair{digest: digest, pair: pair}
+	}
+	// Remember the broken content with the last good pair, so the next build
+	// neither re-parses it nor forgets the pair that keeps serving.
+	var keep *porticotls.KeyPair
+	if hadLast {
+		keep = last.pair
+	}
+	return parsedKeyPair{digest: digest, pair: keep, err: err}
+}
+
+func (b *builder) checkExpiry(ref ObjectRef, sk types.NamespacedName, pair *porticotls.KeyPair) {
+	if b.now.After(pair.NotAfter) {
+		b.problems.add(ref, Warning, "CertificateExpired", "the certificate in Secret %s expired at %s; it is still served", sk, pair.NotAfter.UTC().Format(time.RFC3339))
+	}
+}
+
+func secretDigest(s *corev1.Secret) [sha256.Size]byte {
+	h := sha256.New()
+	h.Write(s.Data[corev1.TLSCertKey])
+	h.Write([]byte{0})
+	h.Write(s.Data[corev1.TLSPrivateKeyKey])
+	var d [sha256.Size]byte
+	h.Sum(d[:0])
+	return d
+}
+
+// covers reports whether a certificate is valid for a TLS host, which may be
+// a wildcard.
+func covers(pair *porticotls.KeyPair, host string) bool {
+	if strings.HasPrefix(host, "*.") {
+		return slices.Contains(pair.DNSNames, host)
+	}
+	return pair.Certificate.Leaf.VerifyHostname(host) == nil
+}

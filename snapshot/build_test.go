@@ -1,0 +1,135 @@
+package snapshot_test
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+
+	"portico.dev/portico/routing"
+	"portico.dev/portico/snapshot"
+	"portico.dev/portico/source/manifests"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata from the current output")
+
+// goldenConfig is the configuration every golden case is built with. Now is
+// fixed so that certificate expiry does not change the output over time.
+var goldenConfig = snapshot.Config{
+	ControllerName: "portico.dev/controller",
+	IngressClass:   "portico",
+	Fallback:       types.NamespacedName{Namespace: "default", Name: "legacy-fallback"},
+	Now:            time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC),
+}
+
+// TestBuildGolden builds each testdata/<case>/objects.yaml and compares a
+// readable description of the snapshot with testdata/<case>/snapshot.golden.
+// Run with -update to rewrite the golden files, then review the diff.
+func TestBuildGolden(t *testing.T) {
+	dirs, err := filepath.Glob("testdata/*/objects.yaml")
+	if err != nil || len(dirs) == 0 {
+		t.Fatalf("no golden cases found: %v", err)
+	}
+	for _, in := range dirs {
+		dir := filepath.Dir(in)
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			objs, problems, err := manifests.Load(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range problems {
+				t.Errorf("fixture problem: %v", p)
+			}
+			got := describe(snapshot.Build(objs, goldenConfig, nil))
+			golden := filepath.Join(dir, "snapshot.golden")
+			if *update {
+				if err := os.WriteFile(golden, got, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run go test -run TestBuildGolden -update to create it)", err)
+			}
+			if string(want) != string(got) {
+				t.Errorf("snapshot differs from %s (run with -update and review the diff):\n--- got\n%s", golden, got)
+			}
+		})
+	}
+}
+
+// describe is the golden form of a snapshot: one line per fact, unwrapped,
+// so that a review of a golden diff reads like a review of the routing table.
+func describe(s *snapshot.Snapshot) []byte {
+	var out strings.Builder
+	section := func(title string, lines []string) {
+		fmt.Fprintf(&out, "%s:\n", title)
+		if len(lines) == 0 {
+			out.WriteString("  none\n")
+		}
+		for _, l := range lines {
+			fmt.Fprintf(&out, "  %s\n", l)
+		}
+	}
+	var ingresses, routes, certs, problems []string
+	for _, n := range s.Ingresses {
+		ingresses = append(ingresses, n.String())
+	}
+	for _, r := range s.Routes.Routes() {
+		routes = append(routes, describeRoute(r))
+	}
+	fallback := "none (404)"
+	if fb := s.Routes.Fallback; fb != nil {
+		fallback = describeBackend(fb)
+	}
+	for _, b := range s.Bindings {
+		certs = append(certs, fmt.Sprintf("%s <- %s (serial %s)", b.Host, b.Source, b.Pair.Serial))
+	}
+	for _, p := range s.Problems {
+		problems = append(problems, p.String())
+	}
+	section("ingresses", ingresses)
+	section("routes", routes)
+	section("fallback", []string{fallback})
+	section("certificates", certs)
+	section("problems", problems)
+	return []byte(out.String())
+}
+
+func describeRoute(r *routing.Route) string {
+	host := r.Host
+	if host == "" {
+		host = "*"
+	}
+	match := r.PathKind.String() + " " + r.Path
+	if r.PathKind == routing.PathAny {
+		match = "any path"
+	}
+	var flags []string
+	if r.RedirectHTTPS {
+		flags = append(flags, "redirect-https")
+	}
+	if r.FallbackOnNoEndpoints {
+		flags = append(flags, "fallback-on-no-endpoints")
+	}
+	line := fmt.Sprintf("%s %s -> %s from %s", host, match, describeBackend(r), r.Source)
+	if len(flags) > 0 {
+		line += " [" + strings.Join(flags, ", ") + "]"
+	}
+	return line
+}
+
+func describeBackend(r *routing.Route) string {
+	b := r.Backend
+	eps := "no endpoints"
+	if len(b.Endpoints) > 0 {
+		eps = strings.Join(b.Endpoints, " ")
+	}
+	return fmt.Sprintf("%s %s (%s)", b.Name, b.Protocol, eps)
+}

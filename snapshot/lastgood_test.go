@@ -1,0 +1,188 @@
+package snapshot_test
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"portico.dev/portico/snapshot"
+)
+
+// TestBrokenUpdatesKeepLastGood walks one Ingress and its Secret through a
+// series of edits, as a user would make them, and checks after each build
+// what serves and what is reported.
+func TestBrokenUpdatesKeepLastGood(t *testing.T) {
+	goodCert, goodKey := testKeyPair(t, 0x11, "shop.example.com")
+	newCert, newKey := testKeyPair(t, 0x22, "shop.example.com")
+
+	objs := snapshot.Objects{
+		IngressClasses: []*networkingv1.IngressClass{{
+			ObjectMeta: metav1.ObjectMeta{Name: "portico"},
+			Spec:       networkingv1.IngressClassSpec{Controller: "portico.dev/controller"},
+		}},
+		Services: []*corev1.Service{{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web"},
+			Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80}}},
+		}},
+	}
+	setIngress := func(path string) {
+		objs.Ingresses = []*networkingv1.Ingress{shopIngress(path)}
+	}
+	setSecret := func(cert, key []byte) {
+		objs.Secrets = []*corev1.Secret{{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "shop-tls"},
+			Type:       corev1.SecretTypeTLS,
+			Data:       map[string][]byte{corev1.TLSCertKey: cert, corev1.TLSPrivateKeyKey: key},
+		}}
+	}
+
+	steps := []struct {
+		name         string
+		edit         func()
+		wantPath     string // the path the route table serves
+		wantSerial   string // the serial served for shop.example.com
+		wantProblems []string
+	}{
+		{
+			name:       "valid start",
+			edit:       func() { setIngress("/orders"); setSecret(goodCert, goodKey) },
+			wantPath:   "/orders",
+			wantSerial: "11",
+		},
+		{
+			name:         "secret edited into garbage keeps the last good certificate",
+			edit:         func() { setSecret([]byte("oops"), goodKey) },
+			wantPath:     "/orders",
+			wantSerial:   "11",
+			wantProblems: []string{"InvalidSecret", "keeps serving"},
+		},
+		{
+			name:       "secret fixed with a new certificate",
+			edit:       func() { setSecret(newCert, newKey) },
+			wantPath:   "/orders",
+			wantSerial: "22",
+		},
+		{
+			name:         "ingress edited with an invalid path keeps its last valid version",
+			edit:         func() { setIngress("orders-without-slash") },
+			wantPath:     "/orders",
+			wantSerial:   "22",
+			wantProblems: []string{"InvalidIngress", "last valid version"},
+		},
+		{
+			name:       "ingress fixed with a new path",
+			edit:       func() { setIngress("/checkout") },
+			wantPath:   "/checkout",
+			wantSerial: "22",
+		},
+		{
+			name:         "key that does not match the certificate keeps the last good pair",
+			edit:         func() { setSecret(newCert, goodKey) },
+			wantPath:     "/checkout",
+			wantSerial:   "22",
+			wantProblems: []string{"InvalidSecret", "does not match"},
+		},
+		{
+			name:         "the same broken content in the next build is still reported",
+			edit:         func() {},
+			wantPath:     "/checkout",
+			wantSerial:   "22",
+			wantProblems: []string{"InvalidSecret", "does not match"},
+		},
+	}
+
+	var snap *snapshot.Snapshot
+	for _, step := range steps {
+		step.edit()
+		snap = snapshot.Build(objs, goldenConfig, snap)
+
+		routes := snap.Routes.Routes()
+		if len(routes) != 1 || routes[0].Path != step.wantPath {
+			t.Fatalf("%s: routes = %v, want one for %s", step.name, routes, step.wantPath)
+		}
+		if got := snap.Certificates.Lookup("shop.example.com"); got == nil || got.Serial != step.wantSerial {
+			t.Fatalf("%s: certificate for shop.example.com = %+v, want serial %s", step.name, got, step.wantSerial)
+		}
+		var found []string
+		for _, p := range snap.Problems {
+			if p.Reason == "FallbackNotFound" || p.Reason == "NoReadyEndpoints" {
+				continue // the test objects have no fallback and no endpoints
+			}
+			found = append(found, p.String())
+		}
+		if len(step.wantProblems) == 0 {
+			if len(found) > 0 {
+				t.Fatalf("%s: unexpected problems %q", step.name, found)
+			}
+			continue
+		}
+		if len(found) != 1 {
+			t.Fatalf("%s: problems = %q, want one containing %q", step.name, found, step.wantProblems)
+		}
+		for _, w := range step.wantProblems {
+			if !strings.Contains(found[0], w) {
+				t.Fatalf("%s: problem %q does not contain %q", step.name, found[0], w)
+			}
+		}
+	}
+}
+
+func shopIngress(path string) *networkingv1.Ingress {
+	prefix := networkingv1.PathTypePrefix
+	class := "portico"
+	return &networkingv1.Ingress{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "shop"},
+		Spec: networkingv1.IngressSpec{
+			IngressClassName: &class,
+			TLS:              []networkingv1.IngressTLS{{Hosts: []string{"shop.example.com"}, SecretName: "shop-tls"}},
+			Rules: []networkingv1.IngressRule{{
+				Host: "shop.example.com",
+				IngressRuleValue: networkingv1.IngressRuleValue{HTTP: &networkingv1.HTTPIngressRuleValue{
+					Paths: []networkingv1.HTTPIngressPath{{
+						Path: path, PathType: &prefix,
+						Backend: networkingv1.IngressBackend{Service: &networkingv1.IngressServiceBackend{
+							Name: "web", Port: networkingv1.ServiceBackendPort{Number: 80},
+						}},
+					}},
+				}},
+			}},
+		},
+	}
+}
+
+// testKeyPair returns a PEM certificate and key for host with a known serial.
+func testKeyPair(t *testing.T, serial int64, host string) (certPEM, keyPEM []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(serial),
+		Subject:      pkix.Name{CommonName: host},
+		DNSNames:     []string{host},
+		NotBefore:    time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
+		NotAfter:     time.Date(2036, 1, 1, 0, 0, 0, 0, time.UTC),
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
+}

@@ -1,0 +1,67 @@
+// Package snapshot owns the one-way path from Kubernetes objects to the
+// configuration that serves traffic: a pure Build function turns the objects a
+// source holds into an immutable Snapshot (TLS certificates, a compiled route
+// table with resolved backends, and the problems found on the way), and a
+// Store publishes it with one atomic swap that the request path reads.
+//
+// Build is deterministic: the same objects give the same snapshot, whatever
+// order a source listed them in.
+package snapshot
+
+import (
+	"sync/atomic"
+	"time"
+
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"portico.dev/portico/routing"
+	porticotls "portico.dev/portico/tls"
+)
+
+// Snapshot is one compiled, immutable configuration.
+type Snapshot struct {
+	// Generation counts published snapshots; the Store sets it.
+	Generation uint64
+	Routes     *routing.Table
+	// Certificates selects the certificate for a TLS handshake by SNI.
+	Certificates *porticotls.Certificates
+	// Bindings lists which certificate serves which TLS host, in the order
+	// they were bound; Certificates is compiled from them.
+	Bindings []porticotls.Binding
+	// CertificateExpiry maps each certificate's source ("namespace/secret",
+	// or "default") to its NotAfter, for metrics and expiry warnings.
+	CertificateExpiry map[string]time.Time
+	// Problems found while building, sorted by object then reason.
+	Problems []Problem
+	// Ingresses lists the Ingresses this controller owns, sorted.
+	Ingresses []types.NamespacedName
+
+	// lastGood keeps, per object, the last version that translated without
+	// error, so that a broken update keeps serving what worked before.
+	lastGood lastGood
+}
+
+type lastGood struct {
+	ingresses map[types.NamespacedName]*networkingv1.Ingress
+	keyPairs  map[types.NamespacedName]parsedKeyPair
+}
+
+// Store holds the snapshot that serves traffic.
+type Store struct {
+	current atomic.Pointer[Snapshot]
+}
+
+// Load returns the serving snapshot, or nil before the first Publish.
+func (s *Store) Load() *Snapshot { return s.current.Load() }
+
+// Publish makes snap the serving snapshot and gives it the next generation.
+// Requests already holding the previous snapshot finish with it.
+func (s *Store) Publish(snap *Snapshot) {
+	if prev := s.current.Load(); prev != nil {
+		snap.Generation = prev.Generation + 1
+	} else {
+		snap.Generation = 1
+	}
+	s.current.Store(snap)
+}
