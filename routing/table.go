@@ -84,6 +84,9 @@ type Table struct {
 	// Fallback serves requests no route matches; nil means 404.
 	Fallback *Route
 	routes   []*Route
+	// unmatched labels the metrics of requests answered 404 because nothing
+	// matched and no fallback is configured.
+	unmatched *Route
 }
 
 // vhost holds the routes of one host pattern.
@@ -101,9 +104,10 @@ type vhost struct {
 // later one is returned in shadowed, so the caller can report it.
 func Compile(routes []*Route, fallback *Route) (t *Table, shadowed []*Route) {
 	t = &Table{
-		exact:    make(map[string]*vhost),
-		wildcard: make(map[string]*vhost),
-		Fallback: fallback,
+		exact:     make(map[string]*vhost),
+		wildcard:  make(map[string]*vhost),
+		Fallback:  fallback,
+		unmatched: &Route{Source: Source{Kind: "Unmatched"}},
 	}
 	for _, r := range routes {
 		v := t.vhostFor(r.Host)
@@ -115,6 +119,8 @@ func Compile(routes []*Route, fallback *Route) (t *Table, shadowed []*Route) {
 	}
 	return t, shadowed
 }
+
+func (t *Table) notFound() *Route { return t.unmatched }
 
 // Routes lists the compiled routes in precedence order, shadowed ones left out.
 func (t *Table) Routes() []*Route { return t.routes }

@@ -1,0 +1,210 @@
+package routing
+
+import (
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"portico.dev/portico/fallback"
+	"portico.dev/portico/metrics"
+	"portico.dev/portico/upstream"
+)
+
+// Forwarder proxies one request to a backend and writes the response; the
+// upstream Transport is the production one.
+type Forwarder interface {
+	Forward(w http.ResponseWriter, r *http.Request, b *upstream.Backend) upstream.Outcome
+}
+
+// HandlerConfig wires the routing tier to the rest of the process.
+type HandlerConfig struct {
+	// Table returns the route table of the serving snapshot. It is called
+	// once per request, so one request sees one consistent table even while
+	// a new snapshot is being published.
+	Table func() *Table
+	// Forwarder sends matched requests to their backend.
+	Forwarder Forwarder
+	// Metrics records per-route latency; nil disables it.
+	Metrics *metrics.Metrics
+	// HTTPSPort is the port plain-HTTP requests are redirected to when their
+	// route asks for HTTPS; 443 is left out of the redirect URL.
+	HTTPSPort int
+	Logger    *slog.Logger
+}
+
+// Handler serves every request, plain or TLS, HTTP/1.1 or HTTP/2, from the
+// route table of the serving snapshot.
+type Handler struct {
+	cfg HandlerConfig
+}
+
+// NewHandler returns the routing tier's http.Handler.
+func NewHandler(cfg HandlerConfig) *Handler {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.HTTPSPort == 0 {
+		cfg.HTTPSPort = 443
+	}
+	return &Handler{cfg: cfg}
+}
+
+const notReadyBody = "503 Service Unavailable: Portico has not loaded its configuration yet\n"
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	if m := h.cfg.Metrics; m != nil {
+		m.InFlight.Inc()
+		defer m.InFlight.Dec()
+	}
+	table := h.cfg.Table()
+	if table == nil {
+		writeText(w, http.StatusServiceUnavailable, notReadyBody)
+		return
+	}
+
+	reqPath := r.URL.Path
+	if !isClean(reqPath) {
+		reqPath = cleanPath(reqPath)
+		// Forward the path that was matched, so that "/public/../admin"
+		// cannot reach a backend's /admin through the route for /public.
+		u := url.URL{Path: reqPath, RawQuery: r.URL.RawQuery}
+		r.URL.Path, r.URL.RawPath = reqPath, ""
+		r.RequestURI = u.RequestURI()
+	}
+
+	route := table.Match(r.Host, reqPath)
+	if route == nil {
+		route = table.Fallback
+	}
+	if route == nil {
+		code := fallback.NotFound(w)
+		h.observe(table.notFound(), r, code, start)
+		return
+	}
+	if route.RedirectHTTPS && r.TLS == nil {
+		h.redirectHTTPS(w, r)
+		h.observe(route, r, http.StatusPermanentRedirect, start)
+		return
+	}
+
+	served := route
+	if len(route.Backend.Endpoints) == 0 && route.FallbackOnNoEndpoints && table.Fallback != nil {
+		// The component is scaled to zero or not deployed yet: the legacy
+		// site still answers for it, and the fallback's metrics show it.
+		served = table.Fallback
+	}
+	out := h.cfg.Forwarder.Forward(w, r, served.Backend)
+	if out.Err != nil {
+		h.logFailure(served, r, out)
+	}
+	h.observe(served, r, out.Status, start)
+}
+
+func (h *Handler) observe(route *Route, r *http.Request, code int, start time.Time) {
+	m := h.cfg.Metrics
+	if m == nil {
+		return
+	}
+	s := route.series.Load()
+	if s == nil {
+		s = m.Route(route.MetricLabels())
+		route.series.Store(s)
+	}
+	s.Observe(r.Method, code, time.Since(start).Seconds())
+}
+
+// MetricLabels are the labels of the route's request-duration series.
+func (r *Route) MetricLabels() metrics.RouteLabels {
+	s := r.Source
+	return metrics.RouteLabels{Kind: s.Kind, Namespace: s.Namespace, Name: s.Name, Rule: s.Rule}
+}
+
+func (h *Handler) logFailure(route *Route, r *http.Request, out upstream.Outcome) {
+	level := slog.LevelWarn
+	if out.Status == 499 {
+		// The client gave up; nothing is wrong on our side.
+		level = slog.LevelDebug
+	}
+	h.cfg.Logger.LogAttrs(r.Context(), level, "proxy failed",
+		slog.String("route", route.Source.String()),
+		slog.String("backend", route.Backend.Name),
+		slog.Int("status", out.Status),
+		slog.String("error", out.Err.Error()))
+}
+
+// redirectHTTPS answers with a permanent redirect to the same URL over
+// HTTPS. 308 keeps the method and body, unlike 301.
+func (h *Handler) redirectHTTPS(w http.ResponseWriter, r *http.Request) {
+	host := r.Host
+	if hst, _, err := net.SplitHostPort(host); err == nil {
+		host = hst
+	}
+	if h.cfg.HTTPSPort != 443 {
+		host = net.JoinHostPort(strings.Trim(host, "[]"), strconv.Itoa(h.cfg.HTTPSPort))
+	}
+	uri := r.RequestURI
+	if !strings.HasPrefix(uri, "/") {
+		uri = r.URL.RequestURI()
+	}
+	w.Header().Set("Location", "https://"+host+uri)
+	writeText(w, http.StatusPermanentRedirect, "308 Permanent Redirect: this route is served over HTTPS\n")
+}
+
+func (s Source) String() string {
+	if s.Rule == "" {
+		return s.Kind + " " + s.Namespace + "/" + s.Name
+	}
+	return s.Kind + " " + s.Namespace + "/" + s.Name + " rule " + s.Rule
+}
+
+func writeText(w http.ResponseWriter, code int, body string) {
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(code)
+	_, _ = w.Write([]byte(body))
+}
+
+// isClean reports whether a request path has no dot segments and no empty
+// segments, which is true of almost every request; only the others pay for
+// cleaning.
+func isClean(p string) bool {
+	if p == "" || p[0] != '/' {
+		return p == "*" // OPTIONS * has no path to clean
+	}
+	for i := 0; i < len(p); i++ {
+		if p[i] != '/' || i+1 == len(p) {
+			continue
+		}
+		switch p[i+1] {
+		case '/':
+			return false
+		case '.':
+			rest := p[i+2:]
+			if rest == "" || rest[0] == '/' || (rest[0] == '.' && (len(rest) == 1 || rest[1] == '/')) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// cleanPath removes dot segments and repeated slashes as RFC 3986 section
+// 5.2.4 describes, keeping a trailing slash.
+func cleanPath(p string) string {
+	if p == "" || p[0] != '/' {
+		p = "/" + p
+	}
+	cleaned := path.Clean(p)
+	if strings.HasSuffix(p, "/") && cleaned != "/" {
+		cleaned += "/"
+	}
+	return cleaned
+}
