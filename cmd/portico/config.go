@@ -1,0 +1,229 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+
+	porticotls "portico.dev/portico/tls"
+	"portico.dev/portico/upstream"
+)
+
+// envPrefix turns a flag name into its environment variable:
+// --fallback-service is PORTICO_FALLBACK_SERVICE.
+const envPrefix = "PORTICO_"
+
+// config is everything the command line says.
+type config struct {
+	ManifestsDir    string
+	Kubeconfig      string
+	HTTPSAddr       string
+	HTTPAddr        string
+	AdminAddr       string
+	IngressClass    string
+	ControllerName  string
+	Fallback        types.NamespacedName
+	DefaultCertFile string
+	DefaultKeyFile  string
+	// RedirectHTTPSPort is the port in redirects to HTTPS; 0 means the port
+	// of HTTPSAddr.
+	RedirectHTTPSPort int
+	TrustedProxies    []netip.Prefix
+	LogLevel          slog.Level
+	LogFormat         string
+	DrainDelay        time.Duration
+	ShutdownTimeout   time.Duration
+	Limits            porticotls.Limits
+	Upstream          upstream.Config
+}
+
+// parseConfig reads flags, with environment variables as defaults. It
+// returns flag.ErrHelp after printing usage for -h.
+func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) (*config, error) {
+	cfg := &config{}
+	fs := flag.NewFlagSet("portico", flag.ContinueOnError)
+	fs.SetOutput(usageOut)
+
+	fs.StringVar(&cfg.ManifestsDir, "manifests", "examples/quickstart",
+		"serve the Kubernetes manifests (YAML or JSON) in this folder, watching it for changes; the embedded default mode, no cluster needed")
+	fs.StringVar(&cfg.Kubeconfig, "kubeconfig", "",
+		"read objects from the Kubernetes API server this kubeconfig names, instead of a manifest folder")
+	fs.StringVar(&cfg.HTTPSAddr, "https-addr", ":8443", "address of the HTTPS listener (TLS 1.2 and 1.3, HTTP/2 and HTTP/1.1); empty disables it")
+	fs.StringVar(&cfg.HTTPAddr, "http-addr", ":8080", "address of the plain-HTTP listener; empty disables it")
+	fs.StringVar(&cfg.AdminAddr, "admin-addr", "127.0.0.1:9090", "address of the admin listener: /metrics, /healthz, /readyz; empty disables it")
+	fs.StringVar(&cfg.IngressClass, "ingress-class", "portico",
+		"class name answered to in the legacy kubernetes.io/ingress.class annotation")
+	fs.StringVar(&cfg.ControllerName, "controller-name", "portico.dev/controller",
+		"controller name: Ingresses whose IngressClass has this spec.controller are served")
+	fallback := fs.String("fallback-service", "default/legacy-fallback",
+		"NAMESPACE/NAME of the Service that receives every request no route matches; empty answers them with 404")
+	fs.StringVar(&cfg.DefaultCertFile, "default-cert-file", "",
+		"PEM certificate chain served to clients whose SNI matches no certificate; a self-signed one is generated when empty")
+	fs.StringVar(&cfg.DefaultKeyFile, "default-key-file", "", "PEM private key of --default-cert-file")
+	fs.IntVar(&cfg.RedirectHTTPSPort, "redirect-https-port", 0,
+		"port put in redirects to HTTPS (routes with portico.dev/ssl-redirect); 0 uses the port of --https-addr")
+	trusted := fs.String("trusted-proxies", "",
+		"comma-separated CIDRs of proxies in front of Portico whose X-Forwarded-For, X-Forwarded-Proto and Forwarded headers are kept; from any other peer they are replaced")
+	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&cfg.LogFormat, "log-format", "text", "log format: text or json")
+	fs.DurationVar(&cfg.DrainDelay, "drain-delay", 0,
+		"on SIGTERM, report not ready and keep serving this long before closing listeners, so load balancers stop sending traffic first")
+	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGTERM, how long in-flight requests may take to finish")
+
+	fs.DurationVar(&cfg.Limits.ReadHeaderTimeout, "read-header-timeout", 10*time.Second,
+		"time a client has to complete the TLS handshake and send its request headers (bounds slow clients)")
+	fs.DurationVar(&cfg.Limits.IdleTimeout, "idle-timeout", 120*time.Second, "idle keep-alive connections (HTTP/1.1 and HTTP/2) are closed after this")
+	fs.IntVar(&cfg.Limits.MaxHeaderBytes, "max-header-bytes", 64<<10,
+		"largest request line plus headers accepted; larger requests get 431")
+	maxStreams := fs.Uint("http2-max-concurrent-streams", 250, "concurrent HTTP/2 streams allowed per client connection")
+
+	fs.DurationVar(&cfg.Upstream.DialTimeout, "upstream-dial-timeout", 5*time.Second, "time to connect to a backend endpoint before trying another (502 when all fail)")
+	fs.DurationVar(&cfg.Upstream.ResponseHeaderTimeout, "upstream-response-header-timeout", 60*time.Second,
+		"time a backend has to start its response after receiving the request (504 after)")
+	fs.DurationVar(&cfg.Upstream.IdleConnTimeout, "upstream-idle-timeout", 90*time.Second, "idle keep-alive connections to backends are closed after this")
+	fs.IntVar(&cfg.Upstream.MaxIdleConnsPerEndpoint, "upstream-max-idle-per-endpoint", 64, "idle keep-alive connections kept per backend endpoint")
+
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: portico [flags]\n\n"+
+			"Portico terminates TLS, routes by host and path (Kubernetes Ingress), and sends\n"+
+			"every request no route matches to a legacy fallback Service, in one process.\n\n"+
+			"Every flag can also be set by an environment variable: --fallback-service is\n"+
+			"PORTICO_FALLBACK_SERVICE. A flag on the command line wins.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+
+	if err := applyEnv(fs, getenv); err != nil {
+		return nil, err
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q (all options are flags; see --help)", fs.Arg(0))
+	}
+
+	var err error
+	if cfg.Fallback, err = parseNamespacedName(*fallback); err != nil {
+		return nil, fmt.Errorf("--fallback-service: %w", err)
+	}
+	if cfg.TrustedProxies, err = parsePrefixes(*trusted); err != nil {
+		return nil, fmt.Errorf("--trusted-proxies: %w", err)
+	}
+	if err := cfg.LogLevel.UnmarshalText([]byte(*level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %q is not one of debug, info, warn, error", *level)
+	}
+	if cfg.LogFormat != "text" && cfg.LogFormat != "json" {
+		return nil, fmt.Errorf("--log-format: %q is not text or json", cfg.LogFormat)
+	}
+	if *maxStreams == 0 || *maxStreams > 1<<31-1 {
+		return nil, fmt.Errorf("--http2-max-concurrent-streams: must be between 1 and 2147483647")
+	}
+	cfg.Limits.HTTP2MaxConcurrentStreams = uint32(*maxStreams)
+	if (cfg.DefaultCertFile == "") != (cfg.DefaultKeyFile == "") {
+		return nil, errors.New("--default-cert-file and --default-key-file must be given together")
+	}
+	if cfg.HTTPSAddr == "" && cfg.HTTPAddr == "" {
+		return nil, errors.New("--https-addr and --http-addr are both empty: nothing to serve")
+	}
+	for name, addr := range map[string]string{"--https-addr": cfg.HTTPSAddr, "--http-addr": cfg.HTTPAddr, "--admin-addr": cfg.AdminAddr} {
+		if addr == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return nil, fmt.Errorf("%s: %q is not HOST:PORT", name, addr)
+		}
+	}
+	if cfg.RedirectHTTPSPort < 0 || cfg.RedirectHTTPSPort > 65535 {
+		return nil, fmt.Errorf("--redirect-https-port: %d is not a port", cfg.RedirectHTTPSPort)
+	}
+	for name, d := range map[string]time.Duration{
+		"--read-header-timeout": cfg.Limits.ReadHeaderTimeout, "--idle-timeout": cfg.Limits.IdleTimeout,
+		"--upstream-dial-timeout": cfg.Upstream.DialTimeout, "--upstream-response-header-timeout": cfg.Upstream.ResponseHeaderTimeout,
+		"--upstream-idle-timeout": cfg.Upstream.IdleConnTimeout,
+	} {
+		if d <= 0 {
+			return nil, fmt.Errorf("%s: must be positive", name)
+		}
+	}
+	if cfg.Limits.MaxHeaderBytes < 4096 {
+		return nil, errors.New("--max-header-bytes: must be at least 4096")
+	}
+	if cfg.Upstream.MaxIdleConnsPerEndpoint < 0 {
+		return nil, errors.New("--upstream-max-idle-per-endpoint: must not be negative")
+	}
+	cfg.Upstream.TrustedProxies = cfg.TrustedProxies
+	return cfg, nil
+}
+
+// applyEnv sets each flag from its environment variable, before the command
+// line is parsed so that flags win.
+func applyEnv(fs *flag.FlagSet, getenv func(string) string) error {
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := envName(f.Name)
+		v := getenv(name)
+		if v == "" || err != nil {
+			return
+		}
+		if e := f.Value.Set(v); e != nil {
+			err = fmt.Errorf("%s=%q: %v", name, v, e)
+		}
+		f.Usage += fmt.Sprintf(" (set by %s)", name)
+	})
+	return err
+}
+
+func envName(flagName string) string {
+	return envPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+func parseNamespacedName(s string) (types.NamespacedName, error) {
+	if s == "" {
+		return types.NamespacedName{}, nil
+	}
+	ns, name, ok := strings.Cut(s, "/")
+	if !ok || ns == "" || name == "" || strings.Contains(name, "/") {
+		return types.NamespacedName{}, fmt.Errorf("%q is not NAMESPACE/NAME", s)
+	}
+	return types.NamespacedName{Namespace: ns, Name: name}, nil
+}
+
+func parsePrefixes(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		if !strings.Contains(f, "/") {
+			addr, err := netip.ParseAddr(f)
+			if err != nil {
+				return nil, fmt.Errorf("%q is not a CIDR or IP address", f)
+			}
+			out = append(out, netip.PrefixFrom(addr, addr.BitLen()))
+			continue
+		}
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a CIDR or IP address", f)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
+
+func newLogger(cfg *config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

@@ -1,0 +1,255 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"portico.dev/portico/metrics"
+	"portico.dev/portico/routing"
+	"portico.dev/portico/snapshot"
+	"portico.dev/portico/source/manifests"
+	porticotls "portico.dev/portico/tls"
+	"portico.dev/portico/upstream"
+)
+
+// gateway is one running Portico: its listeners, the snapshot store they
+// read, and the source that feeds it.
+type gateway struct {
+	cfg     *config
+	log     *slog.Logger
+	metrics *metrics.Metrics
+
+	store     snapshot.Store
+	publisher *publisher
+	transport *upstream.Transport
+	server    *porticotls.Server
+	admin     *http.Server
+	adminLn   net.Listener
+
+	// ready is true once the first snapshot serves and until shutdown starts.
+	ready atomic.Bool
+	// firstPublished is closed when the first snapshot serves.
+	firstPublished chan struct{}
+	firstOnce      sync.Once
+}
+
+// newGateway checks the configuration and binds every listener, so that a
+// bad flag, an unreadable manifest folder or a port in use is reported at
+// start-up with one clear line.
+func newGateway(cfg *config, logger *slog.Logger) (*gateway, error) {
+	if cfg.Kubeconfig != "" {
+		return nil, errors.New("--kubeconfig: reading objects from a Kubernetes API server is not available in this build; use --manifests")
+	}
+	if _, _, err := manifests.Load(cfg.ManifestsDir); err != nil {
+		return nil, fmt.Errorf("--manifests: %w", err)
+	}
+	defaultPair, err := loadDefaultCertificate(cfg, logger)
+	if err != nil {
+		return nil, err
+	}
+
+	g := &gateway{cfg: cfg, log: logger, metrics: metrics.New(), firstPublished: make(chan struct{})}
+	upCfg := cfg.Upstream
+	upCfg.Logger = logger
+	upCfg.OnConnectError = g.metrics.ConnectError
+	g.transport = upstream.NewTransport(upCfg)
+	g.publisher = &publisher{
+		store:   &g.store,
+		metrics: g.metrics,
+		log:     logger,
+		cfg: snapshot.Config{
+			ControllerName:     cfg.ControllerName,
+			IngressClass:       cfg.IngressClass,
+			Fallback:           cfg.Fallback,
+			DefaultCertificate: defaultPair,
+		},
+	}
+
+	// The routing handler is built once the HTTPS port is bound, because
+	// redirects to HTTPS name it; the listeners get a stable indirection.
+	var handler *routing.Handler
+	serve := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) })
+	lookup := func(serverName string) *porticotls.KeyPair {
+		if s := g.store.Load(); s != nil {
+			return s.Certificates.Lookup(serverName)
+		}
+		return defaultPair
+	}
+	g.server, err = porticotls.Listen(porticotls.ServerConfig{
+		HTTPSAddr:      cfg.HTTPSAddr,
+		HTTPAddr:       cfg.HTTPAddr,
+		Limits:         cfg.Limits,
+		GetCertificate: porticotls.CertificateGetter(lookup),
+		HTTPSHandler:   serve,
+		HTTPHandler:    serve,
+		Logger:         logger,
+	})
+	if err != nil {
+		g.transport.Close()
+		return nil, err
+	}
+	handler = routing.NewHandler(routing.HandlerConfig{
+		Table: func() *routing.Table {
+			if s := g.store.Load(); s != nil {
+				return s.Routes
+			}
+			return nil
+		},
+		Forwarder: g.transport,
+		Metrics:   g.metrics,
+		HTTPSPort: redirectPort(cfg, g.server.HTTPSAddr()),
+		Logger:    logger,
+	})
+	if cfg.AdminAddr != "" {
+		g.adminLn, err = net.Listen("tcp", cfg.AdminAddr)
+		if err != nil {
+			g.transport.Close()
+			_ = g.server.Shutdown(context.Background())
+			return nil, fmt.Errorf("--admin-addr: %w", err)
+		}
+		g.admin = &http.Server{Handler: g.adminHandler(), ReadHeaderTimeout: 10 * time.Second}
+	}
+	return g, nil
+}
+
+// redirectPort is the port redirects to HTTPS name: the flag, or else the
+// port the HTTPS listener is bound to.
+func redirectPort(cfg *config, httpsAddr net.Addr) int {
+	if cfg.RedirectHTTPSPort != 0 {
+		return cfg.RedirectHTTPSPort
+	}
+	if tcp, ok := httpsAddr.(*net.TCPAddr); ok {
+		return tcp.Port
+	}
+	return 443
+}
+
+func loadDefaultCertificate(cfg *config, logger *slog.Logger) (*porticotls.KeyPair, error) {
+	if cfg.DefaultCertFile == "" {
+		pair, err := porticotls.SelfSigned("portico-default-certificate", 365*24*time.Hour)
+		if err != nil {
+			return nil, fmt.Errorf("generating the default certificate: %w", err)
+		}
+		logger.Info("no --default-cert-file given: clients whose SNI matches no certificate get a generated self-signed certificate",
+			"serial", pair.Serial)
+		return pair, nil
+	}
+	certPEM, err := os.ReadFile(cfg.DefaultCertFile)
+	if err != nil {
+		return nil, fmt.Errorf("--default-cert-file: %w", err)
+	}
+	keyPEM, err := os.ReadFile(cfg.DefaultKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("--default-key-file: %w", err)
+	}
+	pair, err := porticotls.ParseKeyPair(certPEM, keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("--default-cert-file: %w", err)
+	}
+	return pair, nil
+}
+
+func (g *gateway) adminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", g.metrics.Handler())
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !g.ready.Load() {
+			http.Error(w, "not ready: no configuration is serving yet, or shutting down", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	// Profiles are served only here, on the admin listener (loopback by
+	// default), never on the traffic listeners.
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	return mux
+}
+
+// run serves until ctx ends, then drains: not ready, the drain delay,
+// listeners closed, in-flight requests finished (up to the shutdown
+// timeout), tunnels and backend connections closed.
+func (g *gateway) run(ctx context.Context) error {
+	serveErr := make(chan error, 2)
+	go func() { serveErr <- g.server.Serve() }()
+	if g.admin != nil {
+		go func() {
+			if err := g.admin.Serve(g.adminLn); !errors.Is(err, http.ErrServerClosed) {
+				serveErr <- fmt.Errorf("admin listener: %w", err)
+			}
+		}()
+	}
+	g.log.Info("portico started", "https", addrString(g.server.HTTPSAddr()), "http", addrString(g.server.HTTPAddr()),
+		"admin", addrString(g.adminAddr()), "manifests", g.cfg.ManifestsDir)
+
+	srcCtx, stopSource := context.WithCancel(ctx)
+	defer stopSource()
+	src := &manifests.Source{Dir: g.cfg.ManifestsDir, Logger: g.log}
+	go func() {
+		err := src.Run(srcCtx, func(objs snapshot.Objects) {
+			g.publisher.apply(objs)
+			g.ready.Store(true)
+			g.firstOnce.Do(func() { close(g.firstPublished) })
+		})
+		if err != nil && srcCtx.Err() == nil {
+			serveErr <- fmt.Errorf("manifest source: %w", err)
+		}
+	}()
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-serveErr:
+	}
+	g.shutdown()
+	return runErr
+}
+
+func (g *gateway) shutdown() {
+	g.ready.Store(false)
+	if g.cfg.DrainDelay > 0 {
+		g.log.Info("shutting down: not ready, still serving during the drain delay", "delay", g.cfg.DrainDelay)
+		time.Sleep(g.cfg.DrainDelay)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := g.server.Shutdown(ctx); err != nil {
+		g.log.Warn("in-flight requests did not finish within the shutdown timeout", "timeout", g.cfg.ShutdownTimeout, "error", err)
+	}
+	// After the listeners: this also ends WebSocket tunnels, which
+	// http.Server.Shutdown does not track.
+	_ = g.transport.Close()
+	if g.admin != nil {
+		_ = g.admin.Shutdown(ctx)
+	}
+	g.log.Info("portico stopped")
+}
+
+func (g *gateway) adminAddr() net.Addr {
+	if g.adminLn == nil {
+		return nil
+	}
+	return g.adminLn.Addr()
+}
+
+func addrString(a net.Addr) string {
+	if a == nil {
+		return "off"
+	}
+	return a.String()
+}
