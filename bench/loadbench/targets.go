@@ -1,0 +1,409 @@
+package loadbench
+
+import (
+	"bytes"
+	"context"
+	"embed"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"text/template"
+	"time"
+)
+
+// Target is one thing the load is sent to.
+//
+// A target is either Portico, the backend itself (direct), or a chain of
+// templated servers (Tiers). Peers are added as Tiers: write one config
+// template under templates/ and add one entry to Targets.
+type Target struct {
+	Name        string
+	Description string
+	// Scheme is the scheme wrk speaks to the target: "https" or "http".
+	Scheme string
+	// Tiers are started back to front; the first tier receives the load and
+	// each tier forwards to the next one, the last one to the backend.
+	Tiers []Tier
+	// start overrides Tiers for targets that are not templated servers.
+	start func(ctx context.Context, env *Env, dir string) (*Instance, error)
+}
+
+// Tier is one server process configured from a template.
+type Tier struct {
+	Server   Server
+	Template string // file name under templates/
+}
+
+// Server knows how to run one kind of server from a rendered config file.
+type Server struct {
+	// Program is the executable, looked up in Env.Programs and then in PATH.
+	Program string
+	// Args returns the command-line arguments that run the server in the
+	// foreground with the given config file and private working directory.
+	Args func(configPath, dir string) []string
+}
+
+// Servers that peers are built from. HAProxy and Caddy join here:
+//
+//	haproxyServer = Server{Program: "haproxy", Args: func(c, _ string) []string { return []string{"-db", "-f", c} }}
+//	caddyServer   = Server{Program: "caddy", Args: func(c, _ string) []string { return []string{"run", "--adapter", "caddyfile", "--config", c} }}
+var nginxServer = Server{
+	Program: "nginx",
+	Args: func(configPath, dir string) []string {
+		// -e moves the start-up error log off the packaged /var/log path.
+		return []string{"-p", dir + "/", "-c", configPath, "-e", filepath.Join(dir, "error.log")}
+	},
+}
+
+// Targets returns every known target, in the order each round runs them.
+func Targets() []Target {
+	return []Target{
+		{
+			Name:        "portico",
+			Description: "Portico: TLS termination, host/path routing, HTTP/1.1 keep-alive to the backend",
+			Scheme:      "https",
+			start:       startPortico,
+		},
+		{
+			Name:        "direct",
+			Description: "no proxy: wrk straight to the backend over plain HTTP (the physical ceiling of the loopback path)",
+			Scheme:      "http",
+			start:       startDirect,
+		},
+		{
+			Name:        "direct-tls",
+			Description: "no proxy: an nginx that terminates TLS and answers itself (the ceiling for a TLS hop)",
+			Scheme:      "https",
+			Tiers:       []Tier{{Server: nginxServer, Template: "direct-tls.nginx.conf"}},
+		},
+		{
+			Name:        "nginx",
+			Description: "one nginx: TLS termination, host/path routing, upstream keep-alive to the backend",
+			Scheme:      "https",
+			Tiers:       []Tier{{Server: nginxServer, Template: "nginx.conf"}},
+		},
+		{
+			Name:        "nginx-2tier",
+			Description: "two nginx: a TLS edge proxying over plain HTTP keep-alive to a routing nginx, then to the backend",
+			Scheme:      "https",
+			Tiers: []Tier{
+				{Server: nginxServer, Template: "nginx-2tier-edge.nginx.conf"},
+				{Server: nginxServer, Template: "nginx-2tier-routing.nginx.conf"},
+			},
+		},
+	}
+}
+
+// SelectTargets returns the named targets in the canonical round order, or
+// every target when names is empty.
+func SelectTargets(all []Target, names []string) ([]Target, error) {
+	if len(names) == 0 {
+		return all, nil
+	}
+	want := map[string]bool{}
+	for _, n := range names {
+		want[n] = true
+	}
+	var out []Target
+	for _, t := range all {
+		if want[t.Name] {
+			out = append(out, t)
+			delete(want, t.Name)
+		}
+	}
+	if len(want) > 0 {
+		var unknown, known []string
+		for n := range want {
+			unknown = append(unknown, n)
+		}
+		for _, t := range all {
+			known = append(known, t.Name)
+		}
+		return nil, fmt.Errorf("unknown targets %q (known: %s)", unknown, strings.Join(known, ", "))
+	}
+	return out, nil
+}
+
+// RequiredPrograms lists the programs a benchmark of targets runs: wrk, the
+// nginx backend, and the servers of every tier. Portico is not listed; it is
+// a build product, not an installed program.
+func RequiredPrograms(targets []Target) []string {
+	progs := []string{"wrk", nginxServer.Program}
+	for _, t := range targets {
+		for _, tier := range t.Tiers {
+			if !slices.Contains(progs, tier.Server.Program) {
+				progs = append(progs, tier.Server.Program)
+			}
+		}
+	}
+	return progs
+}
+
+// Env is what targets share for a whole benchmark.
+type Env struct {
+	Host        string
+	ExtraHosts  []string
+	BackendAddr string
+	Cert        Certificate
+	CertFile    string
+	KeyFile     string
+	// Workers is the number of worker processes or threads every proxy gets.
+	Workers int
+	// Body is the backend's response body.
+	Body string
+	// Programs maps program names ("nginx", "portico") to paths; programs
+	// not listed are looked up in PATH.
+	Programs map[string]string
+	// ReadyTimeout bounds a target's start-up.
+	ReadyTimeout time.Duration
+}
+
+func (e *Env) program(name string) string {
+	if p, ok := e.Programs[name]; ok && p != "" {
+		return p
+	}
+	return name
+}
+
+// Instance is a started target.
+type Instance struct {
+	// Addr is the loopback address the load goes to.
+	Addr string
+	// Procs are the proxy processes whose memory is reported; empty when
+	// there is no proxy.
+	Procs []*Process
+}
+
+// Stop stops every process of the instance, front first.
+func (in *Instance) Stop() {
+	for _, p := range in.Procs {
+		p.Stop()
+	}
+}
+
+// URL is what wrk is pointed at: the virtual host name, which wrk sends as
+// SNI and Host, with the port of the loopback listener.
+func (in *Instance) URL(scheme, host string) string {
+	_, port, _ := net.SplitHostPort(in.Addr)
+	return fmt.Sprintf("%s://%s:%s/", scheme, host, port)
+}
+
+// Start starts the target in dir and returns once it answers the
+// benchmark request correctly.
+func (t Target) Start(ctx context.Context, env *Env, dir string) (*Instance, error) {
+	ctx, cancel := context.WithTimeout(ctx, env.ReadyTimeout)
+	defer cancel()
+	var (
+		in  *Instance
+		err error
+	)
+	if t.start != nil {
+		in, err = t.start(ctx, env, dir)
+	} else {
+		in, err = startTiers(ctx, env, dir, t.Tiers)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("start %s: %w", t.Name, err)
+	}
+	probe := func(ctx context.Context) error { return probeTarget(ctx, env, t.Scheme, in.Addr) }
+	if err := waitFor(ctx, in.Procs, probe); err != nil {
+		in.Stop()
+		return nil, fmt.Errorf("%s does not serve the benchmark route: %w", t.Name, err)
+	}
+	return in, nil
+}
+
+//go:embed templates/*
+var templateFS embed.FS
+
+// TemplateData is what config templates are rendered with.
+type TemplateData struct {
+	// Dir is the server's private working directory (pid file, temp files).
+	Dir string
+	// ListenAddr is where this server listens.
+	ListenAddr string
+	// NextAddr is where this server forwards: the next tier, or the backend
+	// for the last tier.
+	NextAddr    string
+	BackendAddr string
+	CertFile    string
+	KeyFile     string
+	Host        string
+	ExtraHosts  []string
+	Workers     int
+	Body        string
+}
+
+// RenderTemplate renders the named template from templates/.
+func RenderTemplate(name string, data TemplateData) ([]byte, error) {
+	tmpl, err := template.New(name).Funcs(template.FuncMap{
+		// nginxString quotes a value for an nginx config string literal.
+		"nginxString": func(s string) (string, error) {
+			// nginx expands variables inside strings and has no escape for '$'.
+			if strings.ContainsAny(s, "$\n\r") {
+				return "", fmt.Errorf("value %q cannot be an nginx string", s)
+			}
+			return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`, nil
+		},
+		"prepend": func(first string, rest []string) []string {
+			return append([]string{first}, rest...)
+		},
+	}).ParseFS(templateFS, "templates/"+name)
+	if err != nil {
+		return nil, fmt.Errorf("parse template %s: %w", name, err)
+	}
+	var b bytes.Buffer
+	if err := tmpl.Execute(&b, data); err != nil {
+		return nil, fmt.Errorf("render template %s: %w", name, err)
+	}
+	return b.Bytes(), nil
+}
+
+// StartTemplated renders tmplName into dir and starts server with it,
+// listening on listenAddr and forwarding to nextAddr. It does not wait for
+// readiness.
+func StartTemplated(env *Env, dir string, server Server, tmplName, listenAddr, nextAddr string) (*Process, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	conf, err := RenderTemplate(tmplName, TemplateData{
+		Dir:         dir,
+		ListenAddr:  listenAddr,
+		NextAddr:    nextAddr,
+		BackendAddr: env.BackendAddr,
+		CertFile:    env.CertFile,
+		KeyFile:     env.KeyFile,
+		Host:        env.Host,
+		ExtraHosts:  env.ExtraHosts,
+		Workers:     env.Workers,
+		Body:        env.Body,
+	})
+	if err != nil {
+		return nil, err
+	}
+	confPath := filepath.Join(dir, strings.TrimSuffix(tmplName, ".tmpl"))
+	if err := os.WriteFile(confPath, conf, 0o644); err != nil {
+		return nil, err
+	}
+	argv := append([]string{env.program(server.Program)}, server.Args(confPath, dir)...)
+	return StartProcess(tmplName, argv, nil, filepath.Join(dir, "output.log"))
+}
+
+// startTiers starts a chain of templated servers back to front, so that
+// each tier's upstream is listening before the tier itself starts.
+func startTiers(ctx context.Context, env *Env, dir string, tiers []Tier) (*Instance, error) {
+	if len(tiers) == 0 {
+		return nil, fmt.Errorf("target has no tiers")
+	}
+	addrs := make([]string, len(tiers))
+	for i := range tiers {
+		port, err := FreeLoopbackPort()
+		if err != nil {
+			return nil, err
+		}
+		addrs[i] = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	}
+	in := &Instance{Addr: addrs[0], Procs: make([]*Process, len(tiers))}
+	started := []*Process{}
+	fail := func(err error) (*Instance, error) {
+		for _, p := range started {
+			p.Stop()
+		}
+		return nil, err
+	}
+	for i := len(tiers) - 1; i >= 0; i-- {
+		next := env.BackendAddr
+		if i+1 < len(tiers) {
+			next = addrs[i+1]
+		}
+		tierDir := filepath.Join(dir, fmt.Sprintf("tier%d", i))
+		p, err := StartTemplated(env, tierDir, tiers[i].Server, tiers[i].Template, addrs[i], next)
+		if err != nil {
+			return fail(err)
+		}
+		started = append(started, p)
+		in.Procs[i] = p
+		addr := addrs[i]
+		if err := waitFor(ctx, []*Process{p}, func(ctx context.Context) error { return dialCheck(ctx, addr) }); err != nil {
+			return fail(fmt.Errorf("%s: %w", tiers[i].Template, err))
+		}
+	}
+	return in, nil
+}
+
+// startDirect points the load at the backend itself: there is no proxy.
+func startDirect(_ context.Context, env *Env, _ string) (*Instance, error) {
+	return &Instance{Addr: env.BackendAddr}, nil
+}
+
+// startPortico writes the benchmark manifests and runs the Portico binary
+// on them, waiting for its admin /readyz.
+func startPortico(ctx context.Context, env *Env, dir string) (*Instance, error) {
+	manifestDir := filepath.Join(dir, "manifests")
+	if err := os.MkdirAll(manifestDir, 0o755); err != nil {
+		return nil, err
+	}
+	_, backendPort, err := net.SplitHostPort(env.BackendAddr)
+	if err != nil {
+		return nil, fmt.Errorf("backend address: %w", err)
+	}
+	port, err := strconv.Atoi(backendPort)
+	if err != nil {
+		return nil, fmt.Errorf("backend port: %w", err)
+	}
+	var manifests bytes.Buffer
+	if err := WriteManifests(&manifests, ManifestParams{Host: env.Host, ExtraHosts: env.ExtraHosts, BackendPort: port, Cert: env.Cert}); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(manifestDir, "bench.yaml"), manifests.Bytes(), 0o600); err != nil {
+		return nil, err
+	}
+	var addrs [3]string
+	for i := range addrs {
+		p, err := FreeLoopbackPort()
+		if err != nil {
+			return nil, err
+		}
+		addrs[i] = net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
+	}
+	httpsAddr, httpAddr, adminAddr := addrs[0], addrs[1], addrs[2]
+	argv := []string{
+		env.program("portico"),
+		"--manifests", manifestDir,
+		"--https-addr", httpsAddr,
+		"--http-addr", httpAddr,
+		"--admin-addr", adminAddr,
+		"--log-level", "warn",
+	}
+	// Go schedules on GOMAXPROCS threads: the same worker budget nginx gets.
+	procEnv := []string{"GOMAXPROCS=" + strconv.Itoa(env.Workers)}
+	p, err := StartProcess("portico", argv, procEnv, filepath.Join(dir, "output.log"))
+	if err != nil {
+		return nil, err
+	}
+	ready := func(ctx context.Context) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+adminAddr+"/readyz", nil)
+		if err != nil {
+			return err
+		}
+		resp, err := loopbackHTTPClient.Do(req)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("/readyz answered %s", resp.Status)
+		}
+		return nil
+	}
+	if err := waitFor(ctx, []*Process{p}, ready); err != nil {
+		p.Stop()
+		return nil, err
+	}
+	return &Instance{Addr: httpsAddr, Procs: []*Process{p}}, nil
+}

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Runs Portico's load benchmark: Portico, the backend alone, and peer proxies
+# under the same wrk load, all on 127.0.0.1. Prints a Markdown report and
+# writes it to bench/results/latest.md.
+#
+# Environment:
+#   BENCH_DURATION  measured seconds per run (default 10s)
+#   BENCH_WARMUP    unrecorded warm-up per run (default 2s)
+#   BENCH_ROUNDS    rounds; every round runs every target once (default 3)
+#   BENCH_TARGETS   comma-separated targets (default: all; see loadbench -h)
+#   BENCH_HOSTS     further host-N.example.test routes in every route table (default 0)
+#   BENCH_PORTICO   a prebuilt Portico binary to use instead of building one
+# Extra arguments are passed to loadbench (for example -v).
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo"
+export GOTOOLCHAIN="${GOTOOLCHAIN:-go1.27.4}"
+
+# Install the load generator and peers from Debian packages if missing.
+missing=()
+command -v wrk >/dev/null || missing+=(wrk)
+command -v nginx >/dev/null || missing+=(nginx)
+command -v taskset >/dev/null || missing+=(util-linux)
+command -v h2load >/dev/null || missing+=(nghttp2-client)
+if ((${#missing[@]} > 0)); then
+	if [[ $(id -u) -ne 0 ]]; then
+		echo "run.sh: missing ${missing[*]}; install them or run as root" >&2
+		exit 1
+	fi
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -q
+	pkgs=()
+	for p in "${missing[@]}"; do
+		# nginx-light is the smallest nginx where it still exists (bookworm).
+		if [[ $p == nginx ]] && apt-cache show nginx-light >/dev/null 2>&1; then
+			p=nginx-light
+		fi
+		pkgs+=("$p")
+	done
+	apt-get install -y -q --no-install-recommends "${pkgs[@]}"
+fi
+
+tmp="$(mktemp -d -t portico-bench-build-XXXXXX)"
+bench_pid=""
+cleanup() {
+	if [[ -n $bench_pid ]]; then
+		kill -TERM "$bench_pid" 2>/dev/null || true
+		wait "$bench_pid" 2>/dev/null || true
+	fi
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
+
+go build -o "$tmp/loadbench" ./bench/cmd/loadbench
+
+portico="${BENCH_PORTICO:-}"
+if [[ -z $portico ]]; then
+	portico="$tmp/portico"
+	if ! go build -o "$portico" ./cmd/portico; then
+		echo "run.sh: Portico does not build; benchmarking the other targets" >&2
+		portico=""
+	fi
+fi
+
+# The command as the report shows it: what reproduces this run.
+cmdline=""
+for v in BENCH_DURATION BENCH_WARMUP BENCH_ROUNDS BENCH_TARGETS BENCH_HOSTS BENCH_PORTICO; do
+	if [[ -n ${!v:-} ]]; then
+		cmdline+="$v=${!v} "
+	fi
+done
+cmdline+="bench/run.sh"
+if (($# > 0)); then
+	cmdline+=" $*"
+fi
+
+"$tmp/loadbench" -portico "$portico" -out bench/results/latest.md -command "$cmdline" "$@" &
+bench_pid=$!
+status=0
+wait "$bench_pid" || status=$?
+bench_pid=""
+exit "$status"
