@@ -25,7 +25,7 @@ build:
 run: build
 	@set -e; \
 	$(BIN)/demo-backends & demo=$$!; \
-	trap 'kill $$demo 2>/dev/null; wait $$demo 2>/dev/null' EXIT INT TERM; \
+	trap 'kill $$demo 2>/dev/null; wait $$demo 2>/dev/null; true' EXIT; \
 	$(BIN)/portico --manifests examples/quickstart \
 		--https-addr $(HTTPS_ADDR) --http-addr $(HTTP_ADDR) --admin-addr $(ADMIN_ADDR)
 
