@@ -1,0 +1,58 @@
+package main
+
+import (
+	"io"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseConfig(t *testing.T) {
+	env := map[string]string{
+		"PORTICO_FALLBACK_SERVICE": "legacy/site",
+		"PORTICO_IDLE_TIMEOUT":     "30s",
+	}
+	cfg, err := parseConfig([]string{"--idle-timeout", "45s", "--trusted-proxies", "10.0.0.0/8, 192.0.2.7"},
+		func(k string) string { return env[k] }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Fallback.String() != "legacy/site" {
+		t.Errorf("fallback from the environment: %s", cfg.Fallback)
+	}
+	if cfg.Limits.IdleTimeout != 45*time.Second {
+		t.Errorf("the command line must win over the environment: idle timeout %s", cfg.Limits.IdleTimeout)
+	}
+	if len(cfg.TrustedProxies) != 2 || cfg.TrustedProxies[1].String() != "192.0.2.7/32" {
+		t.Errorf("trusted proxies %v", cfg.TrustedProxies)
+	}
+	if cfg.ManifestsDir != "examples/quickstart" || cfg.AdminAddr != "127.0.0.1:9090" || cfg.ControllerName != "portico.dev/controller" {
+		t.Errorf("defaults changed: %+v", cfg)
+	}
+}
+
+func TestParseConfigErrors(t *testing.T) {
+	cases := []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{[]string{"--fallback-service", "no-namespace"}, nil, "--fallback-service"},
+		{[]string{"--trusted-proxies", "10.0.0.0/33"}, nil, "--trusted-proxies"},
+		{[]string{"--log-level", "loud"}, nil, "--log-level"},
+		{[]string{"--https-addr", "8443"}, nil, "--https-addr"},
+		{[]string{"--https-addr", "", "--http-addr", ""}, nil, "nothing to serve"},
+		{[]string{"--default-cert-file", "a.pem"}, nil, "together"},
+		{[]string{"--idle-timeout", "0s"}, nil, "--idle-timeout"},
+		{[]string{"--max-header-bytes", "100"}, nil, "--max-header-bytes"},
+		{[]string{"--no-such-flag"}, nil, "no-such-flag"},
+		{[]string{"stray"}, nil, "unexpected argument"},
+		{nil, map[string]string{"PORTICO_IDLE_TIMEOUT": "soon"}, "PORTICO_IDLE_TIMEOUT"},
+	}
+	for _, tc := range cases {
+		_, err := parseConfig(tc.args, func(k string) string { return tc.env[k] }, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v %v: error %v, want one mentioning %q", tc.args, tc.env, err, tc.want)
+		}
+	}
+}
