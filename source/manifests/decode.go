@@ -20,6 +20,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/yaml"
+
+	"portico.dev/portico/snapshot"
 )
 
 // apiGroups are the API groups whose kinds the decoder recognises. Serving a
@@ -48,16 +50,7 @@ func newDeserializer() runtime.Decoder {
 
 // objectKey identifies an object the way the API server does: two manifests
 // with the same key describe the same object.
-type objectKey struct {
-	Kind, Namespace, Name string
-}
-
-func (k objectKey) String() string {
-	if k.Namespace == "" {
-		return k.Kind + " " + k.Name
-	}
-	return k.Kind + " " + k.Namespace + "/" + k.Name
-}
+type objectKey = snapshot.ObjectRef
 
 // entry is one object kept from a file.
 type entry struct {
