@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"bufio"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -252,4 +253,19 @@ func upgradeType(r *http.Request) string {
 		return ""
 	}
 	return up[0]
+}
+
+// writeHeaderValues writes one "Name: value" line per valid value of a
+// header whose name was checked by the caller. Values a backend or client
+// could use to split the header block (CR, LF, NUL) are dropped.
+func writeHeaderValues(bw *bufio.Writer, name string, values []string) {
+	for _, v := range values {
+		if !validHeaderValue(v) {
+			continue
+		}
+		bw.WriteString(name)
+		bw.WriteString(": ")
+		bw.WriteString(v)
+		bw.WriteString("\r\n")
+	}
 }

@@ -265,15 +265,7 @@ func (t *Transport) writeRequest(c *conn, r *http.Request, f *forwarding, upgrad
 		if skipRequestHeader(k, connection) || !validHeaderName(k) {
 			continue
 		}
-		for _, v := range vv {
-			if !validHeaderValue(v) {
-				continue
-			}
-			bw.WriteString(k)
-			bw.WriteString(": ")
-			bw.WriteString(v)
-			bw.WriteString("\r\n")
-		}
+		writeHeaderValues(bw, k, vv)
 	}
 	if hasToken(r.Header["Te"], "trailers") {
 		bw.WriteString("Te: trailers\r\n")
@@ -334,14 +326,7 @@ func (t *Transport) writeRequest(c *conn, r *http.Request, f *forwarding, upgrad
 				if !validHeaderName(k) {
 					continue
 				}
-				for _, v := range vv {
-					if validHeaderValue(v) {
-						bw.WriteString(k)
-						bw.WriteString(": ")
-						bw.WriteString(v)
-						bw.WriteString("\r\n")
-					}
-				}
+				writeHeaderValues(bw, k, vv)
 			}
 			bw.WriteString("\r\n")
 		}

@@ -73,14 +73,7 @@ func (t *Transport) serveTunnel(w http.ResponseWriter, c *conn, resp *http.Respo
 		if isHopByHop(k) || !validHeaderName(k) || (len(connection) > 0 && namedInConnection(connection, k)) {
 			continue
 		}
-		for _, v := range vv {
-			if validHeaderValue(v) {
-				bw.WriteString(k)
-				bw.WriteString(": ")
-				bw.WriteString(v)
-				bw.WriteString("\r\n")
-			}
-		}
+		writeHeaderValues(bw, k, vv)
 	}
 	bw.WriteString("Connection: Upgrade\r\nUpgrade: ")
 	bw.WriteString(upgrade)

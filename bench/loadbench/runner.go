@@ -34,8 +34,15 @@ type Config struct {
 	// ExtraHosts grows every routing table by this many host-N.example.test
 	// rules that receive no load.
 	ExtraHosts int
-	// BodySize is the backend's response body size in bytes.
+	// BodySize is the backend's small response body size in bytes.
 	BodySize int
+	// Workloads run one after the other, every one over all rounds and
+	// targets; empty runs the small workload only.
+	Workloads []Workload
+	// H2Clients and H2Streams are h2load's connections and concurrent
+	// streams per connection in the h2 workload.
+	H2Clients int
+	H2Streams int
 	// Programs maps program names ("wrk", "taskset", "nginx", "portico") to
 	// paths; programs not listed are looked up in PATH.
 	Programs map[string]string
@@ -68,7 +75,20 @@ func (c *Config) Validate() error {
 	case c.WorkDir == "":
 		return errors.New("no work directory")
 	}
+	for _, w := range c.Workloads {
+		if w.Tool == ToolH2load && (c.H2Clients < 1 || c.H2Streams < 1) {
+			return fmt.Errorf("workload %s needs at least one h2load client and stream, got %d and %d", w.Name, c.H2Clients, c.H2Streams)
+		}
+	}
 	return nil
+}
+
+// workloads returns the configured workloads, or the small one.
+func (c *Config) workloads() []Workload {
+	if len(c.Workloads) == 0 {
+		return Workloads()[:1]
+	}
+	return c.Workloads
 }
 
 // validHostName accepts lower-case DNS names. Host names end up in proxy
@@ -90,11 +110,15 @@ func validHostName(h string) bool {
 	return true
 }
 
-// Run is one measured wrk run of one target.
+// Run is one measured load run of one target under one workload.
 type Run struct {
-	Target string
-	Round  int
-	Result WrkResult
+	Workload string
+	Target   string
+	Round    int
+	Result   WrkResult
+	// Skipped says why the target cannot take the workload; a skipped run
+	// is neither a success nor a failure.
+	Skipped string
 	// Memory is the peak memory of the target's proxy processes during the
 	// measured run; zero when there is no proxy.
 	Memory Memory
@@ -125,27 +149,41 @@ func Execute(ctx context.Context, cfg Config) ([]Run, error) {
 	}
 
 	var runs []Run
-	for round := 1; round <= cfg.Rounds; round++ {
-		for _, t := range cfg.Targets {
-			if err := ctx.Err(); err != nil {
-				return runs, err
+	for _, w := range cfg.workloads() {
+		wenv, err := workloadEnv(env, cfg, w)
+		if err != nil {
+			return runs, err
+		}
+		for round := 1; round <= cfg.Rounds; round++ {
+			for _, t := range cfg.Targets {
+				if err := ctx.Err(); err != nil {
+					return runs, err
+				}
+				if exited, werr := backend.Exited(); exited {
+					return runs, fmt.Errorf("backend exited (%v): %s", werr, backend.LogTail())
+				}
+				if reason := SkipReason(w, t); reason != "" {
+					runs = append(runs, Run{Workload: w.Name, Target: t.Name, Round: round, Skipped: reason})
+					continue
+				}
+				log.Info("run", "workload", w.Name, "round", round, "of", cfg.Rounds, "target", t.Name)
+				dir := filepath.Join(cfg.WorkDir, fmt.Sprintf("%s-round%d-%s", w.Name, round, t.Name))
+				if len(cfg.Workloads) == 0 {
+					dir = filepath.Join(cfg.WorkDir, fmt.Sprintf("round%d-%s", round, t.Name))
+				}
+				r := runTarget(ctx, cfg, wenv, w, t, dir, scriptPath)
+				r.Round = round
+				r.Workload = w.Name
+				if r.Err != nil {
+					log.Warn("run failed", "workload", w.Name, "round", round, "target", t.Name, "err", r.Err)
+				} else {
+					log.Info("run done", "workload", w.Name, "round", round, "target", t.Name,
+						"rps", fmt.Sprintf("%.0f", r.Result.RPS), "p50", r.Result.P50, "p99", r.Result.P99,
+						"rss_mib", fmt.Sprintf("%.1f", float64(r.Memory.RSS)/(1<<20)),
+						"pss_mib", fmt.Sprintf("%.1f", float64(r.Memory.PSS)/(1<<20)), "errors", r.Result.Errors)
+				}
+				runs = append(runs, r)
 			}
-			if exited, werr := backend.Exited(); exited {
-				return runs, fmt.Errorf("backend exited (%v): %s", werr, backend.LogTail())
-			}
-			log.Info("run", "round", round, "of", cfg.Rounds, "target", t.Name)
-			dir := filepath.Join(cfg.WorkDir, fmt.Sprintf("round%d-%s", round, t.Name))
-			r := runTarget(ctx, cfg, env, t, dir, scriptPath)
-			r.Round = round
-			if r.Err != nil {
-				log.Warn("run failed", "round", round, "target", t.Name, "err", r.Err)
-			} else {
-				log.Info("run done", "round", round, "target", t.Name,
-					"rps", fmt.Sprintf("%.0f", r.Result.RPS), "p50", r.Result.P50, "p99", r.Result.P99,
-					"rss_mib", fmt.Sprintf("%.1f", float64(r.Memory.RSS)/(1<<20)),
-					"pss_mib", fmt.Sprintf("%.1f", float64(r.Memory.PSS)/(1<<20)), "errors", r.Result.Errors)
-			}
-			runs = append(runs, r)
 		}
 	}
 	// An interrupted last run is recorded as failed; the caller must still
@@ -160,27 +198,43 @@ func prepare(ctx context.Context, cfg Config) (*Env, *Process, error) {
 	if err := os.Chmod(cfg.WorkDir, 0o755); err != nil {
 		return nil, nil, err
 	}
-	hosts := ExtraHostNames(cfg.ExtraHosts)
-	cert, err := NewSelfSignedCertificate(append([]string{cfg.Host}, hosts...), time.Now())
+	// One certificate for every workload: the virtual host plus a wildcard
+	// for the host-N.example.test route-table hosts, so its size (and the
+	// handshake) does not grow with the route table.
+	cert, err := NewSelfSignedCertificate(certNames(cfg.Host), time.Now())
 	if err != nil {
 		return nil, nil, err
 	}
 	env := &Env{
-		Host:         cfg.Host,
-		ExtraHosts:   hosts,
-		Cert:         cert,
-		CertFile:     filepath.Join(cfg.WorkDir, "tls.crt"),
-		KeyFile:      filepath.Join(cfg.WorkDir, "tls.key"),
-		Workers:      cfg.Workers,
-		Body:         ResponseBody(cfg.BodySize),
-		Programs:     cfg.Programs,
-		ReadyTimeout: 60 * time.Second,
+		Host:          cfg.Host,
+		ExtraHosts:    ExtraHostNames(cfg.ExtraHosts),
+		Cert:          cert,
+		CertFile:      filepath.Join(cfg.WorkDir, "tls.crt"),
+		KeyFile:       filepath.Join(cfg.WorkDir, "tls.key"),
+		CertKeyFile:   filepath.Join(cfg.WorkDir, "tls.pem"),
+		LargeBodyFile: filepath.Join(cfg.WorkDir, "body-16k.txt"),
+		Workers:       cfg.Workers,
+		Body:          ResponseBody(cfg.BodySize),
+		Path:          "/",
+		Programs:      cfg.Programs,
+		ReadyTimeout:  60 * time.Second,
 	}
-	if err := os.WriteFile(env.CertFile, cert.CertPEM, 0o644); err != nil {
-		return nil, nil, err
+	files := []struct {
+		path string
+		data []byte
+		mode os.FileMode
+	}{
+		{env.CertFile, cert.CertPEM, 0o644},
+		{env.KeyFile, cert.KeyPEM, 0o600},
+		// HAProxy wants certificate and key in one file.
+		{env.CertKeyFile, append(append([]byte{}, cert.CertPEM...), cert.KeyPEM...), 0o600},
+		// Workers that drop root privileges read it.
+		{env.LargeBodyFile, []byte(ResponseBody(LargeBodySize)), 0o644},
 	}
-	if err := os.WriteFile(env.KeyFile, cert.KeyPEM, 0o600); err != nil {
-		return nil, nil, err
+	for _, f := range files {
+		if err := os.WriteFile(f.path, f.data, f.mode); err != nil {
+			return nil, nil, err
+		}
 	}
 	port, err := FreeLoopbackPort()
 	if err != nil {
@@ -202,6 +256,38 @@ func prepare(ctx context.Context, cfg Config) (*Env, *Process, error) {
 	return env, backend, nil
 }
 
+// certNames are the DNS names of the benchmark certificate.
+func certNames(host string) []string {
+	names := []string{host}
+	if host != "example.test" {
+		names = append(names, "*.example.test")
+	}
+	return names
+}
+
+// workloadEnv returns env adjusted for workload w: its route-table hosts
+// (also written to a hosts file, one per line, for servers that read host
+// lists from files), its request path and its expected response body.
+func workloadEnv(base *Env, cfg Config, w Workload) (*Env, error) {
+	env := *base
+	env.ExtraHosts = ExtraHostNames(w.extraHosts(cfg))
+	env.Path = w.Path
+	env.ExpectBody = ""
+	if w.Path == LargeBodyPath {
+		env.ExpectBody = ResponseBody(LargeBodySize)
+	}
+	env.HostsFile = filepath.Join(cfg.WorkDir, "hosts-"+w.Name+".lst")
+	var b strings.Builder
+	for _, h := range append([]string{env.Host}, env.ExtraHosts...) {
+		b.WriteString(h)
+		b.WriteByte('\n')
+	}
+	if err := os.WriteFile(env.HostsFile, []byte(b.String()), 0o644); err != nil {
+		return nil, err
+	}
+	return &env, nil
+}
+
 // ResponseBody returns the backend's response body: n printable bytes.
 func ResponseBody(n int) string {
 	const pattern = "portico-bench-"
@@ -212,10 +298,11 @@ func ResponseBody(n int) string {
 	return b.String()[:n]
 }
 
-// runTarget starts t, warms it up, measures it and stops it. Each run gets a
-// fresh process so memory figures and connection pools do not carry over.
-func runTarget(ctx context.Context, cfg Config, env *Env, t Target, dir, scriptPath string) Run {
-	r := Run{Target: t.Name}
+// runTarget starts t, warms it up, measures it under workload w and stops
+// it. Each run gets a fresh process so memory figures and connection pools
+// do not carry over.
+func runTarget(ctx context.Context, cfg Config, env *Env, w Workload, t Target, dir, scriptPath string) Run {
+	r := Run{Workload: w.Name, Target: t.Name}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		r.Err = err
 		return r
@@ -226,9 +313,9 @@ func runTarget(ctx context.Context, cfg Config, env *Env, t Target, dir, scriptP
 		return r
 	}
 	defer in.Stop()
-	url := in.URL(t.Scheme, env.Host)
-	if cfg.Warmup > 0 {
-		if _, err := runWrk(ctx, cfg, scriptPath, url, cfg.Warmup); err != nil {
+	url := strings.TrimSuffix(in.URL(t.Scheme, env.Host), "/") + w.Path
+	if w.Tool != ToolH2load && cfg.Warmup > 0 {
+		if _, err := runWrkFor(ctx, cfg, w, scriptPath, url, cfg.Warmup); err != nil {
 			r.Err = fmt.Errorf("warm-up: %w", err)
 			return r
 		}
@@ -237,7 +324,13 @@ func runTarget(ctx context.Context, cfg Config, env *Env, t Target, dir, scriptP
 	if len(in.Procs) > 0 {
 		sampler = StartMemorySampler(in.Procs, 250*time.Millisecond)
 	}
-	res, err := runWrk(ctx, cfg, scriptPath, url, cfg.Duration)
+	var res WrkResult
+	if w.Tool == ToolH2load {
+		// h2load warms up itself (--warm-up-time) on the same connections.
+		res, err = runH2load(ctx, cfg, url, loopbackConnectTo(in.Addr), filepath.Join(dir, "h2load.log"))
+	} else {
+		res, err = runWrkFor(ctx, cfg, w, scriptPath, url, cfg.Duration)
+	}
 	if sampler != nil {
 		mem, serr := sampler.Stop()
 		if serr != nil && err == nil {
@@ -256,7 +349,12 @@ func runTarget(ctx context.Context, cfg Config, env *Env, t Target, dir, scriptP
 
 // runWrk runs one bounded wrk load and parses its output.
 func runWrk(ctx context.Context, cfg Config, scriptPath, url string, d time.Duration) (WrkResult, error) {
-	argv := WrkCommand(cfg, scriptPath, url, d)
+	return runWrkFor(ctx, cfg, Workloads()[0], scriptPath, url, d)
+}
+
+// runWrkFor runs one bounded wrk load of workload w.
+func runWrkFor(ctx context.Context, cfg Config, w Workload, scriptPath, url string, d time.Duration) (WrkResult, error) {
+	argv := wrkCommand(cfg, scriptPath, url, d, w.Close)
 	// wrk stops itself after d; the deadline only catches a hung wrk.
 	ctx, cancel := context.WithTimeout(ctx, d+30*time.Second)
 	defer cancel()
@@ -280,12 +378,19 @@ func runWrk(ctx context.Context, cfg Config, scriptPath, url string, d time.Dura
 // WrkCommand returns the wrk command line for one run, pinned with taskset
 // when cfg.WrkCPU is set.
 func WrkCommand(cfg Config, scriptPath, url string, d time.Duration) []string {
+	return wrkCommand(cfg, scriptPath, url, d, false)
+}
+
+// wrkCommand is WrkCommand, with "Connection: close" on every request when
+// closeConns is set: wrk then opens a new connection (and, over TLS, does a
+// full handshake) for every request.
+func wrkCommand(cfg Config, scriptPath, url string, d time.Duration, closeConns bool) []string {
 	secs := int64((d + time.Second - 1) / time.Second)
 	var argv []string
 	if cfg.WrkCPU != "" {
 		argv = append(argv, program(cfg.Programs, "taskset"), "-c", cfg.WrkCPU)
 	}
-	return append(argv,
+	argv = append(argv,
 		program(cfg.Programs, "wrk"),
 		"-t", strconv.Itoa(cfg.Threads),
 		"-c", strconv.Itoa(cfg.Connections),
@@ -295,8 +400,11 @@ func WrkCommand(cfg Config, scriptPath, url string, d time.Duration) []string {
 		"-s", scriptPath,
 		// Without a port, as a client of the standard HTTPS port sends it.
 		"-H", "Host: "+cfg.Host,
-		url,
 	)
+	if closeConns {
+		argv = append(argv, "-H", "Connection: close")
+	}
+	return append(argv, url)
 }
 
 func program(programs map[string]string, name string) string {
