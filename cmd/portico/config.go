@@ -23,8 +23,12 @@ const envPrefix = "PORTICO_"
 
 // config is everything the command line says.
 type config struct {
+	// Source is "manifests" or "kubernetes".
+	Source          string
 	ManifestsDir    string
 	Kubeconfig      string
+	InCluster       bool
+	WatchNamespaces []string
 	HTTPSAddr       string
 	HTTPAddr        string
 	AdminAddr       string
@@ -55,7 +59,9 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 	fs.StringVar(&cfg.ManifestsDir, "manifests", "examples/quickstart",
 		"serve the Kubernetes manifests (YAML or JSON) in this folder, watching it for changes; the embedded default mode, no cluster needed")
 	fs.StringVar(&cfg.Kubeconfig, "kubeconfig", "",
-		"read objects from the Kubernetes API server this kubeconfig names, instead of a manifest folder")
+		"read objects from the Kubernetes API server this kubeconfig names, instead of a manifest folder; inside a Pod, without --manifests, the in-cluster configuration is used")
+	watchNamespaces := fs.String("watch-namespaces", "",
+		"comma-separated namespaces whose Ingresses, Services, endpoints and TLS Secrets are watched (Kubernetes mode); empty watches all")
 	fs.StringVar(&cfg.HTTPSAddr, "https-addr", ":8443", "address of the HTTPS listener (TLS 1.2 and 1.3, HTTP/2 and HTTP/1.1); empty disables it")
 	fs.StringVar(&cfg.HTTPAddr, "http-addr", ":8080", "address of the plain-HTTP listener; empty disables it")
 	fs.StringVar(&cfg.AdminAddr, "admin-addr", "127.0.0.1:9090", "address of the admin listener: /metrics, /healthz, /readyz; empty disables it")
@@ -100,17 +106,35 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 		fs.PrintDefaults()
 	}
 
-	if err := applyEnv(fs, getenv); err != nil {
+	fromEnv, err := applyEnv(fs, getenv)
+	if err != nil {
 		return nil, err
 	}
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
+	given := fromEnv
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q (all options are flags; see --help)", fs.Arg(0))
 	}
 
-	var err error
+	// The embedded default (a manifest folder) unless a cluster is named,
+	// or Portico runs in a Pod and no folder is asked for.
+	cfg.Source = "manifests"
+	switch {
+	case cfg.Kubeconfig != "" && given["manifests"]:
+		return nil, errors.New("--manifests and --kubeconfig both given: choose one source")
+	case cfg.Kubeconfig != "":
+		cfg.Source = "kubernetes"
+	case getenv("KUBERNETES_SERVICE_HOST") != "" && !given["manifests"]:
+		cfg.Source, cfg.InCluster = "kubernetes", true
+	}
+	for _, ns := range strings.Split(*watchNamespaces, ",") {
+		if ns = strings.TrimSpace(ns); ns != "" {
+			cfg.WatchNamespaces = append(cfg.WatchNamespaces, ns)
+		}
+	}
 	if cfg.Fallback, err = parseNamespacedName(*fallback); err != nil {
 		return nil, fmt.Errorf("--fallback-service: %w", err)
 	}
@@ -164,9 +188,10 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 }
 
 // applyEnv sets each flag from its environment variable, before the command
-// line is parsed so that flags win.
-func applyEnv(fs *flag.FlagSet, getenv func(string) string) error {
+// line is parsed so that flags win. It returns the names of the flags set.
+func applyEnv(fs *flag.FlagSet, getenv func(string) string) (map[string]bool, error) {
 	var err error
+	set := make(map[string]bool)
 	fs.VisitAll(func(f *flag.Flag) {
 		name := envName(f.Name)
 		v := getenv(name)
@@ -176,9 +201,10 @@ func applyEnv(fs *flag.FlagSet, getenv func(string) string) error {
 		if e := f.Value.Set(v); e != nil {
 			err = fmt.Errorf("%s=%q: %v", name, v, e)
 		}
+		set[f.Name] = true
 		f.Usage += fmt.Sprintf(" (set by %s)", name)
 	})
-	return err
+	return set, err
 }
 
 func envName(flagName string) string {

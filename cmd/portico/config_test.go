@@ -56,3 +56,31 @@ func TestParseConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestSourceSelection(t *testing.T) {
+	inPod := map[string]string{"KUBERNETES_SERVICE_HOST": "10.96.0.1"}
+	cases := []struct {
+		args          []string
+		env           map[string]string
+		want          string
+		wantInCluster bool
+	}{
+		{nil, nil, "manifests", false},
+		{[]string{"--kubeconfig", "/etc/kube.conf"}, nil, "kubernetes", false},
+		{nil, inPod, "kubernetes", true},
+		{[]string{"--manifests", "/config"}, inPod, "manifests", false},
+		{nil, map[string]string{"KUBERNETES_SERVICE_HOST": "10.96.0.1", "PORTICO_MANIFESTS": "/config"}, "manifests", false},
+	}
+	for _, tc := range cases {
+		cfg, err := parseConfig(tc.args, func(k string) string { return tc.env[k] }, io.Discard)
+		if err != nil {
+			t.Fatalf("%v %v: %v", tc.args, tc.env, err)
+		}
+		if cfg.Source != tc.want || cfg.InCluster != tc.wantInCluster {
+			t.Errorf("%v %v: source %s in-cluster %v, want %s %v", tc.args, tc.env, cfg.Source, cfg.InCluster, tc.want, tc.wantInCluster)
+		}
+	}
+	if _, err := parseConfig([]string{"--manifests", "x", "--kubeconfig", "y"}, func(string) string { return "" }, io.Discard); err == nil {
+		t.Error("--manifests with --kubeconfig must be refused")
+	}
+}

@@ -13,9 +13,13 @@ import (
 	"sync/atomic"
 	"time"
 
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
 	"portico.dev/portico/metrics"
 	"portico.dev/portico/routing"
 	"portico.dev/portico/snapshot"
+	"portico.dev/portico/source/kube"
 	"portico.dev/portico/source/manifests"
 	porticotls "portico.dev/portico/tls"
 	"portico.dev/portico/upstream"
@@ -28,6 +32,7 @@ type gateway struct {
 	log     *slog.Logger
 	metrics *metrics.Metrics
 
+	source    objectSource
 	store     snapshot.Store
 	publisher *publisher
 	transport *upstream.Transport
@@ -46,18 +51,16 @@ type gateway struct {
 // bad flag, an unreadable manifest folder or a port in use is reported at
 // start-up with one clear line.
 func newGateway(cfg *config, logger *slog.Logger) (*gateway, error) {
-	if cfg.Kubeconfig != "" {
-		return nil, errors.New("--kubeconfig: reading objects from a Kubernetes API server is not available in this build; use --manifests")
-	}
-	if _, _, err := manifests.Load(cfg.ManifestsDir); err != nil {
-		return nil, fmt.Errorf("--manifests: %w", err)
+	src, err := newSource(cfg, logger)
+	if err != nil {
+		return nil, err
 	}
 	defaultPair, err := loadDefaultCertificate(cfg, logger)
 	if err != nil {
 		return nil, err
 	}
 
-	g := &gateway{cfg: cfg, log: logger, metrics: metrics.New(), firstPublished: make(chan struct{})}
+	g := &gateway{cfg: cfg, log: logger, source: src, metrics: metrics.New(), firstPublished: make(chan struct{})}
 	upCfg := cfg.Upstream
 	upCfg.Logger = logger
 	upCfg.OnConnectError = g.metrics.ConnectError
@@ -133,6 +136,35 @@ func redirectPort(cfg *config, httpsAddr net.Addr) int {
 	return 443
 }
 
+// objectSource is where Kubernetes objects come from: a manifest folder or
+// the API server. Run delivers every new set of objects until ctx ends.
+type objectSource interface {
+	Run(ctx context.Context, onChange func(snapshot.Objects)) error
+}
+
+func newSource(cfg *config, logger *slog.Logger) (objectSource, error) {
+	if cfg.Source == "manifests" {
+		if _, _, err := manifests.Load(cfg.ManifestsDir); err != nil {
+			return nil, fmt.Errorf("--manifests: %w", err)
+		}
+		return &manifests.Source{Dir: cfg.ManifestsDir, Logger: logger}, nil
+	}
+	// An empty kubeconfig path means the in-cluster configuration.
+	restCfg, err := clientcmd.BuildConfigFromFlags("", cfg.Kubeconfig)
+	if err != nil {
+		if cfg.InCluster {
+			return nil, fmt.Errorf("in-cluster Kubernetes configuration: %w", err)
+		}
+		return nil, fmt.Errorf("--kubeconfig: %w", err)
+	}
+	restCfg.UserAgent = "portico"
+	client, err := kubernetes.NewForConfig(restCfg)
+	if err != nil {
+		return nil, fmt.Errorf("Kubernetes client: %w", err)
+	}
+	return &kube.Source{Client: client, Namespaces: cfg.WatchNamespaces, Logger: logger}, nil
+}
+
 func loadDefaultCertificate(cfg *config, logger *slog.Logger) (*porticotls.KeyPair, error) {
 	if cfg.DefaultCertFile == "" {
 		pair, err := porticotls.SelfSigned("portico-default-certificate", 365*24*time.Hour)
@@ -195,19 +227,18 @@ func (g *gateway) run(ctx context.Context) error {
 		}()
 	}
 	g.log.Info("portico started", "https", addrString(g.server.HTTPSAddr()), "http", addrString(g.server.HTTPAddr()),
-		"admin", addrString(g.adminAddr()), "manifests", g.cfg.ManifestsDir)
+		"admin", addrString(g.adminAddr()), "source", g.cfg.Source)
 
 	srcCtx, stopSource := context.WithCancel(ctx)
 	defer stopSource()
-	src := &manifests.Source{Dir: g.cfg.ManifestsDir, Logger: g.log}
 	go func() {
-		err := src.Run(srcCtx, func(objs snapshot.Objects) {
+		err := g.source.Run(srcCtx, func(objs snapshot.Objects) {
 			g.publisher.apply(objs)
 			g.ready.Store(true)
 			g.firstOnce.Do(func() { close(g.firstPublished) })
 		})
 		if err != nil && srcCtx.Err() == nil {
-			serveErr <- fmt.Errorf("manifest source: %w", err)
+			serveErr <- fmt.Errorf("%s source: %w", g.cfg.Source, err)
 		}
 	}()
 

@@ -1,0 +1,114 @@
+package kube
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
+
+	"portico.dev/portico/snapshot"
+)
+
+func TestCoalesceOneRebuildPerBurst(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	changed := make(chan struct{}, 1)
+	rebuilt := make(chan struct{}, 10)
+	go coalesce(ctx, changed, 50*time.Millisecond, time.Hour, func() { rebuilt <- struct{}{} })
+
+	// A burst of signals closer together than the quiet period.
+	for i := 0; i < 20; i++ {
+		select {
+		case changed <- struct{}{}:
+		default:
+		}
+		time.Sleep(time.Millisecond)
+	}
+	select {
+	case <-rebuilt:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no rebuild after a burst")
+	}
+	select {
+	case <-rebuilt:
+		t.Fatal("a burst caused two rebuilds")
+	case <-time.After(200 * time.Millisecond):
+	}
+}
+
+func TestCoalesceMaxDelayBoundsAStream(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	changed := make(chan struct{}, 1)
+	var rebuilds atomic.Int32
+	go coalesce(ctx, changed, time.Hour, 20*time.Millisecond, func() { rebuilds.Add(1) })
+
+	// Signals that never leave a quiet hour still rebuild every maxDelay.
+	deadline := time.Now().Add(10 * time.Second)
+	for rebuilds.Load() < 2 && time.Now().Before(deadline) {
+		select {
+		case changed <- struct{}{}:
+		default:
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if rebuilds.Load() < 2 {
+		t.Fatal("a steady stream of changes held rebuilds back")
+	}
+}
+
+// TestRunListsAndFilters checks the wiring from informers to Objects with
+// client-go's fake clientset; behaviour against a real API server is covered
+// by the integration tests.
+func TestRunListsAndFilters(t *testing.T) {
+	client := fake.NewClientset(
+		&networkingv1.IngressClass{ObjectMeta: metav1.ObjectMeta{Name: "portico"}},
+		&networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web"}},
+		&networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: "other", Name: "web"}},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "tls"}, Type: corev1.SecretTypeTLS},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "helm-release"}, Type: "helm.sh/release.v1"},
+	)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	got := make(chan snapshot.Objects, 10)
+	src := &Source{Client: client, Namespaces: []string{"shop"}, Quiet: 10 * time.Millisecond}
+	done := make(chan error, 1)
+	go func() { done <- src.Run(ctx, func(o snapshot.Objects) { got <- o }) }()
+
+	first := receive(t, got)
+	if len(first.IngressClasses) != 1 || len(first.Ingresses) != 1 || first.Ingresses[0].Namespace != "shop" {
+		t.Errorf("first objects: %d classes, ingresses %v; want 1 class and shop/web only", len(first.IngressClasses), first.Ingresses)
+	}
+	if len(first.Secrets) != 1 || first.Secrets[0].Name != "tls" {
+		t.Errorf("secrets %v, want only the TLS one", first.Secrets)
+	}
+
+	_, err := client.NetworkingV1().Ingresses("shop").Create(ctx,
+		&networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "api"}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next := receive(t, got); len(next.Ingresses) != 2 {
+		t.Errorf("after a create: %d ingresses, want 2", len(next.Ingresses))
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run: %v", err)
+	}
+}
+
+func receive(t *testing.T, ch <-chan snapshot.Objects) snapshot.Objects {
+	t.Helper()
+	select {
+	case o := <-ch:
+		return o
+	case <-time.After(10 * time.Second):
+		t.Fatal("no objects delivered")
+		return snapshot.Objects{}
+	}
+}
