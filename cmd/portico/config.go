@@ -13,6 +13,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/types"
 
+	"portico.dev/portico/status"
 	porticotls "portico.dev/portico/tls"
 	"portico.dev/portico/upstream"
 )
@@ -29,14 +30,18 @@ type config struct {
 	Kubeconfig      string
 	InCluster       bool
 	WatchNamespaces []string
-	HTTPSAddr       string
-	HTTPAddr        string
-	AdminAddr       string
-	IngressClass    string
-	ControllerName  string
-	Fallback        types.NamespacedName
-	DefaultCertFile string
-	DefaultKeyFile  string
+	// Publish is the address written to owned Ingresses' status.
+	Publish                 status.Addresses
+	LeaderElectionNamespace string
+	LeaderElectionID        string
+	HTTPSAddr               string
+	HTTPAddr                string
+	AdminAddr               string
+	IngressClass            string
+	ControllerName          string
+	Fallback                types.NamespacedName
+	DefaultCertFile         string
+	DefaultKeyFile          string
 	// RedirectHTTPSPort is the port in redirects to HTTPS; 0 means the port
 	// of HTTPSAddr.
 	RedirectHTTPSPort int
@@ -62,6 +67,14 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 		"read objects from the Kubernetes API server this kubeconfig names, instead of a manifest folder; inside a Pod, without --manifests, the in-cluster configuration is used")
 	watchNamespaces := fs.String("watch-namespaces", "",
 		"comma-separated namespaces whose Ingresses, Services, endpoints and TLS Secrets are watched (Kubernetes mode); empty watches all")
+	publishAddress := fs.String("publish-address", "",
+		"comma-separated IP addresses or host names written to the status of every Ingress Portico serves (Kubernetes mode)")
+	publishService := fs.String("publish-service", "",
+		"NAMESPACE/NAME of the Service (typically type LoadBalancer) whose load-balancer addresses are written to the status of every Ingress Portico serves")
+	fs.StringVar(&cfg.LeaderElectionNamespace, "leader-election-namespace", "",
+		"namespace of the Lease replicas elect the status writer with; default: the Pod's namespace (POD_NAMESPACE), else \"default\"")
+	fs.StringVar(&cfg.LeaderElectionID, "leader-election-id", "portico-status",
+		"name of that Lease; replicas of one deployment share it")
 	fs.StringVar(&cfg.HTTPSAddr, "https-addr", ":8443", "address of the HTTPS listener (TLS 1.2 and 1.3, HTTP/2 and HTTP/1.1); empty disables it")
 	fs.StringVar(&cfg.HTTPAddr, "http-addr", ":8080", "address of the plain-HTTP listener; empty disables it")
 	fs.StringVar(&cfg.AdminAddr, "admin-addr", "127.0.0.1:9090", "address of the admin listener: /metrics, /healthz, /readyz; empty disables it")
@@ -134,6 +147,20 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 		if ns = strings.TrimSpace(ns); ns != "" {
 			cfg.WatchNamespaces = append(cfg.WatchNamespaces, ns)
 		}
+	}
+	for _, a := range strings.Split(*publishAddress, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			cfg.Publish.Fixed = append(cfg.Publish.Fixed, a)
+		}
+	}
+	if cfg.Publish.Service, err = parseNamespacedName(*publishService); err != nil {
+		return nil, fmt.Errorf("--publish-service: %w", err)
+	}
+	if cfg.LeaderElectionNamespace == "" {
+		cfg.LeaderElectionNamespace = getenv("POD_NAMESPACE")
+	}
+	if cfg.LeaderElectionNamespace == "" {
+		cfg.LeaderElectionNamespace = "default"
 	}
 	if cfg.Fallback, err = parseNamespacedName(*fallback); err != nil {
 		return nil, fmt.Errorf("--fallback-service: %w", err)

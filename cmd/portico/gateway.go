@@ -32,7 +32,10 @@ type gateway struct {
 	log     *slog.Logger
 	metrics *metrics.Metrics
 
-	source    objectSource
+	source objectSource
+	// status writes Ingress status and Events while this replica leads;
+	// nil in manifest mode.
+	status    *statusLoop
 	store     snapshot.Store
 	publisher *publisher
 	transport *upstream.Transport
@@ -51,7 +54,7 @@ type gateway struct {
 // bad flag, an unreadable manifest folder or a port in use is reported at
 // start-up with one clear line.
 func newGateway(cfg *config, logger *slog.Logger) (*gateway, error) {
-	src, err := newSource(cfg, logger)
+	src, client, err := newSource(cfg, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -65,7 +68,11 @@ func newGateway(cfg *config, logger *slog.Logger) (*gateway, error) {
 	upCfg.Logger = logger
 	upCfg.OnConnectError = g.metrics.ConnectError
 	g.transport = upstream.NewTransport(upCfg)
+	if client != nil {
+		g.status = newStatusLoop(cfg, client, logger)
+	}
 	g.publisher = &publisher{
+		status:  g.status,
 		store:   &g.store,
 		metrics: g.metrics,
 		log:     logger,
@@ -142,27 +149,29 @@ type objectSource interface {
 	Run(ctx context.Context, onChange func(snapshot.Objects)) error
 }
 
-func newSource(cfg *config, logger *slog.Logger) (objectSource, error) {
+// newSource returns the configured source, and in Kubernetes mode the
+// client that status is written with.
+func newSource(cfg *config, logger *slog.Logger) (objectSource, kubernetes.Interface, error) {
 	if cfg.Source == "manifests" {
 		if _, _, err := manifests.Load(cfg.ManifestsDir); err != nil {
-			return nil, fmt.Errorf("--manifests: %w", err)
+			return nil, nil, fmt.Errorf("--manifests: %w", err)
 		}
-		return &manifests.Source{Dir: cfg.ManifestsDir, Logger: logger}, nil
+		return &manifests.Source{Dir: cfg.ManifestsDir, Logger: logger}, nil, nil
 	}
 	// An empty kubeconfig path means the in-cluster configuration.
 	restCfg, err := clientcmd.BuildConfigFromFlags("", cfg.Kubeconfig)
 	if err != nil {
 		if cfg.InCluster {
-			return nil, fmt.Errorf("in-cluster Kubernetes configuration: %w", err)
+			return nil, nil, fmt.Errorf("in-cluster Kubernetes configuration: %w", err)
 		}
-		return nil, fmt.Errorf("--kubeconfig: %w", err)
+		return nil, nil, fmt.Errorf("--kubeconfig: %w", err)
 	}
 	restCfg.UserAgent = "portico"
 	client, err := kubernetes.NewForConfig(restCfg)
 	if err != nil {
-		return nil, fmt.Errorf("Kubernetes client: %w", err)
+		return nil, nil, fmt.Errorf("Kubernetes client: %w", err)
 	}
-	return &kube.Source{Client: client, Namespaces: cfg.WatchNamespaces, Logger: logger}, nil
+	return &kube.Source{Client: client, Namespaces: cfg.WatchNamespaces, Logger: logger}, client, nil
 }
 
 func loadDefaultCertificate(cfg *config, logger *slog.Logger) (*porticotls.KeyPair, error) {
@@ -231,6 +240,9 @@ func (g *gateway) run(ctx context.Context) error {
 
 	srcCtx, stopSource := context.WithCancel(ctx)
 	defer stopSource()
+	if g.status != nil {
+		go g.status.run(srcCtx)
+	}
 	go func() {
 		err := g.source.Run(srcCtx, func(objs snapshot.Objects) {
 			g.publisher.apply(objs)

@@ -18,6 +18,8 @@ type publisher struct {
 	metrics *metrics.Metrics
 	log     *slog.Logger
 	cfg     snapshot.Config
+	// status, when set, gets every published snapshot with its objects.
+	status *statusLoop
 
 	mu       sync.Mutex // one build at a time, in source order
 	reported map[snapshot.Problem]bool
@@ -32,6 +34,9 @@ func (p *publisher) apply(objs snapshot.Objects) {
 	p.store.Publish(snap)
 	took := time.Since(start)
 
+	if p.status != nil {
+		p.status.offer(objs, snap)
+	}
 	p.reportProblems(snap.Problems)
 	p.recordMetrics(snap, took)
 	p.log.Info("configuration applied",

@@ -1,0 +1,189 @@
+// Package status writes what Portico learned back to the cluster, where
+// users look: the address each owned Ingress is reachable on, in its
+// status.loadBalancer.ingress, and a Kubernetes Event on the object for each
+// configuration problem. It is the sink at the end of the one-way flow:
+// it reads the objects and the snapshot built from them, and never feeds
+// the serving path.
+//
+// With several replicas only the leader writes (see Elect), so that
+// replicas do not fight over status or repeat Events.
+package status
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/record"
+
+	"portico.dev/portico/snapshot"
+)
+
+// Addresses says where Portico is reachable: fixed addresses from a flag,
+// or the load-balancer status of a published Service.
+type Addresses struct {
+	// Fixed are IP addresses or host names.
+	Fixed []string
+	// Service, when set, is a Service (typically of type LoadBalancer)
+	// whose status.loadBalancer.ingress is copied to the Ingresses.
+	Service types.NamespacedName
+}
+
+// Resolve returns the load-balancer entries to publish, in a stable order.
+func (a Addresses) Resolve(services []*corev1.Service) []networkingv1.IngressLoadBalancerIngress {
+	var out []networkingv1.IngressLoadBalancerIngress
+	for _, addr := range a.Fixed {
+		out = append(out, loadBalancerEntry(addr))
+	}
+	if a.Service.Name != "" {
+		for _, svc := range services {
+			if svc.Namespace != a.Service.Namespace || svc.Name != a.Service.Name {
+				continue
+			}
+			for _, lb := range svc.Status.LoadBalancer.Ingress {
+				out = append(out, networkingv1.IngressLoadBalancerIngress{IP: lb.IP, Hostname: lb.Hostname})
+			}
+		}
+	}
+	slices.SortFunc(out, func(x, y networkingv1.IngressLoadBalancerIngress) int {
+		return strings.Compare(x.IP+"/"+x.Hostname, y.IP+"/"+y.Hostname)
+	})
+	return slices.CompactFunc(out, sameEntry)
+}
+
+func loadBalancerEntry(addr string) networkingv1.IngressLoadBalancerIngress {
+	if net.ParseIP(addr) != nil {
+		return networkingv1.IngressLoadBalancerIngress{IP: addr}
+	}
+	return networkingv1.IngressLoadBalancerIngress{Hostname: addr}
+}
+
+func sameEntry(x, y networkingv1.IngressLoadBalancerIngress) bool {
+	return x.IP == y.IP && x.Hostname == y.Hostname
+}
+
+// DesiredStatus returns the load-balancer status an Ingress should have
+// and whether it differs from its current one. An owned Ingress gets ours;
+// one we do not own loses ours if it still carries exactly ours (we wrote
+// it before it changed class), and is otherwise left to its controller.
+func DesiredStatus(ing *networkingv1.Ingress, owned bool, ours []networkingv1.IngressLoadBalancerIngress) ([]networkingv1.IngressLoadBalancerIngress, bool) {
+	current := ing.Status.LoadBalancer.Ingress
+	switch {
+	case owned && len(ours) > 0:
+		return ours, !equalEntries(current, ours)
+	case !owned && len(ours) > 0 && len(current) > 0 && equalEntries(current, ours):
+		return nil, true
+	default:
+		return current, false
+	}
+}
+
+func equalEntries(a, b []networkingv1.IngressLoadBalancerIngress) bool {
+	return slices.EqualFunc(a, b, func(x, y networkingv1.IngressLoadBalancerIngress) bool {
+		return sameEntry(x, y) && len(x.Ports) == 0 && len(y.Ports) == 0
+	})
+}
+
+// Writer writes Ingress status and problem Events.
+type Writer struct {
+	Client    kubernetes.Interface
+	Recorder  record.EventRecorder
+	Addresses Addresses
+	Logger    *slog.Logger
+
+	mu sync.Mutex
+	// evented holds the problems already sent as Events, so that a steady
+	// problem is not repeated on every rebuild.
+	evented map[snapshot.Problem]bool
+}
+
+// Sync brings the cluster in line with one snapshot: the status of every
+// Ingress, and an Event for every new problem. Errors are logged and
+// returned; the next Sync retries.
+func (w *Writer) Sync(ctx context.Context, objs snapshot.Objects, snap *snapshot.Snapshot) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	log := w.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+
+	owned := make(map[types.NamespacedName]bool, len(snap.Ingresses))
+	for _, n := range snap.Ingresses {
+		owned[n] = true
+	}
+	ours := w.Addresses.Resolve(objs.Services)
+	var firstErr error
+	for _, ing := range objs.Ingresses {
+		want, change := DesiredStatus(ing, owned[types.NamespacedName{Namespace: ing.Namespace, Name: ing.Name}], ours)
+		if !change {
+			continue
+		}
+		// Informer objects are shared: write a copy.
+		update := ing.DeepCopy()
+		update.Status.LoadBalancer.Ingress = want
+		_, err := w.Client.NetworkingV1().Ingresses(ing.Namespace).UpdateStatus(ctx, update, metav1.UpdateOptions{})
+		if err != nil {
+			log.Warn("writing Ingress status failed; retrying on the next change", "namespace", ing.Namespace, "name", ing.Name, "error", err)
+			if firstErr == nil {
+				firstErr = fmt.Errorf("Ingress %s/%s status: %w", ing.Namespace, ing.Name, err)
+			}
+			continue
+		}
+		log.Debug("Ingress status written", "namespace", ing.Namespace, "name", ing.Name, "addresses", len(want))
+	}
+
+	w.recordEvents(objs, snap.Problems)
+	return firstErr
+}
+
+// recordEvents sends one Event per problem not sent before, on the object
+// it is about.
+func (w *Writer) recordEvents(objs snapshot.Objects, problems []snapshot.Problem) {
+	if w.Recorder == nil {
+		return
+	}
+	now := make(map[snapshot.Problem]bool, len(problems))
+	for _, p := range problems {
+		now[p] = true
+		if w.evented[p] {
+			continue
+		}
+		obj := find(objs, p.Object)
+		if obj == nil {
+			continue // the object is gone, or is our own flag (the fallback)
+		}
+		// Every problem is worth a look; Kubernetes has no third type.
+		w.Recorder.Event(obj, corev1.EventTypeWarning, p.Reason, p.Message)
+	}
+	w.evented = now
+}
+
+func find(objs snapshot.Objects, ref snapshot.ObjectRef) runtime.Object {
+	match := func(m metav1.Object) bool { return m.GetNamespace() == ref.Namespace && m.GetName() == ref.Name }
+	switch ref.Kind {
+	case "Ingress":
+		for _, o := range objs.Ingresses {
+			if match(o) {
+				return o
+			}
+		}
+	case "Service":
+		for _, o := range objs.Services {
+			if match(o) {
+				return o
+			}
+		}
+	}
+	return nil
+}
