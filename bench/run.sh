@@ -8,10 +8,27 @@
 #   BENCH_WARMUP    unrecorded warm-up per run (default 2s)
 #   BENCH_ROUNDS    rounds; every round runs every target once (default 3)
 #   BENCH_TARGETS   comma-separated targets (default: all; see loadbench -h)
+#   BENCH_WORKLOADS comma-separated workloads: small,16k,h2,handshake,hosts10k (default: all)
+#   BENCH_DOCS      1 also writes docs/benchmarks.md (same as --docs)
 #   BENCH_HOSTS     further host-N.example.test routes in every route table (default 0)
 #   BENCH_PORTICO   a prebuilt Portico binary to use instead of building one
-# Extra arguments are passed to loadbench (for example -v).
+# Arguments: --docs also writes the report to docs/benchmarks.md, with the
+# notes of bench/profile-notes.md; others are passed to loadbench (for
+# example -v).
 set -euo pipefail
+
+docs=""
+case "${BENCH_DOCS:-}" in
+1 | true | yes | on) docs=1 ;;
+esac
+args=()
+for a in "$@"; do
+	if [[ $a == --docs ]]; then
+		docs=1
+	else
+		args+=("$a")
+	fi
+done
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
@@ -23,6 +40,8 @@ command -v wrk >/dev/null || missing+=(wrk)
 command -v nginx >/dev/null || missing+=(nginx)
 command -v taskset >/dev/null || missing+=(util-linux)
 command -v h2load >/dev/null || missing+=(nghttp2-client)
+command -v haproxy >/dev/null || missing+=(haproxy)
+command -v caddy >/dev/null || missing+=(caddy)
 if ((${#missing[@]} > 0)); then
 	if [[ $(id -u) -ne 0 ]]; then
 		echo "run.sh: missing ${missing[*]}; install them or run as root" >&2
@@ -66,17 +85,24 @@ fi
 
 # The command as the report shows it: what reproduces this run.
 cmdline=""
-for v in BENCH_DURATION BENCH_WARMUP BENCH_ROUNDS BENCH_TARGETS BENCH_HOSTS BENCH_PORTICO; do
+for v in BENCH_DURATION BENCH_WARMUP BENCH_ROUNDS BENCH_TARGETS BENCH_WORKLOADS BENCH_HOSTS BENCH_PORTICO; do
 	if [[ -n ${!v:-} ]]; then
 		cmdline+="$v=${!v} "
 	fi
 done
 cmdline+="bench/run.sh"
-if (($# > 0)); then
-	cmdline+=" $*"
+if [[ -n $docs ]]; then
+	cmdline+=" --docs"
+fi
+if ((${#args[@]} > 0)); then
+	cmdline+=" ${args[*]}"
 fi
 
-"$tmp/loadbench" -portico "$portico" -out bench/results/latest.md -command "$cmdline" "$@" &
+docs_args=(-docs "")
+if [[ -n $docs ]]; then
+	docs_args=(-docs docs/benchmarks.md -profile-notes bench/profile-notes.md)
+fi
+"$tmp/loadbench" -portico "$portico" -out bench/results/latest.md -command "$cmdline" "${docs_args[@]}" ${args[@]+"${args[@]}"} &
 bench_pid=$!
 status=0
 wait "$bench_pid" || status=$?

@@ -46,7 +46,7 @@ func probeTarget(ctx context.Context, env *Env, scheme, addr string) error {
 		DisableKeepAlives: true,
 	}
 	defer tr.CloseIdleConnections()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s://%s/", scheme, env.Host), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s://%s%s", scheme, env.Host, probePath(env)), nil)
 	if err != nil {
 		return err
 	}
@@ -55,15 +55,26 @@ func probeTarget(ctx context.Context, env *Env, scheme, addr string) error {
 		return err
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
 		return fmt.Errorf("read probe response: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("probe answered %s: %.200q", resp.Status, body)
 	}
-	if string(body) != env.Body {
+	want := env.Body
+	if env.ExpectBody != "" {
+		want = env.ExpectBody
+	}
+	if string(body) != want {
 		return fmt.Errorf("probe answered a body that is not the backend's: %.200q", body)
 	}
 	return nil
+}
+
+func probePath(env *Env) string {
+	if env.Path == "" {
+		return "/"
+	}
+	return env.Path
 }

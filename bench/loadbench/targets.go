@@ -46,18 +46,61 @@ type Server struct {
 	// Args returns the command-line arguments that run the server in the
 	// foreground with the given config file and private working directory.
 	Args func(configPath, dir string) []string
+	// Env returns environment variables added to the server's environment;
+	// nil adds none.
+	Env func(dir string, workers int) []string
+	// ValidateArgs returns the arguments that check a config file without
+	// serving (nginx -t, haproxy -c, caddy validate); nil when the program
+	// has no such mode.
+	ValidateArgs func(configPath, dir string) []string
 }
 
-// Servers that peers are built from. HAProxy and Caddy join here:
-//
-//	haproxyServer = Server{Program: "haproxy", Args: func(c, _ string) []string { return []string{"-db", "-f", c} }}
-//	caddyServer   = Server{Program: "caddy", Args: func(c, _ string) []string { return []string{"run", "--adapter", "caddyfile", "--config", c} }}
+// Servers that peers are built from.
 var nginxServer = Server{
 	Program: "nginx",
 	Args: func(configPath, dir string) []string {
 		// -e moves the start-up error log off the packaged /var/log path.
 		return []string{"-p", dir + "/", "-c", configPath, "-e", filepath.Join(dir, "error.log")}
 	},
+	ValidateArgs: func(configPath, dir string) []string {
+		return []string{"-t", "-q", "-p", dir + "/", "-c", configPath, "-e", filepath.Join(dir, "error.log")}
+	},
+}
+
+// haproxyServer runs HAProxy in the foreground (-db: no daemon, no master
+// process); its thread count comes from nbthread in the config.
+var haproxyServer = Server{
+	Program: "haproxy",
+	Args: func(configPath, _ string) []string {
+		return []string{"-db", "-f", configPath}
+	},
+	ValidateArgs: func(configPath, _ string) []string {
+		return []string{"-c", "-q", "-f", configPath}
+	},
+}
+
+// caddyServer runs Caddy on a Caddyfile. Caddy is a Go program: GOMAXPROCS
+// gives it the same worker budget as the others. Its data, config and home
+// directories point into the private directory so that nothing is written
+// to (or read from) the user's or the system's Caddy state.
+var caddyServer = Server{
+	Program: "caddy",
+	Args: func(configPath, _ string) []string {
+		return []string{"run", "--adapter", "caddyfile", "--config", configPath}
+	},
+	Env: caddyEnv,
+	ValidateArgs: func(configPath, _ string) []string {
+		return []string{"validate", "--adapter", "caddyfile", "--config", configPath}
+	},
+}
+
+func caddyEnv(dir string, workers int) []string {
+	return []string{
+		"GOMAXPROCS=" + strconv.Itoa(workers),
+		"HOME=" + dir,
+		"XDG_DATA_HOME=" + filepath.Join(dir, "data"),
+		"XDG_CONFIG_HOME=" + filepath.Join(dir, "config"),
+	}
 }
 
 // Targets returns every known target, in the order each round runs them.
@@ -96,6 +139,18 @@ func Targets() []Target {
 				{Server: nginxServer, Template: "nginx-2tier-routing.nginx.conf"},
 			},
 		},
+		{
+			Name:        "haproxy",
+			Description: "one HAProxy (nbthread 2): TLS termination, host/path routing, keep-alive connection reuse to the backend",
+			Scheme:      "https",
+			Tiers:       []Tier{{Server: haproxyServer, Template: "haproxy.cfg"}},
+		},
+		{
+			Name:        "caddy",
+			Description: "one Caddy (GOMAXPROCS=2): TLS termination with the same certificate, host/path routing, reverse_proxy keep-alive to the backend",
+			Scheme:      "https",
+			Tiers:       []Tier{{Server: caddyServer, Template: "Caddyfile"}},
+		},
 	}
 }
 
@@ -129,6 +184,18 @@ func SelectTargets(all []Target, names []string) ([]Target, error) {
 	return out, nil
 }
 
+// RequiredProgramsFor is RequiredPrograms plus the load generators of the
+// workloads.
+func RequiredProgramsFor(targets []Target, workloads []Workload) []string {
+	progs := RequiredPrograms(targets)
+	for _, w := range workloads {
+		if !slices.Contains(progs, w.Tool) {
+			progs = append(progs, w.Tool)
+		}
+	}
+	return progs
+}
+
 // RequiredPrograms lists the programs a benchmark of targets runs: wrk, the
 // nginx backend, and the servers of every tier. Portico is not listed; it is
 // a build product, not an installed program.
@@ -152,6 +219,17 @@ type Env struct {
 	Cert        Certificate
 	CertFile    string
 	KeyFile     string
+	// CertKeyFile holds certificate and key in one PEM file (HAProxy).
+	CertKeyFile string
+	// LargeBodyFile is the body the backend serves at LargeBodyPath.
+	LargeBodyFile string
+	// HostsFile lists Host and ExtraHosts, one per line.
+	HostsFile string
+	// Path is the request path of the workload.
+	Path string
+	// ExpectBody is the body the benchmark request must return; empty
+	// means Body.
+	ExpectBody string
 	// Workers is the number of worker processes or threads every proxy gets.
 	Workers int
 	// Body is the backend's response body.
@@ -233,10 +311,18 @@ type TemplateData struct {
 	BackendAddr string
 	CertFile    string
 	KeyFile     string
-	Host        string
-	ExtraHosts  []string
-	Workers     int
-	Body        string
+	// CertKeyFile is certificate and key in one PEM file.
+	CertKeyFile string
+	// HostsFile lists Host and ExtraHosts, one per line.
+	HostsFile string
+	// LargeBodyFile is served by the backend (and by direct-tls) at
+	// LargeBodyPath.
+	LargeBodyFile string
+	LargeBodyPath string
+	Host          string
+	ExtraHosts    []string
+	Workers       int
+	Body          string
 }
 
 // RenderTemplate renders the named template from templates/.
@@ -249,6 +335,28 @@ func RenderTemplate(name string, data TemplateData) ([]byte, error) {
 				return "", fmt.Errorf("value %q cannot be an nginx string", s)
 			}
 			return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`, nil
+		},
+		// caddyString quotes a value for a Caddyfile token.
+		"caddyString": func(s string) (string, error) {
+			if strings.ContainsAny(s, "\"\\\n\r{}") {
+				return "", fmt.Errorf("value %q cannot be a Caddyfile token", s)
+			}
+			return `"` + s + `"`, nil
+		},
+		// haproxyString rejects what HAProxy would split or expand.
+		"haproxyString": func(s string) (string, error) {
+			if s == "" || strings.ContainsAny(s, " \t\n\r#\"'\\$") {
+				return "", fmt.Errorf("value %q cannot be an HAProxy word", s)
+			}
+			return s, nil
+		},
+		"addrHost": func(addr string) (string, error) {
+			h, _, err := net.SplitHostPort(addr)
+			return h, err
+		},
+		"addrPort": func(addr string) (string, error) {
+			_, p, err := net.SplitHostPort(addr)
+			return p, err
 		},
 		"prepend": func(first string, rest []string) []string {
 			return append([]string{first}, rest...)
@@ -272,16 +380,20 @@ func StartTemplated(env *Env, dir string, server Server, tmplName, listenAddr, n
 		return nil, err
 	}
 	conf, err := RenderTemplate(tmplName, TemplateData{
-		Dir:         dir,
-		ListenAddr:  listenAddr,
-		NextAddr:    nextAddr,
-		BackendAddr: env.BackendAddr,
-		CertFile:    env.CertFile,
-		KeyFile:     env.KeyFile,
-		Host:        env.Host,
-		ExtraHosts:  env.ExtraHosts,
-		Workers:     env.Workers,
-		Body:        env.Body,
+		Dir:           dir,
+		ListenAddr:    listenAddr,
+		NextAddr:      nextAddr,
+		BackendAddr:   env.BackendAddr,
+		CertFile:      env.CertFile,
+		KeyFile:       env.KeyFile,
+		CertKeyFile:   env.CertKeyFile,
+		HostsFile:     env.HostsFile,
+		LargeBodyFile: env.LargeBodyFile,
+		LargeBodyPath: LargeBodyPath,
+		Host:          env.Host,
+		ExtraHosts:    env.ExtraHosts,
+		Workers:       env.Workers,
+		Body:          env.Body,
 	})
 	if err != nil {
 		return nil, err
@@ -291,7 +403,11 @@ func StartTemplated(env *Env, dir string, server Server, tmplName, listenAddr, n
 		return nil, err
 	}
 	argv := append([]string{env.program(server.Program)}, server.Args(confPath, dir)...)
-	return StartProcess(tmplName, argv, nil, filepath.Join(dir, "output.log"))
+	var procEnv []string
+	if server.Env != nil {
+		procEnv = server.Env(dir, env.Workers)
+	}
+	return StartProcess(tmplName, argv, procEnv, filepath.Join(dir, "output.log"))
 }
 
 // startTiers starts a chain of templated servers back to front, so that

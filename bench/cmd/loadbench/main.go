@@ -41,6 +41,11 @@ func run(args []string, getenv func(string) string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("loadbench", flag.ContinueOnError)
 	var (
 		targets     = fs.String("targets", getenv("BENCH_TARGETS"), "comma-separated targets to run (default: all); env BENCH_TARGETS")
+		workloads   = fs.String("workload", getenv("BENCH_WORKLOADS"), "comma-separated workloads to run (default: all); env BENCH_WORKLOADS")
+		docs        = fs.String("docs", docsDefault(getenv), "also write the report with its introduction and profile notes here (docs/benchmarks.md); env BENCH_DOCS=1")
+		notesPath   = fs.String("profile-notes", "bench/profile-notes.md", "notes copied into the \"Where the time goes\" section of -docs, if the file exists")
+		h2Clients   = fs.Int("h2-clients", 16, "h2load connections in the h2 workload")
+		h2Streams   = fs.Int("h2-streams", 10, "h2load concurrent streams per connection in the h2 workload")
 		duration    = fs.String("duration", envOr(getenv, "BENCH_DURATION", "10s"), "measured duration of each run (10s or 10); env BENCH_DURATION")
 		warmup      = fs.String("warmup", envOr(getenv, "BENCH_WARMUP", "2s"), "unrecorded warm-up before each run; env BENCH_WARMUP")
 		rounds      = fs.String("rounds", envOr(getenv, "BENCH_ROUNDS", "3"), "rounds; each runs every target once; env BENCH_ROUNDS")
@@ -72,6 +77,8 @@ func run(args []string, getenv func(string) string, stdout io.Writer) error {
 		BodySize:    *bodySize,
 		WrkCPU:      *wrkCPU,
 		Host:        *host,
+		H2Clients:   *h2Clients,
+		H2Streams:   *h2Streams,
 		Logger:      log,
 		Programs:    map[string]string{"portico": *portico},
 	}
@@ -90,6 +97,9 @@ func run(args []string, getenv func(string) string, stdout io.Writer) error {
 	}
 
 	var notes []string
+	if cfg.Workloads, err = loadbench.SelectWorkloads(loadbench.Workloads(), splitList(*workloads)); err != nil {
+		return err
+	}
 	names := splitList(*targets)
 	cfg.Targets, err = loadbench.SelectTargets(loadbench.Targets(), names)
 	if err != nil {
@@ -121,7 +131,7 @@ func run(args []string, getenv func(string) string, stdout io.Writer) error {
 		notes = append(notes, note)
 		cfg.WrkCPU = ""
 	}
-	progs := loadbench.RequiredPrograms(cfg.Targets)
+	progs := loadbench.RequiredProgramsFor(cfg.Targets, cfg.Workloads)
 	for _, prog := range progs {
 		if _, err := exec.LookPath(prog); err != nil {
 			return fmt.Errorf("%s is not installed (bench/run.sh installs it): %w", prog, err)
@@ -156,12 +166,13 @@ func run(args []string, getenv func(string) string, stdout io.Writer) error {
 		*command = strings.Join(os.Args, " ")
 	}
 	report := loadbench.Report{
-		Env:      machine,
-		Command:  *command,
-		Settings: loadbench.SettingsOf(cfg),
-		Targets:  cfg.Targets,
-		Runs:     runs,
-		Notes:    notes,
+		Env:       machine,
+		Command:   *command,
+		Settings:  loadbench.SettingsOf(cfg),
+		Targets:   cfg.Targets,
+		Workloads: cfg.Workloads,
+		Runs:      runs,
+		Notes:     notes,
 	}
 	var buf bytes.Buffer
 	if werr := loadbench.WriteMarkdown(&buf, report); werr != nil {
@@ -179,7 +190,43 @@ func run(args []string, getenv func(string) string, stdout io.Writer) error {
 			return werr
 		}
 	}
+	if *docs != "" && err == nil {
+		if werr := writeDocs(*docs, *notesPath, report); werr != nil {
+			return werr
+		}
+		fmt.Fprintf(os.Stderr, "loadbench: wrote %s\n", *docs)
+	}
 	return err
+}
+
+// docsDefault is docs/benchmarks.md when BENCH_DOCS is set to a true value.
+func docsDefault(getenv func(string) string) string {
+	switch strings.ToLower(strings.TrimSpace(getenv("BENCH_DOCS"))) {
+	case "1", "true", "yes", "on":
+		return "docs/benchmarks.md"
+	}
+	return ""
+}
+
+// writeDocs writes the documentation page, with the profile notes if the
+// notes file exists.
+func writeDocs(path, notesPath string, report loadbench.Report) error {
+	var notes []byte
+	if notesPath != "" {
+		b, err := os.ReadFile(notesPath)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("profile notes: %w", err)
+		}
+		notes = b
+	}
+	var buf bytes.Buffer
+	if err := loadbench.WriteDocs(&buf, report, string(notes)); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(path, buf.Bytes(), 0o644)
 }
 
 func envOr(getenv func(string) string, key, def string) string {
