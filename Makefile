@@ -14,6 +14,10 @@ ADMIN_ADDR ?= 127.0.0.1:9090
 
 .PHONY: all build run test vet fmt-check bench bench-go clean
 
+# controlplane, cluster-up, cluster-down: the local kube-apiserver, etcd and
+# kube-controller-manager the integration tests run against.
+include hack/controlplane/controlplane.mk
+
 all: build
 
 build:
@@ -29,8 +33,10 @@ run: build
 	$(BIN)/portico --manifests examples/quickstart \
 		--https-addr $(HTTPS_ADDR) --http-addr $(HTTP_ADDR) --admin-addr $(ADMIN_ADDR)
 
-test: fmt-check vet
-	$(GO) test -race -count=1 ./...
+# The integration tests need the local control plane: the first run builds
+# it (about ten minutes), later runs reuse bin/controlplane/.
+test: fmt-check vet controlplane
+	$(GO) test -race -count=1 -timeout 30m ./...
 
 vet:
 	$(GO) vet ./...

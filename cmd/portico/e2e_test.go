@@ -38,7 +38,7 @@ type testCA struct {
 	pool *x509.CertPool
 }
 
-func newTestCA(t *testing.T) *testCA {
+func newTestCA(t testing.TB) *testCA {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -65,7 +65,7 @@ func newTestCA(t *testing.T) *testCA {
 
 // issue returns PEM certificate and key for hosts, with a chosen serial so a
 // test can tell which certificate a handshake got.
-func (ca *testCA) issue(t *testing.T, serial int64, hosts ...string) (certPEM, keyPEM []byte) {
+func (ca *testCA) issue(t testing.TB, serial int64, hosts ...string) (certPEM, keyPEM []byte) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -89,6 +89,23 @@ func (ca *testCA) issue(t *testing.T, serial int64, hosts ...string) (certPEM, k
 		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
 }
 
+// defaultCertificateFiles writes the gateway's default certificate, for
+// hosts no Secret covers, signed by the test CA too so that clients verify
+// every handshake.
+func (ca *testCA) defaultCertificateFiles(t testing.TB) (certFile, keyFile string) {
+	t.Helper()
+	certPEM, keyPEM := ca.issue(t, 0xdef, "unknown.example.test", "apps.example.test", "a.b.apps.example.test")
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "default.crt"), filepath.Join(dir, "default.key")
+	if err := os.WriteFile(certFile, certPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile
+}
+
 // backend is a loopback server that names itself in every answer.
 type backend struct {
 	name string
@@ -97,9 +114,17 @@ type backend struct {
 	paths chan string
 }
 
-func newBackend(t *testing.T, name string) *backend {
+func newBackend(t testing.TB, name string) *backend {
 	t.Helper()
 	b := &backend{name: name, paths: make(chan string, 1000)}
+	b.srv = httptest.NewServer(b.handler())
+	t.Cleanup(b.srv.Close)
+	return b
+}
+
+// handler answers with the backend's name, the request and the forwarding
+// headers it got, and echoes WebSocket messages on /ws.
+func (b *backend) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/ws", websocket.Handler(func(c *websocket.Conn) {
 		_, _ = io.Copy(c, c)
@@ -109,13 +134,11 @@ func newBackend(t *testing.T, name string) *backend {
 		case b.paths <- r.RequestURI:
 		default:
 		}
-		w.Header().Set("X-Backend", name)
-		fmt.Fprintf(w, "%s %s %s xff=%s proto=%s", name, r.Method, r.RequestURI,
+		w.Header().Set("X-Backend", b.name)
+		fmt.Fprintf(w, "%s %s %s xff=%s proto=%s", b.name, r.Method, r.RequestURI,
 			r.Header.Get("X-Forwarded-For"), r.Header.Get("X-Forwarded-Proto"))
 	})
-	b.srv = httptest.NewServer(mux)
-	t.Cleanup(b.srv.Close)
-	return b
+	return mux
 }
 
 func (b *backend) port() string {
@@ -125,7 +148,7 @@ func (b *backend) port() string {
 
 // env is one running gateway with its manifests folder and backends.
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	dir     string
 	ca      *testCA
 	app     *backend
@@ -215,16 +238,7 @@ func startEnv(t *testing.T, extraArgs ...string) *env {
 	e.write("app-tls.yaml", manifestSecret("app-tls", appCert, appKey))
 	e.write("other-tls.yaml", manifestSecret("other-tls", otherCert, otherKey))
 
-	// The default certificate, for hosts no Secret covers, is signed by the
-	// test CA too, so that clients verify every handshake.
-	defCert, defKey := e.ca.issue(t, 0xdef, "unknown.example.test", "apps.example.test", "a.b.apps.example.test")
-	certFile, keyFile := filepath.Join(t.TempDir(), "default.crt"), filepath.Join(t.TempDir(), "default.key")
-	if err := os.WriteFile(certFile, defCert, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, defKey, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	certFile, keyFile := e.ca.defaultCertificateFiles(t)
 	args := append([]string{"--manifests", e.dir, "--default-cert-file", certFile, "--default-key-file", keyFile, "--https-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
 		"--admin-addr", "127.0.0.1:0", "--log-level", "debug"}, extraArgs...)
 	cfg, err := parseConfig(args, func(string) string { return "" }, io.Discard)
@@ -261,7 +275,7 @@ func startEnv(t *testing.T, extraArgs ...string) *env {
 }
 
 // testWriter sends log lines to the test log, shown for failing tests.
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))

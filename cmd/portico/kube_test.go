@@ -1,0 +1,368 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/kubernetes"
+
+	"portico.dev/portico/hack/controlplane"
+)
+
+// TestKubernetesMode runs Portico against a real kube-apiserver, etcd and
+// kube-controller-manager on loopback. Backends listen inside a network
+// namespace the test creates, because the API server refuses loopback
+// addresses in Endpoints and EndpointSlices.
+func TestKubernetesMode(t *testing.T) {
+	f := newKubeFixture(t)
+	cp, client, ca, e := f.cp, f.client, f.ca, f.gw
+	ctx := context.Background()
+	c := e.http1Client()
+
+	t.Run("routes and falls back", func(t *testing.T) {
+		eventually(t, "the Ingress route serves", func() error { return expectBody(c, "https://app.example.test/api/orders", "app GET /api/orders") })
+		if err := expectBody(c, "https://unknown.example.test/old", "legacy GET /old"); err != nil {
+			t.Error(err)
+		}
+		if serial, err := e.handshakeSerial("app.example.test"); err != nil || serial != "1" {
+			t.Errorf("certificate serial %q, err %v; want 1", serial, err)
+		}
+	})
+
+	t.Run("status and events", func(t *testing.T) {
+		eventually(t, "the Ingress status carries the published address", func() error {
+			got, err := client.NetworkingV1().Ingresses("shop").Get(ctx, "app", metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if lb := got.Status.LoadBalancer.Ingress; len(lb) != 1 || lb[0].IP != "203.0.113.10" {
+				return fmt.Errorf("status %v", lb)
+			}
+			return nil
+		})
+		eventually(t, "an Event reports the missing Service", func() error {
+			events, err := client.CoreV1().Events("shop").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=app"})
+			if err != nil {
+				return err
+			}
+			for _, ev := range events.Items {
+				if ev.Reason == "ServiceNotFound" && ev.Type == corev1.EventTypeWarning {
+					return nil
+				}
+			}
+			return fmt.Errorf("%d events, none ServiceNotFound", len(events.Items))
+		})
+	})
+
+	t.Run("secret edit swaps the certificate", func(t *testing.T) {
+		certPEM, keyPEM := ca.issue(t, 2, "app.example.test")
+		_, err := client.CoreV1().Secrets("shop").Update(ctx, tlsSecret("shop", "app-tls", certPEM, keyPEM), metav1.UpdateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.waitSerial("app.example.test", "2")
+	})
+
+	t.Run("API server down keeps serving, then reconnects", func(t *testing.T) {
+		cp.StopAPIServer()
+		for i := 0; i < 5; i++ {
+			if err := expectBody(c, "https://app.example.test/api/while-down", "app GET /api/while-down"); err != nil {
+				t.Fatalf("with the API server down: %v", err)
+			}
+		}
+		startCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		defer cancel()
+		if err := cp.StartAPIServer(startCtx); err != nil {
+			t.Fatal(err)
+		}
+		client = cp.Client()
+		certPEM, keyPEM := ca.issue(t, 3, "app.example.test")
+		eventually(t, "a change after the restart applies", func() error {
+			_, err := client.CoreV1().Secrets("shop").Update(ctx, tlsSecret("shop", "app-tls", certPEM, keyPEM), metav1.UpdateOptions{})
+			return err
+		})
+		e.waitSerial("app.example.test", "3")
+	})
+
+	t.Run("class change drops the route and the status", func(t *testing.T) {
+		other := "someone-else"
+		eventually(t, "the Ingress moves to another class", func() error {
+			cur, err := client.NetworkingV1().Ingresses("shop").Get(ctx, "app", metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			cur.Spec.IngressClassName = &other
+			_, err = client.NetworkingV1().Ingresses("shop").Update(ctx, cur, metav1.UpdateOptions{})
+			return err
+		})
+		eventually(t, "its paths fall back to the legacy site", func() error {
+			return expectBody(c, "https://app.example.test/api/orders", "legacy GET /api/orders")
+		})
+		eventually(t, "its status is cleared", func() error {
+			got, err := client.NetworkingV1().Ingresses("shop").Get(ctx, "app", metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if lb := got.Status.LoadBalancer.Ingress; len(lb) != 0 {
+				return fmt.Errorf("status still %v", lb)
+			}
+			return nil
+		})
+	})
+}
+
+// kubeFixture is a control plane with a component (an Ingress for
+// app.example.test/api, its Service and EndpointSlice), the legacy fallback
+// (a selector-less Service with Endpoints), backends for both in a network
+// namespace, and a Portico reading it all from the API server.
+type kubeFixture struct {
+	cp     *controlplane.ControlPlane
+	client kubernetes.Interface
+	ca     *testCA
+	gw     *env
+}
+
+func newKubeFixture(t testing.TB) *kubeFixture {
+	t.Helper()
+	cp := controlplane.StartForTest(t, controlplane.Options{})
+	ns := controlplane.NetnsForTest(t)
+	client := cp.Client()
+	ctx := context.Background()
+
+	app := newNetnsBackend(t, ns, "app")
+	legacy := newNetnsBackend(t, ns, "legacy")
+	ca := newTestCA(t)
+	certPEM, keyPEM := ca.issue(t, 1, "app.example.test")
+
+	if _, err := client.NetworkingV1().IngressClasses().Create(ctx, &networkingv1.IngressClass{
+		ObjectMeta: metav1.ObjectMeta{Name: "portico"},
+		Spec:       networkingv1.IngressClassSpec{Controller: "portico.dev/controller"},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	// The component: a Service with a selector, whose EndpointSlice the test
+	// writes as the endpointslice controller would for ready Pods.
+	if _, err := client.CoreV1().Services("shop").Create(ctx, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "app"},
+		Spec: corev1.ServiceSpec{
+			Selector: map[string]string{"app": "app"},
+			Ports:    []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromInt32(int32(app.port))}},
+		},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	portName, port, ready := "http", int32(app.port), true
+	if _, err := client.DiscoveryV1().EndpointSlices("shop").Create(ctx, &discoveryv1.EndpointSlice{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "app-pods", Labels: map[string]string{
+			discoveryv1.LabelServiceName: "app",
+			discoveryv1.LabelManagedBy:   "portico-test",
+		}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Ports:       []discoveryv1.EndpointPort{{Name: &portName, Port: &port}},
+		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{ns.NSIP.String()}, Conditions: discoveryv1.EndpointConditions{Ready: &ready}}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	// The legacy site: selector-less Service, hand-written Endpoints.
+	if _, err := client.CoreV1().Services("default").Create(ctx, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "legacy-fallback"},
+		Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80}}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.CoreV1().Endpoints("default").Create(ctx, &corev1.Endpoints{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "legacy-fallback"},
+		Subsets: []corev1.EndpointSubset{{
+			Addresses: []corev1.EndpointAddress{{IP: ns.NSIP.String()}},
+			Ports:     []corev1.EndpointPort{{Name: "http", Port: int32(legacy.port)}},
+		}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	if _, err := client.CoreV1().Secrets("shop").Create(ctx, tlsSecret("shop", "app-tls", certPEM, keyPEM), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	class := "portico"
+	prefix := networkingv1.PathTypePrefix
+	ingress := &networkingv1.Ingress{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "app"},
+		Spec: networkingv1.IngressSpec{
+			IngressClassName: &class,
+			TLS:              []networkingv1.IngressTLS{{Hosts: []string{"app.example.test"}, SecretName: "app-tls"}},
+			Rules: []networkingv1.IngressRule{{
+				Host: "app.example.test",
+				IngressRuleValue: networkingv1.IngressRuleValue{HTTP: &networkingv1.HTTPIngressRuleValue{
+					Paths: []networkingv1.HTTPIngressPath{
+						{Path: "/api", PathType: &prefix, Backend: serviceBackend("app", "http")},
+						{Path: "/missing", PathType: &prefix, Backend: serviceBackend("does-not-exist", "http")},
+					},
+				}},
+			}},
+		},
+	}
+	if _, err := client.NetworkingV1().Ingresses("shop").Create(ctx, ingress, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	return &kubeFixture{cp: cp, client: client, ca: ca, gw: startKubeGateway(t, cp.Kubeconfig(), ca)}
+}
+
+// netnsBackend is a backend listening inside the test's network namespace.
+type netnsBackend struct {
+	*backend
+	port int
+}
+
+func newNetnsBackend(t testing.TB, ns *controlplane.Netns, name string) *netnsBackend {
+	t.Helper()
+	l, err := ns.Listen("tcp", ns.Addr(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &backend{name: name, paths: make(chan string, 1000)}
+	srv := &http.Server{Handler: b.handler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return &netnsBackend{backend: b, port: l.Addr().(*net.TCPAddr).Port}
+}
+
+func startKubeGateway(t testing.TB, kubeconfig string, ca *testCA) *env {
+	t.Helper()
+	e := &env{t: t, ca: ca}
+	certFile, keyFile := ca.defaultCertificateFiles(t)
+	cfg, err := parseConfig([]string{"--kubeconfig", kubeconfig, "--publish-address", "203.0.113.10",
+		"--default-cert-file", certFile, "--default-key-file", keyFile,
+		"--https-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"},
+		func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	e.gw, err = newGateway(cfg, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.https, e.http, e.admin = e.gw.server.HTTPSAddr().String(), e.gw.server.HTTPAddr().String(), e.gw.adminLn.Addr().String()
+	ctx, cancel := context.WithCancel(context.Background())
+	e.stopped = make(chan struct{})
+	go func() {
+		defer close(e.stopped)
+		if err := e.gw.run(ctx); err != nil {
+			t.Errorf("gateway: %v", err)
+		}
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-e.stopped
+	})
+	select {
+	case <-e.gw.firstPublished:
+	case <-time.After(time.Minute):
+		t.Fatal("no configuration from the API server within a minute")
+	}
+	return e
+}
+
+func serviceBackend(name, port string) networkingv1.IngressBackend {
+	return networkingv1.IngressBackend{Service: &networkingv1.IngressServiceBackend{
+		Name: name, Port: networkingv1.ServiceBackendPort{Name: port},
+	}}
+}
+
+func tlsSecret(namespace, name string, certPEM, keyPEM []byte) *corev1.Secret {
+	return &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name},
+		Type:       corev1.SecretTypeTLS,
+		Data:       map[string][]byte{corev1.TLSCertKey: certPEM, corev1.TLSPrivateKeyKey: keyPEM},
+	}
+}
+
+func expectBody(c *http.Client, url, wantPrefix string) error {
+	resp, err := c.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(string(body), wantPrefix) {
+		return fmt.Errorf("GET %s: %d %q, want 200 %q", url, resp.StatusCode, body, wantPrefix)
+	}
+	return nil
+}
+
+// eventually retries check until it passes; the deadline is a safety net,
+// not a speed assertion.
+func eventually(t testing.TB, what string, check func() error) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := check()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %v", what, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// BenchmarkConvergence measures, for each change, the time from the API
+// server acknowledging an Ingress update to the first request served by the
+// new route; it reports the median and p99. Run it with a fixed count:
+//
+//	go test -run '^$' -bench Convergence -benchtime 100x ./cmd/portico
+func BenchmarkConvergence(b *testing.B) {
+	f := newKubeFixture(b)
+	ctx := context.Background()
+	c := f.gw.http1Client()
+	eventually(b, "the Ingress route serves", func() error {
+		return expectBody(c, "https://app.example.test/api/x", "app GET /api/x")
+	})
+	prefix := networkingv1.PathTypePrefix
+	var took []time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		path := fmt.Sprintf("/v%d", i)
+		ing, err := f.client.NetworkingV1().Ingresses("shop").Get(ctx, "app", metav1.GetOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ing.Spec.Rules[0].HTTP.Paths[0] = networkingv1.HTTPIngressPath{Path: path, PathType: &prefix, Backend: serviceBackend("app", "http")}
+		if _, err := f.client.NetworkingV1().Ingresses("shop").Update(ctx, ing, metav1.UpdateOptions{}); err != nil {
+			b.Fatal(err)
+		}
+		acked := time.Now()
+		url, want := "https://app.example.test"+path+"/x", "app GET "+path+"/x"
+		for expectBody(c, url, want) != nil {
+			if time.Since(acked) > 30*time.Second {
+				b.Fatalf("change %d not served after 30s", i)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		took = append(took, time.Since(acked))
+	}
+	b.StopTimer()
+	slices.Sort(took)
+	b.ReportMetric(float64(took[len(took)/2].Microseconds())/1000, "ms-p50")
+	b.ReportMetric(float64(took[(len(took)*99)/100].Microseconds())/1000, "ms-p99")
+}
