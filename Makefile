@@ -14,9 +14,6 @@ ADMIN_ADDR ?= 127.0.0.1:9090
 
 .PHONY: all build run test vet fmt-check bench bench-go clean
 
-# controlplane, cluster-up, cluster-down: the local kube-apiserver, etcd and
-# kube-controller-manager the integration tests run against.
-include hack/controlplane/controlplane.mk
 
 all: build
 
@@ -55,3 +52,7 @@ bench-go:
 
 clean:
 	rm -rf $(BIN)
+
+# controlplane, cluster-up, cluster-down: the local kube-apiserver, etcd and
+# kube-controller-manager the integration tests run against.
+include hack/controlplane/controlplane.mk
