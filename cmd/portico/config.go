@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"strings"
 	"time"
 
@@ -34,14 +35,16 @@ type config struct {
 	Publish                 status.Addresses
 	LeaderElectionNamespace string
 	LeaderElectionID        string
-	HTTPSAddr               string
-	HTTPAddr                string
-	AdminAddr               string
-	IngressClass            string
-	ControllerName          string
-	Fallback                types.NamespacedName
-	DefaultCertFile         string
-	DefaultKeyFile          string
+	// Identity names this replica in the Lease: the Pod name.
+	Identity        string
+	HTTPSAddr       string
+	HTTPAddr        string
+	AdminAddr       string
+	IngressClass    string
+	ControllerName  string
+	Fallback        types.NamespacedName
+	DefaultCertFile string
+	DefaultKeyFile  string
 	// RedirectHTTPSPort is the port in redirects to HTTPS; 0 means the port
 	// of HTTPSAddr.
 	RedirectHTTPSPort int
@@ -161,6 +164,10 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 	}
 	if cfg.LeaderElectionNamespace == "" {
 		cfg.LeaderElectionNamespace = "default"
+	}
+	if cfg.Identity = getenv("POD_NAME"); cfg.Identity == "" {
+		host, _ := os.Hostname()
+		cfg.Identity = fmt.Sprintf("%s-%d", host, os.Getpid())
 	}
 	if cfg.Fallback, err = parseNamespacedName(*fallback); err != nil {
 		return nil, fmt.Errorf("--fallback-service: %w", err)

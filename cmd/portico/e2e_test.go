@@ -158,6 +158,8 @@ type env struct {
 	http    string
 	admin   string
 	stopped chan struct{}
+	// cancel stops the gateway (set by startKubeGateway).
+	cancel context.CancelFunc
 }
 
 func manifestService(name, port string) string {

@@ -223,7 +223,7 @@ func newKubeFixture(t testing.TB) *kubeFixture {
 		t.Fatal(err)
 	}
 
-	return &kubeFixture{cp: cp, client: client, ca: ca, gw: startKubeGateway(t, cp.Kubeconfig(), ca)}
+	return &kubeFixture{cp: cp, client: client, ca: ca, gw: startKubeGateway(t, cp.Kubeconfig(), ca, "replica-a")}
 }
 
 // netnsBackend is a backend listening inside the test's network namespace.
@@ -245,24 +245,32 @@ func newNetnsBackend(t testing.TB, ns *controlplane.Netns, name string) *netnsBa
 	return &netnsBackend{backend: b, port: l.Addr().(*net.TCPAddr).Port}
 }
 
-func startKubeGateway(t testing.TB, kubeconfig string, ca *testCA) *env {
+// startKubeGateway runs a Portico replica named identity against the API
+// server; it stops when the test ends, or earlier with env.cancel.
+func startKubeGateway(t testing.TB, kubeconfig string, ca *testCA, identity string) *env {
 	t.Helper()
 	e := &env{t: t, ca: ca}
 	certFile, keyFile := ca.defaultCertificateFiles(t)
 	cfg, err := parseConfig([]string{"--kubeconfig", kubeconfig, "--publish-address", "203.0.113.10",
 		"--default-cert-file", certFile, "--default-key-file", keyFile,
 		"--https-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"},
-		func(string) string { return "" }, io.Discard)
+		func(k string) string {
+			if k == "POD_NAME" {
+				return identity
+			}
+			return ""
+		}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})).With("replica", identity)
 	e.gw, err = newGateway(cfg, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.https, e.http, e.admin = e.gw.server.HTTPSAddr().String(), e.gw.server.HTTPAddr().String(), e.gw.adminLn.Addr().String()
 	ctx, cancel := context.WithCancel(context.Background())
+	e.cancel = cancel
 	e.stopped = make(chan struct{})
 	go func() {
 		defer close(e.stopped)
@@ -365,4 +373,61 @@ func BenchmarkConvergence(b *testing.B) {
 	slices.Sort(took)
 	b.ReportMetric(float64(took[len(took)/2].Microseconds())/1000, "ms-p50")
 	b.ReportMetric(float64(took[(len(took)*99)/100].Microseconds())/1000, "ms-p99")
+}
+
+// TestLeaderHandover runs two replicas against one API server: both serve
+// traffic, the Lease holder writes status, and when it stops the other one
+// takes over status writes.
+func TestLeaderHandover(t *testing.T) {
+	f := newKubeFixture(t)
+	ctx := context.Background()
+	b := startKubeGateway(t, f.cp.Kubeconfig(), f.ca, "replica-b")
+	holder := func(want string) func() error {
+		return func() error {
+			lease, err := f.client.CoordinationV1().Leases("default").Get(ctx, "portico-status", metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if got := lease.Spec.HolderIdentity; got == nil || *got != want {
+				return fmt.Errorf("lease held by %v", got)
+			}
+			return nil
+		}
+	}
+	eventually(t, "replica-a leads", holder("replica-a"))
+	for _, e := range []*env{f.gw, b} {
+		eventually(t, "both replicas serve", func() error {
+			return expectBody(e.http1Client(), "https://app.example.test/api/both", "app GET /api/both")
+		})
+	}
+
+	f.gw.cancel()
+	<-f.gw.stopped
+	eventually(t, "replica-b takes the Lease", holder("replica-b"))
+
+	class, prefix := "portico", networkingv1.PathTypePrefix
+	second := &networkingv1.Ingress{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "second"},
+		Spec: networkingv1.IngressSpec{
+			IngressClassName: &class,
+			Rules: []networkingv1.IngressRule{{Host: "second.example.test", IngressRuleValue: networkingv1.IngressRuleValue{
+				HTTP: &networkingv1.HTTPIngressRuleValue{Paths: []networkingv1.HTTPIngressPath{
+					{Path: "/", PathType: &prefix, Backend: serviceBackend("app", "http")},
+				}},
+			}}},
+		},
+	}
+	if _, err := f.client.NetworkingV1().Ingresses("shop").Create(ctx, second, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the new leader writes status", func() error {
+		got, err := f.client.NetworkingV1().Ingresses("shop").Get(ctx, "second", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if lb := got.Status.LoadBalancer.Ingress; len(lb) != 1 || lb[0].IP != "203.0.113.10" {
+			return fmt.Errorf("status %v", lb)
+		}
+		return nil
+	})
 }

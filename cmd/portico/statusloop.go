@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
-	"os"
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
@@ -35,18 +33,13 @@ func newStatusLoop(cfg *config, client kubernetes.Interface, logger *slog.Logger
 	broadcaster := record.NewBroadcaster()
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
 	recorder := broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "portico"})
-	identity := os.Getenv("POD_NAME")
-	if identity == "" {
-		host, _ := os.Hostname()
-		identity = fmt.Sprintf("%s-%d", host, os.Getpid())
-	}
 	return &statusLoop{
 		writer: &status.Writer{Client: client, Recorder: recorder, Addresses: cfg.Publish, Logger: logger},
 		election: status.Election{
 			Client:    client,
 			Namespace: cfg.LeaderElectionNamespace,
 			Name:      cfg.LeaderElectionID,
-			Identity:  identity,
+			Identity:  cfg.Identity,
 			Logger:    logger,
 		},
 		log:     logger,
