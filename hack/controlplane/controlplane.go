@@ -264,6 +264,10 @@ func Start(ctx context.Context, opts Options) (_ *ControlPlane, err error) {
 		"--authorization-mode=Node,RBAC",
 		"--service-cluster-ip-range=" + ServiceClusterIPRange,
 		"--profiling=false",
+		// Close watches on SIGTERM instead of letting open watch streams
+		// hold http.Server.Shutdown for the full --request-timeout (60s):
+		// StopAPIServer is used by tests and should take seconds.
+		"--shutdown-watch-termination-grace-period=2s",
 	}
 	cp.apiArgs = append(cp.apiArgs, opts.ExtraAPIServerArgs...)
 	if err := cp.startAPIServer(ctx); err != nil {
