@@ -94,7 +94,7 @@ func (ca *testCA) issue(t testing.TB, serial int64, hosts ...string) (certPEM, k
 // every handshake.
 func (ca *testCA) defaultCertificateFiles(t testing.TB) (certFile, keyFile string) {
 	t.Helper()
-	certPEM, keyPEM := ca.issue(t, 0xdef, "unknown.example.test", "apps.example.test", "a.b.apps.example.test")
+	certPEM, keyPEM := ca.issue(t, 0xdef, "unknown.example.test", "apps.example.test", "a.b.apps.example.test", "classless.example.test")
 	dir := t.TempDir()
 	certFile, keyFile = filepath.Join(dir, "default.crt"), filepath.Join(dir, "default.key")
 	if err := os.WriteFile(certFile, certPEM, 0o600); err != nil {

@@ -97,6 +97,39 @@ func TestKubernetesMode(t *testing.T) {
 		e.waitSerial("app.example.test", "3")
 	})
 
+	t.Run("a class marked default while running takes class-less Ingresses", func(t *testing.T) {
+		prefix := networkingv1.PathTypePrefix
+		classless := &networkingv1.Ingress{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "classless"},
+			Spec: networkingv1.IngressSpec{Rules: []networkingv1.IngressRule{{
+				Host: "classless.example.test",
+				IngressRuleValue: networkingv1.IngressRuleValue{HTTP: &networkingv1.HTTPIngressRuleValue{
+					Paths: []networkingv1.HTTPIngressPath{{Path: "/", PathType: &prefix, Backend: serviceBackend("app", "http")}},
+				}},
+			}}},
+		}
+		if _, err := client.NetworkingV1().Ingresses("shop").Create(ctx, classless, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		// Not ours yet: no class, and no default class. A later change
+		// proves this one was processed.
+		eventually(t, "the class-less Ingress is not served", func() error {
+			return expectBody(c, "https://classless.example.test/x", "legacy GET /x")
+		})
+		eventually(t, "the IngressClass becomes the default", func() error {
+			ic, err := client.NetworkingV1().IngressClasses().Get(ctx, "portico", metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			ic.Annotations = map[string]string{networkingv1.AnnotationIsDefaultIngressClass: "true"}
+			_, err = client.NetworkingV1().IngressClasses().Update(ctx, ic, metav1.UpdateOptions{})
+			return err
+		})
+		eventually(t, "the class-less Ingress is served", func() error {
+			return expectBody(c, "https://classless.example.test/x", "app GET /x")
+		})
+	})
+
 	t.Run("class change drops the route and the status", func(t *testing.T) {
 		other := "someone-else"
 		eventually(t, "the Ingress moves to another class", func() error {
