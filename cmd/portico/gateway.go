@@ -16,7 +16,6 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
-	"k8s.io/klog/v2"
 
 	"portico.dev/portico/metrics"
 	"portico.dev/portico/routing"
@@ -172,8 +171,7 @@ func newSource(cfg *config, logger *slog.Logger) (objectSource, kubernetes.Inter
 	// The API server warns on every Endpoints request that the API is
 	// deprecated; once is enough.
 	restCfg.WarningHandler = rest.NewWarningWriter(os.Stderr, rest.WarningWriterOptions{Deduplicate: true})
-	// client-go logs through klog; send it to the same structured log.
-	klog.SetSlogLogger(logger)
+
 	client, err := kubernetes.NewForConfig(restCfg)
 	if err != nil {
 		return nil, nil, fmt.Errorf("Kubernetes client: %w", err)

@@ -16,6 +16,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"k8s.io/klog/v2"
 )
 
 func main() {
@@ -28,6 +30,9 @@ func main() {
 		os.Exit(2)
 	}
 	logger := newLogger(cfg, os.Stderr)
+	// client-go logs through klog, a process-wide logger: send it to the
+	// same structured log, once, here.
+	klog.SetSlogLogger(logger)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
