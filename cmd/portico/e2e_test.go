@@ -158,7 +158,7 @@ type env struct {
 	http    string
 	admin   string
 	stopped chan struct{}
-	// cancel stops the gateway (set by startKubeGateway).
+	// cancel stops the gateway before the test ends.
 	cancel context.CancelFunc
 }
 
@@ -247,16 +247,23 @@ func startEnv(t *testing.T, extraArgs ...string) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	e.run(cfg, slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})), 10*time.Second)
+	return e
+}
+
+// run starts a gateway for the test and waits, up to within, for its first
+// configuration; it stops when the test ends, or earlier with e.cancel.
+func (e *env) run(cfg *config, logger *slog.Logger, within time.Duration) {
+	t := e.t
+	t.Helper()
+	var err error
 	e.gw, err = newGateway(cfg, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.https = e.gw.server.HTTPSAddr().String()
-	e.http = e.gw.server.HTTPAddr().String()
-	e.admin = e.gw.adminLn.Addr().String()
-
+	e.https, e.http, e.admin = e.gw.server.HTTPSAddr().String(), e.gw.server.HTTPAddr().String(), e.gw.adminLn.Addr().String()
 	ctx, cancel := context.WithCancel(context.Background())
+	e.cancel = cancel
 	e.stopped = make(chan struct{})
 	go func() {
 		defer close(e.stopped)
@@ -270,10 +277,9 @@ func startEnv(t *testing.T, extraArgs ...string) *env {
 	})
 	select {
 	case <-e.gw.firstPublished:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the gateway published no configuration")
+	case <-time.After(within):
+		t.Fatalf("the gateway published no configuration within %s", within)
 	}
-	return e
 }
 
 // testWriter sends log lines to the test log, shown for failing tests.

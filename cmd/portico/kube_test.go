@@ -296,30 +296,7 @@ func startKubeGateway(t testing.TB, kubeconfig string, ca *testCA, identity stri
 	if err != nil {
 		t.Fatal(err)
 	}
-	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})).With("replica", identity)
-	e.gw, err = newGateway(cfg, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.https, e.http, e.admin = e.gw.server.HTTPSAddr().String(), e.gw.server.HTTPAddr().String(), e.gw.adminLn.Addr().String()
-	ctx, cancel := context.WithCancel(context.Background())
-	e.cancel = cancel
-	e.stopped = make(chan struct{})
-	go func() {
-		defer close(e.stopped)
-		if err := e.gw.run(ctx); err != nil {
-			t.Errorf("gateway: %v", err)
-		}
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-e.stopped
-	})
-	select {
-	case <-e.gw.firstPublished:
-	case <-time.After(time.Minute):
-		t.Fatal("no configuration from the API server within a minute")
-	}
+	e.run(cfg, slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})).With("replica", identity), time.Minute)
 	return e
 }
 
