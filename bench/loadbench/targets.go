@@ -157,6 +157,13 @@ func Targets() []Target {
 // SelectTargets returns the named targets in the canonical round order, or
 // every target when names is empty.
 func SelectTargets(all []Target, names []string) ([]Target, error) {
+	return selectByName(all, names, "targets", func(t Target) string { return t.Name })
+}
+
+// selectByName keeps the items of all whose name is in names, in the order
+// of all; every item when names is empty. A name matching nothing is an
+// error that lists the known names.
+func selectByName[T any](all []T, names []string, what string, name func(T) string) ([]T, error) {
 	if len(names) == 0 {
 		return all, nil
 	}
@@ -164,11 +171,11 @@ func SelectTargets(all []Target, names []string) ([]Target, error) {
 	for _, n := range names {
 		want[n] = true
 	}
-	var out []Target
-	for _, t := range all {
-		if want[t.Name] {
-			out = append(out, t)
-			delete(want, t.Name)
+	var out []T
+	for _, item := range all {
+		if want[name(item)] {
+			out = append(out, item)
+			delete(want, name(item))
 		}
 	}
 	if len(want) > 0 {
@@ -176,10 +183,10 @@ func SelectTargets(all []Target, names []string) ([]Target, error) {
 		for n := range want {
 			unknown = append(unknown, n)
 		}
-		for _, t := range all {
-			known = append(known, t.Name)
+		for _, item := range all {
+			known = append(known, name(item))
 		}
-		return nil, fmt.Errorf("unknown targets %q (known: %s)", unknown, strings.Join(known, ", "))
+		return nil, fmt.Errorf("unknown %s %q (known: %s)", what, unknown, strings.Join(known, ", "))
 	}
 	return out, nil
 }

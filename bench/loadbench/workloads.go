@@ -2,7 +2,6 @@ package loadbench
 
 import (
 	"fmt"
-	"strings"
 )
 
 // Load generators a workload can use.
@@ -79,31 +78,7 @@ func Workloads() []Workload {
 // SelectWorkloads returns the named workloads in the canonical order, or
 // every workload when names is empty.
 func SelectWorkloads(all []Workload, names []string) ([]Workload, error) {
-	if len(names) == 0 {
-		return all, nil
-	}
-	want := map[string]bool{}
-	for _, n := range names {
-		want[n] = true
-	}
-	var out []Workload
-	for _, w := range all {
-		if want[w.Name] {
-			out = append(out, w)
-			delete(want, w.Name)
-		}
-	}
-	if len(want) > 0 {
-		var unknown, known []string
-		for n := range want {
-			unknown = append(unknown, n)
-		}
-		for _, w := range all {
-			known = append(known, w.Name)
-		}
-		return nil, fmt.Errorf("unknown workloads %q (known: %s)", unknown, strings.Join(known, ", "))
-	}
-	return out, nil
+	return selectByName(all, names, "workloads", func(w Workload) string { return w.Name })
 }
 
 // SkipReason says why target t cannot take workload w, or "" when it can.
