@@ -126,7 +126,14 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 	if err != nil {
 		return nil, err
 	}
+	// A bad flag is reported in one line by the caller; the full usage is
+	// printed only when asked for with -h.
+	fs.SetOutput(io.Discard)
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(usageOut)
+			fs.Usage()
+		}
 		return nil, err
 	}
 	given := fromEnv
