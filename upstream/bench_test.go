@@ -48,27 +48,29 @@ func benchGet(b *testing.B, c *http.Client, url string, buf []byte) {
 // BenchmarkForwardHTTP1 measures client -> inbound server -> Forward ->
 // net/http backend over loopback; allocations include all three parties.
 func BenchmarkForwardHTTP1(b *testing.B) {
-	for _, useTLS := range []bool{false, true} {
-		name := "plain"
-		if useTLS {
-			name = "tls"
+	forEachInbound(b, func(b *testing.B, url string, c *http.Client) {
+		buf := make([]byte, 128)
+		for b.Loop() {
+			benchGet(b, c, url, buf)
 		}
-		b.Run(name, func(b *testing.B) {
-			be := benchBackend(b)
-			tr := newTestTransport(b, Config{})
-			p := startProxy(b, tr, &Backend{Name: "ns/bench:80", Endpoints: []string{be.addr()}}, useTLS)
-			c := benchClient(p)
-			buf := make([]byte, 128)
-			b.ReportAllocs()
-			b.ResetTimer()
-			for b.Loop() {
-				benchGet(b, c, p.URL+"/bench", buf)
-			}
-		})
-	}
+	})
 }
 
 func BenchmarkForwardHTTP1Parallel(b *testing.B) {
+	forEachInbound(b, func(b *testing.B, url string, c *http.Client) {
+		b.RunParallel(func(pb *testing.PB) {
+			buf := make([]byte, 128)
+			for pb.Next() {
+				benchGet(b, c, url, buf)
+			}
+		})
+	})
+}
+
+// forEachInbound runs bench once with a plain and once with a TLS inbound
+// server in front of Forward and a net/http backend, with the timer reset
+// after the set-up.
+func forEachInbound(b *testing.B, bench func(b *testing.B, url string, c *http.Client)) {
 	for _, useTLS := range []bool{false, true} {
 		name := "plain"
 		if useTLS {
@@ -81,12 +83,7 @@ func BenchmarkForwardHTTP1Parallel(b *testing.B) {
 			c := benchClient(p)
 			b.ReportAllocs()
 			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				buf := make([]byte, 128)
-				for pb.Next() {
-					benchGet(b, c, p.URL+"/bench", buf)
-				}
-			})
+			bench(b, p.URL+"/bench", c)
 		})
 	}
 }
