@@ -255,14 +255,7 @@ func TestSkipReasonAndWrkClose(t *testing.T) {
 // connecting to loopback, and negotiate HTTP/2.
 func TestH2loadSendsVirtualHostOverLoopback(t *testing.T) {
 	requirePrograms(t, "h2load")
-	cert, err := NewSelfSignedCertificate([]string{"bench.example.test"}, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	pair, err := tls.X509KeyPair(cert.CertPEM, cert.KeyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pair := benchKeyPair(t)
 	var (
 		mu     sync.Mutex
 		snis   = map[string]int{}

@@ -25,11 +25,10 @@ func requirePrograms(t *testing.T, names ...string) {
 	}
 }
 
-// wrk must present the virtual host as SNI and Host while connecting to
-// loopback; this is what makes the TLS targets pick the benchmark
-// certificate the way a real client would.
-func TestWrkSendsVirtualHostOverLoopback(t *testing.T) {
-	requirePrograms(t, "wrk")
+// benchKeyPair is the benchmark certificate for bench.example.test, ready
+// for a Go TLS server.
+func benchKeyPair(t *testing.T) tls.Certificate {
+	t.Helper()
 	cert, err := NewSelfSignedCertificate([]string{"bench.example.test"}, time.Now())
 	if err != nil {
 		t.Fatal(err)
@@ -38,6 +37,15 @@ func TestWrkSendsVirtualHostOverLoopback(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return pair
+}
+
+// wrk must present the virtual host as SNI and Host while connecting to
+// loopback; this is what makes the TLS targets pick the benchmark
+// certificate the way a real client would.
+func TestWrkSendsVirtualHostOverLoopback(t *testing.T) {
+	requirePrograms(t, "wrk")
+	pair := benchKeyPair(t)
 	var (
 		mu    sync.Mutex
 		snis  = map[string]int{}
