@@ -9,6 +9,7 @@
 package routing
 
 import (
+	"regexp"
 	"strings"
 	"sync/atomic"
 
@@ -72,6 +73,18 @@ type Route struct {
 	// route's backend has no ready endpoints, instead of answering 503.
 	FallbackOnNoEndpoints bool
 
+	// Gateway API features (see gatewayapi.go); zero for Ingress routes.
+	// PathRegexp is set when PathKind is PathRegex.
+	PathRegexp  *regexp.Regexp
+	Method      string // "" matches any method
+	Headers     []HeaderMatch
+	QueryParams []QueryMatch
+	// Backends, when set, replaces Backend: one is picked per request by
+	// weight.
+	Backends []WeightedBackend
+	Filters  *Filters
+	Timeouts Timeouts
+
 	series atomic.Pointer[metrics.RouteSeries]
 }
 
@@ -87,6 +100,7 @@ type Table struct {
 	// unmatched labels the metrics of requests answered 404 because nothing
 	// matched and no fallback is configured.
 	unmatched *Route
+	hostMode  HostMode
 }
 
 // vhost holds the routes of one host pattern.

@@ -29,6 +29,8 @@ type Config struct {
 	Fallback types.NamespacedName
 	// DefaultCertificate serves handshakes no other certificate matches.
 	DefaultCertificate *porticotls.KeyPair
+	// Gateway configures Gateway API support.
+	Gateway GatewayConfig
 	// Now is the time certificates are checked against; zero means
 	// time.Now. Tests set it so golden output does not change with time.
 	Now time.Time

@@ -4,6 +4,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 )
 
 // Objects is everything a source (the manifest folder or the Kubernetes API)
@@ -17,4 +18,13 @@ type Objects struct {
 	EndpointSlices []*discoveryv1.EndpointSlice
 	// Secrets holds only Secrets of type kubernetes.io/tls.
 	Secrets []*corev1.Secret
+
+	// Gateway API objects (sigs.k8s.io/gateway-api/apis/v1). Sources leave
+	// them empty when the CRDs are not installed.
+	GatewayClasses  []*gatewayv1.GatewayClass
+	Gateways        []*gatewayv1.Gateway
+	HTTPRoutes      []*gatewayv1.HTTPRoute
+	ReferenceGrants []*gatewayv1.ReferenceGrant
+	// Namespaces are read for Gateway listeners' allowedRoutes selectors.
+	Namespaces []*corev1.Namespace
 }

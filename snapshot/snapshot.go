@@ -37,6 +37,12 @@ type Snapshot struct {
 	// Ingresses lists the Ingresses this controller owns, sorted.
 	Ingresses []types.NamespacedName
 
+	// Listeners are the sockets Gateways ask for, sorted by address and
+	// port; Ingresses are served on the flag-configured listeners instead.
+	Listeners []*Listener
+	// GatewayAPI is the status of the Gateway API objects we own.
+	GatewayAPI GatewayAPIStatus
+
 	// lastGood keeps, per object, the last version that translated without
 	// error, so that a broken update keeps serving what worked before.
 	lastGood lastGood

@@ -1,0 +1,55 @@
+package snapshot
+
+import (
+	"net/netip"
+
+	"k8s.io/apimachinery/pkg/types"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"portico.dev/portico/routing"
+	porticotls "portico.dev/portico/tls"
+)
+
+// GatewayConfig is what the builder needs to know to serve Gateway API
+// objects.
+type GatewayConfig struct {
+	// ControllerName selects our GatewayClasses (spec.controllerName);
+	// empty turns Gateway API support off.
+	ControllerName gatewayv1.GatewayController
+	// AddressPool hands an address to each Gateway that does not ask for
+	// one in spec.addresses. A Gateway keeps the address it was given for
+	// as long as it exists.
+	AddressPool []netip.Prefix
+}
+
+// Listener is one socket a Gateway asks for: every Gateway listener that
+// shares an address and port is served by one Listener, its hostnames told
+// apart by the route table (and by SNI for HTTPS).
+type Listener struct {
+	// Address is the IP address to bind.
+	Address netip.Addr
+	Port    int32
+	// Protocol is gatewayv1.HTTPProtocolType or gatewayv1.HTTPSProtocolType.
+	Protocol gatewayv1.ProtocolType
+	// Gateway is the Gateway whose listeners these are.
+	Gateway types.NamespacedName
+	// Routes is compiled with routing.GatewayHosts.
+	Routes *routing.Table
+	// Certificates serves the HTTPS listeners' certificateRefs by SNI; nil
+	// for HTTP.
+	Certificates *porticotls.Certificates
+}
+
+// GatewayAPIStatus is the status the builder computed for the Gateway API
+// objects this controller owns. Conditions carry the observed generation
+// but a zero LastTransitionTime: the status writer keeps the time of an
+// unchanged condition and stamps changed ones.
+type GatewayAPIStatus struct {
+	// GatewayClasses whose controllerName is ours, by name.
+	GatewayClasses map[string]gatewayv1.GatewayClassStatus
+	Gateways       map[types.NamespacedName]gatewayv1.GatewayStatus
+	// HTTPRoutes maps each route to its parent statuses written by this
+	// controller; other controllers' entries are not in it and must be
+	// kept as they are.
+	HTTPRoutes map[types.NamespacedName][]gatewayv1.RouteParentStatus
+}
