@@ -125,6 +125,12 @@ func Targets() []Target {
 			Tiers:       []Tier{{Server: nginxServer, Template: "direct-tls.nginx.conf"}},
 		},
 		{
+			Name:        "direct-go-tls",
+			Description: "no proxy: a bare Go net/http + crypto/tls server that answers itself (the ceiling for a TLS hop in Go, as direct-tls is for nginx)",
+			Scheme:      "https",
+			start:       startDirectGoTLS,
+		},
+		{
 			Name:        "nginx",
 			Description: "one nginx: TLS termination, host/path routing, upstream keep-alive to the backend",
 			Scheme:      "https",

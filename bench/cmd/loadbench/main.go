@@ -28,6 +28,13 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == loadbench.ServeGoTLSCommand {
+		if err := loadbench.ServeGoTLS(os.Args[2:]); err != nil {
+			slog.Error("direct-go-tls server failed", "err", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(os.Args[1:], os.Getenv, os.Stdout); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			os.Exit(2)
