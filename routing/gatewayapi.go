@@ -29,8 +29,10 @@ const (
 )
 
 // HeaderMatch is one request header condition; the header's value must
-// equal Value, or match Regexp when it is set. Name is canonical
-// (textproto.CanonicalMIMEHeaderKey).
+// equal Value, or match Regexp (as a whole: Compile anchors it) when it is
+// set. Name is compared case-insensitively. A header the request repeats
+// matches when one of its values does, or all of them joined with ", ".
+// When a route names a header twice, only the first entry counts.
 type HeaderMatch struct {
 	Name   string
 	Value  string
@@ -38,7 +40,9 @@ type HeaderMatch struct {
 }
 
 // QueryMatch is one query parameter condition, on the first value of the
-// parameter; Name is compared exactly.
+// parameter after decoding; Name is compared exactly, and Regexp must
+// match the whole value. When a route names a parameter twice, only the
+// first entry counts.
 type QueryMatch struct {
 	Name   string
 	Value  string
@@ -46,27 +50,34 @@ type QueryMatch struct {
 }
 
 // HeaderModifier edits a header set: Set replaces, Add appends, Remove
-// deletes, applied in that order by name.
+// deletes, applied in that order by name. Names may be in any case.
 type HeaderModifier struct {
 	Set    []HeaderValue
 	Add    []HeaderValue
 	Remove []string
 }
 
-// HeaderValue is one header name and value; Name is canonical.
+// HeaderValue is one header name and value.
 type HeaderValue struct {
 	Name, Value string
 }
 
 // PathModifier replaces a request path: the whole path (ReplaceFullPath), or
-// the part the route's PathPrefix matched (ReplacePrefixMatch).
+// the part the route's PathPrefix matched (ReplacePrefixMatch, element-wise:
+// prefix "/foo" replaced by "/bar" turns "/foo/x" into "/bar/x" and "/foo"
+// into "/bar"; replaced by "" or "/", it turns "/foo/x" into "/x"). A
+// ReplacePrefixMatch on a route that is not a PathPrefix changes nothing.
+// The query string is kept.
 type PathModifier struct {
 	ReplaceFullPath    *string
 	ReplacePrefixMatch *string
 }
 
 // Redirect answers the request with a redirect instead of proxying it. Zero
-// fields keep the request's own scheme, host, port and path.
+// fields keep the request's own scheme, host, port and path, with the
+// Gateway API port rules: the port the request came in on is kept when
+// neither Scheme nor Port is set; a Scheme without Port uses the scheme's
+// default port; the scheme's default port is left out of the Location.
 type Redirect struct {
 	Scheme     string
 	Hostname   string
@@ -75,14 +86,19 @@ type Redirect struct {
 	StatusCode int // 301, 302, 303, 307 or 308; 0 means 302
 }
 
-// Rewrite changes the request before it is forwarded.
+// Rewrite changes the request before it is forwarded. A Hostname replaces
+// the Host header sent to the backend; X-Forwarded-Host keeps the client's.
 type Rewrite struct {
 	Hostname string
 	Path     *PathModifier
 }
 
 // Mirror sends a copy of each request (a fraction of them when Percent is
-// below 100) to another backend; its responses are discarded.
+// below 100) to another backend; its responses are discarded. Percent runs
+// from 0 (nothing is mirrored) to 100: the translator passes 100 when the
+// filter gives neither percent nor fraction. The copy carries the request
+// as filtered (headers, rewrite) and its body when it is within
+// HandlerConfig.MirrorBodyLimit; a mirror never delays or fails the request.
 type Mirror struct {
 	Backend *upstream.Backend
 	Percent float64
@@ -106,17 +122,20 @@ type WeightedBackend struct {
 	Backend *upstream.Backend
 	Weight  int32
 	Invalid bool
-	// Filters applied only when this backend is picked (backendRef filters).
+	// Filters applied only when this backend is picked (backendRef filters),
+	// after the route's own.
 	Filters *Filters
 }
 
 // Timeouts bound an HTTPRoute rule's requests; zero means no limit beyond
-// the global ones.
+// the global ones. When a bound passes before the response has started,
+// the client gets a 504; after that, the response is cut.
 type Timeouts struct {
 	// Request bounds the whole request, from receipt to the end of the
 	// response (a 504 if the response has not started).
 	Request time.Duration
-	// BackendRequest bounds each request to a backend.
+	// BackendRequest bounds each request to a backend, up to the end of its
+	// response.
 	BackendRequest time.Duration
 }
 

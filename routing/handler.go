@@ -16,9 +16,9 @@ import (
 )
 
 // Forwarder proxies one request to a backend and writes the response; the
-// upstream Transport is the production one.
+// upstream Transport is the production one. o is nil for Ingress routes.
 type Forwarder interface {
-	Forward(w http.ResponseWriter, r *http.Request, b *upstream.Backend) upstream.Outcome
+	ForwardWith(w http.ResponseWriter, r *http.Request, b *upstream.Backend, o *upstream.ForwardOptions) upstream.Outcome
 }
 
 // HandlerConfig wires the routing tier to the rest of the process.
@@ -35,12 +35,28 @@ type HandlerConfig struct {
 	// route asks for HTTPS; 443 is left out of the redirect URL.
 	HTTPSPort int
 	Logger    *slog.Logger
+	// MirrorBodyLimit is the largest request body copied to RequestMirror
+	// backends; a request with a larger body is not mirrored. Default
+	// DefaultMirrorBodyLimit.
+	MirrorBodyLimit int64
+	// MaxMirrorsInFlight caps the mirror requests in progress; mirrors
+	// beyond it are dropped, so a slow mirror backend never holds up
+	// anything. Default DefaultMaxMirrorsInFlight.
+	MaxMirrorsInFlight int
 }
+
+// Defaults for the zero mirror fields of HandlerConfig.
+const (
+	DefaultMirrorBodyLimit    = 64 << 10
+	DefaultMaxMirrorsInFlight = 256
+)
 
 // Handler serves every request, plain or TLS, HTTP/1.1 or HTTP/2, from the
 // route table of the serving snapshot.
 type Handler struct {
 	cfg HandlerConfig
+	// mirrorSlots holds one token per mirror request in progress.
+	mirrorSlots chan struct{}
 }
 
 // NewHandler returns the routing tier's http.Handler.
@@ -51,7 +67,13 @@ func NewHandler(cfg HandlerConfig) *Handler {
 	if cfg.HTTPSPort == 0 {
 		cfg.HTTPSPort = 443
 	}
-	return &Handler{cfg: cfg}
+	if cfg.MirrorBodyLimit <= 0 {
+		cfg.MirrorBodyLimit = DefaultMirrorBodyLimit
+	}
+	if cfg.MaxMirrorsInFlight <= 0 {
+		cfg.MaxMirrorsInFlight = DefaultMaxMirrorsInFlight
+	}
+	return &Handler{cfg: cfg, mirrorSlots: make(chan struct{}, cfg.MaxMirrorsInFlight)}
 }
 
 const notReadyBody = "503 Service Unavailable: Portico has not loaded its configuration yet\n"
@@ -78,7 +100,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r.RequestURI = u.RequestURI()
 	}
 
-	route := table.Match(r.Host, reqPath)
+	route := table.MatchRequest(r, reqPath)
 	if route == nil {
 		route = table.Fallback
 	}
@@ -93,15 +115,21 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	if route.usesGatewayFeatures() {
+		code := h.serveGateway(w, r, route, reqPath, start)
+		h.observe(route, r, code, start)
+		return
+	}
+
 	served := route
 	if len(route.Backend.Endpoints) == 0 && route.FallbackOnNoEndpoints && table.Fallback != nil {
 		// The component is scaled to zero or not deployed yet: the legacy
 		// site still answers for it, and the fallback's metrics show it.
 		served = table.Fallback
 	}
-	out := h.cfg.Forwarder.Forward(w, r, served.Backend)
+	out := h.cfg.Forwarder.ForwardWith(w, r, served.Backend, nil)
 	if out.Err != nil {
-		h.logFailure(served, r, out)
+		h.logFailure(served, served.Backend, r, out)
 	}
 	h.observe(served, r, out.Status, start)
 }
@@ -125,7 +153,7 @@ func (r *Route) MetricLabels() metrics.RouteLabels {
 	return metrics.RouteLabels{Kind: s.Kind, Namespace: s.Namespace, Name: s.Name, Rule: s.Rule}
 }
 
-func (h *Handler) logFailure(route *Route, r *http.Request, out upstream.Outcome) {
+func (h *Handler) logFailure(route *Route, b *upstream.Backend, r *http.Request, out upstream.Outcome) {
 	level := slog.LevelWarn
 	if out.Status == 499 {
 		// The client gave up; nothing is wrong on our side.
@@ -133,7 +161,7 @@ func (h *Handler) logFailure(route *Route, r *http.Request, out upstream.Outcome
 	}
 	h.cfg.Logger.LogAttrs(r.Context(), level, "proxy failed",
 		slog.String("route", route.Source.String()),
-		slog.String("backend", route.Backend.Name),
+		slog.String("backend", backendName(b)),
 		slog.Int("status", out.Status),
 		slog.String("error", out.Err.Error()))
 }
@@ -154,6 +182,13 @@ func (h *Handler) redirectHTTPS(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Location", "https://"+host+uri)
 	writeText(w, http.StatusPermanentRedirect, "308 Permanent Redirect: this route is served over HTTPS\n")
+}
+
+func backendName(b *upstream.Backend) string {
+	if b == nil {
+		return "<none>"
+	}
+	return b.Name
 }
 
 func (s Source) String() string {

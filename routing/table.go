@@ -4,12 +4,17 @@
 // TLS tier that accepted it.
 //
 // The table knows nothing of Kubernetes. The snapshot builder translates
-// Ingress (and later Gateway API) objects into plain Routes and compiles them
-// here; matching is a pure function of (table, host, path).
+// Ingress and Gateway API objects into plain Routes and compiles them here;
+// matching is a pure function of (table, request host, path, method,
+// headers, query). The handler then applies the chosen route: an Ingress
+// route is forwarded as is, a Gateway API route through its filters, its
+// weighted backends and its timeouts (gateway.go).
 package routing
 
 import (
+	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"sync/atomic"
 
@@ -52,7 +57,9 @@ type Source struct {
 	Namespace string
 	Name      string
 	// Rule locates the route inside its object: "<rule>/<path>" indexes of an
-	// Ingress spec.rules[].http.paths[], or "default" for spec.defaultBackend.
+	// Ingress spec.rules[].http.paths[], or "default" for spec.defaultBackend;
+	// "<rule>/<match>" indexes of an HTTPRoute spec.rules[].matches[]. One
+	// HTTPRoute match served under several hostnames keeps one label.
 	Rule string
 }
 
@@ -74,13 +81,17 @@ type Route struct {
 	FallbackOnNoEndpoints bool
 
 	// Gateway API features (see gatewayapi.go); zero for Ingress routes.
-	// PathRegexp is set when PathKind is PathRegex.
-	PathRegexp  *regexp.Regexp
-	Method      string // "" matches any method
+	// PathRegexp is set when PathKind is PathRegex; it must match the whole
+	// path (Compile anchors it).
+	PathRegexp *regexp.Regexp
+	// Method, Headers and QueryParams are conditions a request must meet
+	// besides host and path; all must hold. Method "" matches any method.
+	Method      string
 	Headers     []HeaderMatch
 	QueryParams []QueryMatch
 	// Backends, when set, replaces Backend: one is picked per request by
-	// weight.
+	// weight. A route with neither Backend nor Backends (an HTTPRoute rule
+	// without backendRefs) answers 500.
 	Backends []WeightedBackend
 	Filters  *Filters
 	Timeouts Timeouts
@@ -103,19 +114,44 @@ type Table struct {
 	hostMode  HostMode
 }
 
-// vhost holds the routes of one host pattern.
+// vhost holds the routes of one host pattern. Every key holds candidates
+// in Gateway API precedence order (see Compile); an Ingress key holds one.
 type vhost struct {
-	exact map[string]*Route
+	exact map[string][]candidate
+	// regex routes are tried in input order, after exact and before prefix.
+	regex []regexRoute
 	// prefix is keyed by the route path without its trailing slash, so "/"
 	// is stored as "".
-	prefix     map[string]*Route
-	catchAll   *Route
+	prefix     map[string][]candidate
+	catchAll   []candidate
 	longestKey int
 }
 
-// Compile builds a Table. Routes are taken in precedence order: when two
-// routes claim the same host, path kind and path, the first one wins and the
-// later one is returned in shadowed, so the caller can report it.
+func (t *Table) notFound() *Route { return t.unmatched }
+
+// Routes lists the compiled routes in input order, shadowed ones left out.
+func (t *Table) Routes() []*Route { return t.routes }
+
+// Hosts reports how many distinct host patterns the table holds.
+func (t *Table) Hosts() int {
+	n := len(t.exact) + len(t.wildcard)
+	if t.anyHost != nil {
+		n++
+	}
+	return n
+}
+
+// Compile builds an IngressHosts Table (see CompileHosts for Gateway API
+// tables).
+//
+// Routes are taken in input order, which breaks every tie: when two routes
+// claim the same host, path kind and path with identical conditions
+// (method, headers, query parameters), the first one wins and the later one
+// is returned in shadowed, so the caller can report it. Routes that share a
+// host and path but differ in conditions are all kept, ordered by Gateway
+// API precedence: a route with a method before one without, then more
+// header matches first, then more query parameter matches first, then input
+// order.
 func Compile(routes []*Route, fallback *Route) (t *Table, shadowed []*Route) {
 	t = &Table{
 		exact:     make(map[string]*vhost),
@@ -131,26 +167,21 @@ func Compile(routes []*Route, fallback *Route) (t *Table, shadowed []*Route) {
 		}
 		t.routes = append(t.routes, r)
 	}
-	return t, shadowed
-}
-
-func (t *Table) notFound() *Route { return t.unmatched }
-
-// Routes lists the compiled routes in precedence order, shadowed ones left out.
-func (t *Table) Routes() []*Route { return t.routes }
-
-// Hosts reports how many distinct host patterns the table holds.
-func (t *Table) Hosts() int {
-	n := len(t.exact) + len(t.wildcard)
-	if t.anyHost != nil {
-		n++
+	for _, v := range t.exact {
+		v.sort()
 	}
-	return n
+	for _, v := range t.wildcard {
+		v.sort()
+	}
+	if t.anyHost != nil {
+		t.anyHost.sort()
+	}
+	return t, shadowed
 }
 
 func (t *Table) vhostFor(host string) *vhost {
 	newVhost := func() *vhost {
-		return &vhost{exact: make(map[string]*Route), prefix: make(map[string]*Route)}
+		return &vhost{exact: make(map[string][]candidate), prefix: make(map[string][]candidate)}
 	}
 	switch {
 	case host == "":
@@ -176,24 +207,46 @@ func (t *Table) vhostFor(host string) *vhost {
 	}
 }
 
+// add files r under its path key, or reports false when an earlier route
+// with the same key and the same conditions shadows it.
 func (v *vhost) add(r *Route) bool {
+	c := newCandidate(r)
 	switch r.PathKind {
 	case PathExact:
-		if _, dup := v.exact[r.Path]; dup {
+		list, ok := appendCandidate(v.exact[r.Path], c)
+		if !ok {
 			return false
 		}
-		v.exact[r.Path] = r
+		v.exact[r.Path] = list
 	case PathAny:
-		if v.catchAll != nil {
+		list, ok := appendCandidate(v.catchAll, c)
+		if !ok {
 			return false
 		}
-		v.catchAll = r
+		v.catchAll = list
+	case PathRegex:
+		if r.PathRegexp == nil {
+			return false
+		}
+		expr := r.PathRegexp.String()
+		for _, rr := range v.regex {
+			if rr.expr == expr && sameConditions(rr.cond, c.cond) {
+				return false
+			}
+		}
+		v.regex = append(v.regex, regexRoute{
+			// The route's expression must match the whole path.
+			re:        regexp.MustCompile(`^(?:` + expr + `)$`),
+			expr:      expr,
+			candidate: c,
+		})
 	default:
 		key := strings.TrimSuffix(r.Path, "/")
-		if _, dup := v.prefix[key]; dup {
+		list, ok := appendCandidate(v.prefix[key], c)
+		if !ok {
 			return false
 		}
-		v.prefix[key] = r
+		v.prefix[key] = list
 		if len(key) > v.longestKey {
 			v.longestKey = len(key)
 		}
@@ -201,54 +254,100 @@ func (v *vhost) add(r *Route) bool {
 	return true
 }
 
+func appendCandidate(list []candidate, c candidate) ([]candidate, bool) {
+	for _, old := range list {
+		if sameConditions(old.cond, c.cond) {
+			return list, false
+		}
+	}
+	return append(list, c), true
+}
+
+// sort puts every key's candidates in precedence order. The sort is
+// stable, so input order breaks ties.
+func (v *vhost) sort() {
+	for _, list := range v.exact {
+		slices.SortStableFunc(list, comparePrecedence)
+	}
+	for _, list := range v.prefix {
+		slices.SortStableFunc(list, comparePrecedence)
+	}
+	slices.SortStableFunc(v.catchAll, comparePrecedence)
+}
+
 // Match returns the route for a request's Host header (or :authority) and
-// URL path, or nil when none matches (the caller then uses Fallback).
+// URL path, or nil when none matches (the caller then uses Fallback). It
+// matches only routes without conditions; MatchRequest also evaluates them.
 //
-// Host patterns are tried from the most specific: the exact host, then a
-// wildcard for its first label, then routes without host. Within a host the
-// longest matching path wins and Exact beats Prefix at equal length. When a
-// host pattern matches but none of its paths do, the next, less specific
-// pattern is tried.
+// In an IngressHosts table, host patterns are tried from the most specific:
+// the exact host, then a wildcard for its first label, then routes without
+// host. Within a host the longest matching path wins and Exact beats Prefix
+// at equal length. When a host pattern matches but none of its paths do,
+// the next, less specific pattern is tried. A GatewayHosts table picks one
+// host pattern (the exact host, else the longest matching wildcard suffix,
+// else routes without host) and never falls through to another.
 func (t *Table) Match(host, path string) *Route {
+	return t.match(host, path, nil)
+}
+
+// MatchRequest is Match for a request, which also evaluates the routes'
+// method, header and query parameter conditions. path is the request path
+// after cleaning; the host is r.Host.
+func (t *Table) MatchRequest(r *http.Request, path string) *Route {
+	return t.match(r.Host, path, r)
+}
+
+func (t *Table) match(host, path string, req *http.Request) *Route {
 	var buf [256]byte
 	h := normalizeHost(host, buf[:0])
 	if len(h) == 0 {
-		return t.matchVhost(t.anyHost, path)
+		return t.matchVhost(t.anyHost, path, req)
 	}
+	gateway := t.hostMode == GatewayHosts
 	// string(h) inside a map index does not allocate.
 	if v := t.exact[string(h)]; v != nil {
-		if r := v.match(path); r != nil {
+		if r := v.match(path, req); r != nil || gateway {
 			return r
 		}
 	}
 	if len(t.wildcard) > 0 {
 		for i, c := range h {
-			if c == '.' {
-				if i > 0 {
-					if v := t.wildcard[string(h[i+1:])]; v != nil {
-						if r := v.match(path); r != nil {
-							return r
-						}
+			if c != '.' {
+				continue
+			}
+			if i > 0 {
+				if v := t.wildcard[string(h[i+1:])]; v != nil {
+					if r := v.match(path, req); r != nil || gateway {
+						return r
 					}
 				}
+			}
+			if !gateway {
+				// An Ingress wildcard covers exactly one label.
 				break
 			}
 		}
 	}
-	return t.matchVhost(t.anyHost, path)
+	return t.matchVhost(t.anyHost, path, req)
 }
 
-func (t *Table) matchVhost(v *vhost, path string) *Route {
+func (t *Table) matchVhost(v *vhost, path string, req *http.Request) *Route {
 	if v == nil {
 		return nil
 	}
-	return v.match(path)
+	return v.match(path, req)
 }
 
-func (v *vhost) match(path string) *Route {
+func (v *vhost) match(path string, req *http.Request) *Route {
 	if len(v.exact) > 0 {
-		if r := v.exact[path]; r != nil {
+		if r := pick(v.exact[path], req); r != nil {
 			return r
+		}
+	}
+	for i := range v.regex {
+		rr := &v.regex[i]
+		if rr.cond.accepts(req) && rr.re.MatchString(path) {
+			return rr.route
 		}
 	}
 	if len(v.prefix) > 0 {
@@ -263,7 +362,7 @@ func (v *vhost) match(path string) *Route {
 			p = p[:i]
 		}
 		for {
-			if r := v.prefix[p]; r != nil {
+			if r := pick(v.prefix[p], req); r != nil {
 				return r
 			}
 			if p == "" {
@@ -276,7 +375,17 @@ func (v *vhost) match(path string) *Route {
 			p = p[:i]
 		}
 	}
-	return v.catchAll
+	return pick(v.catchAll, req)
+}
+
+// pick returns the first candidate whose conditions req meets.
+func pick(list []candidate, req *http.Request) *Route {
+	for i := range list {
+		if list[i].cond.accepts(req) {
+			return list[i].route
+		}
+	}
+	return nil
 }
 
 // normalizeHost appends to dst the lower-cased Host header value without its

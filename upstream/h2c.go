@@ -14,7 +14,7 @@ import (
 // forwardH2C proxies r to an endpoint speaking HTTP/2 over plain TCP, through
 // the Transport's shared http2.Transport, which multiplexes requests over
 // one connection per endpoint.
-func (t *Transport) forwardH2C(w http.ResponseWriter, r *http.Request, b *Backend) Outcome {
+func (t *Transport) forwardH2C(w http.ResponseWriter, r *http.Request, b *Backend, o *ForwardOptions) Outcome {
 	ctx := r.Context()
 	f := t.forwardingFor(r)
 
@@ -49,6 +49,10 @@ func (t *Transport) forwardH2C(w http.ResponseWriter, r *http.Request, b *Backen
 		body = &trackedBody{r: r.Body}
 	}
 
+	host := r.Host
+	if o != nil && o.Host != "" {
+		host = o.Host
+	}
 	n := len(b.Endpoints)
 	first := b.next()
 	for attempt := 0; ; attempt++ {
@@ -65,7 +69,7 @@ func (t *Transport) forwardH2C(w http.ResponseWriter, r *http.Request, b *Backen
 			Header:        header,
 			Body:          body,
 			ContentLength: r.ContentLength,
-			Host:          r.Host,
+			Host:          host,
 			Trailer:       r.Trailer,
 		}
 		if out.Body == http.NoBody {
@@ -88,7 +92,7 @@ func (t *Transport) forwardH2C(w http.ResponseWriter, r *http.Request, b *Backen
 				return t.connectFailed(w, r, b, err)
 			}
 			if ctx.Err() != nil {
-				return Outcome{Status: StatusClientClosedRequest, Err: err}
+				return interrupted(w, r, err)
 			}
 			if errors.Is(cause, errHeaderTimeout) {
 				return writeError(w, http.StatusGatewayTimeout, "backend "+b.Name+" did not answer in time", errHeaderTimeout)
@@ -100,7 +104,7 @@ func (t *Transport) forwardH2C(w http.ResponseWriter, r *http.Request, b *Backen
 			}
 			return writeError(w, http.StatusBadGateway, "backend "+b.Name+" failed to answer", err)
 		}
-		_, outcome := t.writeResponse(w, r, resp)
+		_, outcome := t.writeResponse(w, r, resp, o)
 		_ = resp.Body.Close()
 		cancel(nil)
 		return outcome

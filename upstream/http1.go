@@ -55,7 +55,7 @@ func watch(ctx context.Context, c *conn) (stop func() bool) {
 // idle; the request is then retried once on a freshly dialed connection to
 // the same endpoint, but only when it is idempotent and no byte of its body
 // has been consumed, because the backend may in fact have processed it.
-func (t *Transport) forwardHTTP1(w http.ResponseWriter, r *http.Request, b *Backend) Outcome {
+func (t *Transport) forwardHTTP1(w http.ResponseWriter, r *http.Request, b *Backend, o *ForwardOptions) Outcome {
 	ctx := r.Context()
 	upgrade := upgradeType(r)
 	f := t.forwardingFor(r)
@@ -73,7 +73,7 @@ func (t *Transport) forwardHTTP1(w http.ResponseWriter, r *http.Request, b *Back
 	}
 
 	stop := watch(ctx, c)
-	resp, bodyRead, err := t.roundTrip(c, w, r, &f, upgrade)
+	resp, bodyRead, err := t.roundTrip(c, w, r, &f, o, upgrade)
 	if err != nil && c.reused && !bodyRead && idempotent(r.Method) && ctx.Err() == nil && deadConnection(err) {
 		t.log.Debug("pooled connection was dead, retrying on a new one",
 			"backend", b.Name, "endpoint", p.addr, "error", err)
@@ -83,7 +83,7 @@ func (t *Transport) forwardHTTP1(w http.ResponseWriter, r *http.Request, b *Back
 			return t.connectFailed(w, r, b, err)
 		}
 		stop = watch(ctx, c)
-		resp, _, err = t.roundTrip(c, w, r, &f, upgrade)
+		resp, _, err = t.roundTrip(c, w, r, &f, o, upgrade)
 	}
 	if err != nil {
 		stop()
@@ -94,7 +94,7 @@ func (t *Transport) forwardHTTP1(w http.ResponseWriter, r *http.Request, b *Back
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		if !stop() {
 			c.close()
-			return Outcome{Status: StatusClientClosedRequest, Err: context.Cause(ctx)}
+			return interrupted(w, r, context.Cause(ctx))
 		}
 		switch {
 		case upgrade == "":
@@ -107,7 +107,7 @@ func (t *Transport) forwardHTTP1(w http.ResponseWriter, r *http.Request, b *Back
 		return t.serveTunnel(w, c, resp, upgrade)
 	}
 
-	complete, out := t.writeResponse(w, r, resp)
+	complete, out := t.writeResponse(w, r, resp, o)
 	// The connection is reusable only when the response was read to its
 	// end, neither side asked to close, the backend sent nothing beyond the
 	// response, and the client did not go away meanwhile.
@@ -123,7 +123,7 @@ func (t *Transport) forwardHTTP1(w http.ResponseWriter, r *http.Request, b *Back
 // tried.
 func (t *Transport) connectFailed(w http.ResponseWriter, r *http.Request, b *Backend, err error) Outcome {
 	if r.Context().Err() != nil {
-		return Outcome{Status: StatusClientClosedRequest, Err: err}
+		return interrupted(w, r, err)
 	}
 	return writeError(w, http.StatusBadGateway, "cannot connect to backend "+b.Name, err)
 }
@@ -132,7 +132,7 @@ func (t *Transport) connectFailed(w http.ResponseWriter, r *http.Request, b *Bac
 // response was sent to the client.
 func (t *Transport) exchangeFailed(w http.ResponseWriter, r *http.Request, b *Backend, err error) Outcome {
 	if r.Context().Err() != nil {
-		return Outcome{Status: StatusClientClosedRequest, Err: err}
+		return interrupted(w, r, err)
 	}
 	var cbe *clientBodyError
 	if errors.As(err, &cbe) {
@@ -168,8 +168,8 @@ func deadConnection(err error) bool {
 
 // roundTrip writes r to c and reads the response headers. bodyRead reports
 // whether any of r's body was consumed, which makes a retry impossible.
-func (t *Transport) roundTrip(c *conn, w http.ResponseWriter, r *http.Request, f *forwarding, upgrade string) (resp *http.Response, bodyRead bool, err error) {
-	bodyRead, err = t.writeRequest(c, r, f, upgrade)
+func (t *Transport) roundTrip(c *conn, w http.ResponseWriter, r *http.Request, f *forwarding, o *ForwardOptions, upgrade string) (resp *http.Response, bodyRead bool, err error) {
+	bodyRead, err = t.writeRequest(c, r, f, o, upgrade)
 	if err != nil {
 		var we *backendWriteError
 		if bodyRead && errors.As(err, &we) {
@@ -243,13 +243,16 @@ func relayInformational(w http.ResponseWriter, resp *http.Response) {
 
 // writeRequest writes the request head straight into the connection's
 // buffered writer, then the body, framed by Portico itself.
-func (t *Transport) writeRequest(c *conn, r *http.Request, f *forwarding, upgrade string) (bodyRead bool, err error) {
+func (t *Transport) writeRequest(c *conn, r *http.Request, f *forwarding, o *ForwardOptions, upgrade string) (bodyRead bool, err error) {
 	bw := c.bw
 	uri := r.RequestURI
 	if !strings.HasPrefix(uri, "/") {
 		uri = r.URL.RequestURI()
 	}
 	host := r.Host
+	if o != nil && o.Host != "" {
+		host = o.Host
+	}
 	if host == "" || !validHeaderValue(host) {
 		host = c.pool.addr
 	}

@@ -10,9 +10,12 @@ import (
 // writeResponse sends the backend's response to the client. complete
 // reports whether the backend's body was read to its end, which the caller
 // needs to decide whether the connection can be reused.
-func (t *Transport) writeResponse(w http.ResponseWriter, r *http.Request, resp *http.Response) (complete bool, out Outcome) {
+func (t *Transport) writeResponse(w http.ResponseWriter, r *http.Request, resp *http.Response, o *ForwardOptions) (complete bool, out Outcome) {
 	h := w.Header()
 	copyResponseHeader(h, resp.Header)
+	if o != nil && o.EditResponseHeader != nil {
+		o.EditResponseHeader(h)
+	}
 	if _, ok := h["Content-Type"]; !ok {
 		// A present but nil Content-Type stops the inbound server from
 		// sniffing one: the client sees what the backend sent.
@@ -39,6 +42,12 @@ func (t *Transport) writeResponse(w http.ResponseWriter, r *http.Request, resp *
 
 	clientErr, backendErr := copyResponseBody(w, resp.Body, flush)
 	switch {
+	case clientErr == nil && timeoutCause(r.Context()) != nil:
+		// A route timeout ended the response midway: cut the client's
+		// connection, as for a truncated backend response.
+		out.Err = timeoutCause(r.Context())
+		abortClient(w)
+		return false, out
 	case clientErr != nil || r.Context().Err() != nil:
 		out.Status = StatusClientClosedRequest
 		out.Err = clientErr

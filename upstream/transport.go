@@ -171,9 +171,55 @@ func (t *Transport) Close() error {
 	return nil
 }
 
+// ForwardOptions change how one request is forwarded. A nil *ForwardOptions
+// (what Forward uses) changes nothing and costs nothing.
+type ForwardOptions struct {
+	// Host, when set, is sent to the backend as the Host header (or
+	// :authority) instead of r.Host; X-Forwarded-Host and Forwarded still
+	// name the host the client asked for.
+	Host string
+	// EditResponseHeader, when set, is called with the response header the
+	// client will get, after the backend's header was copied into it and
+	// before it is written. It is not called for responses Portico
+	// generates itself.
+	EditResponseHeader func(http.Header)
+	// Deadline, when set, bounds the whole exchange: if it passes before
+	// the response has started, the client gets a 504; after that, the
+	// response is cut.
+	Deadline time.Time
+	// BackendTimeout, when positive, bounds the request to the backend,
+	// from the connect to the end of the response, like Deadline. Portico
+	// only retries a request that never reached a backend (a failed
+	// connect, a pooled connection found closed), so one bound covers the
+	// one attempt a backend sees.
+	BackendTimeout time.Duration
+}
+
+// Causes of a request context ended by a ForwardOptions bound.
+var (
+	errRouteTimeout   = errors.New("route request timeout")
+	errBackendTimeout = errors.New("backend request timeout")
+)
+
 // Forward proxies r to one of b's endpoints and writes the whole response,
 // or an error response Portico generates itself, to w.
 func (t *Transport) Forward(w http.ResponseWriter, r *http.Request, b *Backend) Outcome {
+	return t.ForwardWith(w, r, b, nil)
+}
+
+// ForwardWith is Forward with options; o may be nil.
+func (t *Transport) ForwardWith(w http.ResponseWriter, r *http.Request, b *Backend, o *ForwardOptions) Outcome {
+	if o != nil && (!o.Deadline.IsZero() || o.BackendTimeout > 0) {
+		deadline, cause := o.Deadline, errRouteTimeout
+		if o.BackendTimeout > 0 {
+			if d := time.Now().Add(o.BackendTimeout); deadline.IsZero() || d.Before(deadline) {
+				deadline, cause = d, errBackendTimeout
+			}
+		}
+		ctx, cancel := context.WithDeadlineCause(r.Context(), deadline, cause)
+		defer cancel()
+		r = r.WithContext(ctx)
+	}
 	if b == nil || len(b.Endpoints) == 0 {
 		name := "<none>"
 		if b != nil {
@@ -188,9 +234,32 @@ func (t *Transport) Forward(w http.ResponseWriter, r *http.Request, b *Backend) 
 		return writeError(w, http.StatusMethodNotAllowed, "CONNECT is not proxied to backend "+b.Name, errConnect)
 	}
 	if b.Protocol == H2C {
-		return t.forwardH2C(w, r, b)
+		return t.forwardH2C(w, r, b, o)
 	}
-	return t.forwardHTTP1(w, r, b)
+	return t.forwardHTTP1(w, r, b, o)
+}
+
+// timeoutCause returns the ForwardOptions bound that ended ctx, or nil when
+// ctx is live or ended for another reason (the client went away).
+func timeoutCause(ctx context.Context) error {
+	if ctx.Err() == nil {
+		return nil
+	}
+	cause := context.Cause(ctx)
+	if errors.Is(cause, errRouteTimeout) || errors.Is(cause, errBackendTimeout) {
+		return cause
+	}
+	return nil
+}
+
+// interrupted answers a request whose context ended before any of the
+// response was written: a 504 when a ForwardOptions bound ended it,
+// otherwise the client went away and gets nothing.
+func interrupted(w http.ResponseWriter, r *http.Request, err error) Outcome {
+	if cause := timeoutCause(r.Context()); cause != nil {
+		return writeError(w, http.StatusGatewayTimeout, "the backend did not answer within the "+cause.Error(), cause)
+	}
+	return Outcome{Status: StatusClientClosedRequest, Err: err}
 }
 
 var (

@@ -1,0 +1,249 @@
+package routing
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"portico.dev/portico/upstream"
+)
+
+// mirrorTimeout bounds one mirror request, so a mirror backend that never
+// answers cannot keep a mirror slot forever.
+const mirrorTimeout = 30 * time.Second
+
+// usesGatewayFeatures reports whether serving the route takes more than
+// the Ingress path: filters, weighted backends, timeouts, or no backend.
+func (r *Route) usesGatewayFeatures() bool {
+	return r.Filters != nil || len(r.Backends) > 0 || r.Timeouts != (Timeouts{}) || r.Backend == nil
+}
+
+// serveGateway serves a route with Gateway API features and returns the
+// status sent. Filters apply in the Gateway API order: a redirect answers
+// at once; otherwise the request header edits and the rewrite apply, the
+// mirrors get a copy, the request is forwarded, and the response header
+// edits apply to the backend's response. The picked backend's own filters
+// apply after the route's.
+func (h *Handler) serveGateway(w http.ResponseWriter, r *http.Request, route *Route, reqPath string, start time.Time) int {
+	if f := route.Filters; f != nil && f.Redirect != nil {
+		return h.redirect(w, r, route, f.Redirect, reqPath)
+	}
+	backend := route.Backend
+	var backendFilters *Filters
+	if len(route.Backends) > 0 {
+		picked := pickBackend(route.Backends)
+		switch {
+		case picked == nil:
+			return h.internalError(w, r, route, "every backend of the route has weight 0")
+		case picked.Invalid:
+			return h.internalError(w, r, route, "the route refers to a backend that does not resolve")
+		}
+		backend, backendFilters = picked.Backend, picked.Filters
+		if backendFilters != nil && backendFilters.Redirect != nil {
+			return h.redirect(w, r, route, backendFilters.Redirect, reqPath)
+		}
+	}
+	if backend == nil {
+		return h.internalError(w, r, route, "the route has no backend")
+	}
+
+	filters := [2]*Filters{route.Filters, backendFilters}
+	path, host := reqPath, ""
+	for _, f := range filters {
+		if f == nil {
+			continue
+		}
+		f.RequestHeaders.apply(r.Header)
+		if rw := f.Rewrite; rw != nil {
+			if rw.Hostname != "" {
+				host = rw.Hostname
+			}
+			path = rw.Path.apply(path, route)
+		}
+	}
+	if path != reqPath {
+		u := url.URL{Path: path, RawQuery: r.URL.RawQuery}
+		r.URL.Path, r.URL.RawPath = path, ""
+		r.RequestURI = u.RequestURI()
+	}
+	h.sendMirrors(r, filters, host)
+
+	o := &upstream.ForwardOptions{Host: host, BackendTimeout: route.Timeouts.BackendRequest}
+	if d := route.Timeouts.Request; d > 0 {
+		o.Deadline = start.Add(d)
+	}
+	if filters[0].editsResponse() || filters[1].editsResponse() {
+		o.EditResponseHeader = func(hdr http.Header) {
+			for _, f := range filters {
+				if f != nil {
+					f.ResponseHeaders.apply(hdr)
+				}
+			}
+		}
+	}
+	out := h.cfg.Forwarder.ForwardWith(w, r, backend, o)
+	if out.Err != nil {
+		h.logFailure(route, backend, r, out)
+	}
+	return out.Status
+}
+
+func (f *Filters) editsResponse() bool { return f != nil && f.ResponseHeaders != nil }
+
+func (f *Filters) hasMirrors() bool { return f != nil && len(f.Mirrors) > 0 }
+
+// redirect answers with the filter's redirect.
+func (h *Handler) redirect(w http.ResponseWriter, r *http.Request, route *Route, red *Redirect, reqPath string) int {
+	code := red.StatusCode
+	if code == 0 {
+		code = http.StatusFound
+	}
+	w.Header().Set("Location", redirectLocation(r, red, reqPath, route, listenerPort(r)))
+	writeText(w, code, strconv.Itoa(code)+" "+http.StatusText(code)+"\n")
+	return code
+}
+
+// internalError answers 500 for a route that cannot be served as
+// configured; the builder has reported why on the route's object.
+func (h *Handler) internalError(w http.ResponseWriter, r *http.Request, route *Route, why string) int {
+	h.cfg.Logger.LogAttrs(r.Context(), slog.LevelDebug, "route answered 500",
+		slog.String("route", route.Source.String()), slog.String("reason", why))
+	writeText(w, http.StatusInternalServerError, "500 Internal Server Error: "+why+"\n")
+	return http.StatusInternalServerError
+}
+
+// sendMirrors sends a copy of r to each mirror backend that samples it,
+// without waiting for any of them. host is the rewritten Host, if any.
+func (h *Handler) sendMirrors(r *http.Request, filters [2]*Filters, host string) {
+	if !filters[0].hasMirrors() && !filters[1].hasMirrors() {
+		return
+	}
+	if isUpgrade(r) {
+		// A tunnel cannot be duplicated.
+		return
+	}
+	var targets []*upstream.Backend
+	for _, f := range filters {
+		if f == nil {
+			continue
+		}
+		for _, m := range f.Mirrors {
+			if m.Backend != nil && len(m.Backend.Endpoints) > 0 && sampled(m.Percent) {
+				targets = append(targets, m.Backend)
+			}
+		}
+	}
+	if len(targets) == 0 {
+		return
+	}
+	body, ok := h.bufferBody(r)
+	if !ok {
+		h.cfg.Logger.LogAttrs(r.Context(), slog.LevelDebug, "request not mirrored: body over the mirror limit or unreadable",
+			slog.Int64("limit", h.cfg.MirrorBodyLimit))
+		return
+	}
+	for _, b := range targets {
+		h.mirror(r, b, body, host)
+	}
+}
+
+// bufferBody reads r's body, up to the mirror limit, so that it can be
+// sent twice, and puts back a body that replays it for the main request.
+// It reports false when the body is too large or could not be read: the
+// main request then still gets the whole body (or the read error), and the
+// mirrors get nothing.
+func (h *Handler) bufferBody(r *http.Request) ([]byte, bool) {
+	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+		return nil, true
+	}
+	limit := h.cfg.MirrorBodyLimit
+	if r.ContentLength > limit {
+		return nil, false
+	}
+	orig := r.Body
+	buf, err := io.ReadAll(io.LimitReader(orig, limit+1))
+	switch {
+	case err != nil:
+		r.Body = replayBody{io.MultiReader(bytes.NewReader(buf), errReader{err}), orig}
+		return nil, false
+	case int64(len(buf)) > limit:
+		r.Body = replayBody{io.MultiReader(bytes.NewReader(buf), orig), orig}
+		return nil, false
+	}
+	r.Body = replayBody{bytes.NewReader(buf), orig}
+	r.ContentLength = int64(len(buf))
+	return buf, true
+}
+
+// replayBody reads from a replacement reader and closes the inbound body.
+type replayBody struct {
+	io.Reader
+	orig io.Closer
+}
+
+func (b replayBody) Close() error { return b.orig.Close() }
+
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }
+
+// mirror sends one copy of r to b in the background. Mirrors beyond
+// MaxMirrorsInFlight are dropped rather than queued.
+func (h *Handler) mirror(r *http.Request, b *upstream.Backend, body []byte, host string) {
+	select {
+	case h.mirrorSlots <- struct{}{}:
+	default:
+		h.cfg.Logger.LogAttrs(r.Context(), slog.LevelDebug, "mirror dropped: too many mirror requests in flight",
+			slog.String("backend", b.Name))
+		return
+	}
+	// The copy outlives the client's request, so it must not be cancelled
+	// with it, but it is still bounded.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), mirrorTimeout)
+	mr := r.Clone(ctx)
+	mr.Body, mr.ContentLength = http.NoBody, 0
+	if len(body) > 0 {
+		mr.Body, mr.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+	}
+	mr.TransferEncoding, mr.Trailer = nil, nil
+	mr.Header.Del("Expect")
+	go func() {
+		defer func() {
+			cancel()
+			<-h.mirrorSlots
+		}()
+		out := h.cfg.Forwarder.ForwardWith(newDiscardResponse(), mr, b, &upstream.ForwardOptions{Host: host})
+		if out.Err != nil {
+			h.cfg.Logger.LogAttrs(ctx, slog.LevelDebug, "mirror request failed",
+				slog.String("backend", b.Name), slog.String("error", out.Err.Error()))
+		}
+	}()
+}
+
+// discardResponse is the ResponseWriter of a mirror request: the mirror's
+// answer goes nowhere.
+type discardResponse struct{ h http.Header }
+
+func newDiscardResponse() *discardResponse { return &discardResponse{h: make(http.Header)} }
+
+func (d *discardResponse) Header() http.Header         { return d.h }
+func (d *discardResponse) WriteHeader(int)             {}
+func (d *discardResponse) Write(p []byte) (int, error) { return len(p), nil }
+
+// isUpgrade reports whether r asks to switch protocols.
+func isUpgrade(r *http.Request) bool {
+	for _, v := range r.Header["Connection"] {
+		for _, tok := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(tok), "upgrade") {
+				return true
+			}
+		}
+	}
+	return false
+}
