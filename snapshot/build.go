@@ -31,6 +31,8 @@ type Config struct {
 	DefaultCertificate *porticotls.KeyPair
 	// Gateway configures Gateway API support.
 	Gateway GatewayConfig
+	// ACME configures which hosts may get certificates from an ACME CA.
+	ACME ACMEConfig
 	// Now is the time certificates are checked against; zero means
 	// time.Now. Tests set it so golden output does not change with time.
 	Now time.Time
@@ -84,6 +86,7 @@ func Build(objs Objects, cfg Config, prev *Snapshot) *Snapshot {
 		}
 	}
 	slices.SortFunc(snap.Ingresses, func(a, b types.NamespacedName) int { return strings.Compare(a.String(), b.String()) })
+	snap.ACMEHosts = b.acmeHosts(owned)
 
 	table, shadowed := routing.Compile(routes, b.fallbackRoute())
 	b.reportShadowed(table, shadowed)
@@ -98,6 +101,7 @@ func Build(objs Objects, cfg Config, prev *Snapshot) *Snapshot {
 	if cfg.DefaultCertificate != nil {
 		snap.CertificateExpiry["default"] = cfg.DefaultCertificate.NotAfter
 	}
+	snap.Listeners, snap.GatewayAPI = b.gatewayAPI(&objs)
 	snap.Problems = b.problems.sorted()
 	snap.lastGood = b.next
 	return snap
@@ -333,9 +337,15 @@ func (b *builder) parseSecret(sk types.NamespacedName, secret *corev1.Secret) pa
 	return parsedKeyPair{digest: digest, pair: keep, err: err}
 }
 
+// expiryWarningWindow is how long before NotAfter a Secret's certificate
+// gets a CertificateExpiresSoon warning.
+const expiryWarningWindow = 14 * 24 * time.Hour
+
 func (b *builder) checkExpiry(ref ObjectRef, sk types.NamespacedName, pair *porticotls.KeyPair) {
 	if b.now.After(pair.NotAfter) {
 		b.problems.add(ref, Warning, "CertificateExpired", "the certificate in Secret %s expired at %s; it is still served", sk, pair.NotAfter.UTC().Format(time.RFC3339))
+	} else if b.now.Add(expiryWarningWindow).After(pair.NotAfter) {
+		b.problems.add(ref, Warning, "CertificateExpiresSoon", "the certificate in Secret %s expires at %s, in less than 14 days; renew it", sk, pair.NotAfter.UTC().Format(time.RFC3339))
 	}
 }
 

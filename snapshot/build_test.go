@@ -38,14 +38,19 @@ func TestBuildGolden(t *testing.T) {
 	for _, in := range dirs {
 		dir := filepath.Dir(in)
 		t.Run(filepath.Base(dir), func(t *testing.T) {
-			objs, problems, err := manifests.Load(dir)
-			if err != nil {
-				t.Fatal(err)
+			var got []byte
+			if isGatewayCase(dir) {
+				got = describe(snapshot.Build(loadGatewayFixture(t, dir), gatewayConfig, nil))
+			} else {
+				objs, problems, err := manifests.Load(dir)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, p := range problems {
+					t.Errorf("fixture problem: %v", p)
+				}
+				got = describe(snapshot.Build(objs, goldenConfig, nil))
 			}
-			for _, p := range problems {
-				t.Errorf("fixture problem: %v", p)
-			}
-			got := describe(snapshot.Build(objs, goldenConfig, nil))
 			golden := filepath.Join(dir, "snapshot.golden")
 			if *update {
 				if err := os.WriteFile(golden, got, 0o644); err != nil {
@@ -99,6 +104,7 @@ func describe(s *snapshot.Snapshot) []byte {
 	section("fallback", []string{fallback})
 	section("certificates", certs)
 	section("problems", problems)
+	describeGateway(s, section)
 	return []byte(out.String())
 }
 

@@ -36,6 +36,9 @@ type Snapshot struct {
 	Problems []Problem
 	// Ingresses lists the Ingresses this controller owns, sorted.
 	Ingresses []types.NamespacedName
+	// ACMEHosts lists, sorted, the host names ACME may obtain certificates
+	// for (see ACMEHostAllowed); no other name ever reaches the ACME issuer.
+	ACMEHosts []string
 
 	// Listeners are the sockets Gateways ask for, sorted by address and
 	// port; Ingresses are served on the flag-configured listeners instead.
@@ -51,6 +54,7 @@ type Snapshot struct {
 type lastGood struct {
 	ingresses map[types.NamespacedName]*networkingv1.Ingress
 	keyPairs  map[types.NamespacedName]parsedKeyPair
+	gateways  gatewayState
 }
 
 // Store holds the snapshot that serves traffic.

@@ -1,0 +1,162 @@
+package snapshot_test
+
+import (
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"portico.dev/portico/snapshot"
+	"portico.dev/portico/source/manifests"
+	porticotls "portico.dev/portico/tls"
+)
+
+// TestACMEHostsGolden builds testdata/acme/<case>/objects.yaml once per
+// ACME configuration and compares the hosts ACME may serve, and the
+// problems, with testdata/acme/<case>/<configuration>.golden.
+func TestACMEHostsGolden(t *testing.T) {
+	configs := map[string]snapshot.ACMEConfig{
+		"enabled":       {Enabled: true},
+		"all-ingresses": {Enabled: true, AllIngresses: true},
+		"disabled":      {},
+	}
+	dirs, err := filepath.Glob("testdata/acme/*/objects.yaml")
+	if err != nil || len(dirs) == 0 {
+		t.Fatalf("no ACME golden cases found: %v", err)
+	}
+	for _, in := range dirs {
+		dir := filepath.Dir(in)
+		objs, problems, err := manifests.Load(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range problems {
+			t.Errorf("fixture problem: %v", p)
+		}
+		for name, acme := range configs {
+			t.Run(filepath.Base(dir)+"/"+name, func(t *testing.T) {
+				cfg := goldenConfig
+				cfg.ACME = acme
+				got := describeACME(snapshot.Build(objs, cfg, nil))
+				golden := filepath.Join(dir, name+".golden")
+				if *update {
+					if err := os.WriteFile(golden, got, 0o644); err != nil {
+						t.Fatal(err)
+					}
+					return
+				}
+				want, err := os.ReadFile(golden)
+				if err != nil {
+					t.Fatalf("%v (run go test -run TestACMEHostsGolden -update to create it)", err)
+				}
+				if string(want) != string(got) {
+					t.Errorf("ACME hosts differ from %s (run with -update and review the diff):\n--- got\n%s", golden, got)
+				}
+			})
+		}
+	}
+}
+
+func describeACME(s *snapshot.Snapshot) []byte {
+	var out strings.Builder
+	out.WriteString("acme hosts:\n")
+	if len(s.ACMEHosts) == 0 {
+		out.WriteString("  none\n")
+	}
+	for _, h := range s.ACMEHosts {
+		fmt.Fprintf(&out, "  %s\n", h)
+	}
+	out.WriteString("certificates:\n")
+	for _, b := range s.Bindings {
+		fmt.Fprintf(&out, "  %s <- %s\n", b.Host, b.Source)
+	}
+	out.WriteString("problems:\n")
+	if len(s.Problems) == 0 {
+		out.WriteString("  none\n")
+	}
+	for _, p := range s.Problems {
+		fmt.Fprintf(&out, "  %s\n", p)
+	}
+	return []byte(out.String())
+}
+
+func TestACMEHostAllowed(t *testing.T) {
+	hosts := []string{"a.example.org", "b.example.org", "new.example.org"}
+	for _, tc := range []struct {
+		sni  string
+		want bool
+	}{
+		{"a.example.org", true},
+		{"New.Example.Org.", true},
+		{"c.example.org", false},
+		{"example.org", false},
+		{"x.a.example.org", false},
+		{"", false},
+	} {
+		if got := snapshot.ACMEHostAllowed(hosts, tc.sni); got != tc.want {
+			t.Errorf("ACMEHostAllowed(%q) = %v, want %v", tc.sni, got, tc.want)
+		}
+	}
+}
+
+// TestCertificateExpiresSoon checks the warning given 14 days before a
+// Secret's certificate expires, and not earlier.
+func TestCertificateExpiresSoon(t *testing.T) {
+	pair, err := porticotls.SelfSigned("soon.example.org", 30*24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: pair.Certificate.Certificate[0]})
+	keyDER, err := x509.MarshalPKCS8PrivateKey(pair.Certificate.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
+	class := "portico"
+	objs := snapshot.Objects{
+		IngressClasses: []*networkingv1.IngressClass{{
+			ObjectMeta: metav1.ObjectMeta{Name: "portico"},
+			Spec:       networkingv1.IngressClassSpec{Controller: "portico.dev/controller"},
+		}},
+		Ingresses: []*networkingv1.Ingress{{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "soon"},
+			Spec: networkingv1.IngressSpec{
+				IngressClassName: &class,
+				TLS:              []networkingv1.IngressTLS{{Hosts: []string{"soon.example.org"}, SecretName: "soon-tls"}},
+			},
+		}},
+		Secrets: []*corev1.Secret{{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "soon-tls"},
+			Type:       corev1.SecretTypeTLS,
+			Data:       map[string][]byte{corev1.TLSCertKey: certPEM, corev1.TLSPrivateKeyKey: keyPEM},
+		}},
+	}
+	for _, tc := range []struct {
+		now  time.Time
+		want string
+	}{
+		{pair.NotAfter.Add(-15 * 24 * time.Hour), ""},
+		{pair.NotAfter.Add(-13 * 24 * time.Hour), "CertificateExpiresSoon"},
+		{pair.NotAfter.Add(time.Hour), "CertificateExpired"},
+	} {
+		cfg := goldenConfig
+		cfg.Now = tc.now
+		var reasons []string
+		for _, p := range snapshot.Build(objs, cfg, nil).Problems {
+			if strings.HasPrefix(p.Reason, "Certificate") {
+				reasons = append(reasons, p.Reason)
+			}
+		}
+		if got := strings.Join(reasons, ","); got != tc.want {
+			t.Errorf("%s before expiry: certificate problems %q, want %q", pair.NotAfter.Sub(tc.now), got, tc.want)
+		}
+	}
+}

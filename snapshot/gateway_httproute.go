@@ -1,0 +1,640 @@
+package snapshot
+
+import (
+	"fmt"
+	"net/textproto"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"portico.dev/portico/routing"
+	"portico.dev/portico/upstream"
+)
+
+// routeTranslation is what an HTTPRoute's rules compile to, before hosts
+// are known: one template per (rule, match).
+type routeTranslation struct {
+	matches []*matchTemplate
+	// unsupported, when set, keeps the route from attaching at all
+	// (Accepted=False UnsupportedValue).
+	unsupported string
+	// unresolvedRefs lists the references that did not resolve; the first
+	// one gives the ResolvedRefs=False reason.
+	unresolvedRefs []unresolvedRef
+}
+
+type unresolvedRef struct {
+	reason, message string
+}
+
+func (tr *routeTranslation) unresolved(reason gatewayv1.RouteConditionReason, format string, args ...any) {
+	tr.unresolvedRefs = append(tr.unresolvedRefs, unresolvedRef{reason: string(reason), message: fmt.Sprintf(format, args...)})
+}
+
+// resolvedRefs is the route's ResolvedRefs condition.
+func (tr *routeTranslation) resolvedRefs(gen int64) metav1.Condition {
+	const typ = string(gatewayv1.RouteConditionResolvedRefs)
+	if len(tr.unresolvedRefs) == 0 {
+		return condition(typ, true, string(gatewayv1.RouteReasonResolvedRefs), "all references are resolved", gen)
+	}
+	msgs := make([]string, len(tr.unresolvedRefs))
+	for i, u := range tr.unresolvedRefs {
+		msgs[i] = u.message
+	}
+	return condition(typ, false, tr.unresolvedRefs[0].reason, strings.Join(msgs, "; "), gen)
+}
+
+// matchTemplate is one rule match: a Route without its host.
+type matchTemplate struct {
+	rule, match int
+	source      routing.Source
+	pathKind    routing.PathKind
+	path        string
+	pathRegexp  *regexp.Regexp
+	method      string
+	headers     []routing.HeaderMatch
+	query       []routing.QueryMatch
+	backends    []routing.WeightedBackend
+	filters     *routing.Filters
+	timeouts    routing.Timeouts
+}
+
+func (m *matchTemplate) route(host string) *routing.Route {
+	r := &routing.Route{
+		Source:      m.source,
+		Host:        host,
+		PathKind:    m.pathKind,
+		Path:        m.path,
+		PathRegexp:  m.pathRegexp,
+		Method:      m.method,
+		Headers:     m.headers,
+		QueryParams: m.query,
+		Backends:    m.backends,
+		Filters:     m.filters,
+		Timeouts:    m.timeouts,
+	}
+	// Backend names the route in logs and metrics; Backends decide where
+	// requests go.
+	if len(m.backends) > 0 {
+		r.Backend = m.backends[0].Backend
+	} else {
+		r.Backend = &upstream.Backend{Name: "redirect"}
+	}
+	return r
+}
+
+// socketRoute is a route compiled for one Gateway port. specificity ranks
+// the route hostname it came from (see hostnameSpecificity): for one
+// effective host, routes whose own hostname is more specific hide those
+// that reached the host only by intersection with a listener hostname.
+type socketRoute struct {
+	port        gatewayv1.PortNumber
+	route       *routing.Route
+	specificity int
+}
+
+// emission is one route match served for one host on one port; a route
+// attached to several listeners of a port is served once per host.
+type emission struct {
+	port  gatewayv1.PortNumber
+	host  string
+	match *matchTemplate
+}
+
+// httpRoute attaches one HTTPRoute to the listeners of our Gateways it
+// names, and records its parent statuses.
+func (t *gatewayTranslator) httpRoute(r *gatewayv1.HTTPRoute) {
+	ref := ObjectRef{Kind: kindHTTP, Namespace: r.Namespace, Name: r.Name}
+	var tr *routeTranslation
+	var parents []gatewayv1.RouteParentStatus
+	attached := make(map[*listenerInfo]bool)
+	emitted := make(map[emission]bool)
+	for _, pr := range r.Spec.ParentRefs {
+		if string(deref(pr.Group, gatewayGroup)) != gatewayGroup || string(deref(pr.Kind, kindGateway)) != kindGateway {
+			continue
+		}
+		info := t.byName[key(string(deref(pr.Namespace, gatewayv1.Namespace(r.Namespace))), string(pr.Name))]
+		if info == nil {
+			// Not ours, or not there: another controller may own it.
+			continue
+		}
+		if tr == nil {
+			tr = t.translateRoute(r)
+		}
+		reason, msg := t.attach(r, tr, info, pr, attached, emitted)
+		gen := r.Generation
+		acc := condition(string(gatewayv1.RouteConditionAccepted), true, string(gatewayv1.RouteReasonAccepted), "the route is attached to Gateway "+info.name.String(), gen)
+		if reason != "" {
+			acc = condition(string(gatewayv1.RouteConditionAccepted), false, reason, msg, gen)
+			t.b.problems.add(ref, Warning, reason, "parent Gateway %s%s: %s; the route is not served there", info.name, parentSection(pr), msg)
+		}
+		res := tr.resolvedRefs(gen)
+		parents = append(parents, gatewayv1.RouteParentStatus{
+			ParentRef:      pr,
+			ControllerName: t.controller,
+			Conditions:     []metav1.Condition{acc, res},
+		})
+	}
+	if len(parents) == 0 {
+		return
+	}
+	t.status.HTTPRoutes[key(r.Namespace, r.Name)] = parents
+	for _, u := range tr.unresolvedRefs {
+		t.b.problems.add(ref, Error, u.reason, "%s; the requests it would take are answered with 500", u.message)
+	}
+}
+
+func parentSection(pr gatewayv1.ParentReference) string {
+	var s string
+	if pr.SectionName != nil {
+		s += " listener " + string(*pr.SectionName)
+	}
+	if pr.Port != nil {
+		s += fmt.Sprintf(" port %d", *pr.Port)
+	}
+	return s
+}
+
+// attach binds a route to the listeners of one parentRef. It returns the
+// reason the route is not accepted there, or "" when it is.
+func (t *gatewayTranslator) attach(r *gatewayv1.HTTPRoute, tr *routeTranslation, info *gatewayInfo, pr gatewayv1.ParentReference,
+	attached map[*listenerInfo]bool, emitted map[emission]bool) (reason, msg string) {
+	if tr.unsupported != "" {
+		return string(gatewayv1.RouteReasonUnsupportedValue), tr.unsupported
+	}
+	if info.unsupportedAddress != "" || !info.anyListenerAccepted() {
+		return string(gatewayv1.RouteReasonNoMatchingParent), "the Gateway is not accepted"
+	}
+	var candidates []*listenerInfo
+	for _, l := range info.listeners {
+		if pr.SectionName != nil && *pr.SectionName != l.spec.Name {
+			continue
+		}
+		if pr.Port != nil && *pr.Port != l.spec.Port {
+			continue
+		}
+		candidates = append(candidates, l)
+	}
+	if len(candidates) == 0 {
+		return string(gatewayv1.RouteReasonNoMatchingParent), "no listener matches" + parentSection(pr)
+	}
+	var valid, allowed []*listenerInfo
+	for _, l := range candidates {
+		if l.accepted {
+			valid = append(valid, l)
+		}
+	}
+	if len(valid) == 0 {
+		return string(gatewayv1.RouteReasonNoMatchingParent), "the matching listeners are not valid:" + parentSection(pr)
+	}
+	for _, l := range valid {
+		if l.allowsHTTPRoute && t.allowsNamespace(info, l, r.Namespace) {
+			allowed = append(allowed, l)
+		}
+	}
+	if len(allowed) == 0 {
+		return string(gatewayv1.RouteReasonNotAllowedByListeners), fmt.Sprintf("no listener allows HTTPRoutes from namespace %s", r.Namespace)
+	}
+	attachedAny := false
+	for _, l := range allowed {
+		hosts := intersectHostnames(l.hostname, r.Spec.Hostnames)
+		if len(hosts) == 0 {
+			continue
+		}
+		attachedAny = true
+		if !attached[l] {
+			attached[l] = true
+			l.attachedRoutes++
+		}
+		if !l.programmed() {
+			continue
+		}
+		for _, h := range hosts {
+			for _, m := range tr.matches {
+				k := emission{port: l.spec.Port, host: h.host, match: m}
+				if emitted[k] {
+					continue
+				}
+				emitted[k] = true
+				info.routes = append(info.routes, socketRoute{port: l.spec.Port, route: m.route(h.host), specificity: h.specificity})
+			}
+		}
+	}
+	if !attachedAny {
+		return string(gatewayv1.RouteReasonNoMatchingListenerHostname), "no hostname of the route matches a listener hostname"
+	}
+	return "", ""
+}
+
+// socketRoutes lists, in precedence order, the routes of a Gateway port.
+//
+// The Gateway API ranks matching routes by the specificity of their own
+// hostname before their path: a route for "abc.example.com" wins over one
+// that reaches abc.example.com through "*.example.com", even with a
+// shorter path. The route table ranks by path within a host, so a route
+// that a more specific one always beats (every request it matches is
+// matched by an unconditioned prefix or exact route of a more specific
+// hostname) is left out here. Routes that such a route beats only for
+// some requests (when the more specific one has header, query or method
+// conditions) stay, and are then ranked by path.
+func (t *gatewayTranslator) socketRoutes(info *gatewayInfo, port gatewayv1.PortNumber) []*routing.Route {
+	// Only unconditioned Exact and Prefix routes can hide others; index
+	// them by host so the check stays cheap for large Gateways.
+	hiders := make(map[string][]socketRoute)
+	for _, sr := range info.routes {
+		if sr.port == port && canHide(sr.route) {
+			hiders[sr.route.Host] = append(hiders[sr.route.Host], sr)
+		}
+	}
+	var out []*routing.Route
+	for _, sr := range info.routes {
+		if sr.port != port {
+			continue
+		}
+		dominated := slices.ContainsFunc(hiders[sr.route.Host], func(o socketRoute) bool {
+			return o.specificity > sr.specificity && alwaysMatches(o.route, sr.route)
+		})
+		if !dominated {
+			out = append(out, sr.route)
+		}
+	}
+	return out
+}
+
+func canHide(r *routing.Route) bool {
+	return r.Method == "" && len(r.Headers) == 0 && len(r.QueryParams) == 0 &&
+		(r.PathKind == routing.PathExact || r.PathKind == routing.PathPrefix)
+}
+
+// alwaysMatches reports whether every request r matches is also matched
+// by wider, judging by paths and wider's conditions only.
+func alwaysMatches(wider, r *routing.Route) bool {
+	if wider.Method != "" || len(wider.Headers) > 0 || len(wider.QueryParams) > 0 {
+		return false
+	}
+	switch wider.PathKind {
+	case routing.PathExact:
+		return r.PathKind == routing.PathExact && r.Path == wider.Path
+	case routing.PathPrefix:
+		prefix := strings.TrimSuffix(wider.Path, "/")
+		if prefix == "" {
+			return true
+		}
+		if r.PathKind != routing.PathExact && r.PathKind != routing.PathPrefix {
+			return false
+		}
+		p := strings.TrimSuffix(r.Path, "/")
+		return p == prefix || strings.HasPrefix(p, prefix+"/")
+	}
+	return false
+}
+
+// effectiveHost is a host a route serves on a listener, and how specific
+// the route hostname it came from is.
+type effectiveHost struct {
+	host        string
+	specificity int
+}
+
+// intersectHostnames returns the hostnames a route serves on a listener:
+// the more specific of each intersecting (listener, route) pair. "" means
+// any host. A wildcard matches any number of labels, never the bare
+// domain.
+func intersectHostnames(listener string, route []gatewayv1.Hostname) []effectiveHost {
+	if len(route) == 0 {
+		return []effectiveHost{{host: listener, specificity: hostnameSpecificity(listener)}}
+	}
+	byHost := make(map[string]int)
+	add := func(host, origin string) {
+		s := hostnameSpecificity(origin)
+		if old, ok := byHost[host]; !ok || s > old {
+			byHost[host] = s
+		}
+	}
+	for _, h := range route {
+		rh := strings.ToLower(string(h))
+		switch {
+		case listener == "" || listener == rh:
+			add(rh, rh)
+		case wildcardCovers(listener, rh):
+			add(rh, rh)
+		case wildcardCovers(rh, listener):
+			add(listener, rh)
+		}
+	}
+	out := make([]effectiveHost, 0, len(byHost))
+	for host, s := range byHost {
+		out = append(out, effectiveHost{host: host, specificity: s})
+	}
+	slices.SortFunc(out, func(a, b effectiveHost) int { return strings.Compare(a.host, b.host) })
+	return out
+}
+
+// hostnameSpecificity ranks route hostnames: an exact name above any
+// wildcard, a wildcard with a longer suffix above a shorter one, and no
+// hostname last.
+func hostnameSpecificity(h string) int {
+	switch {
+	case h == "":
+		return -1
+	case strings.HasPrefix(h, "*"):
+		return len(h)
+	default:
+		return 1 << 16
+	}
+}
+
+// wildcardCovers reports whether the pattern "*.suffix" covers host, which
+// may itself be a (more specific) wildcard.
+func wildcardCovers(pattern, host string) bool {
+	suffix, ok := strings.CutPrefix(pattern, "*")
+	if !ok {
+		return false
+	}
+	name := strings.TrimPrefix(host, "*")
+	return len(name) > len(suffix) && strings.HasSuffix(name, suffix)
+}
+
+// translateRoute compiles an HTTPRoute's rules.
+func (t *gatewayTranslator) translateRoute(r *gatewayv1.HTTPRoute) *routeTranslation {
+	tr := &routeTranslation{}
+	for i := range r.Spec.Rules {
+		rule := &r.Spec.Rules[i]
+		where := fmt.Sprintf("spec.rules[%d]", i)
+		filters, invalidFilter := t.filters(r, tr, rule.Filters, where+".filters")
+		var backends []routing.WeightedBackend
+		for j, br := range rule.BackendRefs {
+			bwhere := fmt.Sprintf("%s.backendRefs[%d]", where, j)
+			b, ok := t.backendRef(r, tr, br.BackendObjectReference, bwhere)
+			wb := routing.WeightedBackend{Backend: b, Weight: deref(br.Weight, 1), Invalid: !ok || invalidFilter}
+			if len(br.Filters) > 0 {
+				bf, bad := t.filters(r, tr, br.Filters, bwhere+".filters")
+				wb.Filters = bf
+				wb.Invalid = wb.Invalid || bad
+			}
+			backends = append(backends, wb)
+		}
+		if len(backends) == 0 && (filters == nil || filters.Redirect == nil) {
+			// Nothing to send requests to: the Gateway API answers 500.
+			backends = []routing.WeightedBackend{{
+				Backend: &upstream.Backend{Name: fmt.Sprintf("%s/%s:rule%d", r.Namespace, r.Name, i)},
+				Weight:  1,
+				Invalid: true,
+			}}
+		}
+		if invalidFilter {
+			for k := range backends {
+				backends[k].Invalid = true
+			}
+		}
+		timeouts := t.timeouts(r, rule.Timeouts, where+".timeouts")
+
+		matches := rule.Matches
+		if len(matches) == 0 {
+			matches = []gatewayv1.HTTPRouteMatch{{}}
+		}
+		for j := range matches {
+			m := &matches[j]
+			tmpl := &matchTemplate{
+				rule: i, match: j,
+				source:   routing.Source{Kind: kindHTTP, Namespace: r.Namespace, Name: r.Name, Rule: fmt.Sprintf("%d/%d", i, j)},
+				backends: backends,
+				filters:  filters,
+				timeouts: timeouts,
+			}
+			if msg := matchTemplateFrom(tmpl, m); msg != "" {
+				tr.unsupported = fmt.Sprintf("%s.matches[%d]: %s", where, j, msg)
+				continue
+			}
+			tr.matches = append(tr.matches, tmpl)
+		}
+	}
+	return tr
+}
+
+// matchTemplateFrom fills the request conditions of a match; it returns
+// what is wrong with the match, if anything.
+func matchTemplateFrom(tmpl *matchTemplate, m *gatewayv1.HTTPRouteMatch) string {
+	kind, value := gatewayv1.PathMatchPathPrefix, "/"
+	if m.Path != nil {
+		kind = deref(m.Path.Type, gatewayv1.PathMatchPathPrefix)
+		value = deref(m.Path.Value, "/")
+	}
+	switch kind {
+	case gatewayv1.PathMatchExact, gatewayv1.PathMatchPathPrefix:
+		if !strings.HasPrefix(value, "/") {
+			return fmt.Sprintf("path %q must start with \"/\"", value)
+		}
+		tmpl.pathKind, tmpl.path = routing.PathPrefix, value
+		if kind == gatewayv1.PathMatchExact {
+			tmpl.pathKind = routing.PathExact
+		}
+	case gatewayv1.PathMatchRegularExpression:
+		// The routing tier anchors the expression to the whole path.
+		re, err := regexp.Compile(value)
+		if err != nil {
+			return fmt.Sprintf("path regular expression %q: %v", value, err)
+		}
+		tmpl.pathKind, tmpl.path, tmpl.pathRegexp = routing.PathRegex, value, re
+	default:
+		return fmt.Sprintf("path match type %q is not supported", kind)
+	}
+	if m.Method != nil {
+		tmpl.method = string(*m.Method)
+	}
+	seen := make(map[string]bool)
+	for _, h := range m.Headers {
+		name := textproto.CanonicalMIMEHeaderKey(string(h.Name))
+		if seen[name] {
+			// Only the first match of a header name counts (Gateway API).
+			continue
+		}
+		seen[name] = true
+		hm := routing.HeaderMatch{Name: name, Value: h.Value}
+		if deref(h.Type, gatewayv1.HeaderMatchExact) == gatewayv1.HeaderMatchRegularExpression {
+			re, err := regexp.Compile(h.Value)
+			if err != nil {
+				return fmt.Sprintf("header %s regular expression %q: %v", h.Name, h.Value, err)
+			}
+			hm.Regexp = re
+		}
+		tmpl.headers = append(tmpl.headers, hm)
+	}
+	seenQuery := make(map[string]bool)
+	for _, q := range m.QueryParams {
+		name := string(q.Name)
+		if seenQuery[name] {
+			continue
+		}
+		seenQuery[name] = true
+		qm := routing.QueryMatch{Name: name, Value: q.Value}
+		if deref(q.Type, gatewayv1.QueryParamMatchExact) == gatewayv1.QueryParamMatchRegularExpression {
+			re, err := regexp.Compile(q.Value)
+			if err != nil {
+				return fmt.Sprintf("query parameter %s regular expression %q: %v", q.Name, q.Value, err)
+			}
+			qm.Regexp = re
+		}
+		tmpl.query = append(tmpl.query, qm)
+	}
+	return ""
+}
+
+// filters compiles a filter list. invalid is set when a filter cannot be
+// applied, so the requests it would handle must be answered with 500.
+func (t *gatewayTranslator) filters(r *gatewayv1.HTTPRoute, tr *routeTranslation, list []gatewayv1.HTTPRouteFilter, where string) (f *routing.Filters, invalid bool) {
+	if len(list) == 0 {
+		return nil, false
+	}
+	f = &routing.Filters{}
+	for i, filter := range list {
+		fwhere := fmt.Sprintf("%s[%d]", where, i)
+		switch filter.Type {
+		case gatewayv1.HTTPRouteFilterRequestHeaderModifier:
+			if filter.RequestHeaderModifier != nil {
+				f.RequestHeaders = headerModifier(filter.RequestHeaderModifier)
+			}
+		case gatewayv1.HTTPRouteFilterResponseHeaderModifier:
+			if filter.ResponseHeaderModifier != nil {
+				f.ResponseHeaders = headerModifier(filter.ResponseHeaderModifier)
+			}
+		case gatewayv1.HTTPRouteFilterRequestRedirect:
+			if rr := filter.RequestRedirect; rr != nil {
+				f.Redirect = &routing.Redirect{
+					Scheme:     deref(rr.Scheme, ""),
+					Hostname:   string(deref(rr.Hostname, "")),
+					Port:       int32(deref(rr.Port, 0)),
+					Path:       pathModifier(rr.Path),
+					StatusCode: deref(rr.StatusCode, 302),
+				}
+			}
+		case gatewayv1.HTTPRouteFilterURLRewrite:
+			if rw := filter.URLRewrite; rw != nil {
+				f.Rewrite = &routing.Rewrite{Hostname: string(deref(rw.Hostname, "")), Path: pathModifier(rw.Path)}
+			}
+		case gatewayv1.HTTPRouteFilterRequestMirror:
+			if rm := filter.RequestMirror; rm != nil {
+				b, ok := t.backendRef(r, tr, rm.BackendRef, fwhere+".requestMirror.backendRef")
+				if !ok {
+					// An unresolved mirror is left out; the request itself
+					// is still served.
+					continue
+				}
+				percent := 100.0
+				switch {
+				case rm.Percent != nil:
+					percent = float64(*rm.Percent)
+				case rm.Fraction != nil:
+					den := deref(rm.Fraction.Denominator, 100)
+					if den > 0 {
+						percent = 100 * float64(rm.Fraction.Numerator) / float64(den)
+					}
+				}
+				f.Mirrors = append(f.Mirrors, routing.Mirror{Backend: b, Percent: percent})
+			}
+		case gatewayv1.HTTPRouteFilterExtensionRef:
+			ext := filter.ExtensionRef
+			name := ""
+			if ext != nil {
+				name = groupKind(string(ext.Group), string(ext.Kind)) + " " + string(ext.Name)
+			}
+			tr.unresolved(gatewayv1.RouteReasonInvalidKind, "%s: extensionRef %s is not a filter Portico knows", fwhere, name)
+			invalid = true
+		default:
+			tr.unsupported = fmt.Sprintf("%s: filter type %s is not supported", fwhere, filter.Type)
+			invalid = true
+		}
+	}
+	return f, invalid
+}
+
+func headerModifier(h *gatewayv1.HTTPHeaderFilter) *routing.HeaderModifier {
+	m := &routing.HeaderModifier{}
+	for _, s := range h.Set {
+		m.Set = append(m.Set, routing.HeaderValue{Name: textproto.CanonicalMIMEHeaderKey(string(s.Name)), Value: s.Value})
+	}
+	for _, a := range h.Add {
+		m.Add = append(m.Add, routing.HeaderValue{Name: textproto.CanonicalMIMEHeaderKey(string(a.Name)), Value: a.Value})
+	}
+	for _, name := range h.Remove {
+		m.Remove = append(m.Remove, textproto.CanonicalMIMEHeaderKey(name))
+	}
+	return m
+}
+
+func pathModifier(p *gatewayv1.HTTPPathModifier) *routing.PathModifier {
+	if p == nil {
+		return nil
+	}
+	switch p.Type {
+	case gatewayv1.FullPathHTTPPathModifier:
+		return &routing.PathModifier{ReplaceFullPath: ptrTo(deref(p.ReplaceFullPath, "/"))}
+	case gatewayv1.PrefixMatchHTTPPathModifier:
+		return &routing.PathModifier{ReplacePrefixMatch: ptrTo(deref(p.ReplacePrefixMatch, "/"))}
+	}
+	return nil
+}
+
+func (t *gatewayTranslator) timeouts(r *gatewayv1.HTTPRoute, spec *gatewayv1.HTTPRouteTimeouts, where string) routing.Timeouts {
+	var out routing.Timeouts
+	if spec == nil {
+		return out
+	}
+	parse := func(d *gatewayv1.Duration, field string) time.Duration {
+		if d == nil {
+			return 0
+		}
+		v, err := time.ParseDuration(string(*d))
+		if err != nil || v < 0 {
+			t.b.problems.add(ObjectRef{Kind: kindHTTP, Namespace: r.Namespace, Name: r.Name}, Warning, "InvalidTimeout",
+				"%s.%s: %q is not a duration; no timeout is applied", where, field, *d)
+			return 0
+		}
+		return v
+	}
+	out.Request = parse(spec.Request, "request")
+	out.BackendRequest = parse(spec.BackendRequest, "backendRequest")
+	return out
+}
+
+// backendRef resolves a reference to a Service port. ok is false when the
+// reference is invalid; the backend returned then has no endpoints and
+// its share of requests is answered with 500.
+func (t *gatewayTranslator) backendRef(r *gatewayv1.HTTPRoute, tr *routeTranslation, ref gatewayv1.BackendObjectReference, where string) (b *upstream.Backend, ok bool) {
+	group := string(deref(ref.Group, ""))
+	kind := string(deref(ref.Kind, kindService))
+	ns := string(deref(ref.Namespace, gatewayv1.Namespace(r.Namespace)))
+	svc := key(ns, string(ref.Name))
+	placeholder := &upstream.Backend{Name: svc.String()}
+	if group != "" || kind != kindService {
+		tr.unresolved(gatewayv1.RouteReasonInvalidKind, "%s: %s is not a supported backend kind (only core Services)", where, groupKind(group, kind))
+		return placeholder, false
+	}
+	if ns != r.Namespace && !t.granted(kindHTTP, r.Namespace, "", kindService, ns, string(ref.Name)) {
+		tr.unresolved(gatewayv1.RouteReasonRefNotPermitted, "%s: Service %s is in another namespace and no ReferenceGrant there allows it", where, svc)
+		return placeholder, false
+	}
+	if ref.Port == nil {
+		tr.unresolved(gatewayv1.RouteReasonBackendNotFound, "%s: Service %s: port is required", where, svc)
+		return placeholder, false
+	}
+	rb := t.b.backends.resolve(servicePortRef{Service: svc, Number: int32(*ref.Port)})
+	switch rb.reason {
+	case "":
+	case "UnsupportedService":
+		tr.unresolved(gatewayv1.RouteReasonUnsupportedProtocol, "%s: %s", where, rb.problem)
+		return rb.backend, false
+	default:
+		tr.unresolved(gatewayv1.RouteReasonBackendNotFound, "%s: %s", where, rb.problem)
+		return rb.backend, false
+	}
+	if len(rb.backend.Endpoints) == 0 {
+		t.b.problems.add(ObjectRef{Kind: kindHTTP, Namespace: r.Namespace, Name: r.Name}, Warning, "NoReadyEndpoints",
+			"backend %s has no ready endpoints; its requests are answered with 503", rb.backend.Name)
+	}
+	return rb.backend, true
+}

@@ -1,0 +1,607 @@
+package snapshot_test
+
+import (
+	"bytes"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
+	"k8s.io/apimachinery/pkg/types"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"portico.dev/portico/routing"
+	"portico.dev/portico/snapshot"
+	porticotls "portico.dev/portico/tls"
+)
+
+// gatewayConfig is the golden configuration of the testdata/gateway-*
+// cases: goldenConfig plus Gateway API support with a small address pool,
+// so that exhaustion is easy to show.
+var gatewayConfig = func() snapshot.Config {
+	cfg := goldenConfig
+	cfg.Gateway = snapshot.GatewayConfig{
+		ControllerName: "portico.dev/gateway-controller",
+		AddressPool:    []netip.Prefix{netip.MustParsePrefix("10.250.1.0/30")},
+	}
+	return cfg
+}()
+
+func isGatewayCase(dir string) bool {
+	return strings.HasPrefix(filepath.Base(dir), "gateway-")
+}
+
+var fixtureDecoder = func() runtime.Decoder {
+	s := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, gatewayv1.Install} {
+		if err := add(s); err != nil {
+			panic(err)
+		}
+	}
+	return serializer.NewCodecFactory(s, serializer.EnableStrict).UniversalDeserializer()
+}()
+
+// loadGatewayFixture reads a multi-document objects.yaml holding core and
+// Gateway API objects, defaulting namespaces as the API server would.
+func loadGatewayFixture(t *testing.T, dir string) snapshot.Objects {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(dir, "objects.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var objs snapshot.Objects
+	for i, doc := range bytes.Split(data, []byte("\n---\n")) {
+		if len(bytes.TrimSpace(stripComments(doc))) == 0 {
+			continue
+		}
+		obj, _, err := fixtureDecoder.Decode(doc, nil, nil)
+		if err != nil {
+			t.Fatalf("%s: document %d: %v", dir, i+1, err)
+		}
+		if m, ok := obj.(metav1.Object); ok && m.GetNamespace() == "" {
+			switch obj.(type) {
+			case *gatewayv1.GatewayClass, *corev1.Namespace:
+			default:
+				m.SetNamespace("default")
+			}
+		}
+		switch o := obj.(type) {
+		case *gatewayv1.GatewayClass:
+			objs.GatewayClasses = append(objs.GatewayClasses, o)
+		case *gatewayv1.Gateway:
+			objs.Gateways = append(objs.Gateways, o)
+		case *gatewayv1.HTTPRoute:
+			objs.HTTPRoutes = append(objs.HTTPRoutes, o)
+		case *gatewayv1.ReferenceGrant:
+			objs.ReferenceGrants = append(objs.ReferenceGrants, o)
+		case *corev1.Namespace:
+			objs.Namespaces = append(objs.Namespaces, o)
+		case *corev1.Service:
+			objs.Services = append(objs.Services, o)
+		case *corev1.Endpoints:
+			objs.Endpoints = append(objs.Endpoints, o)
+		case *discoveryv1.EndpointSlice:
+			objs.EndpointSlices = append(objs.EndpointSlices, o)
+		case *corev1.Secret:
+			if o.Data == nil {
+				o.Data = map[string][]byte{}
+			}
+			for k, v := range o.StringData {
+				o.Data[k] = []byte(v)
+			}
+			o.StringData = nil
+			objs.Secrets = append(objs.Secrets, o)
+		default:
+			t.Fatalf("%s: document %d: unexpected kind %T", dir, i+1, obj)
+		}
+	}
+	return objs
+}
+
+func stripComments(doc []byte) []byte {
+	var out []byte
+	for line := range bytes.Lines(doc) {
+		if !bytes.HasPrefix(bytes.TrimSpace(line), []byte("#")) {
+			out = append(out, line...)
+		}
+	}
+	return out
+}
+
+// describeGateway appends the Gateway API sections of a snapshot, each
+// only when it has content, so that Ingress-only golden files do not
+// change.
+func describeGateway(s *snapshot.Snapshot, section func(string, []string)) {
+	if len(s.Listeners) > 0 {
+		var lines []string
+		for _, l := range s.Listeners {
+			lines = append(lines, fmt.Sprintf("%s %s port %d for Gateway %s", l.Protocol, l.Address, l.Port, l.Gateway))
+			if l.Certificates != nil {
+				if def := l.Certificates.Default(); def != nil {
+					lines = append(lines, fmt.Sprintf("  default certificate serial %s", def.Serial))
+				}
+				l.Certificates.Each(func(b porticotls.Binding) {
+					lines = append(lines, fmt.Sprintf("  certificate %s <- %s (serial %s)", b.Host, b.Source, b.Pair.Serial))
+				})
+			}
+			for _, r := range l.Routes.Routes() {
+				lines = append(lines, "  "+describeGatewayRoute(r))
+			}
+		}
+		section("listeners", lines)
+	}
+	st := s.GatewayAPI
+	if len(st.GatewayClasses)+len(st.Gateways)+len(st.HTTPRoutes) == 0 {
+		return
+	}
+	var lines []string
+	for _, name := range sortedKeys(st.GatewayClasses, func(s string) string { return s }) {
+		c := st.GatewayClasses[name]
+		lines = append(lines, "GatewayClass "+name)
+		lines = append(lines, describeConditions("  ", c.Conditions)...)
+		var feats []string
+		for _, f := range c.SupportedFeatures {
+			feats = append(feats, string(f.Name))
+		}
+		lines = append(lines, "  supportedFeatures: "+strings.Join(feats, " "))
+	}
+	for _, name := range sortedKeys(st.Gateways, types.NamespacedName.String) {
+		g := st.Gateways[name]
+		lines = append(lines, "Gateway "+name.String())
+		var addrs []string
+		for _, a := range g.Addresses {
+			addrs = append(addrs, string(*a.Type)+" "+a.Value)
+		}
+		if len(addrs) == 0 {
+			addrs = []string{"none"}
+		}
+		lines = append(lines, "  addresses: "+strings.Join(addrs, ", "))
+		lines = append(lines, describeConditions("  ", g.Conditions)...)
+		for _, l := range g.Listeners {
+			var kinds []string
+			for _, k := range l.SupportedKinds {
+				kinds = append(kinds, string(*k.Group)+"/"+string(k.Kind))
+			}
+			lines = append(lines, fmt.Sprintf("  listener %s: attachedRoutes %d, supportedKinds [%s]", l.Name, l.AttachedRoutes, strings.Join(kinds, " ")))
+			lines = append(lines, describeConditions("    ", l.Conditions)...)
+		}
+	}
+	for _, name := range sortedKeys(st.HTTPRoutes, types.NamespacedName.String) {
+		lines = append(lines, "HTTPRoute "+name.String())
+		for _, p := range st.HTTPRoutes[name] {
+			ns := "-"
+			if p.ParentRef.Namespace != nil {
+				ns = string(*p.ParentRef.Namespace)
+			}
+			where := ""
+			if p.ParentRef.SectionName != nil {
+				where += " sectionName " + string(*p.ParentRef.SectionName)
+			}
+			if p.ParentRef.Port != nil {
+				where += fmt.Sprintf(" port %d", *p.ParentRef.Port)
+			}
+			lines = append(lines, fmt.Sprintf("  parent %s/%s%s by %s", ns, p.ParentRef.Name, where, p.ControllerName))
+			lines = append(lines, describeConditions("    ", p.Conditions)...)
+		}
+	}
+	section("gateway api status", lines)
+}
+
+func describeConditions(indent string, conds []metav1.Condition) []string {
+	var out []string
+	for _, c := range conds {
+		out = append(out, fmt.Sprintf("%s%s=%s %s (generation %d): %s", indent, c.Type, c.Status, c.Reason, c.ObservedGeneration, c.Message))
+	}
+	return out
+}
+
+func sortedKeys[K comparable, V any](m map[K]V, str func(K) string) []K {
+	keys := make([]K, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b K) int { return strings.Compare(str(a), str(b)) })
+	return keys
+}
+
+// describeGatewayRoute prints every field a Gateway API route can set.
+func describeGatewayRoute(r *routing.Route) string {
+	host := r.Host
+	if host == "" {
+		host = "*"
+	}
+	var b strings.Builder
+	if r.PathKind == routing.PathRegex {
+		fmt.Fprintf(&b, "%s RegularExpression %s", host, r.PathRegexp)
+	} else {
+		fmt.Fprintf(&b, "%s %s %s", host, r.PathKind, r.Path)
+	}
+	if r.Method != "" {
+		fmt.Fprintf(&b, " method %s", r.Method)
+	}
+	for _, h := range r.Headers {
+		if h.Regexp != nil {
+			fmt.Fprintf(&b, " header %s~%s", h.Name, h.Regexp)
+		} else {
+			fmt.Fprintf(&b, " header %s=%s", h.Name, h.Value)
+		}
+	}
+	for _, q := range r.QueryParams {
+		if q.Regexp != nil {
+			fmt.Fprintf(&b, " query %s~%s", q.Name, q.Regexp)
+		} else {
+			fmt.Fprintf(&b, " query %s=%s", q.Name, q.Value)
+		}
+	}
+	b.WriteString(" ->")
+	if len(r.Backends) == 0 {
+		b.WriteString(" no backends")
+	}
+	for _, wb := range r.Backends {
+		fmt.Fprintf(&b, " %s", describeWeighted(wb))
+	}
+	fmt.Fprintf(&b, " from %s", r.Source)
+	if f := describeFilters(r.Filters); f != "" {
+		b.WriteString(" filters{" + f + "}")
+	}
+	if r.Timeouts.Request != 0 || r.Timeouts.BackendRequest != 0 {
+		fmt.Fprintf(&b, " timeouts{request %s, backendRequest %s}", r.Timeouts.Request, r.Timeouts.BackendRequest)
+	}
+	return b.String()
+}
+
+func describeWeighted(wb routing.WeightedBackend) string {
+	eps := "no endpoints"
+	if len(wb.Backend.Endpoints) > 0 {
+		eps = strings.Join(wb.Backend.Endpoints, " ")
+	}
+	s := fmt.Sprintf("%s %s (%s) weight %d", wb.Backend.Name, wb.Backend.Protocol, eps, wb.Weight)
+	if wb.Invalid {
+		s += " INVALID"
+	}
+	if f := describeFilters(wb.Filters); f != "" {
+		s += " filters{" + f + "}"
+	}
+	return "[" + s + "]"
+}
+
+func describeFilters(f *routing.Filters) string {
+	if f == nil {
+		return ""
+	}
+	var parts []string
+	if f.RequestHeaders != nil {
+		parts = append(parts, "request headers "+describeHeaderModifier(f.RequestHeaders))
+	}
+	if f.ResponseHeaders != nil {
+		parts = append(parts, "response headers "+describeHeaderModifier(f.ResponseHeaders))
+	}
+	if rd := f.Redirect; rd != nil {
+		parts = append(parts, fmt.Sprintf("redirect scheme=%q host=%q port=%d path=%s status=%d", rd.Scheme, rd.Hostname, rd.Port, describePath(rd.Path), rd.StatusCode))
+	}
+	if rw := f.Rewrite; rw != nil {
+		parts = append(parts, fmt.Sprintf("rewrite host=%q path=%s", rw.Hostname, describePath(rw.Path)))
+	}
+	for _, m := range f.Mirrors {
+		parts = append(parts, fmt.Sprintf("mirror %s %g%%", m.Backend.Name, m.Percent))
+	}
+	return strings.Join(parts, "; ")
+}
+
+func describeHeaderModifier(m *routing.HeaderModifier) string {
+	var parts []string
+	for _, h := range m.Set {
+		parts = append(parts, "set "+h.Name+"="+h.Value)
+	}
+	for _, h := range m.Add {
+		parts = append(parts, "add "+h.Name+"="+h.Value)
+	}
+	for _, n := range m.Remove {
+		parts = append(parts, "remove "+n)
+	}
+	return strings.Join(parts, ", ")
+}
+
+func describePath(p *routing.PathModifier) string {
+	switch {
+	case p == nil:
+		return "keep"
+	case p.ReplaceFullPath != nil:
+		return "full:" + *p.ReplaceFullPath
+	case p.ReplacePrefixMatch != nil:
+		return "prefix:" + *p.ReplacePrefixMatch
+	}
+	return "keep"
+}
+
+func gatewayClass() *gatewayv1.GatewayClass {
+	return &gatewayv1.GatewayClass{
+		ObjectMeta: metav1.ObjectMeta{Name: "portico"},
+		Spec:       gatewayv1.GatewayClassSpec{ControllerName: "portico.dev/gateway-controller"},
+	}
+}
+
+// httpGateway is a Gateway with one HTTP listener on port, created at the
+// given day of January 2026 so that tests control which one is older.
+func httpGateway(name string, day int, port gatewayv1.PortNumber, status ...string) *gatewayv1.Gateway {
+	gw := &gatewayv1.Gateway{
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace:         "infra",
+			Name:              name,
+			CreationTimestamp: metav1.Date(2026, 1, day, 0, 0, 0, 0, time.UTC),
+		},
+		Spec: gatewayv1.GatewaySpec{
+			GatewayClassName: "portico",
+			Listeners:        []gatewayv1.Listener{{Name: "http", Port: port, Protocol: gatewayv1.HTTPProtocolType}},
+		},
+	}
+	for _, a := range status {
+		gw.Status.Addresses = append(gw.Status.Addresses, gatewayv1.GatewayStatusAddress{Value: a})
+	}
+	return gw
+}
+
+// gatewaySummary is "name=address programmed-reason" per Gateway, sorted.
+func gatewaySummary(s *snapshot.Snapshot) []string {
+	var out []string
+	for _, name := range sortedKeys(s.GatewayAPI.Gateways, types.NamespacedName.String) {
+		g := s.GatewayAPI.Gateways[name]
+		var addrs []string
+		for _, a := range g.Addresses {
+			addrs = append(addrs, a.Value)
+		}
+		prog := ""
+		for _, c := range g.Conditions {
+			if c.Type == string(gatewayv1.GatewayConditionProgrammed) {
+				prog = c.Reason
+			}
+		}
+		out = append(out, fmt.Sprintf("%s=%s %s", name.Name, strings.Join(addrs, ","), prog))
+	}
+	return out
+}
+
+// TestGatewayAddressStickiness rebuilds in steps, each from the previous
+// snapshot, and checks which address every Gateway ends up with.
+func TestGatewayAddressStickiness(t *testing.T) {
+	pool := []netip.Prefix{netip.MustParsePrefix("10.250.2.0/29")} // .1 to .6
+	cfg := gatewayConfig
+	cfg.Gateway.AddressPool = pool
+	type step struct {
+		gateways []*gatewayv1.Gateway
+		want     []string
+	}
+	tests := []struct {
+		name  string
+		steps []step
+	}{
+		{
+			name: "a Gateway keeps its address when an older one goes away",
+			steps: []step{
+				{[]*gatewayv1.Gateway{httpGateway("a", 1, 80), httpGateway("b", 2, 80)},
+					[]string{"a=10.250.2.1 Programmed", "b=10.250.2.2 Programmed"}},
+				{[]*gatewayv1.Gateway{httpGateway("b", 2, 80)},
+					[]string{"b=10.250.2.2 Programmed"}},
+				{[]*gatewayv1.Gateway{httpGateway("b", 2, 80), httpGateway("c", 3, 80)},
+					[]string{"b=10.250.2.2 Programmed", "c=10.250.2.1 Programmed"}},
+			},
+		},
+		{
+			name: "a new older Gateway does not take a younger one's address",
+			steps: []step{
+				{[]*gatewayv1.Gateway{httpGateway("young", 5, 80)},
+					[]string{"young=10.250.2.1 Programmed"}},
+				{[]*gatewayv1.Gateway{httpGateway("old", 1, 80), httpGateway("young", 5, 80)},
+					[]string{"old=10.250.2.2 Programmed", "young=10.250.2.1 Programmed"}},
+			},
+		},
+		{
+			name: "after a restart the address in status is kept when free",
+			steps: []step{
+				{[]*gatewayv1.Gateway{httpGateway("a", 1, 80), httpGateway("b", 2, 80, "10.250.2.5"), httpGateway("c", 3, 80, "192.0.2.1")},
+					[]string{"a=10.250.2.1 Programmed", "b=10.250.2.5 Programmed", "c=10.250.2.2 Programmed"}},
+			},
+		},
+		{
+			name: "the previous snapshot wins over status",
+			steps: []step{
+				{[]*gatewayv1.Gateway{httpGateway("a", 1, 80)},
+					[]string{"a=10.250.2.1 Programmed"}},
+				{[]*gatewayv1.Gateway{httpGateway("a", 1, 80, "10.250.2.4")},
+					[]string{"a=10.250.2.1 Programmed"}},
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var prev *snapshot.Snapshot
+			for i, st := range tt.steps {
+				objs := snapshot.Objects{GatewayClasses: []*gatewayv1.GatewayClass{gatewayClass()}, Gateways: st.gateways}
+				prev = snapshot.Build(objs, cfg, prev)
+				if got := gatewaySummary(prev); !slices.Equal(got, st.want) {
+					t.Errorf("step %d: got %q, want %q", i, got, st.want)
+				}
+			}
+		})
+	}
+}
+
+// TestGatewayWithoutPool: with no pool and no spec.addresses, Gateways bind
+// the unspecified address and each port goes to the oldest Gateway; static
+// addresses are taken as given, one socket per address.
+func TestGatewayWithoutPool(t *testing.T) {
+	cfg := gatewayConfig
+	cfg.Gateway.AddressPool = nil
+	static := httpGateway("static", 4, 80)
+	static.Spec.Addresses = []gatewayv1.GatewaySpecAddress{{Value: "::1"}, {Value: "127.0.0.2"}, {Value: "127.0.0.2"}}
+	objs := snapshot.Objects{
+		GatewayClasses: []*gatewayv1.GatewayClass{gatewayClass()},
+		Gateways:       []*gatewayv1.Gateway{httpGateway("second", 2, 80), httpGateway("first", 1, 80), httpGateway("other-port", 3, 8080), static},
+	}
+	s := snapshot.Build(objs, cfg, nil)
+	want := []string{"first= Programmed", "other-port= Programmed", "second= AddressNotAssigned", "static=::1,127.0.0.2 Programmed"}
+	if got := gatewaySummary(s); !slices.Equal(got, want) {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	var sockets []string
+	for _, l := range s.Listeners {
+		sockets = append(sockets, fmt.Sprintf("%s:%d %s", l.Address, l.Port, l.Gateway))
+	}
+	wantSockets := []string{"0.0.0.0:80 infra/first", "0.0.0.0:8080 infra/other-port", "127.0.0.2:80 infra/static", "::1:80 infra/static"}
+	if !slices.Equal(sockets, wantSockets) {
+		t.Errorf("sockets %q, want %q", sockets, wantSockets)
+	}
+}
+
+// TestGatewayCertificateLastGood: a listener's Secret that disappears or
+// stops parsing keeps serving the last good certificate, while the status
+// says the reference is not resolved.
+func TestGatewayCertificateLastGood(t *testing.T) {
+	base := loadGatewayFixture(t, "testdata/gateway-basic")
+	var a *corev1.Secret
+	for _, s := range base.Secrets {
+		if s.Name == "a-tls" {
+			a = s
+		}
+	}
+	without := func(objs snapshot.Objects, replace *corev1.Secret) snapshot.Objects {
+		out := objs
+		out.Secrets = nil
+		for _, s := range objs.Secrets {
+			if s.Name != "a-tls" {
+				out.Secrets = append(out.Secrets, s)
+			}
+		}
+		if replace != nil {
+			out.Secrets = append(out.Secrets, replace)
+		}
+		return out
+	}
+	broken := a.DeepCopy()
+	broken.Data = map[string][]byte{"tls.crt": []byte("garbage"), "tls.key": []byte("garbage")}
+
+	tests := []struct {
+		name string
+		objs snapshot.Objects
+		prev bool
+		// want is the serial served for a.example.com and the listener's
+		// ResolvedRefs reason.
+		wantSerial, wantReason string
+	}{
+		{"present", base, false, "a1", "ResolvedRefs"},
+		{"missing, never parsed", without(base, nil), false, "b2", "InvalidCertificateRef"},
+		{"missing after a good parse", without(base, nil), true, "a1", "InvalidCertificateRef"},
+		{"broken after a good parse", without(base, broken), true, "a1", "InvalidCertificateRef"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var prev *snapshot.Snapshot
+			if tt.prev {
+				prev = snapshot.Build(base, gatewayConfig, nil)
+			}
+			s := snapshot.Build(tt.objs, gatewayConfig, prev)
+			var https *snapshot.Listener
+			for _, l := range s.Listeners {
+				if l.Port == 443 {
+					https = l
+				}
+			}
+			if https == nil {
+				t.Fatal("no HTTPS listener")
+			}
+			if got := https.Certificates.Lookup("a.example.com"); got == nil || got.Serial != tt.wantSerial {
+				t.Errorf("a.example.com served %v, want serial %s", got, tt.wantSerial)
+			}
+			gw := s.GatewayAPI.Gateways[types.NamespacedName{Namespace: "shop", Name: "web"}]
+			for _, l := range gw.Listeners {
+				if l.Name != "https-a" {
+					continue
+				}
+				for _, c := range l.Conditions {
+					if c.Type == string(gatewayv1.ListenerConditionResolvedRefs) && c.Reason != tt.wantReason {
+						t.Errorf("ResolvedRefs reason %s, want %s (%s)", c.Reason, tt.wantReason, c.Message)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestGatewayDeterminism builds every Gateway fixture with its objects in
+// reverse order and checks the output does not change.
+func TestGatewayDeterminism(t *testing.T) {
+	dirs, _ := filepath.Glob("testdata/gateway-*")
+	for _, dir := range dirs {
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			objs := loadGatewayFixture(t, dir)
+			want := describe(snapshot.Build(objs, gatewayConfig, nil))
+			slices.Reverse(objs.Gateways)
+			slices.Reverse(objs.HTTPRoutes)
+			slices.Reverse(objs.GatewayClasses)
+			slices.Reverse(objs.ReferenceGrants)
+			slices.Reverse(objs.Namespaces)
+			slices.Reverse(objs.Services)
+			slices.Reverse(objs.Secrets)
+			if got := describe(snapshot.Build(objs, gatewayConfig, nil)); !bytes.Equal(got, want) {
+				t.Errorf("output depends on object order:\n--- in order\n%s\n--- reversed\n%s", want, got)
+			}
+		})
+	}
+}
+
+// BenchmarkBuildGateway is the cost of one build with one Gateway of two
+// listeners and 1000 HTTPRoutes of two rules each, rebuilt from the
+// previous snapshot as a source does on every change.
+func BenchmarkBuildGateway(b *testing.B) {
+	gw := httpGateway("web", 1, 80)
+	gw.Spec.Listeners = append(gw.Spec.Listeners, gatewayv1.Listener{
+		Name: "wildcard", Port: 80, Protocol: gatewayv1.HTTPProtocolType, Hostname: ptrTo(gatewayv1.Hostname("*.example.com")),
+	})
+	objs := snapshot.Objects{GatewayClasses: []*gatewayv1.GatewayClass{gatewayClass()}, Gateways: []*gatewayv1.Gateway{gw}}
+	for i := range 1000 {
+		name := fmt.Sprintf("app-%04d", i)
+		objs.Services = append(objs.Services, &corev1.Service{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "infra", Name: name},
+			Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 80}}},
+		})
+		objs.HTTPRoutes = append(objs.HTTPRoutes, &gatewayv1.HTTPRoute{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "infra", Name: name},
+			Spec: gatewayv1.HTTPRouteSpec{
+				CommonRouteSpec: gatewayv1.CommonRouteSpec{ParentRefs: []gatewayv1.ParentReference{{Name: "web"}}},
+				Hostnames:       []gatewayv1.Hostname{gatewayv1.Hostname(name + ".example.com")},
+				Rules: []gatewayv1.HTTPRouteRule{
+					{
+						Matches: []gatewayv1.HTTPRouteMatch{{
+							Path:    &gatewayv1.HTTPPathMatch{Type: ptrTo(gatewayv1.PathMatchPathPrefix), Value: ptrTo("/api")},
+							Headers: []gatewayv1.HTTPHeaderMatch{{Name: "x-version", Value: "2"}},
+						}},
+						BackendRefs: []gatewayv1.HTTPBackendRef{{BackendRef: gatewayv1.BackendRef{BackendObjectReference: gatewayv1.BackendObjectReference{Name: gatewayv1.ObjectName(name), Port: ptrTo(gatewayv1.PortNumber(80))}}}},
+					},
+					{
+						BackendRefs: []gatewayv1.HTTPBackendRef{{BackendRef: gatewayv1.BackendRef{BackendObjectReference: gatewayv1.BackendObjectReference{Name: gatewayv1.ObjectName(name), Port: ptrTo(gatewayv1.PortNumber(80))}}}},
+					},
+				},
+			},
+		})
+	}
+	prev := snapshot.Build(objs, gatewayConfig, nil)
+	if n := len(prev.Listeners[0].Routes.Routes()); n != 2000 {
+		b.Fatalf("%d routes compiled, want 2000", n)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		prev = snapshot.Build(objs, gatewayConfig, prev)
+	}
+}
+
+func ptrTo[T any](v T) *T { return &v }
