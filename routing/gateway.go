@@ -19,9 +19,10 @@ import (
 const mirrorTimeout = 30 * time.Second
 
 // usesGatewayFeatures reports whether serving the route takes more than
-// the Ingress path: filters, weighted backends, timeouts, or no backend.
+// the Ingress path: filters, weighted backends, timeouts, retries, or no
+// backend.
 func (r *Route) usesGatewayFeatures() bool {
-	return r.Filters != nil || len(r.Backends) > 0 || r.Timeouts != (Timeouts{}) || r.Backend == nil
+	return r.Filters != nil || len(r.Backends) > 0 || r.Timeouts != (Timeouts{}) || r.Retry != nil || r.Backend == nil
 }
 
 // serveGateway serves a route with Gateway API features and returns the
@@ -31,6 +32,10 @@ func (r *Route) usesGatewayFeatures() bool {
 // edits apply to the backend's response. The picked backend's own filters
 // apply after the route's.
 func (h *Handler) serveGateway(w http.ResponseWriter, r *http.Request, route *Route, reqPath string, start time.Time) int {
+	cors := route.Filters.cors()
+	if cors != nil && isPreflight(r) {
+		return cors.preflight(w, r)
+	}
 	if f := route.Filters; f != nil && f.Redirect != nil {
 		return h.redirect(w, r, route, f.Redirect, reqPath)
 	}
@@ -45,6 +50,12 @@ func (h *Handler) serveGateway(w http.ResponseWriter, r *http.Request, route *Ro
 			return h.internalError(w, r, route, "the route refers to a backend that does not resolve")
 		}
 		backend, backendFilters = picked.Backend, picked.Filters
+		if c := backendFilters.cors(); c != nil && cors == nil {
+			cors = c
+			if isPreflight(r) {
+				return cors.preflight(w, r)
+			}
+		}
 		if backendFilters != nil && backendFilters.Redirect != nil {
 			return h.redirect(w, r, route, backendFilters.Redirect, reqPath)
 		}
@@ -78,16 +89,23 @@ func (h *Handler) serveGateway(w http.ResponseWriter, r *http.Request, route *Ro
 	if d := route.Timeouts.Request; d > 0 {
 		o.Deadline = start.Add(d)
 	}
-	if filters[0].editsResponse() || filters[1].editsResponse() {
+	origin := ""
+	if cors != nil {
+		origin = r.Header.Get("Origin")
+	}
+	if filters[0].editsResponse() || filters[1].editsResponse() || origin != "" {
 		o.EditResponseHeader = func(hdr http.Header) {
 			for _, f := range filters {
 				if f != nil {
 					f.ResponseHeaders.apply(hdr)
 				}
 			}
+			if origin != "" {
+				cors.editResponse(hdr, origin)
+			}
 		}
 	}
-	out := h.cfg.Forwarder.ForwardWith(w, r, backend, o)
+	out := h.forwardWithRetry(w, r, route, backend, o)
 	if out.Err != nil {
 		h.logFailure(route, backend, r, out)
 	}
@@ -95,6 +113,13 @@ func (h *Handler) serveGateway(w http.ResponseWriter, r *http.Request, route *Ro
 }
 
 func (f *Filters) editsResponse() bool { return f != nil && f.ResponseHeaders != nil }
+
+func (f *Filters) cors() *CORS {
+	if f == nil {
+		return nil
+	}
+	return f.CORS
+}
 
 func (f *Filters) hasMirrors() bool { return f != nil && len(f.Mirrors) > 0 }
 
@@ -142,7 +167,7 @@ func (h *Handler) sendMirrors(r *http.Request, filters [2]*Filters, host string)
 	if len(targets) == 0 {
 		return
 	}
-	body, ok := h.bufferBody(r)
+	body, ok := bufferBody(r, h.cfg.MirrorBodyLimit)
 	if !ok {
 		h.cfg.Logger.LogAttrs(r.Context(), slog.LevelDebug, "request not mirrored: body over the mirror limit or unreadable",
 			slog.Int64("limit", h.cfg.MirrorBodyLimit))
@@ -153,16 +178,15 @@ func (h *Handler) sendMirrors(r *http.Request, filters [2]*Filters, host string)
 	}
 }
 
-// bufferBody reads r's body, up to the mirror limit, so that it can be
-// sent twice, and puts back a body that replays it for the main request.
+// bufferBody reads r's body, up to limit, so that it can be sent more
+// than once, and puts back a body that replays it for the main request.
 // It reports false when the body is too large or could not be read: the
-// main request then still gets the whole body (or the read error), and the
-// mirrors get nothing.
-func (h *Handler) bufferBody(r *http.Request) ([]byte, bool) {
+// main request then still gets the whole body (or the read error), and no
+// copy or retry is made.
+func bufferBody(r *http.Request, limit int64) ([]byte, bool) {
 	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
 		return nil, true
 	}
-	limit := h.cfg.MirrorBodyLimit
 	if r.ContentLength > limit {
 		return nil, false
 	}
@@ -179,6 +203,12 @@ func (h *Handler) bufferBody(r *http.Request) ([]byte, bool) {
 	r.Body = replayBody{bytes.NewReader(buf), orig}
 	r.ContentLength = int64(len(buf))
 	return buf, true
+}
+
+// newReplayBody is a request body that reads buf again and closes the
+// inbound body orig.
+func newReplayBody(buf []byte, orig io.Closer) io.ReadCloser {
+	return replayBody{bytes.NewReader(buf), orig}
 }
 
 // replayBody reads from a replacement reader and closes the inbound body.

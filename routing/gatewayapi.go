@@ -104,15 +104,20 @@ type Mirror struct {
 	Percent float64
 }
 
-// Filters are applied in the order Gateway API defines: a redirect answers
-// at once; otherwise request headers and the rewrite are applied, mirrors
-// are sent, the request is forwarded, and response headers are edited.
+// Filters are applied in the order Gateway API defines: a CORS preflight
+// is answered first, then a redirect answers at once; otherwise request
+// headers and the rewrite are applied, mirrors are sent, the request is
+// forwarded, and response headers are edited (CORS headers last).
 type Filters struct {
 	RequestHeaders  *HeaderModifier
 	ResponseHeaders *HeaderModifier
 	Redirect        *Redirect
 	Rewrite         *Rewrite
 	Mirrors         []Mirror
+	// CORS of a backendRef applies to requests sent to that backend when
+	// the route itself has none: a route's preflight is answered before
+	// any backend is picked.
+	CORS *CORS
 }
 
 // WeightedBackend is one HTTPRoute backendRef. A request picks one backend

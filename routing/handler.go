@@ -43,6 +43,10 @@ type HandlerConfig struct {
 	// beyond it are dropped, so a slow mirror backend never holds up
 	// anything. Default DefaultMaxMirrorsInFlight.
 	MaxMirrorsInFlight int
+	// RetryBodyLimit is the largest request body buffered so that a route
+	// with a Retry policy can send it again; a request with a larger body
+	// is sent once. Default DefaultRetryBodyLimit.
+	RetryBodyLimit int64
 }
 
 // Defaults for the zero mirror fields of HandlerConfig.
@@ -70,6 +74,9 @@ func NewHandler(cfg HandlerConfig) *Handler {
 	if cfg.MirrorBodyLimit <= 0 {
 		cfg.MirrorBodyLimit = DefaultMirrorBodyLimit
 	}
+	if cfg.RetryBodyLimit <= 0 {
+		cfg.RetryBodyLimit = DefaultRetryBodyLimit
+	}
 	if cfg.MaxMirrorsInFlight <= 0 {
 		cfg.MaxMirrorsInFlight = DefaultMaxMirrorsInFlight
 	}
@@ -87,6 +94,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	table := h.cfg.Table()
 	if table == nil {
 		writeText(w, http.StatusServiceUnavailable, notReadyBody)
+		return
+	}
+	if table.misdirected(r) {
+		writeText(w, http.StatusMisdirectedRequest, misdirectedBody)
+		h.observe(table.notFound(), r, http.StatusMisdirectedRequest, start)
 		return
 	}
 

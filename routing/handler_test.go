@@ -366,7 +366,6 @@ func TestMirrorOverHTTP(t *testing.T) {
 }
 
 func TestBufferBodyForMirrors(t *testing.T) {
-	h := NewHandler(HandlerConfig{MirrorBodyLimit: 8})
 	for _, tc := range []struct {
 		body     string
 		chunked  bool
@@ -385,7 +384,7 @@ func TestBufferBodyForMirrors(t *testing.T) {
 		if tc.chunked {
 			r.ContentLength = -1
 		}
-		buf, ok := h.bufferBody(r)
+		buf, ok := bufferBody(r, 8)
 		if ok != tc.mirrored || (ok && string(buf) != tc.body) {
 			t.Errorf("body %q chunked=%v: buffered %q, %v", tc.body, tc.chunked, buf, ok)
 		}

@@ -8,7 +8,10 @@
 // matching is a pure function of (table, request host, path, method,
 // headers, query). The handler then applies the chosen route: an Ingress
 // route is forwarded as is, a Gateway API route through its filters, its
-// weighted backends and its timeouts (gateway.go).
+// weighted backends and its timeouts (gateway.go), its CORS filter
+// (cors.go) and its retry policy (retry.go). On HTTPS sockets shared by
+// several Gateway listeners, it answers 421 to requests meant for another
+// listener than their connection (misdirected.go).
 package routing
 
 import (
@@ -95,6 +98,9 @@ type Route struct {
 	Backends []WeightedBackend
 	Filters  *Filters
 	Timeouts Timeouts
+	// Retry, when set, sends a request again after a listed status or a
+	// connection failure (retry.go).
+	Retry *Retry
 
 	series atomic.Pointer[metrics.RouteSeries]
 }
@@ -112,6 +118,9 @@ type Table struct {
 	// matched and no fallback is configured.
 	unmatched *Route
 	hostMode  HostMode
+	// listeners, when set, tells apart the Gateway listeners of an HTTPS
+	// socket (misdirected.go).
+	listeners *ListenerHosts
 }
 
 // vhost holds the routes of one host pattern. Every key holds candidates

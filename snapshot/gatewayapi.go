@@ -33,11 +33,20 @@ type Listener struct {
 	Protocol gatewayv1.ProtocolType
 	// Gateway is the Gateway whose listeners these are.
 	Gateway types.NamespacedName
-	// Routes is compiled with routing.GatewayHosts.
+	// Routes is compiled with routing.GatewayHosts. For HTTPS, the builder
+	// also gives it the hostnames of the Gateway listeners sharing the
+	// socket (Routes.SetListenerHosts), so that a request whose Host
+	// belongs to another listener than its connection's SNI gets 421.
 	Routes *routing.Table
 	// Certificates serves the HTTPS listeners' certificateRefs by SNI; nil
 	// for HTTP.
 	Certificates *porticotls.Certificates
+	// ClientValidation is the client certificate validation of this
+	// port's HTTPS listeners: the Gateway's spec.tls.frontend perPort entry
+	// for Port, else its default; nil validates none. The listener's TLS
+	// configuration applies it on every handshake through
+	// porticotls.ConfigForClient.
+	ClientValidation *porticotls.ClientValidation
 }
 
 // GatewayAPIStatus is the status the builder computed for the Gateway API
@@ -52,4 +61,8 @@ type GatewayAPIStatus struct {
 	// controller; other controllers' entries are not in it and must be
 	// kept as they are.
 	HTTPRoutes map[types.NamespacedName][]gatewayv1.RouteParentStatus
+	// BackendTLSPolicies maps each policy that one of our Gateways' routes
+	// uses to its ancestor statuses written by this controller, one per
+	// such Gateway; other controllers' ancestors must be kept as they are.
+	BackendTLSPolicies map[types.NamespacedName]gatewayv1.PolicyStatus
 }

@@ -2,7 +2,8 @@
 // proxies to: per-endpoint keep-alive connection pools that outlive
 // configuration snapshots, load balancing across a backend's endpoints, and
 // forwarding one request (HTTP/1.1, h2c or an Upgrade tunnel such as
-// WebSocket) with the forwarding headers set and hop-by-hop headers removed.
+// WebSocket) with the forwarding headers set and hop-by-hop headers removed,
+// and TLS origination to backends that ask for it (backendtls.go).
 package upstream
 
 import "sync/atomic"
@@ -35,6 +36,9 @@ type Backend struct {
 	Protocol Protocol
 	// Endpoints are "host:port" addresses of ready endpoints, sorted.
 	Endpoints []string
+	// TLS, when set, makes Portico connect to the endpoints over TLS
+	// (backendtls.go); nil means plain TCP.
+	TLS *BackendTLS
 
 	cursor atomic.Uint32
 }

@@ -62,10 +62,13 @@ func (t *Transport) forwardHTTP1(w http.ResponseWriter, r *http.Request, b *Back
 
 	n := len(b.Endpoints)
 	first := b.next()
-	p := t.pool(b.Endpoints[first])
+	p, err := t.poolFor(b, b.Endpoints[first])
+	if err != nil {
+		return writeError(w, http.StatusBadGateway, "backend "+b.Name+" cannot be reached over TLS as configured", err)
+	}
 	c, err := t.getConn(ctx, p, b.Name)
 	if err != nil && n > 1 && ctx.Err() == nil {
-		p = t.pool(b.Endpoints[(first+1)%n])
+		p, _ = t.poolFor(b, b.Endpoints[(first+1)%n])
 		c, err = t.getConn(ctx, p, b.Name)
 	}
 	if err != nil {

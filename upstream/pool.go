@@ -3,6 +3,8 @@ package upstream
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"fmt"
 	"net"
 	"sync"
 	"time"
@@ -33,6 +35,9 @@ func (c *conn) close() { _ = c.nc.Close() }
 // out first.
 type endpointPool struct {
 	addr string
+	// tls, when set, is the client configuration every connection of the
+	// pool is made with.
+	tls *tls.Config
 
 	mu   sync.Mutex
 	idle []*conn
@@ -182,6 +187,14 @@ func (t *Transport) dial(ctx context.Context, p *endpointPool, backend string) (
 		}
 		return nil, &dialError{err: err}
 	}
+	if p.tls != nil {
+		if nc, err = t.handshake(ctx, nc, p.tls); err != nil {
+			if ctx.Err() == nil && t.onConnectError != nil {
+				t.onConnectError(backend)
+			}
+			return nil, &dialError{err: err}
+		}
+	}
 	return &conn{
 		nc:    nc,
 		br:    bufio.NewReaderSize(nc, 4<<10),
@@ -189,4 +202,17 @@ func (t *Transport) dial(ctx context.Context, p *endpointPool, backend string) (
 		pool:  p,
 		abort: func() { _ = nc.SetDeadline(aLongTimeAgo) },
 	}, nil
+}
+
+// handshake runs the TLS client handshake on a new connection to a backend,
+// bounded like the connect itself.
+func (t *Transport) handshake(ctx context.Context, nc net.Conn, cfg *tls.Config) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, t.dialTimeout)
+	defer cancel()
+	tc := tls.Client(nc, cfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		_ = nc.Close()
+		return nil, fmt.Errorf("TLS handshake: %w", err)
+	}
+	return tc, nil
 }

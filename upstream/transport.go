@@ -188,10 +188,11 @@ type ForwardOptions struct {
 	// response is cut.
 	Deadline time.Time
 	// BackendTimeout, when positive, bounds the request to the backend,
-	// from the connect to the end of the response, like Deadline. Portico
-	// only retries a request that never reached a backend (a failed
-	// connect, a pooled connection found closed), so one bound covers the
-	// one attempt a backend sees.
+	// from the connect to the end of the response, like Deadline. Within
+	// one call Portico only retries a request that never reached a backend
+	// (a failed connect, a pooled connection found closed), so one bound
+	// covers the one attempt a backend sees; a route's retry policy calls
+	// ForwardWith once per attempt, and each gets the whole bound.
 	BackendTimeout time.Duration
 }
 
@@ -233,7 +234,7 @@ func (t *Transport) ForwardWith(w http.ResponseWriter, r *http.Request, b *Backe
 	if r.Method == http.MethodConnect {
 		return writeError(w, http.StatusMethodNotAllowed, "CONNECT is not proxied to backend "+b.Name, errConnect)
 	}
-	if b.Protocol == H2C {
+	if b.Protocol == H2C && b.TLS == nil {
 		return t.forwardH2C(w, r, b, o)
 	}
 	return t.forwardHTTP1(w, r, b, o)

@@ -1,0 +1,132 @@
+package tls
+
+import (
+	"crypto/rand"
+	stdtls "crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"io"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// clientCert issues a client certificate signed by ca.
+func clientCert(t *testing.T, ca *testCA) stdtls.Certificate {
+	t.Helper()
+	key := newTestKey(t, ecdsaKey)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(nextSerial()),
+		Subject:      pkix.Name{CommonName: "client"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, key.Public(), ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return stdtls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+func TestNewClientValidation(t *testing.T) {
+	ca := newTestCA(t)
+	if _, err := NewClientValidation(ca.pem, AllowValidOnly); err != nil {
+		t.Errorf("valid bundle: %v", err)
+	}
+	for _, bad := range []string{"", "not a certificate", "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"} {
+		if _, err := NewClientValidation([]byte(bad), AllowValidOnly); err == nil {
+			t.Errorf("bundle %q: no error", bad)
+		}
+	}
+}
+
+// TestClientValidationHandshakes is the
+// gateway-with-clientcertificate-validation(-insecure-fallback)
+// conformance cases over real TLS connections: a listener validating with
+// one CA, clients with a certificate of that CA, of another CA, and none.
+func TestClientValidationHandshakes(t *testing.T) {
+	ca, otherCA := newTestCA(t), newTestCA(t)
+	server := ca.pair(t, "example.org")
+	good, wrong := clientCert(t, ca), clientCert(t, otherCA)
+	validOnly, err := NewClientValidation(ca.pem, AllowValidOnly)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fallback, err := NewClientValidation(ca.pem, AllowInsecureFallback)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	var current atomic.Pointer[ClientValidation]
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "peer certificates: "+itoa(len(r.TLS.PeerCertificates)))
+	}))
+	base := &stdtls.Config{
+		MinVersion:     stdtls.VersionTLS12,
+		NextProtos:     []string{"h2", "http/1.1"},
+		GetCertificate: CertificateGetter(func(string) *KeyPair { return server }),
+	}
+	base.GetConfigForClient = ConfigForClient(base, current.Load)
+	srv.TLS = base
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+
+	tests := []struct {
+		name       string
+		validation *ClientValidation
+		client     *stdtls.Certificate
+		ok         bool
+	}{
+		{"no validation, no certificate", nil, nil, true},
+		{"no validation, a certificate", nil, &wrong, true},
+		{"valid only, matching certificate", validOnly, &good, true},
+		{"valid only, other CA", validOnly, &wrong, false},
+		{"valid only, no certificate", validOnly, nil, false},
+		{"insecure fallback, matching certificate", fallback, &good, true},
+		{"insecure fallback, other CA", fallback, &wrong, true},
+		{"insecure fallback, no certificate", fallback, nil, true},
+		{"valid only without CAs", &ClientValidation{Mode: AllowValidOnly}, &good, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			current.Store(tc.validation)
+			cfg := &stdtls.Config{RootCAs: ca.pool, ServerName: "example.org", NextProtos: []string{"h2"}}
+			if tc.client != nil {
+				cfg.Certificates = []stdtls.Certificate{*tc.client}
+			}
+			c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg, ForceAttemptHTTP2: true}}
+			defer c.CloseIdleConnections()
+			resp, err := c.Get(srv.URL)
+			if !tc.ok {
+				if err == nil {
+					resp.Body.Close()
+					t.Fatalf("request succeeded with status %d, want a failed handshake", resp.StatusCode)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || resp.ProtoMajor != 2 {
+				t.Fatalf("status %d over %s", resp.StatusCode, resp.Proto)
+			}
+			want := "peer certificates: 0"
+			if tc.client != nil && tc.validation != nil {
+				want = "peer certificates: 1"
+			}
+			if string(body) != want {
+				t.Errorf("got %q, want %q", body, want)
+			}
+		})
+	}
+}
+
+func itoa(n int) string { return big.NewInt(int64(n)).String() }

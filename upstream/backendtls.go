@@ -1,0 +1,178 @@
+package upstream
+
+import (
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// BackendTLS makes Portico speak TLS to a backend's endpoints (a Gateway
+// API BackendTLSPolicy) and says how their certificates are verified. It
+// is immutable once its Backend is published; the crypto/tls configuration
+// is built from it once, on first use. HTTP/1.1 is spoken inside the TLS
+// connection, also for a Backend whose Protocol is H2C.
+type BackendTLS struct {
+	// ServerName is sent as SNI. When SubjectAltNames is empty, the
+	// backend's certificate must also be valid for it.
+	ServerName string
+	// CACertificates is a PEM bundle of the CAs the backend's certificate
+	// must chain to. Unless SystemRoots is set, a bundle without any
+	// certificate makes every connection to the backend fail, so that a
+	// policy whose CA reference is broken never falls back to trusting
+	// anything.
+	CACertificates []byte
+	// SystemRoots verifies against the host's well-known CAs instead
+	// (WellKnownCACertificates: System).
+	SystemRoots bool
+	// SubjectAltNames, when set, replace ServerName for authentication:
+	// the certificate must carry at least one of them.
+	SubjectAltNames []SubjectAltName
+
+	once   sync.Once
+	config *tls.Config
+	// poolID tells apart connection pools of one endpoint address with
+	// different TLS settings; plain connections are pooled by address only.
+	poolID string
+	err    error
+}
+
+// SubjectAltName is one name a backend certificate may be required to
+// carry: a DNS name (Hostname, matched as crypto/x509 matches host names)
+// or a URI (compared exactly, as for SPIFFE IDs). Exactly one is set.
+type SubjectAltName struct {
+	Hostname string
+	URI      string
+}
+
+var errNoCACertificates = errors.New("no valid CA certificate to verify the backend with")
+
+// prepare returns the client TLS configuration and the pool identity,
+// building them on first use.
+func (bt *BackendTLS) prepare() (*tls.Config, string, error) {
+	bt.once.Do(func() {
+		bt.config, bt.err = bt.build()
+		if bt.err != nil {
+			return
+		}
+		h := sha256.New()
+		fmt.Fprintf(h, "%q %v %q", bt.ServerName, bt.SystemRoots, bt.CACertificates)
+		for _, san := range bt.SubjectAltNames {
+			fmt.Fprintf(h, " %q %q", san.Hostname, san.URI)
+		}
+		bt.poolID = "tls:" + hex.EncodeToString(h.Sum(nil)[:12])
+	})
+	return bt.config, bt.poolID, bt.err
+}
+
+func (bt *BackendTLS) build() (*tls.Config, error) {
+	var roots *x509.CertPool
+	if bt.SystemRoots {
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			return nil, fmt.Errorf("loading the system CA certificates: %w", err)
+		}
+		roots = pool
+	} else {
+		roots = x509.NewCertPool()
+		if !roots.AppendCertsFromPEM(bt.CACertificates) {
+			return nil, errNoCACertificates
+		}
+	}
+	cfg := &tls.Config{
+		ServerName:         bt.ServerName,
+		RootCAs:            roots,
+		MinVersion:         tls.VersionTLS12,
+		NextProtos:         []string{"http/1.1"},
+		ClientSessionCache: tls.NewLRUClientSessionCache(64),
+	}
+	if len(bt.SubjectAltNames) > 0 {
+		// crypto/tls can only verify against ServerName: verify the chain
+		// here instead, then the names.
+		sans := bt.SubjectAltNames
+		cfg.InsecureSkipVerify = true
+		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+			return verifyWithSANs(cs.PeerCertificates, roots, sans)
+		}
+	}
+	return cfg, nil
+}
+
+// verifyWithSANs checks that the backend's chain leads to roots and that
+// its leaf carries one of sans.
+func verifyWithSANs(chain []*x509.Certificate, roots *x509.CertPool, sans []SubjectAltName) error {
+	if len(chain) == 0 {
+		return errors.New("backend sent no certificate")
+	}
+	leaf := chain[0]
+	intermediates := x509.NewCertPool()
+	for _, c := range chain[1:] {
+		intermediates.AddCert(c)
+	}
+	if _, err := leaf.Verify(x509.VerifyOptions{
+		Roots:         roots,
+		Intermediates: intermediates,
+		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}); err != nil {
+		return err
+	}
+	if matchesSAN(leaf, sans) {
+		return nil
+	}
+	return fmt.Errorf("backend certificate carries none of the required subject alternative names %v", sans)
+}
+
+// matchesSAN reports whether cert carries one of sans.
+func matchesSAN(cert *x509.Certificate, sans []SubjectAltName) bool {
+	for _, san := range sans {
+		switch {
+		case san.Hostname != "":
+			if cert.VerifyHostname(san.Hostname) == nil {
+				return true
+			}
+		case san.URI != "":
+			for _, u := range cert.URIs {
+				if u.String() == san.URI {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+func (s SubjectAltName) String() string {
+	if s.URI != "" {
+		return "URI:" + s.URI
+	}
+	return "DNS:" + s.Hostname
+}
+
+// tlsSetupError marks a backend whose TLS settings cannot be used at all.
+type tlsSetupError struct{ err error }
+
+func (e *tlsSetupError) Error() string { return "backend TLS settings: " + e.err.Error() }
+func (e *tlsSetupError) Unwrap() error { return e.err }
+
+// poolFor returns the connection pool for one endpoint of b: by address
+// for plain backends, by address and TLS settings for TLS ones, so TLS and
+// plain connections to one address are never mixed up.
+func (t *Transport) poolFor(b *Backend, addr string) (*endpointPool, error) {
+	if b.TLS == nil {
+		return t.pool(addr), nil
+	}
+	cfg, id, err := b.TLS.prepare()
+	if err != nil {
+		return nil, &tlsSetupError{err}
+	}
+	key := addr + "|" + id
+	if p, ok := t.pools.Load(key); ok {
+		return p.(*endpointPool), nil
+	}
+	p, _ := t.pools.LoadOrStore(key, &endpointPool{addr: addr, tls: cfg, lastUsed: time.Now()})
+	return p.(*endpointPool), nil
+}
