@@ -1,10 +1,10 @@
 package snapshot
 
 // This file translates Gateway API objects (GatewayClass, Gateway, HTTPRoute,
-// ReferenceGrant) into Listeners with compiled route tables and
-// certificates, and computes the status of every object we own. The
-// listener side is in gateway_listeners.go, the routes in
-// gateway_httproute.go.
+// ReferenceGrant, BackendTLSPolicy) into Listeners with compiled route
+// tables and certificates, and computes the status of every object we own.
+// The listener side is in gateway_listeners.go, the routes in
+// gateway_httproute.go, backend TLS in gateway_backendtls.go.
 
 import (
 	"cmp"
@@ -37,6 +37,9 @@ var SupportedFeatures = sortedFeatures(
 	features.SupportGatewayStaticAddresses,
 	features.SupportGatewayAddressEmpty,
 	features.SupportGatewayHTTPListenerIsolation,
+	features.SupportGatewayHTTPSListenerDetectMisdirectedRequests,
+	features.SupportGatewayFrontendClientCertificateValidation,
+	features.SupportGatewayFrontendClientCertificateValidationInsecureFallback,
 	// HTTPRoute extended.
 	features.SupportHTTPRouteQueryParamMatching,
 	features.SupportHTTPRouteMethodMatching,
@@ -59,6 +62,14 @@ var SupportedFeatures = sortedFeatures(
 	features.SupportHTTPRouteBackendProtocolH2C,
 	features.SupportHTTPRouteBackendProtocolWebSocket,
 	features.SupportHTTPRouteNamedRouteRule,
+	features.SupportHTTPRouteDestinationPortMatching,
+	features.SupportHTTPRouteCORS,
+	features.SupportHTTPRouteRetryCodes,
+	features.SupportHTTPRouteRetryConnectionError,
+	features.SupportHTTPRouteBackendURLRewrite,
+	// BackendTLSPolicy.
+	features.SupportBackendTLSPolicy,
+	features.SupportBackendTLSPolicySANValidation,
 )
 
 func sortedFeatures(names ...features.FeatureName) []features.FeatureName {
@@ -90,8 +101,10 @@ type gatewayTranslator struct {
 	// kubernetes.io/metadata.name label the API server always sets.
 	namespaceLabels map[string]labels.Set
 	grants          map[string][]*gatewayv1.ReferenceGrant // by namespace
-	gateways        []*gatewayInfo                         // ours, oldest first
+	configMaps      map[types.NamespacedName]*corev1.ConfigMap
+	gateways        []*gatewayInfo // ours, oldest first
 	byName          map[types.NamespacedName]*gatewayInfo
+	policies        backendTLSPolicies
 	status          GatewayAPIStatus
 }
 
@@ -122,6 +135,10 @@ func (b *builder) gatewayAPI(objs *Objects) ([]*Listener, GatewayAPIStatus) {
 	for _, g := range objs.ReferenceGrants {
 		t.grants[g.Namespace] = append(t.grants[g.Namespace], g)
 	}
+	t.configMaps = make(map[types.NamespacedName]*corev1.ConfigMap, len(objs.ConfigMaps))
+	for _, cm := range objs.ConfigMaps {
+		t.configMaps[key(cm.Namespace, cm.Name)] = cm
+	}
 
 	ours := make(map[string]bool)
 	for _, c := range objs.GatewayClasses {
@@ -146,6 +163,8 @@ func (b *builder) gatewayAPI(objs *Objects) ([]*Listener, GatewayAPIStatus) {
 	}
 	t.assignAddresses()
 
+	t.translateBackendTLSPolicies(objs)
+
 	var routes []*gatewayv1.HTTPRoute
 	routes = append(routes, objs.HTTPRoutes...)
 	slices.SortFunc(routes, func(a, b *gatewayv1.HTTPRoute) int { return olderObject(&a.ObjectMeta, &b.ObjectMeta) })
@@ -157,6 +176,7 @@ func (b *builder) gatewayAPI(objs *Objects) ([]*Listener, GatewayAPIStatus) {
 	for _, info := range t.gateways {
 		t.status.Gateways[info.name] = info.statusOf()
 	}
+	t.status.BackendTLSPolicies = t.backendTLSStatus()
 	return listeners, t.status
 }
 

@@ -25,6 +25,9 @@ type routeTranslation struct {
 	// unresolvedRefs lists the references that did not resolve; the first
 	// one gives the ResolvedRefs=False reason.
 	unresolvedRefs []unresolvedRef
+	// policies are the BackendTLSPolicies naming a Service the route
+	// refers to; the Gateways the route attaches to are their ancestors.
+	policies []*backendTLSPolicy
 }
 
 type unresolvedRef struct {
@@ -61,6 +64,7 @@ type matchTemplate struct {
 	backends    []routing.WeightedBackend
 	filters     *routing.Filters
 	timeouts    routing.Timeouts
+	retry       *routing.Retry
 }
 
 func (m *matchTemplate) route(host string) *routing.Route {
@@ -76,6 +80,7 @@ func (m *matchTemplate) route(host string) *routing.Route {
 		Backends:    m.backends,
 		Filters:     m.filters,
 		Timeouts:    m.timeouts,
+		Retry:       m.retry,
 	}
 	// Backend names the route in logs and metrics; Backends decide where
 	// requests go.
@@ -131,6 +136,10 @@ func (t *gatewayTranslator) httpRoute(r *gatewayv1.HTTPRoute) {
 		if reason != "" {
 			acc = condition(string(gatewayv1.RouteConditionAccepted), false, reason, msg, gen)
 			t.b.problems.add(ref, Warning, reason, "parent Gateway %s%s: %s; the route is not served there", info.name, parentSection(pr), msg)
+		} else {
+			for _, bp := range tr.policies {
+				bp.addAncestor(info.name)
+			}
 		}
 		res := tr.resolvedRefs(gen)
 		parents = append(parents, gatewayv1.RouteParentStatus{
@@ -214,6 +223,12 @@ func (t *gatewayTranslator) attach(r *gatewayv1.HTTPRoute, tr *routeTranslation,
 			continue
 		}
 		for _, h := range hosts {
+			if owner := isolatingListener(info, l, h.host); owner != nil {
+				// Requests for this host belong to a more specific listener
+				// of the port: listener isolation keeps them from this
+				// listener's routes.
+				continue
+			}
 			for _, m := range tr.matches {
 				k := emission{port: l.spec.Port, host: h.host, match: m}
 				if emitted[k] {
@@ -291,6 +306,33 @@ func alwaysMatches(wider, r *routing.Route) bool {
 		return p == prefix || strings.HasPrefix(p, prefix+"/")
 	}
 	return false
+}
+
+// isolatingListener returns the listener of l's port, other than l, that
+// takes every request for host away from l: a served listener whose
+// hostname covers host and is more specific than l's. A request is handled
+// by the most specific listener whose hostname matches it (Gateway API
+// listener isolation), so a route reaching host through l is never used
+// there. Hosts only partly covered by a more specific listener stay; the
+// route table's host precedence sends the covered part to that listener's
+// routes.
+func isolatingListener(info *gatewayInfo, l *listenerInfo, host string) *listenerInfo {
+	own := hostnameSpecificity(l.hostname)
+	for _, other := range info.listeners {
+		if other == l || other.spec.Port != l.spec.Port || !other.programmed() {
+			continue
+		}
+		if hostnameSpecificity(other.hostname) > own && hostnameCovers(other.hostname, host) {
+			return other
+		}
+	}
+	return nil
+}
+
+// hostnameCovers reports whether every host the pattern host matches is
+// also matched by the listener hostname pattern ("" matches any host).
+func hostnameCovers(pattern, host string) bool {
+	return pattern == "" || pattern == host || wildcardCovers(pattern, host)
 }
 
 // effectiveHost is a host a route serves on a listener, and how specific
@@ -392,6 +434,7 @@ func (t *gatewayTranslator) translateRoute(r *gatewayv1.HTTPRoute) *routeTransla
 			}
 		}
 		timeouts := t.timeouts(r, rule.Timeouts, where+".timeouts")
+		retry := t.retry(r, rule.Retry, where+".retry")
 
 		matches := rule.Matches
 		if len(matches) == 0 {
@@ -405,6 +448,7 @@ func (t *gatewayTranslator) translateRoute(r *gatewayv1.HTTPRoute) *routeTransla
 				backends: backends,
 				filters:  filters,
 				timeouts: timeouts,
+				retry:    retry,
 			}
 			if msg := matchTemplateFrom(tmpl, m); msg != "" {
 				tr.unsupported = fmt.Sprintf("%s.matches[%d]: %s", where, j, msg)
@@ -536,6 +580,10 @@ func (t *gatewayTranslator) filters(r *gatewayv1.HTTPRoute, tr *routeTranslation
 				}
 				f.Mirrors = append(f.Mirrors, routing.Mirror{Backend: b, Percent: percent})
 			}
+		case gatewayv1.HTTPRouteFilterCORS:
+			if c := filter.CORS; c != nil {
+				f.CORS = corsFilter(c)
+			}
 		case gatewayv1.HTTPRouteFilterExtensionRef:
 			ext := filter.ExtensionRef
 			name := ""
@@ -550,6 +598,25 @@ func (t *gatewayTranslator) filters(r *gatewayv1.HTTPRoute, tr *routeTranslation
 		}
 	}
 	return f, invalid
+}
+
+// corsFilter copies a CORS filter; the API server has already checked
+// the origins, methods and wildcards.
+func corsFilter(c *gatewayv1.HTTPCORSFilter) *routing.CORS {
+	out := &routing.CORS{MaxAge: c.MaxAge, AllowCredentials: deref(c.AllowCredentials, false)}
+	for _, o := range c.AllowOrigins {
+		out.AllowOrigins = append(out.AllowOrigins, string(o))
+	}
+	for _, m := range c.AllowMethods {
+		out.AllowMethods = append(out.AllowMethods, string(m))
+	}
+	for _, h := range c.AllowHeaders {
+		out.AllowHeaders = append(out.AllowHeaders, string(h))
+	}
+	for _, h := range c.ExposeHeaders {
+		out.ExposeHeaders = append(out.ExposeHeaders, string(h))
+	}
+	return out
 }
 
 func headerModifier(h *gatewayv1.HTTPHeaderFilter) *routing.HeaderModifier {
@@ -601,6 +668,32 @@ func (t *gatewayTranslator) timeouts(r *gatewayv1.HTTPRoute, spec *gatewayv1.HTT
 	return out
 }
 
+// retry compiles a rule's retry policy. Attempts defaults to 1, as the API
+// server does; an explicit 0 turns retries off. A backoff that does not
+// parse is reported and the default backoff used.
+func (t *gatewayTranslator) retry(r *gatewayv1.HTTPRoute, spec *gatewayv1.HTTPRouteRetry, where string) *routing.Retry {
+	if spec == nil {
+		return nil
+	}
+	out := &routing.Retry{Attempts: deref(spec.Attempts, 1)}
+	if out.Attempts <= 0 {
+		return nil
+	}
+	for _, c := range spec.Codes {
+		out.Codes = append(out.Codes, int(c))
+	}
+	if spec.Backoff != nil {
+		d, err := time.ParseDuration(string(*spec.Backoff))
+		if err != nil || d < 0 {
+			t.b.problems.add(ObjectRef{Kind: kindHTTP, Namespace: r.Namespace, Name: r.Name}, Warning, "InvalidRetryBackoff",
+				"%s.backoff: %q is not a duration; the default backoff (%s) is used", where, *spec.Backoff, routing.DefaultRetryBackoff)
+		} else {
+			out.Backoff = d
+		}
+	}
+	return out
+}
+
 // backendRef resolves a reference to a Service port. ok is false when the
 // reference is invalid; the backend returned then has no endpoints and
 // its share of requests is answered with 500.
@@ -636,5 +729,5 @@ func (t *gatewayTranslator) backendRef(r *gatewayv1.HTTPRoute, tr *routeTranslat
 		t.b.problems.add(ObjectRef{Kind: kindHTTP, Namespace: r.Namespace, Name: r.Name}, Warning, "NoReadyEndpoints",
 			"backend %s has no ready endpoints; its requests are answered with 503", rb.backend.Name)
 	}
-	return rb.backend, true
+	return t.withBackendTLS(tr, svc, int32(*ref.Port), rb.backend), true
 }

@@ -40,6 +40,8 @@ type gatewayInfo struct {
 	// routes are the routes attached to programmed listeners, in
 	// precedence order.
 	routes []socketRoute
+	// validation is the client certificate validation of each HTTPS port.
+	validation map[gatewayv1.PortNumber]*portValidation
 }
 
 // listenerInfo is one Gateway listener.
@@ -76,6 +78,7 @@ func (t *gatewayTranslator) gateway(gw *gatewayv1.Gateway) *gatewayInfo {
 		info.listeners = append(info.listeners, t.listener(info, &gw.Spec.Listeners[i]))
 	}
 	t.detectConflicts(info)
+	t.gatewayTLSNotes(info)
 	for _, l := range info.listeners {
 		switch {
 		case !l.accepted:
@@ -248,6 +251,7 @@ func (t *gatewayTranslator) listenerTLS(info *gatewayInfo, l *listenerInfo) {
 			}
 		}
 	}
+	t.listenerFrontendTLS(info, l)
 }
 
 // gatewayKeyPair parses a TLS Secret for a Gateway listener through the
@@ -528,17 +532,24 @@ func (t *gatewayTranslator) listeners() []*Listener {
 			table, shadowed := routing.CompileHosts(routing.GatewayHosts, t.socketRoutes(info, port), nil)
 			t.b.reportShadowed(table, shadowed)
 			var certs *porticotls.Certificates
+			var validation *porticotls.ClientValidation
 			if ls[0].spec.Protocol == gatewayv1.HTTPSProtocolType {
 				certs = socketCertificates(ls)
+				validation = t.frontendValidation(info, port).validation
+				// A request whose Host belongs to another listener than
+				// its connection's SNI is answered 421, so that a
+				// coalesced HTTP/2 connection cannot cross listeners.
+				table.SetListenerHosts(routing.NewListenerHosts(listenerHostnames(ls)))
 			}
 			for _, addr := range info.addresses {
 				sock := &Listener{
-					Address:      addr,
-					Port:         int32(port),
-					Protocol:     ls[0].spec.Protocol,
-					Gateway:      info.name,
-					Routes:       table,
-					Certificates: certs,
+					Address:          addr,
+					Port:             int32(port),
+					Protocol:         ls[0].spec.Protocol,
+					Gateway:          info.name,
+					Routes:           table,
+					Certificates:     certs,
+					ClientValidation: validation,
 				}
 				out = append(out, sock)
 			}
@@ -551,6 +562,16 @@ func (t *gatewayTranslator) listeners() []*Listener {
 		return int(a.Port - b.Port)
 	})
 	return out
+}
+
+// listenerHostnames lists the hostnames of a socket's listeners, "" for a
+// listener without one.
+func listenerHostnames(ls []*listenerInfo) []string {
+	hosts := make([]string, len(ls))
+	for i, l := range ls {
+		hosts[i] = l.hostname
+	}
+	return hosts
 }
 
 // socketCertificates serves each HTTPS listener's certificate for its

@@ -3,6 +3,8 @@ package snapshot_test
 import (
 	"bytes"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -23,6 +25,7 @@ import (
 	"portico.dev/portico/routing"
 	"portico.dev/portico/snapshot"
 	porticotls "portico.dev/portico/tls"
+	"portico.dev/portico/upstream"
 )
 
 // gatewayConfig is the golden configuration of the testdata/gateway-*
@@ -84,6 +87,10 @@ func loadGatewayFixture(t *testing.T, dir string) snapshot.Objects {
 			objs.HTTPRoutes = append(objs.HTTPRoutes, o)
 		case *gatewayv1.ReferenceGrant:
 			objs.ReferenceGrants = append(objs.ReferenceGrants, o)
+		case *gatewayv1.BackendTLSPolicy:
+			objs.BackendTLSPolicies = append(objs.BackendTLSPolicies, o)
+		case *corev1.ConfigMap:
+			objs.ConfigMaps = append(objs.ConfigMaps, o)
 		case *corev1.Namespace:
 			objs.Namespaces = append(objs.Namespaces, o)
 		case *corev1.Service:
@@ -126,6 +133,9 @@ func describeGateway(s *snapshot.Snapshot, section func(string, []string)) {
 		var lines []string
 		for _, l := range s.Listeners {
 			lines = append(lines, fmt.Sprintf("%s %s port %d for Gateway %s", l.Protocol, l.Address, l.Port, l.Gateway))
+			if cv := l.ClientValidation; cv != nil {
+				lines = append(lines, fmt.Sprintf("  client certificates: %s, CAs set %t", cv.Mode, cv.CAs != nil))
+			}
 			if l.Certificates != nil {
 				if def := l.Certificates.Default(); def != nil {
 					lines = append(lines, fmt.Sprintf("  default certificate serial %s", def.Serial))
@@ -141,7 +151,7 @@ func describeGateway(s *snapshot.Snapshot, section func(string, []string)) {
 		section("listeners", lines)
 	}
 	st := s.GatewayAPI
-	if len(st.GatewayClasses)+len(st.Gateways)+len(st.HTTPRoutes) == 0 {
+	if len(st.GatewayClasses)+len(st.Gateways)+len(st.HTTPRoutes)+len(st.BackendTLSPolicies) == 0 {
 		return
 	}
 	var lines []string
@@ -192,6 +202,13 @@ func describeGateway(s *snapshot.Snapshot, section func(string, []string)) {
 			}
 			lines = append(lines, fmt.Sprintf("  parent %s/%s%s by %s", ns, p.ParentRef.Name, where, p.ControllerName))
 			lines = append(lines, describeConditions("    ", p.Conditions)...)
+		}
+	}
+	for _, name := range sortedKeys(st.BackendTLSPolicies, types.NamespacedName.String) {
+		lines = append(lines, "BackendTLSPolicy "+name.String())
+		for _, a := range st.BackendTLSPolicies[name].Ancestors {
+			lines = append(lines, fmt.Sprintf("  ancestor %s %s/%s by %s", *a.AncestorRef.Kind, *a.AncestorRef.Namespace, a.AncestorRef.Name, a.ControllerName))
+			lines = append(lines, describeConditions("    ", a.Conditions)...)
 		}
 	}
 	section("gateway api status", lines)
@@ -257,6 +274,9 @@ func describeGatewayRoute(r *routing.Route) string {
 	if r.Timeouts.Request != 0 || r.Timeouts.BackendRequest != 0 {
 		fmt.Fprintf(&b, " timeouts{request %s, backendRequest %s}", r.Timeouts.Request, r.Timeouts.BackendRequest)
 	}
+	if rt := r.Retry; rt != nil {
+		fmt.Fprintf(&b, " retry{codes %v, attempts %d, backoff %s}", rt.Codes, rt.Attempts, rt.Backoff)
+	}
 	return b.String()
 }
 
@@ -265,7 +285,7 @@ func describeWeighted(wb routing.WeightedBackend) string {
 	if len(wb.Backend.Endpoints) > 0 {
 		eps = strings.Join(wb.Backend.Endpoints, " ")
 	}
-	s := fmt.Sprintf("%s %s (%s) weight %d", wb.Backend.Name, wb.Backend.Protocol, eps, wb.Weight)
+	s := fmt.Sprintf("%s %s%s (%s) weight %d", wb.Backend.Name, wb.Backend.Protocol, describeBackendTLS(wb.Backend.TLS), eps, wb.Weight)
 	if wb.Invalid {
 		s += " INVALID"
 	}
@@ -293,9 +313,29 @@ func describeFilters(f *routing.Filters) string {
 		parts = append(parts, fmt.Sprintf("rewrite host=%q path=%s", rw.Hostname, describePath(rw.Path)))
 	}
 	for _, m := range f.Mirrors {
-		parts = append(parts, fmt.Sprintf("mirror %s %g%%", m.Backend.Name, m.Percent))
+		parts = append(parts, fmt.Sprintf("mirror %s%s %g%%", m.Backend.Name, describeBackendTLS(m.Backend.TLS), m.Percent))
+	}
+	if c := f.CORS; c != nil {
+		parts = append(parts, fmt.Sprintf("cors origins=%q methods=%q headers=%q expose=%q maxAge=%d credentials=%t",
+			c.AllowOrigins, c.AllowMethods, c.AllowHeaders, c.ExposeHeaders, c.MaxAge, c.AllowCredentials))
 	}
 	return strings.Join(parts, "; ")
+}
+
+// describeBackendTLS is "" for a plain backend.
+func describeBackendTLS(bt *upstream.BackendTLS) string {
+	if bt == nil {
+		return ""
+	}
+	roots := "system roots"
+	if !bt.SystemRoots {
+		roots = fmt.Sprintf("%d CA certificates", strings.Count(string(bt.CACertificates), "BEGIN CERTIFICATE"))
+	}
+	s := fmt.Sprintf(" over TLS{sni %s, %s", bt.ServerName, roots)
+	for _, san := range bt.SubjectAltNames {
+		s += ", san " + san.String()
+	}
+	return s + "}"
 }
 
 func describeHeaderModifier(m *routing.HeaderModifier) string {
@@ -537,6 +577,109 @@ func TestGatewayCertificateLastGood(t *testing.T) {
 	}
 }
 
+// TestGatewayListenerIsolation sends the requests of the conformance
+// suite's listener isolation case to the compiled table: each is served
+// only by the routes of the most specific listener matching its host.
+func TestGatewayListenerIsolation(t *testing.T) {
+	s := snapshot.Build(loadGatewayFixture(t, "testdata/gateway-isolation"), gatewayConfig, nil)
+	var table *routing.Table
+	for _, l := range s.Listeners {
+		if l.Gateway.Name == "isolation" {
+			table = l.Routes
+		}
+	}
+	if table == nil {
+		t.Fatal("Gateway infra/isolation has no listener")
+	}
+	tests := []struct {
+		host, path string
+		want       string // route name, or "404"
+	}{
+		{"bar.com", "/empty-hostname", "attaches-to-empty-hostname"},
+		{"bar.com", "/wildcard-example-com", "404"},
+		{"bar.com", "/wildcard-foo-example-com", "404"},
+		{"bar.com", "/abc-foo-example-com", "404"},
+		{"bar.example.com", "/empty-hostname", "404"},
+		{"bar.example.com", "/wildcard-example-com", "attaches-to-wildcard-example-com"},
+		{"bar.example.com", "/wildcard-foo-example-com", "404"},
+		{"bar.example.com", "/abc-foo-example-com", "404"},
+		{"bar.foo.example.com", "/empty-hostname", "404"},
+		{"bar.foo.example.com", "/wildcard-example-com", "404"},
+		{"bar.foo.example.com", "/wildcard-foo-example-com", "attaches-to-wildcard-foo-example-com"},
+		{"bar.foo.example.com", "/abc-foo-example-com", "404"},
+		{"abc.foo.example.com", "/empty-hostname", "404"},
+		{"abc.foo.example.com", "/wildcard-example-com", "404"},
+		{"abc.foo.example.com", "/wildcard-foo-example-com", "404"},
+		{"abc.foo.example.com", "/abc-foo-example-com", "attaches-to-abc-foo-example-com"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.host+tt.path, func(t *testing.T) {
+			got := "404"
+			if r := table.Match(tt.host, tt.path); r != nil {
+				got = r.Source.Name
+			}
+			if got != tt.want {
+				t.Errorf("%s%s served by %s, want %s", tt.host, tt.path, got, tt.want)
+			}
+		})
+	}
+}
+
+// backendRecorder is a routing.Forwarder that answers 200 and names the
+// backend it was asked to forward to.
+type backendRecorder struct{}
+
+func (backendRecorder) ForwardWith(w http.ResponseWriter, _ *http.Request, b *upstream.Backend, _ *upstream.ForwardOptions) upstream.Outcome {
+	w.Header().Set("X-Backend", b.Name)
+	w.WriteHeader(http.StatusOK)
+	return upstream.Outcome{Status: http.StatusOK}
+}
+
+// TestGatewayMisdirectedRequests sends the conformance suite's misdirected
+// request cases through the handler with the translated table: a request
+// whose Host belongs to another listener of the socket than its SNI gets
+// 421.
+func TestGatewayMisdirectedRequests(t *testing.T) {
+	s := snapshot.Build(loadGatewayFixture(t, "testdata/gateway-misdirected"), gatewayConfig, nil)
+	if len(s.Listeners) != 1 {
+		t.Fatalf("%d sockets, want 1", len(s.Listeners))
+	}
+	table := s.Listeners[0].Routes
+	h := routing.NewHandler(routing.HandlerConfig{Table: func() *routing.Table { return table }, Forwarder: backendRecorder{}})
+	tests := []struct {
+		sni, host string
+		status    int
+		backend   string
+	}{
+		{"example.org", "example.org", 200, "infra/v1:80"},
+		{"example.org", "second-example.org", 421, ""},
+		{"example.org", "unknown-example.org", 404, ""},
+		{"second-example.org", "second-example.org", 200, "infra/v2:80"},
+		{"second-example.org", "example.org", 421, ""},
+		{"second-example.org", "unknown-example.org", 421, ""},
+		{"third-example.wildcard.org", "third-example.wildcard.org", 200, "infra/v3:80"},
+		{"third-example.wildcard.org", "fith-example.wildcard.org", 200, "infra/v3:80"},
+		{"third-example.wildcard.org", "fourth-example.wildcard.org", 421, ""},
+		{"third-example.wildcard.org", "second-example.org", 421, ""},
+		{"third-example.wildcard.org", "unknown-example.org", 421, ""},
+		{"fourth-example.wildcard.org", "fourth-example.wildcard.org", 200, "infra/v1:80"},
+		{"fourth-example.wildcard.org", "fith-example.wildcard.org", 421, ""},
+		{"unknown-example.org", "example.org", 200, "infra/v1:80"},
+		{"unknown-example.org", "unknown-example.org", 404, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.sni+"->"+tt.host, func(t *testing.T) {
+			req := httptest.NewRequest(http.MethodGet, "https://"+tt.host+"/detect-misdirected-requests", nil)
+			req.TLS.ServerName = tt.sni
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if rec.Code != tt.status || rec.Header().Get("X-Backend") != tt.backend {
+				t.Errorf("got %d from %q, want %d from %q", rec.Code, rec.Header().Get("X-Backend"), tt.status, tt.backend)
+			}
+		})
+	}
+}
+
 // TestGatewayDeterminism builds every Gateway fixture with its objects in
 // reverse order and checks the output does not change.
 func TestGatewayDeterminism(t *testing.T) {
@@ -552,6 +695,8 @@ func TestGatewayDeterminism(t *testing.T) {
 			slices.Reverse(objs.Namespaces)
 			slices.Reverse(objs.Services)
 			slices.Reverse(objs.Secrets)
+			slices.Reverse(objs.BackendTLSPolicies)
+			slices.Reverse(objs.ConfigMaps)
 			if got := describe(snapshot.Build(objs, gatewayConfig, nil)); !bytes.Equal(got, want) {
 				t.Errorf("output depends on object order:\n--- in order\n%s\n--- reversed\n%s", want, got)
 			}

@@ -27,4 +27,11 @@ type Objects struct {
 	ReferenceGrants []*gatewayv1.ReferenceGrant
 	// Namespaces are read for Gateway listeners' allowedRoutes selectors.
 	Namespaces []*corev1.Namespace
+	// BackendTLSPolicies (gateway.networking.k8s.io/v1) make Gateway
+	// routes speak TLS to the Services they target.
+	BackendTLSPolicies []*gatewayv1.BackendTLSPolicy
+	// ConfigMaps hold CA bundles (key "ca.crt") that BackendTLSPolicies
+	// and Gateway frontend TLS validation refer to. Sources may hand over
+	// only the ConfigMaps those objects name.
+	ConfigMaps []*corev1.ConfigMap
 }
