@@ -22,9 +22,11 @@ const (
 	// IngressHosts: "*.example.com" matches exactly one extra label, and a
 	// host whose routes match no path falls through to less specific hosts.
 	IngressHosts HostMode = iota
-	// GatewayHosts: "*.example.com" matches any number of extra labels, the
-	// longest matching suffix wins, and there is no fall-through between
-	// host patterns (the Gateway API hostname rules).
+	// GatewayHosts: "*.example.com" matches any number of extra labels, and
+	// a route's hostname ranks before its path: the exact host first, then
+	// the longer wildcard suffix, then routes without hostname, falling
+	// through to the next when a pattern's routes match no path or
+	// conditions (the Gateway API hostname rules within one listener).
 	GatewayHosts
 )
 
@@ -145,7 +147,9 @@ type Timeouts struct {
 }
 
 // CompileHosts is Compile for a table whose hosts follow mode; Compile
-// itself builds an IngressHosts table.
+// itself builds an IngressHosts table. A GatewayHosts table is that of one
+// Gateway listener without hostname; CompileListeners builds the table of
+// a socket several listeners share.
 func CompileHosts(mode HostMode, routes []*Route, fallback *Route) (t *Table, shadowed []*Route) {
 	t, shadowed = Compile(routes, fallback)
 	t.hostMode = mode

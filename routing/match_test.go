@@ -386,13 +386,14 @@ func TestGatewayHostMatching(t *testing.T) {
 	runCases(t, table, []req{
 		{target: "foo.example.com/foo/x", want: "exact"},
 		{target: "FOO.example.com:8080/foo", want: "exact"},
-		{target: "foo.example.com/bar", want: ""}, // no fall-through to *.example.com
+		{target: "foo.example.com/bar", want: "wild"}, // falls through to *.example.com
 		{target: "x.example.com/bar", want: "wild"},
 		{target: "x.y.z.example.com/bar", want: "wild"}, // any number of labels
 		{target: "x.b.example.com/bar", want: "wild-b"}, // longest suffix wins
 		{target: "x.y.b.example.com/", want: "wild-b"},
-		{target: "x.c.example.com/other", want: ""}, // chosen host, no path: 404
-		{target: "example.com/", want: "any"},       // a wildcard never matches its apex
+		{target: "x.c.example.com/c/1", want: "wild-c"},
+		{target: "x.c.example.com/other", want: "wild"}, // then the shorter suffix
+		{target: "example.com/", want: "any"},           // a wildcard never matches its apex
 		{target: "other.org/", want: "any"},
 	})
 
@@ -440,6 +441,7 @@ func TestMatchRequestDoesNotAllocate(t *testing.T) {
 	}{
 		{ingress, httptest.NewRequest("GET", "http://host-42.example.com/svc-3/items/17", nil)},
 		{gateway, conditionRequest()},
+		{listenerTable(), listenerRequest()},
 	}
 	for _, c := range cases {
 		if c.table.MatchRequest(c.r, c.r.URL.Path) == nil {
@@ -474,6 +476,38 @@ func conditionTable() *Table {
 	return t
 }
 
+// listenerTable is a Gateway socket of 20 listeners (an exact and a
+// wildcard hostname for each of 10 domains) whose wildcard listeners hold
+// 100 routes each with hostnames of three specificities.
+func listenerTable() *Table {
+	var listeners []ListenerRoutes
+	for d := range 10 {
+		domain := fmt.Sprintf("d%d.example.com", d)
+		var routes []*Route
+		for i := range 100 {
+			routes = append(routes,
+				&Route{Host: fmt.Sprintf("app-%d.%s", i, domain), PathKind: PathPrefix, Path: "/v2", Headers: []HeaderMatch{{Name: "X-Tenant", Value: "t1"}}},
+				&Route{Host: fmt.Sprintf("*.app-%d.%s", i, domain), PathKind: PathPrefix, Path: fmt.Sprintf("/svc-%d", i)},
+			)
+		}
+		routes = append(routes, &Route{Host: "*." + domain, PathKind: PathPrefix, Path: "/"})
+		listeners = append(listeners,
+			ListenerRoutes{Hostname: "www." + domain, Routes: []*Route{{PathKind: PathPrefix, Path: "/"}}},
+			ListenerRoutes{Hostname: "*." + domain, Routes: routes},
+		)
+	}
+	t, _ := CompileListeners(listeners, nil)
+	return t
+}
+
+// listenerRequest falls through its exact route hostname (header
+// mismatch) to the shorter wildcard of its listener.
+func listenerRequest() *http.Request {
+	r := httptest.NewRequest("GET", "http://app-50.d7.example.com/v2/orders/17", nil)
+	r.Header.Set("X-Tenant", "t7")
+	return r
+}
+
 func conditionRequest() *http.Request {
 	r := httptest.NewRequest("GET", "http://api.example.com/api/orders/17?page=3&version=2", nil)
 	r.Header.Set("X-Tenant", "t7")
@@ -496,6 +530,7 @@ func BenchmarkMatchRequest(b *testing.B) {
 	}{
 		{"ingress", ingress, ingressReq},
 		{"conditions", gateway, gatewayReq},
+		{"listeners", listenerTable(), listenerRequest()},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			b.ReportAllocs()

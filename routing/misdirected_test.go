@@ -85,10 +85,16 @@ func TestMisdirectedOverHTTPS(t *testing.T) {
 		r.Host = host
 		return r
 	}
-	table, _ := CompileHosts(GatewayHosts, []*Route{
-		route("example.org"), route("second-example.org"), route("*.wildcard.org"), route("fourth-example.wildcard.org"),
-	}, nil)
-	table.SetListenerHosts(NewListenerHosts(conformanceHTTPSListeners))
+	var listeners []ListenerRoutes
+	for _, h := range conformanceHTTPSListeners {
+		host := h
+		if h == "" {
+			host = "example.org"
+		}
+		listeners = append(listeners, ListenerRoutes{Hostname: h, Routes: []*Route{route(host)}})
+	}
+	table, _ := CompileListeners(listeners, nil)
+	table.AnswerMisdirected()
 	logger := slog.New(slog.DiscardHandler)
 	tr := upstream.NewTransport(upstream.Config{Logger: logger})
 	t.Cleanup(func() { _ = tr.Close() })

@@ -6,7 +6,9 @@
 // The table knows nothing of Kubernetes. The snapshot builder translates
 // Ingress and Gateway API objects into plain Routes and compiles them here;
 // matching is a pure function of (table, request host, path, method,
-// headers, query). The handler then applies the chosen route: an Ingress
+// headers, query); the table of a socket shared by several Gateway
+// listeners first picks the listener whose routes may serve the request
+// (listeners.go). The handler then applies the chosen route: an Ingress
 // route is forwarded as is, a Gateway API route through its filters, its
 // weighted backends and its timeouts (gateway.go), its CORS filter
 // (cors.go) and its retry policy (retry.go). On HTTPS sockets shared by
@@ -70,8 +72,10 @@ type Source struct {
 // apart from the lazily attached metrics series.
 type Route struct {
 	Source Source
-	// Host is "" for any host, "*.example.com" for a wildcard first label, or
-	// an exact lower-case host name.
+	// Host is "" for any host, "*.example.com" for a wildcard (one label in
+	// an IngressHosts table, any number of labels in a GatewayHosts one),
+	// or an exact lower-case host name. A Gateway API route keeps its own
+	// hostname here, which ranks it within its listener.
 	Host     string
 	PathKind PathKind
 	Path     string
@@ -118,9 +122,15 @@ type Table struct {
 	// matched and no fallback is configured.
 	unmatched *Route
 	hostMode  HostMode
-	// listeners, when set, tells apart the Gateway listeners of an HTTPS
-	// socket (misdirected.go).
-	listeners *ListenerHosts
+	// selector and scopes are set in a Gateway socket's table
+	// (CompileListeners): a request is matched only against the routes of
+	// the listener selector picks for its host, scopes[i] holding those
+	// of listener i. The host maps above are then empty.
+	selector *ListenerHosts
+	scopes   []*Table
+	// misdirect, when set, answers 421 to HTTPS requests whose Host
+	// selects another listener than their SNI (misdirected.go).
+	misdirect bool
 }
 
 // vhost holds the routes of one host pattern. Every key holds candidates
@@ -141,11 +151,15 @@ func (t *Table) notFound() *Route { return t.unmatched }
 // Routes lists the compiled routes in input order, shadowed ones left out.
 func (t *Table) Routes() []*Route { return t.routes }
 
-// Hosts reports how many distinct host patterns the table holds.
+// Hosts reports how many distinct host patterns the table holds; in a
+// Gateway socket's table, the sum over its listeners.
 func (t *Table) Hosts() int {
 	n := len(t.exact) + len(t.wildcard)
 	if t.anyHost != nil {
 		n++
+	}
+	for _, s := range t.scopes {
+		n += s.Hosts()
 	}
 	return n
 }
@@ -162,12 +176,7 @@ func (t *Table) Hosts() int {
 // header matches first, then more query parameter matches first, then input
 // order.
 func Compile(routes []*Route, fallback *Route) (t *Table, shadowed []*Route) {
-	t = &Table{
-		exact:     make(map[string]*vhost),
-		wildcard:  make(map[string]*vhost),
-		Fallback:  fallback,
-		unmatched: &Route{Source: Source{Kind: "Unmatched"}},
-	}
+	t = newTable(fallback)
 	for _, r := range routes {
 		v := t.vhostFor(r.Host)
 		if !v.add(r) {
@@ -186,6 +195,15 @@ func Compile(routes []*Route, fallback *Route) (t *Table, shadowed []*Route) {
 		t.anyHost.sort()
 	}
 	return t, shadowed
+}
+
+func newTable(fallback *Route) *Table {
+	return &Table{
+		exact:     make(map[string]*vhost),
+		wildcard:  make(map[string]*vhost),
+		Fallback:  fallback,
+		unmatched: &Route{Source: Source{Kind: "Unmatched"}},
+	}
 }
 
 func (t *Table) vhostFor(host string) *vhost {
@@ -288,13 +306,13 @@ func (v *vhost) sort() {
 // URL path, or nil when none matches (the caller then uses Fallback). It
 // matches only routes without conditions; MatchRequest also evaluates them.
 //
-// In an IngressHosts table, host patterns are tried from the most specific:
-// the exact host, then a wildcard for its first label, then routes without
-// host. Within a host the longest matching path wins and Exact beats Prefix
-// at equal length. When a host pattern matches but none of its paths do,
-// the next, less specific pattern is tried. A GatewayHosts table picks one
-// host pattern (the exact host, else the longest matching wildcard suffix,
-// else routes without host) and never falls through to another.
+// Host patterns are tried from the most specific: the exact host, then
+// wildcards, then routes without host, and when a pattern's routes match
+// no path (or no conditions), the next, less specific pattern is tried. In
+// an IngressHosts table a wildcard covers exactly one label; in a
+// GatewayHosts table it covers any number of labels, the longest suffix
+// first. A Gateway socket's table (CompileListeners) first picks the one
+// listener that serves the host, and tries that listener's routes only.
 func (t *Table) Match(host, path string) *Route {
 	return t.match(host, path, nil)
 }
@@ -309,29 +327,37 @@ func (t *Table) MatchRequest(r *http.Request, path string) *Route {
 func (t *Table) match(host, path string, req *http.Request) *Route {
 	var buf [256]byte
 	h := normalizeHost(host, buf[:0])
+	if t.scopes != nil {
+		i := t.selector.listenerOf(h)
+		if i < 0 {
+			return nil
+		}
+		// The rest of the match sees only the listener's routes.
+		t = t.scopes[i]
+	}
 	if len(h) == 0 {
 		return t.matchVhost(t.anyHost, path, req)
 	}
-	gateway := t.hostMode == GatewayHosts
 	// string(h) inside a map index does not allocate.
 	if v := t.exact[string(h)]; v != nil {
-		if r := v.match(path, req); r != nil || gateway {
+		if r := v.match(path, req); r != nil {
 			return r
 		}
 	}
 	if len(t.wildcard) > 0 {
+		// Suffixes after each dot, longest first.
 		for i, c := range h {
 			if c != '.' {
 				continue
 			}
 			if i > 0 {
 				if v := t.wildcard[string(h[i+1:])]; v != nil {
-					if r := v.match(path, req); r != nil || gateway {
+					if r := v.match(path, req); r != nil {
 						return r
 					}
 				}
 			}
-			if !gateway {
+			if t.hostMode == IngressHosts {
 				// An Ingress wildcard covers exactly one label.
 				break
 			}

@@ -92,22 +92,13 @@ func (m *matchTemplate) route(host string) *routing.Route {
 	return r
 }
 
-// socketRoute is a route compiled for one Gateway port. specificity ranks
-// the route hostname it came from (see hostnameSpecificity): for one
-// effective host, routes whose own hostname is more specific hide those
-// that reached the host only by intersection with a listener hostname.
-type socketRoute struct {
-	port        gatewayv1.PortNumber
-	route       *routing.Route
-	specificity int
-}
-
-// emission is one route match served for one host on one port; a route
-// attached to several listeners of a port is served once per host.
+// emission is one route match served under one of the route's hostnames
+// on one listener; a route attached to a listener through several
+// parentRefs is served there once.
 type emission struct {
-	port  gatewayv1.PortNumber
-	host  string
-	match *matchTemplate
+	listener *listenerInfo
+	hostname string
+	match    *matchTemplate
 }
 
 // httpRoute attaches one HTTPRoute to the listeners of our Gateways it
@@ -223,19 +214,20 @@ func (t *gatewayTranslator) attach(r *gatewayv1.HTTPRoute, tr *routeTranslation,
 			continue
 		}
 		for _, h := range hosts {
-			if owner := isolatingListener(info, l, h.host); owner != nil {
-				// Requests for this host belong to a more specific listener
-				// of the port: listener isolation keeps them from this
-				// listener's routes.
+			if isolatingListener(info, l, h.effective) != nil {
+				// Every request this hostname could take here belongs to
+				// a more specific listener of the port, which the table
+				// picks instead: leave the route out rather than compile
+				// it where it can never match (or conflict).
 				continue
 			}
 			for _, m := range tr.matches {
-				k := emission{port: l.spec.Port, host: h.host, match: m}
+				k := emission{listener: l, hostname: h.own, match: m}
 				if emitted[k] {
 					continue
 				}
 				emitted[k] = true
-				info.routes = append(info.routes, socketRoute{port: l.spec.Port, route: m.route(h.host), specificity: h.specificity})
+				l.routes = append(l.routes, m.route(h.own))
 			}
 		}
 	}
@@ -245,77 +237,12 @@ func (t *gatewayTranslator) attach(r *gatewayv1.HTTPRoute, tr *routeTranslation,
 	return "", ""
 }
 
-// socketRoutes lists, in precedence order, the routes of a Gateway port.
-//
-// The Gateway API ranks matching routes by the specificity of their own
-// hostname before their path: a route for "abc.example.com" wins over one
-// that reaches abc.example.com through "*.example.com", even with a
-// shorter path. The route table ranks by path within a host, so a route
-// that a more specific one always beats (every request it matches is
-// matched by an unconditioned prefix or exact route of a more specific
-// hostname) is left out here. Routes that such a route beats only for
-// some requests (when the more specific one has header, query or method
-// conditions) stay, and are then ranked by path.
-func (t *gatewayTranslator) socketRoutes(info *gatewayInfo, port gatewayv1.PortNumber) []*routing.Route {
-	// Only unconditioned Exact and Prefix routes can hide others; index
-	// them by host so the check stays cheap for large Gateways.
-	hiders := make(map[string][]socketRoute)
-	for _, sr := range info.routes {
-		if sr.port == port && canHide(sr.route) {
-			hiders[sr.route.Host] = append(hiders[sr.route.Host], sr)
-		}
-	}
-	var out []*routing.Route
-	for _, sr := range info.routes {
-		if sr.port != port {
-			continue
-		}
-		dominated := slices.ContainsFunc(hiders[sr.route.Host], func(o socketRoute) bool {
-			return o.specificity > sr.specificity && alwaysMatches(o.route, sr.route)
-		})
-		if !dominated {
-			out = append(out, sr.route)
-		}
-	}
-	return out
-}
-
-func canHide(r *routing.Route) bool {
-	return r.Method == "" && len(r.Headers) == 0 && len(r.QueryParams) == 0 &&
-		(r.PathKind == routing.PathExact || r.PathKind == routing.PathPrefix)
-}
-
-// alwaysMatches reports whether every request r matches is also matched
-// by wider, judging by paths and wider's conditions only.
-func alwaysMatches(wider, r *routing.Route) bool {
-	if wider.Method != "" || len(wider.Headers) > 0 || len(wider.QueryParams) > 0 {
-		return false
-	}
-	switch wider.PathKind {
-	case routing.PathExact:
-		return r.PathKind == routing.PathExact && r.Path == wider.Path
-	case routing.PathPrefix:
-		prefix := strings.TrimSuffix(wider.Path, "/")
-		if prefix == "" {
-			return true
-		}
-		if r.PathKind != routing.PathExact && r.PathKind != routing.PathPrefix {
-			return false
-		}
-		p := strings.TrimSuffix(r.Path, "/")
-		return p == prefix || strings.HasPrefix(p, prefix+"/")
-	}
-	return false
-}
-
 // isolatingListener returns the listener of l's port, other than l, that
-// takes every request for host away from l: a served listener whose
-// hostname covers host and is more specific than l's. A request is handled
-// by the most specific listener whose hostname matches it (Gateway API
-// listener isolation), so a route reaching host through l is never used
-// there. Hosts only partly covered by a more specific listener stay; the
-// route table's host precedence sends the covered part to that listener's
-// routes.
+// takes every request for host (a hostname or wildcard) away from l: a
+// served listener whose hostname covers host and is more specific than
+// l's. The socket's table sends a request to the most specific listener
+// whose hostname matches it (Gateway API listener isolation), so l never
+// sees those requests.
 func isolatingListener(info *gatewayInfo, l *listenerInfo, host string) *listenerInfo {
 	own := hostnameSpecificity(l.hostname)
 	for _, other := range info.listeners {
@@ -335,48 +262,38 @@ func hostnameCovers(pattern, host string) bool {
 	return pattern == "" || pattern == host || wildcardCovers(pattern, host)
 }
 
-// effectiveHost is a host a route serves on a listener, and how specific
-// the route hostname it came from is.
-type effectiveHost struct {
-	host        string
-	specificity int
+// routeHostname is one hostname a route serves on a listener: the route's
+// own, which ranks it among the listener's routes ("" for a route without
+// hostnames), and its intersection with the listener's hostname, the
+// hosts it can take there ("" for any).
+type routeHostname struct {
+	own, effective string
 }
 
-// intersectHostnames returns the hostnames a route serves on a listener:
-// the more specific of each intersecting (listener, route) pair. "" means
-// any host. A wildcard matches any number of labels, never the bare
-// domain.
-func intersectHostnames(listener string, route []gatewayv1.Hostname) []effectiveHost {
+// intersectHostnames returns the hostnames of a route that intersect a
+// listener's hostname ("" means any host), each once, in spec order. A
+// wildcard matches any number of labels, never the bare domain.
+func intersectHostnames(listener string, route []gatewayv1.Hostname) []routeHostname {
 	if len(route) == 0 {
-		return []effectiveHost{{host: listener, specificity: hostnameSpecificity(listener)}}
+		return []routeHostname{{own: "", effective: listener}}
 	}
-	byHost := make(map[string]int)
-	add := func(host, origin string) {
-		s := hostnameSpecificity(origin)
-		if old, ok := byHost[host]; !ok || s > old {
-			byHost[host] = s
-		}
-	}
+	var out []routeHostname
 	for _, h := range route {
 		rh := strings.ToLower(string(h))
+		if slices.ContainsFunc(out, func(o routeHostname) bool { return o.own == rh }) {
+			continue
+		}
 		switch {
-		case listener == "" || listener == rh:
-			add(rh, rh)
-		case wildcardCovers(listener, rh):
-			add(rh, rh)
+		case listener == "" || listener == rh || wildcardCovers(listener, rh):
+			out = append(out, routeHostname{own: rh, effective: rh})
 		case wildcardCovers(rh, listener):
-			add(listener, rh)
+			out = append(out, routeHostname{own: rh, effective: listener})
 		}
 	}
-	out := make([]effectiveHost, 0, len(byHost))
-	for host, s := range byHost {
-		out = append(out, effectiveHost{host: host, specificity: s})
-	}
-	slices.SortFunc(out, func(a, b effectiveHost) int { return strings.Compare(a.host, b.host) })
 	return out
 }
 
-// hostnameSpecificity ranks route hostnames: an exact name above any
+// hostnameSpecificity ranks listener hostnames: an exact name above any
 // wildcard, a wildcard with a longer suffix above a shorter one, and no
 // hostname last.
 func hostnameSpecificity(h string) int {

@@ -3,6 +3,7 @@ package snapshot
 import (
 	"fmt"
 	"net/netip"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -37,9 +38,6 @@ type gatewayInfo struct {
 	addressReason, addressMessage string
 
 	listeners []*listenerInfo
-	// routes are the routes attached to programmed listeners, in
-	// precedence order.
-	routes []socketRoute
 	// validation is the client certificate validation of each HTTPS port.
 	validation map[gatewayv1.PortNumber]*portValidation
 }
@@ -60,6 +58,10 @@ type listenerInfo struct {
 	certSource                   string
 	attachedRoutes               int32
 	programmedReason, programMsg string
+	// routes are the route matches attached to the listener, once per
+	// route hostname, in precedence order (oldest route first); only a
+	// programmed listener has any.
+	routes []*routing.Route
 }
 
 // programmed reports whether the listener is served.
@@ -529,8 +531,7 @@ func (t *gatewayTranslator) listeners() []*Listener {
 			ls := byPort[port]
 			// Tables and certificate sets are immutable, so the sockets of
 			// every address of the Gateway share them.
-			table, shadowed := routing.CompileHosts(routing.GatewayHosts, t.socketRoutes(info, port), nil)
-			t.b.reportShadowed(table, shadowed)
+			table := t.socketTable(info, ls)
 			var certs *porticotls.Certificates
 			var validation *porticotls.ClientValidation
 			if ls[0].spec.Protocol == gatewayv1.HTTPSProtocolType {
@@ -539,7 +540,7 @@ func (t *gatewayTranslator) listeners() []*Listener {
 				// A request whose Host belongs to another listener than
 				// its connection's SNI is answered 421, so that a
 				// coalesced HTTP/2 connection cannot cross listeners.
-				table.SetListenerHosts(routing.NewListenerHosts(listenerHostnames(ls)))
+				table.AnswerMisdirected()
 			}
 			for _, addr := range info.addresses {
 				sock := &Listener{
@@ -564,14 +565,80 @@ func (t *gatewayTranslator) listeners() []*Listener {
 	return out
 }
 
-// listenerHostnames lists the hostnames of a socket's listeners, "" for a
-// listener without one.
-func listenerHostnames(ls []*listenerInfo) []string {
-	hosts := make([]string, len(ls))
+// socketTable compiles the routes of the listeners sharing a socket: the
+// table picks a request's listener by host, then matches that listener's
+// routes only.
+func (t *gatewayTranslator) socketTable(info *gatewayInfo, ls []*listenerInfo) *routing.Table {
+	in := make([]routing.ListenerRoutes, len(ls))
 	for i, l := range ls {
-		hosts[i] = l.hostname
+		in[i] = routing.ListenerRoutes{Hostname: l.hostname, Routes: l.routes}
 	}
-	return hosts
+	table, shadowed := routing.CompileListeners(in, nil)
+	compiled := table.Listeners()
+	for i, l := range ls {
+		for _, r := range shadowed[i] {
+			t.reportShadowedRoute(info, l, r, compiled[i].Routes)
+		}
+	}
+	return table
+}
+
+// reportShadowedRoute warns the owner of a route that an older route of
+// the same listener, with the same hostname, path and conditions, hides.
+func (t *gatewayTranslator) reportShadowedRoute(info *gatewayInfo, l *listenerInfo, r *routing.Route, kept []*routing.Route) {
+	what := fmt.Sprintf("path %s %q", r.PathKind, r.Path)
+	if r.PathKind == routing.PathRegex {
+		what = fmt.Sprintf("path RegularExpression %q", r.Path)
+	}
+	host := "hostname " + r.Host
+	if r.Host == "" {
+		host = "no hostname"
+	}
+	winner := "an older route"
+	if i := slices.IndexFunc(kept, func(k *routing.Route) bool { return sameRouteMatch(k, r) }); i >= 0 {
+		w := kept[i].Source
+		winner = fmt.Sprintf("%s %s/%s (rule %s), which is older and wins", w.Kind, w.Namespace, w.Name, w.Rule)
+	}
+	t.b.problems.add(ObjectRef{Kind: r.Source.Kind, Namespace: r.Source.Namespace, Name: r.Source.Name}, Warning, "RouteConflict",
+		"%s with %s (rule %s) on listener %s of Gateway %s is also defined by %s",
+		what, host, r.Source.Rule, l.spec.Name, info.name, winner)
+}
+
+// sameRouteMatch reports whether two routes of one listener take the same
+// requests: same hostname, path and conditions (in any order).
+func sameRouteMatch(a, b *routing.Route) bool {
+	if a.Host != b.Host || a.PathKind != b.PathKind || a.Method != b.Method {
+		return false
+	}
+	pa, pb := a.Path, b.Path
+	if a.PathKind == routing.PathPrefix {
+		pa, pb = strings.TrimSuffix(pa, "/"), strings.TrimSuffix(pb, "/")
+	}
+	if pa != pb {
+		return false
+	}
+	return slices.Equal(conditionKeys(a), conditionKeys(b))
+}
+
+// conditionKeys lists a route's header and query conditions as sorted
+// strings.
+func conditionKeys(r *routing.Route) []string {
+	var keys []string
+	for _, h := range r.Headers {
+		keys = append(keys, matchKey("h", h.Name, h.Value, h.Regexp))
+	}
+	for _, q := range r.QueryParams {
+		keys = append(keys, matchKey("q", q.Name, q.Value, q.Regexp))
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+func matchKey(kind, name, value string, re *regexp.Regexp) string {
+	if re != nil {
+		return kind + "\x00" + name + "\x00~" + re.String()
+	}
+	return kind + "\x00" + name + "\x00=" + value
 }
 
 // socketCertificates serves each HTTPS listener's certificate for its

@@ -3,6 +3,7 @@ package snapshot_test
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -58,7 +59,13 @@ var fixtureDecoder = func() runtime.Decoder {
 // Gateway API objects, defaulting namespaces as the API server would.
 func loadGatewayFixture(t *testing.T, dir string) snapshot.Objects {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(dir, "objects.yaml"))
+	return loadGatewayFile(t, filepath.Join(dir, "objects.yaml"))
+}
+
+// loadGatewayFile is loadGatewayFixture for one file.
+func loadGatewayFile(t *testing.T, file string) snapshot.Objects {
+	t.Helper()
+	data, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +76,7 @@ func loadGatewayFixture(t *testing.T, dir string) snapshot.Objects {
 		}
 		obj, _, err := fixtureDecoder.Decode(doc, nil, nil)
 		if err != nil {
-			t.Fatalf("%s: document %d: %v", dir, i+1, err)
+			t.Fatalf("%s: document %d: %v", file, i+1, err)
 		}
 		if m, ok := obj.(metav1.Object); ok && m.GetNamespace() == "" {
 			switch obj.(type) {
@@ -109,7 +116,7 @@ func loadGatewayFixture(t *testing.T, dir string) snapshot.Objects {
 			o.StringData = nil
 			objs.Secrets = append(objs.Secrets, o)
 		default:
-			t.Fatalf("%s: document %d: unexpected kind %T", dir, i+1, obj)
+			t.Fatalf("%s: document %d: unexpected kind %T", file, i+1, obj)
 		}
 	}
 	return objs
@@ -144,8 +151,15 @@ func describeGateway(s *snapshot.Snapshot, section func(string, []string)) {
 					lines = append(lines, fmt.Sprintf("  certificate %s <- %s (serial %s)", b.Host, b.Source, b.Pair.Serial))
 				})
 			}
-			for _, r := range l.Routes.Routes() {
-				lines = append(lines, "  "+describeGatewayRoute(r))
+			for _, lr := range l.Routes.Listeners() {
+				host := lr.Hostname
+				if host == "" {
+					host = "*"
+				}
+				lines = append(lines, fmt.Sprintf("  listener hostname %s: %d routes", host, len(lr.Routes)))
+				for _, r := range lr.Routes {
+					lines = append(lines, "    "+describeGatewayRoute(r))
+				}
 			}
 		}
 		section("listeners", lines)
@@ -622,6 +636,146 @@ func TestGatewayListenerIsolation(t *testing.T) {
 				t.Errorf("%s%s served by %s, want %s", tt.host, tt.path, got, tt.want)
 			}
 		})
+	}
+}
+
+// TestGatewayHostnameConformance translates the manifests of the
+// conformance tests about hostnames and replays their requests, with their
+// headers, against each Gateway's compiled table: HTTPRouteHostnameIntersection,
+// HTTPRouteMultipleRoutesAttachmentSameHostnameIntersection (all of its
+// subtests: the feature GatewayRouteHostnameIntersectionPrecedence rests on
+// them) and GatewayHTTPListenerIsolation with intersecting hostnames.
+func TestGatewayHostnameConformance(t *testing.T) {
+	cfg := gatewayConfig
+	cfg.Gateway.AddressPool = []netip.Prefix{netip.MustParsePrefix("10.250.3.0/24")}
+	s := snapshot.Build(loadGatewayFile(t, "testdata/conformance-hostnames/gateways.yaml"), cfg, nil)
+	const ns = "gateway-conformance-infra"
+	tables := make(map[string]*routing.Table)
+	for _, l := range s.Listeners {
+		tables[l.Gateway.Name] = l.Routes
+	}
+
+	// Route status and attachment counts the tests check first.
+	for _, name := range []string{"no-intersecting-hosts"} {
+		parents := s.GatewayAPI.HTTPRoutes[types.NamespacedName{Namespace: ns, Name: name}]
+		if len(parents) != 1 || parents[0].Conditions[0].Reason != string(gatewayv1.RouteReasonNoMatchingListenerHostname) {
+			t.Errorf("HTTPRoute %s: parents %+v, want Accepted=False NoMatchingListenerHostname", name, parents)
+		}
+	}
+	for name, parents := range s.GatewayAPI.HTTPRoutes {
+		if name.Name == "no-intersecting-hosts" {
+			continue
+		}
+		for _, p := range parents {
+			for _, c := range p.Conditions {
+				if c.Status != metav1.ConditionTrue {
+					t.Errorf("HTTPRoute %s: %s=%s %s: %s", name.Name, c.Type, c.Status, c.Reason, c.Message)
+				}
+			}
+		}
+	}
+	attached := map[string]int32{}
+	for _, l := range s.GatewayAPI.Gateways[types.NamespacedName{Namespace: ns, Name: "httproute-hostname-intersection"}].Listeners {
+		attached[string(l.Name)] = l.AttachedRoutes
+	}
+	if want := map[string]int32{"listener-1": 2, "listener-2": 1, "listener-3": 1}; !maps.Equal(attached, want) {
+		t.Errorf("attachedRoutes %v, want %v", attached, want)
+	}
+
+	type request struct {
+		host, path string
+		headers    []string // "Name: value"
+		want       string   // infra-backend-<want>, or "404"
+	}
+	isolation := []request{
+		{"bar.com", "/empty-hostname", nil, "v1"},
+		{"bar.com", "/wildcard-example-com", nil, "404"},
+		{"bar.com", "/wildcard-foo-example-com", nil, "404"},
+		{"bar.com", "/abc-foo-example-com", nil, "404"},
+		{"bar.example.com", "/empty-hostname", nil, "404"},
+		{"bar.example.com", "/wildcard-example-com", nil, "v1"},
+		{"bar.example.com", "/wildcard-foo-example-com", nil, "404"},
+		{"bar.example.com", "/abc-foo-example-com", nil, "404"},
+		{"bar.foo.example.com", "/empty-hostname", nil, "404"},
+		{"bar.foo.example.com", "/wildcard-example-com", nil, "404"},
+		{"bar.foo.example.com", "/wildcard-foo-example-com", nil, "v1"},
+		{"bar.foo.example.com", "/abc-foo-example-com", nil, "404"},
+		{"abc.foo.example.com", "/empty-hostname", nil, "404"},
+		{"abc.foo.example.com", "/wildcard-example-com", nil, "404"},
+		{"abc.foo.example.com", "/wildcard-foo-example-com", nil, "404"},
+		{"abc.foo.example.com", "/abc-foo-example-com", nil, "v1"},
+	}
+	withHeaders := []request{
+		{"abc.example.com", "/path/prefix/longer", []string{"Header-A: A", "Header-B: B"}, "v2"},
+		{"abc.example.com", "/path/prefix/longer", []string{"Header-B: B"}, "v1"},
+	}
+	tests := map[string][]request{
+		"httproute-hostname-intersection": {
+			{"very.specific.com", "/s1", nil, "v1"},
+			{"very.specific.com:1234", "/s1", nil, "v1"},
+			{"non.matching.com", "/s1", nil, "404"},
+			{"foo.nonmatchingwildcard.io", "/s1", nil, "404"},
+			{"foo.wildcard.io", "/s1", nil, "404"},
+			{"very.specific.com", "/non-matching-prefix", nil, "404"},
+			{"foo.wildcard.io", "/s2", nil, "v2"},
+			{"bar.wildcard.io", "/s2", nil, "v2"},
+			{"foo.bar.wildcard.io", "/s2", nil, "v2"},
+			{"non.matching.com", "/s2", nil, "404"},
+			{"wildcard.io", "/s2", nil, "404"},
+			{"very.specific.com", "/s2", nil, "404"},
+			{"foo.wildcard.io", "/non-matching-prefix", nil, "404"},
+			{"very.specific.com", "/s3", nil, "v3"},
+			{"non.matching.com", "/s3", nil, "404"},
+			{"foo.specific.com", "/s3", nil, "404"},
+			{"foo.wildcard.io", "/s3", nil, "404"},
+			{"foo.anotherwildcard.io", "/s4", nil, "v1"},
+			{"bar.anotherwildcard.io", "/s4", nil, "v1"},
+			{"foo.bar.anotherwildcard.io", "/s4", nil, "v1"},
+			{"anotherwildcard.io", "/s4", nil, "404"},
+			{"foo.wildcard.io", "/s4", nil, "404"},
+			{"very.specific.com", "/s4", nil, "404"},
+			{"foo.anotherwildcard.io", "/non-matching-prefix", nil, "404"},
+			{"specific.but.wrong.com", "/s5", nil, "404"},
+			{"wildcard.io", "/s5", nil, "404"},
+		},
+		"httproute-hostname-intersection-all": {
+			{"first.com", "/", nil, "v2"},
+			{"sub.first.com", "/", nil, "v2"},
+			{"second.com", "/", nil, "v2"},
+			{"sub.second.com", "/", nil, "v2"},
+			{"third.com", "/", nil, "404"},
+			{"sub.third.com", "/", nil, "404"},
+		},
+		"gw-httproute-exact-hostname-x":                      {{"abc.example.com", "/", nil, "v2"}},
+		"gw-httproute-exact-hostname-x-path":                 {{"abc.example.com", "/path/prefix/longer", nil, "v2"}},
+		"gw-httproute-exact-hostname-x-path-header":          withHeaders,
+		"gw-httproute-wc-hostname-x":                         {{"abc.example.com", "/", nil, "v2"}},
+		"gw-httproute-wc-hostname-x-path":                    {{"abc.example.com", "/path/prefix/longer", nil, "v2"}},
+		"gw-httproute-wc-hostname-x-path-header":             withHeaders,
+		"http-listener-isolation-with-hostname-intersection": isolation,
+	}
+	for gateway, requests := range tests {
+		table := tables[gateway]
+		if table == nil {
+			t.Errorf("Gateway %s has no socket", gateway)
+			continue
+		}
+		for _, rq := range requests {
+			t.Run(gateway+"/"+rq.host+rq.path+strings.Join(rq.headers, ","), func(t *testing.T) {
+				req := httptest.NewRequest(http.MethodGet, "http://"+rq.host+rq.path, nil)
+				for _, h := range rq.headers {
+					name, value, _ := strings.Cut(h, ": ")
+					req.Header.Set(name, value)
+				}
+				got := "404"
+				if r := table.MatchRequest(req, req.URL.Path); r != nil {
+					got = strings.TrimSuffix(strings.TrimPrefix(r.Backends[0].Backend.Name, ns+"/infra-backend-"), ":8080")
+				}
+				if got != rq.want {
+					t.Errorf("served by %s, want %s", got, rq.want)
+				}
+			})
+		}
 	}
 }
 

@@ -33,10 +33,11 @@ type Listener struct {
 	Protocol gatewayv1.ProtocolType
 	// Gateway is the Gateway whose listeners these are.
 	Gateway types.NamespacedName
-	// Routes is compiled with routing.GatewayHosts. For HTTPS, the builder
-	// also gives it the hostnames of the Gateway listeners sharing the
-	// socket (Routes.SetListenerHosts), so that a request whose Host
-	// belongs to another listener than its connection's SNI gets 421.
+	// Routes is compiled with routing.CompileListeners: a request is
+	// matched only against the routes of the most specific listener whose
+	// hostname matches its host. For HTTPS it also answers 421 to a
+	// request whose Host selects another listener than its connection's
+	// SNI (Routes.AnswerMisdirected).
 	Routes *routing.Table
 	// Certificates serves the HTTPS listeners' certificateRefs by SNI; nil
 	// for HTTP.

@@ -1,0 +1,132 @@
+package routing
+
+import "strings"
+
+// This file holds the table of a socket shared by several Gateway
+// listeners. The Gateway API isolates listeners: a request belongs to the
+// single most specific listener whose hostname matches its host, and only
+// that listener's routes may serve it, even when none of them matches and
+// a less specific listener has a route that would.
+
+// ListenerRoutes is one Gateway listener of a socket: its hostname ("" for
+// none, "*.example.com", or an exact name) and the routes attached to it,
+// in precedence order as for Compile. Route.Host is the route's own
+// hostname (one of HTTPRoute spec.hostnames that intersects the listener's,
+// or "" for a route without hostnames): it ranks the route within the
+// listener.
+type ListenerRoutes struct {
+	Hostname string
+	Routes   []*Route
+}
+
+// CompileListeners builds the table of a Gateway socket. A request is
+// matched in two steps: the listener is picked by host (the exact listener
+// hostname, else the longest matching wildcard, which covers any number of
+// labels, else the listener without hostname; none means no match), then
+// the request is matched against that listener's routes only, with the
+// GatewayHosts rules. A listener without routes answers every request it
+// is picked for with no match.
+//
+// shadowed[i] lists listener i's routes that an earlier route of the same
+// listener shadows (see Compile). When two listeners have the same
+// hostname, the first one serves it.
+func CompileListeners(listeners []ListenerRoutes, fallback *Route) (t *Table, shadowed [][]*Route) {
+	t = newTable(fallback)
+	t.hostMode = GatewayHosts
+	hostnames := make([]string, len(listeners))
+	for i, l := range listeners {
+		hostnames[i] = l.Hostname
+	}
+	t.selector = NewListenerHosts(hostnames)
+	t.scopes = make([]*Table, len(listeners))
+	shadowed = make([][]*Route, len(listeners))
+	for i, l := range listeners {
+		scope, sh := CompileHosts(GatewayHosts, l.Routes, nil)
+		t.scopes[i], shadowed[i] = scope, sh
+		t.routes = append(t.routes, scope.routes...)
+	}
+	return t, shadowed
+}
+
+// Listeners lists the listeners of a Gateway socket's table with their
+// compiled routes (shadowed ones left out), in CompileListeners order; nil
+// for other tables.
+func (t *Table) Listeners() []ListenerRoutes {
+	if t.scopes == nil {
+		return nil
+	}
+	out := make([]ListenerRoutes, len(t.scopes))
+	for i, s := range t.scopes {
+		out[i] = ListenerRoutes{Hostname: t.selector.hostnames[i], Routes: s.routes}
+	}
+	return out
+}
+
+// ListenerHosts picks, among the listeners sharing a socket, the one that
+// serves a host. It is immutable.
+type ListenerHosts struct {
+	hostnames []string
+	exact     map[string]int // by lower-case hostname
+	// wildcard is keyed by the suffix after "*.", as in Table.
+	wildcard map[string]int
+	// catchAll is the listener without a hostname, or -1.
+	catchAll int
+}
+
+// NewListenerHosts compiles the hostnames of the listeners sharing a
+// socket; hostnames[i] is listener i's hostname, "" for a listener without
+// one. When two listeners have the same hostname, the first one counts.
+func NewListenerHosts(hostnames []string) *ListenerHosts {
+	l := &ListenerHosts{
+		hostnames: hostnames,
+		exact:     make(map[string]int),
+		wildcard:  make(map[string]int),
+		catchAll:  -1,
+	}
+	for i, h := range hostnames {
+		h = strings.ToLower(strings.TrimSuffix(h, "."))
+		m := l.exact
+		switch {
+		case h == "":
+			if l.catchAll < 0 {
+				l.catchAll = i
+			}
+			continue
+		case strings.HasPrefix(h, "*."):
+			m, h = l.wildcard, h[2:]
+		}
+		if _, ok := m[h]; !ok {
+			m[h] = i
+		}
+	}
+	return l
+}
+
+// Listener returns the index of the listener that serves host (a Host
+// header or SNI name; a port is ignored): an exact hostname, else the
+// longest wildcard suffix ("*.example.com" matches "a.b.example.com" but
+// not "example.com"), else the listener without a hostname; -1 when none.
+func (l *ListenerHosts) Listener(host string) int {
+	var buf [256]byte
+	return l.listenerOf(normalizeHost(host, buf[:0]))
+}
+
+// listenerOf is Listener for a normalized host.
+func (l *ListenerHosts) listenerOf(h []byte) int {
+	if len(h) > 0 {
+		if i, ok := l.exact[string(h)]; ok {
+			return i
+		}
+		if len(l.wildcard) > 0 {
+			for i := 1; i < len(h); i++ {
+				if h[i] != '.' {
+					continue
+				}
+				if li, ok := l.wildcard[string(h[i+1:])]; ok {
+					return li
+				}
+			}
+		}
+	}
+	return l.catchAll
+}
