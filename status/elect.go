@@ -46,7 +46,7 @@ func Elect(ctx context.Context, e Election, onLead func(ctx context.Context)) {
 			Name:            e.Name,
 			Callbacks: leaderelection.LeaderCallbacks{
 				OnStartedLeading: func(ctx context.Context) {
-					log.Info("leading: this replica writes Ingress status and Events", "lease", e.Namespace+"/"+e.Name, "identity", e.Identity)
+					log.Info("leading: this replica writes status and Events", "lease", e.Namespace+"/"+e.Name, "identity", e.Identity)
 					onLead(ctx)
 				},
 				OnStoppedLeading: func() {

@@ -1,7 +1,10 @@
 // Package status writes what Portico learned back to the cluster, where
 // users look: the address each owned Ingress is reachable on, in its
-// status.loadBalancer.ingress, and a Kubernetes Event on the object for each
-// configuration problem. It is the sink at the end of the one-way flow:
+// status.loadBalancer.ingress; the status of the GatewayClasses, Gateways
+// and HTTPRoutes the snapshot computed (conditions keep their transition
+// time while unchanged, other controllers' route parent entries are never
+// touched); and a Kubernetes Event on the object for each configuration
+// problem. It is the sink at the end of the one-way flow:
 // it reads the objects and the snapshot built from them, and never feeds
 // the serving path.
 //
@@ -17,6 +20,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -25,6 +29,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/record"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+	gatewayclient "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
 
 	"portico.dev/portico/snapshot"
 )
@@ -94,12 +100,22 @@ func equalEntries(a, b []networkingv1.IngressLoadBalancerIngress) bool {
 	})
 }
 
-// Writer writes Ingress status and problem Events.
+// Writer writes Ingress and Gateway API status, and problem Events.
 type Writer struct {
-	Client    kubernetes.Interface
+	Client kubernetes.Interface
+	// Gateway writes Gateway API status; nil leaves it alone.
+	Gateway gatewayclient.Interface
+	// GatewayController is our controllerName: HTTPRoute status.parents
+	// entries carrying it are ours to write and remove, the others are
+	// left as they are.
+	GatewayController gatewayv1.GatewayController
+	// Recorder needs a scheme that knows the Gateway API kinds, or their
+	// Events cannot name their object.
 	Recorder  record.EventRecorder
 	Addresses Addresses
 	Logger    *slog.Logger
+	// Now stamps changed conditions; time.Now when nil.
+	Now func() time.Time
 
 	mu sync.Mutex
 	// evented holds the problems already sent as Events, so that a steady
@@ -108,15 +124,12 @@ type Writer struct {
 }
 
 // Sync brings the cluster in line with one snapshot: the status of every
-// Ingress, and an Event for every new problem. Errors are logged and
-// returned; the next Sync retries.
+// Ingress and of the Gateway API objects we own, and an Event for every new
+// problem. Errors are logged and returned; the next Sync retries.
 func (w *Writer) Sync(ctx context.Context, objs snapshot.Objects, snap *snapshot.Snapshot) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	log := w.Logger
-	if log == nil {
-		log = slog.Default()
-	}
+	log := w.logger()
 
 	owned := make(map[types.NamespacedName]bool, len(snap.Ingresses))
 	for _, n := range snap.Ingresses {
@@ -143,8 +156,19 @@ func (w *Writer) Sync(ctx context.Context, objs snapshot.Objects, snap *snapshot
 		log.Debug("Ingress status written", "namespace", ing.Namespace, "name", ing.Name, "addresses", len(want))
 	}
 
+	if err := w.syncGatewayAPI(ctx, objs, snap); err != nil && firstErr == nil {
+		firstErr = err
+	}
+
 	w.recordEvents(objs, snap.Problems)
 	return firstErr
+}
+
+func (w *Writer) logger() *slog.Logger {
+	if w.Logger == nil {
+		return slog.Default()
+	}
+	return w.Logger
 }
 
 // recordEvents sends one Event per problem not sent before, on the object
@@ -180,6 +204,30 @@ func find(objs snapshot.Objects, ref snapshot.ObjectRef) runtime.Object {
 		}
 	case "Service":
 		for _, o := range objs.Services {
+			if match(o) {
+				return o
+			}
+		}
+	case "GatewayClass":
+		for _, o := range objs.GatewayClasses {
+			if match(o) {
+				return o
+			}
+		}
+	case "Gateway":
+		for _, o := range objs.Gateways {
+			if match(o) {
+				return o
+			}
+		}
+	case "HTTPRoute":
+		for _, o := range objs.HTTPRoutes {
+			if match(o) {
+				return o
+			}
+		}
+	case "ReferenceGrant":
+		for _, o := range objs.ReferenceGrants {
 			if match(o) {
 				return o
 			}

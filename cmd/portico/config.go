@@ -45,6 +45,13 @@ type config struct {
 	Fallback        types.NamespacedName
 	DefaultCertFile string
 	DefaultKeyFile  string
+
+	// GatewayControllerName selects our GatewayClasses; empty turns the
+	// Gateway API off.
+	GatewayControllerName string
+	// GatewayAddressPool hands addresses to Gateways that ask for none.
+	GatewayAddressPool []netip.Prefix
+
 	// RedirectHTTPSPort is the port in redirects to HTTPS; 0 means the port
 	// of HTTPSAddr.
 	RedirectHTTPSPort int
@@ -55,6 +62,7 @@ type config struct {
 	ShutdownTimeout   time.Duration
 	Limits            porticotls.Limits
 	Upstream          upstream.Config
+	ACME              acmeConfig
 }
 
 // parseConfig reads flags, with environment variables as defaults. It
@@ -85,6 +93,10 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 		"class name answered to in the legacy kubernetes.io/ingress.class annotation")
 	fs.StringVar(&cfg.ControllerName, "controller-name", "portico.dev/controller",
 		"controller name: Ingresses whose IngressClass has this spec.controller are served")
+	fs.StringVar(&cfg.GatewayControllerName, "gateway-controller-name", "portico.dev/gateway-controller",
+		"Gateway API controller name: Gateways whose GatewayClass has this spec.controllerName are served, each listener on its own socket; empty turns Gateway API support off")
+	gatewayPool := fs.String("gateway-address-pool", "",
+		"comma-separated CIDRs the addresses of Gateways that ask for none in spec.addresses are taken from (e.g. 127.0.1.0/24 for local runs); empty: such Gateways get no address")
 	fallback := fs.String("fallback-service", "default/legacy-fallback",
 		"NAMESPACE/NAME of the Service that receives every request no route matches; empty answers them with 404")
 	fs.StringVar(&cfg.DefaultCertFile, "default-cert-file", "",
@@ -112,6 +124,8 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 		"time a backend has to start its response after receiving the request (504 after)")
 	fs.DurationVar(&cfg.Upstream.IdleConnTimeout, "upstream-idle-timeout", 90*time.Second, "idle keep-alive connections to backends are closed after this")
 	fs.IntVar(&cfg.Upstream.MaxIdleConnsPerEndpoint, "upstream-max-idle-per-endpoint", 64, "idle keep-alive connections kept per backend endpoint")
+
+	registerACMEFlags(fs, &cfg.ACME)
 
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: portico [flags]\n\n"+
@@ -179,6 +193,9 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 	if cfg.Fallback, err = parseNamespacedName(*fallback); err != nil {
 		return nil, fmt.Errorf("--fallback-service: %w", err)
 	}
+	if cfg.GatewayAddressPool, err = parsePrefixes(*gatewayPool); err != nil {
+		return nil, fmt.Errorf("--gateway-address-pool: %w", err)
+	}
 	if cfg.TrustedProxies, err = parsePrefixes(*trusted); err != nil {
 		return nil, fmt.Errorf("--trusted-proxies: %w", err)
 	}
@@ -225,6 +242,9 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 		return nil, errors.New("--upstream-max-idle-per-endpoint: must not be negative")
 	}
 	cfg.Upstream.TrustedProxies = cfg.TrustedProxies
+	if err := cfg.ACME.validate(cfg); err != nil {
+		return nil, err
+	}
 	return cfg, nil
 }
 

@@ -31,6 +31,27 @@ func TestParseConfig(t *testing.T) {
 	}
 }
 
+func TestParseConfigGateway(t *testing.T) {
+	cfg, err := parseConfig(nil, func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.GatewayControllerName != "portico.dev/gateway-controller" || len(cfg.GatewayAddressPool) != 0 {
+		t.Errorf("defaults: controller %q, pool %v", cfg.GatewayControllerName, cfg.GatewayAddressPool)
+	}
+	env := map[string]string{"PORTICO_GATEWAY_ADDRESS_POOL": "127.0.1.0/24, 2001:db8::/64"}
+	cfg, err = parseConfig([]string{"--gateway-controller-name="}, func(k string) string { return env[k] }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.GatewayControllerName != "" {
+		t.Errorf("an empty --gateway-controller-name must turn the Gateway API off, got %q", cfg.GatewayControllerName)
+	}
+	if len(cfg.GatewayAddressPool) != 2 || cfg.GatewayAddressPool[0].String() != "127.0.1.0/24" || cfg.GatewayAddressPool[1].String() != "2001:db8::/64" {
+		t.Errorf("pool from the environment: %v", cfg.GatewayAddressPool)
+	}
+}
+
 func TestParseConfigErrors(t *testing.T) {
 	cases := []struct {
 		args []string
@@ -48,6 +69,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{[]string{"--no-such-flag"}, nil, "no-such-flag"},
 		{[]string{"stray"}, nil, "unexpected argument"},
 		{nil, map[string]string{"PORTICO_IDLE_TIMEOUT": "soon"}, "PORTICO_IDLE_TIMEOUT"},
+		{[]string{"--gateway-address-pool", "127.0.1.0/24,nonsense"}, nil, "--gateway-address-pool"},
 	}
 	for _, tc := range cases {
 		_, err := parseConfig(tc.args, func(k string) string { return tc.env[k] }, io.Discard)

@@ -16,6 +16,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+	gatewayclient "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
 
 	"portico.dev/portico/metrics"
 	"portico.dev/portico/routing"
@@ -41,6 +43,8 @@ type gateway struct {
 	publisher *publisher
 	transport *upstream.Transport
 	server    *porticotls.Server
+	// listeners are the Gateways' sockets, reconciled on every publish.
+	listeners *gatewayListeners
 	admin     *http.Server
 	adminLn   net.Listener
 
@@ -49,13 +53,17 @@ type gateway struct {
 	// firstPublished is closed when the first snapshot serves.
 	firstPublished chan struct{}
 	firstOnce      sync.Once
+
+	// acme obtains certificates for hosts no Secret serves; nil without
+	// --acme-directory.
+	acme *acmeRuntime
 }
 
 // newGateway checks the configuration and binds every listener, so that a
 // bad flag, an unreadable manifest folder or a port in use is reported at
 // start-up with one clear line.
 func newGateway(cfg *config, logger *slog.Logger) (*gateway, error) {
-	src, client, err := newSource(cfg, logger)
+	src, clients, err := newSource(cfg, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -69,8 +77,8 @@ func newGateway(cfg *config, logger *slog.Logger) (*gateway, error) {
 	upCfg.Logger = logger
 	upCfg.OnConnectError = g.metrics.ConnectError
 	g.transport = upstream.NewTransport(upCfg)
-	if client != nil {
-		g.status = newStatusLoop(cfg, client, logger)
+	if clients != nil {
+		g.status = newStatusLoop(cfg, clients, logger)
 	}
 	g.publisher = &publisher{
 		status:  g.status,
@@ -82,6 +90,11 @@ func newGateway(cfg *config, logger *slog.Logger) (*gateway, error) {
 			IngressClass:       cfg.IngressClass,
 			Fallback:           cfg.Fallback,
 			DefaultCertificate: defaultPair,
+			ACME:               snapshotACMEConfig(cfg),
+			Gateway: snapshot.GatewayConfig{
+				ControllerName: gatewayv1.GatewayController(cfg.GatewayControllerName),
+				AddressPool:    cfg.GatewayAddressPool,
+			},
 		},
 	}
 
@@ -99,13 +112,18 @@ func newGateway(cfg *config, logger *slog.Logger) (*gateway, error) {
 		HTTPSAddr:      cfg.HTTPSAddr,
 		HTTPAddr:       cfg.HTTPAddr,
 		Limits:         cfg.Limits,
-		GetCertificate: porticotls.CertificateGetter(lookup),
+		GetCertificate: g.acmeCertificates(porticotls.CertificateGetter(lookup)),
 		HTTPSHandler:   serve,
-		HTTPHandler:    serve,
+		HTTPHandler:    g.acmeChallenges(serve),
 		Logger:         logger,
 	})
 	if err != nil {
 		g.transport.Close()
+		return nil, err
+	}
+	if err := g.startACME(clients, porticotls.CertificateGetter(lookup)); err != nil {
+		g.transport.Close()
+		_ = g.server.Shutdown(context.Background())
 		return nil, err
 	}
 	handler = routing.NewHandler(routing.HandlerConfig{
@@ -120,6 +138,8 @@ func newGateway(cfg *config, logger *slog.Logger) (*gateway, error) {
 		HTTPSPort: redirectPort(cfg, g.server.HTTPSAddr()),
 		Logger:    logger,
 	})
+	g.listeners = newGatewayListeners(cfg.Limits, g.transport, g.metrics, redirectPort(cfg, g.server.HTTPSAddr()), cfg.ShutdownTimeout, logger)
+	g.publisher.listeners = g.listeners
 	if cfg.AdminAddr != "" {
 		g.adminLn, err = net.Listen("tcp", cfg.AdminAddr)
 		if err != nil {
@@ -151,8 +171,8 @@ type objectSource interface {
 }
 
 // newSource returns the configured source, and in Kubernetes mode the
-// client that status is written with.
-func newSource(cfg *config, logger *slog.Logger) (objectSource, kubernetes.Interface, error) {
+// clients that status is written with.
+func newSource(cfg *config, logger *slog.Logger) (objectSource, *kubeClients, error) {
 	if cfg.Source == "manifests" {
 		if _, _, err := manifests.Load(cfg.ManifestsDir); err != nil {
 			return nil, nil, fmt.Errorf("--manifests: %w", err)
@@ -176,7 +196,17 @@ func newSource(cfg *config, logger *slog.Logger) (objectSource, kubernetes.Inter
 	if err != nil {
 		return nil, nil, fmt.Errorf("Kubernetes client: %w", err)
 	}
-	return &kube.Source{Client: client, Namespaces: cfg.WatchNamespaces, Logger: logger}, client, nil
+	clients := &kubeClients{kube: client}
+	if cfg.GatewayControllerName != "" {
+		if clients.gateway, err = gatewayclient.NewForConfig(restCfg); err != nil {
+			return nil, nil, fmt.Errorf("Gateway API client: %w", err)
+		}
+	}
+	src := &kube.Source{Client: client, Namespaces: cfg.WatchNamespaces, Logger: logger}
+	if clients.gateway != nil {
+		src.Gateway = clients.gateway
+	}
+	return src, clients, nil
 }
 
 func loadDefaultCertificate(cfg *config, logger *slog.Logger) (*porticotls.KeyPair, error) {
@@ -248,9 +278,11 @@ func (g *gateway) run(ctx context.Context) error {
 	if g.status != nil {
 		go g.status.run(srcCtx)
 	}
+	go g.publisher.retryBinds(srcCtx, bindRetryInterval)
 	go func() {
 		err := g.source.Run(srcCtx, func(objs snapshot.Objects) {
 			g.publisher.apply(objs)
+			g.syncACME(srcCtx)
 			g.ready.Store(true)
 			g.firstOnce.Do(func() { close(g.firstPublished) })
 		})
@@ -276,12 +308,19 @@ func (g *gateway) shutdown() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.ShutdownTimeout)
 	defer cancel()
+	gatewaysDone := make(chan struct{})
+	go func() {
+		defer close(gatewaysDone)
+		g.listeners.shutdown(ctx)
+	}()
 	if err := g.server.Shutdown(ctx); err != nil {
 		g.log.Warn("in-flight requests did not finish within the shutdown timeout", "timeout", g.cfg.ShutdownTimeout, "error", err)
 	}
+	<-gatewaysDone
 	// After the listeners: this also ends WebSocket tunnels, which
 	// http.Server.Shutdown does not track.
 	_ = g.transport.Close()
+	g.stopACME()
 	if g.admin != nil {
 		_ = g.admin.Shutdown(ctx)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -20,9 +21,14 @@ type publisher struct {
 	cfg     snapshot.Config
 	// status, when set, gets every published snapshot with its objects.
 	status *statusLoop
+	// listeners, when set, binds the sockets each published snapshot's
+	// Gateways ask for.
+	listeners *gatewayListeners
 
 	mu       sync.Mutex // one build at a time, in source order
 	reported map[snapshot.Problem]bool
+	// objs are the objects the serving snapshot was built from.
+	objs snapshot.Objects
 }
 
 func (p *publisher) apply(objs snapshot.Objects) {
@@ -33,19 +39,77 @@ func (p *publisher) apply(objs snapshot.Objects) {
 	snap := snapshot.Build(objs, p.cfg, p.store.Load())
 	p.store.Publish(snap)
 	took := time.Since(start)
-
-	if p.status != nil {
-		p.status.offer(objs, snap)
+	p.objs = objs
+	if p.listeners != nil {
+		p.listeners.reconcile(snap)
 	}
+	p.offerStatus(snap)
 	p.reportProblems(snap.Problems)
 	p.recordMetrics(snap, took)
 	p.log.Info("configuration applied",
 		"generation", snap.Generation,
 		"ingresses", len(snap.Ingresses),
 		"routes", len(snap.Routes.Routes()),
+		"gatewayListeners", len(snap.Listeners),
 		"certificates", len(snap.CertificateExpiry),
 		"problems", len(snap.Problems),
 		"took", took.Round(time.Microsecond))
+}
+
+// offerStatus hands the status writer the serving snapshot, with the
+// Gateways whose sockets could not be bound marked so. Only the status
+// written differs; the snapshot serving traffic stays as built.
+func (p *publisher) offerStatus(snap *snapshot.Snapshot) {
+	if p.status == nil {
+		return
+	}
+	statusSnap := snap
+	if p.listeners != nil {
+		if failures := p.listeners.bindFailures(); len(failures) > 0 {
+			adjusted := *snap
+			adjusted.GatewayAPI = withBindFailures(snap.GatewayAPI, p.objs.Gateways, failures)
+			statusSnap = &adjusted
+		}
+	}
+	p.status.offer(p.objs, statusSnap)
+}
+
+// bindRetryInterval is how often Gateway sockets that could not be bound
+// are tried again when no configuration change does it first: an address
+// being added to the host, or another process releasing a port, is
+// picked up without an edit.
+const bindRetryInterval = 10 * time.Second
+
+// retryBinds tries the failed Gateway sockets of the serving snapshot
+// again every interval until ctx ends.
+func (p *publisher) retryBinds(ctx context.Context, interval time.Duration) {
+	if p.listeners == nil {
+		return
+	}
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		p.retryBindsOnce()
+	}
+}
+
+func (p *publisher) retryBindsOnce() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	before := p.listeners.bindFailures()
+	snap := p.store.Load()
+	if len(before) == 0 || snap == nil {
+		return
+	}
+	p.listeners.reconcile(snap)
+	if !slices.Equal(before, p.listeners.bindFailures()) {
+		p.offerStatus(snap)
+	}
 }
 
 func (p *publisher) reportProblems(problems []snapshot.Problem) {
@@ -92,6 +156,19 @@ func (p *publisher) recordMetrics(snap *snapshot.Snapshot, took time.Duration) {
 	}
 	if fb := snap.Routes.Fallback; fb != nil {
 		keep[fb.MetricLabels()] = true
+	}
+	// Gateway sockets have tables of their own; their routes' series stay
+	// as long as the routes do.
+	for _, l := range snap.Listeners {
+		if l.Routes == nil {
+			continue
+		}
+		for _, r := range l.Routes.Routes() {
+			keep[r.MetricLabels()] = true
+		}
+		if fb := l.Routes.Fallback; fb != nil {
+			keep[fb.MetricLabels()] = true
+		}
 	}
 	keep[metrics.RouteLabels{Kind: "Unmatched"}] = true
 	m.RetainRoutes(keep)

@@ -3,6 +3,12 @@
 // into one rebuild. It feeds the same builder as the manifest folder, so the
 // two modes share everything after the source.
 //
+// The Gateway API objects (GatewayClasses, Gateways, HTTPRoutes,
+// ReferenceGrants, and Namespaces for allowedRoutes selectors) are watched
+// through the gateway-api clientset only while the API server serves their
+// CRDs: discovery is asked again periodically, so CRDs installed (or
+// removed) after start-up are picked up without a restart.
+//
 // When the API server goes away, the informers retry on their own and the
 // last snapshot built keeps serving; nothing here needs to react.
 package kube
@@ -12,6 +18,7 @@ import (
 	"errors"
 	"log/slog"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -23,6 +30,7 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
+	gatewayclient "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
 
 	"portico.dev/portico/snapshot"
 )
@@ -44,12 +52,20 @@ var tlsSecrets = fields.OneTermEqualSelector("type", string(corev1.SecretTypeTLS
 // Source watches the API server.
 type Source struct {
 	Client kubernetes.Interface
+	// Gateway reads the Gateway API objects; nil leaves Gateway API
+	// support off. The CRDs need not be installed: see gatewayWatch.
+	Gateway gatewayclient.Interface
 	// Namespaces limits the namespaced objects watched; empty means all.
-	// IngressClasses are cluster-scoped and always watched.
+	// IngressClasses, GatewayClasses and Namespaces are cluster-scoped and
+	// always watched.
 	Namespaces []string
 	Quiet      time.Duration
 	MaxDelay   time.Duration
-	Logger     *slog.Logger
+	// DiscoveryInterval is how often the API server is asked whether the
+	// Gateway API CRDs were installed (or removed); DefaultDiscoveryInterval
+	// when zero.
+	DiscoveryInterval time.Duration
+	Logger            *slog.Logger
 }
 
 // listers reads the informers' caches.
@@ -60,6 +76,8 @@ type listers struct {
 	endpointSlices []func() ([]*discoveryv1.EndpointSlice, error)
 	secrets        []func() ([]*corev1.Secret, error)
 	ingressClasses func() ([]*networkingv1.IngressClass, error)
+	// gateway is set while the Gateway API informers run and have synced.
+	gateway atomic.Pointer[gatewayListers]
 }
 
 // Run starts the informers, waits for their first sync, calls onChange with
@@ -146,6 +164,16 @@ func (s *Source) Run(ctx context.Context, onChange func(snapshot.Objects)) error
 	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
 		return errors.New("stopped before the first sync with the API server")
 	}
+	if s.Gateway != nil {
+		gw := &gatewayWatch{source: s, namespaces: namespaces, notify: notify, listers: &ls.gateway, log: log}
+		defer gw.stop()
+		// Before the first snapshot, so that it already holds the Gateways
+		// when the CRDs are installed.
+		if err := gw.check(ctx); err != nil {
+			return err
+		}
+		go gw.poll(ctx, gw.interval())
+	}
 	log.Info("synced with the API server", "took", time.Since(start).Round(time.Millisecond), "namespaces", namespaces)
 
 	// Events from the initial lists are already in the caches.
@@ -205,6 +233,9 @@ func (ls *listers) objects() snapshot.Objects {
 	// The field selector is the filter; this guards against a server that
 	// ignores it.
 	o.Secrets = slices.DeleteFunc(o.Secrets, func(s *corev1.Secret) bool { return s.Type != corev1.SecretTypeTLS })
+	if gw := ls.gateway.Load(); gw != nil {
+		gw.objects(&o)
+	}
 	return o
 }
 

@@ -19,16 +19,18 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 	"sigs.k8s.io/yaml"
 
 	"portico.dev/portico/snapshot"
 )
 
 // apiGroups are the API groups whose kinds the decoder recognises. Serving a
-// new group (the Gateway API, say) is one more entry here plus its cases in
-// keep; kinds of groups missing here are reported as not served.
+// new group is one more entry here plus its cases in keep; kinds of groups
+// missing here are reported as not served.
 var apiGroups = []func(*runtime.Scheme) error{
 	clientgoscheme.AddToScheme,
+	gatewayv1.Install,
 }
 
 // deserializer decodes YAML or JSON into the typed Kubernetes API structs.
@@ -263,6 +265,19 @@ func (d *decoded) keep(file string, doc int, obj runtime.Object, gvk schema.Grou
 			return
 		}
 		kind = "Secret"
+	case *corev1.Namespace:
+		kind, namespaced = "Namespace", false
+		defaultNamespace(o)
+	case *gatewayv1.GatewayClass:
+		kind, namespaced = "GatewayClass", false
+	case *gatewayv1.Gateway:
+		kind = "Gateway"
+		defaultGateway(o)
+	case *gatewayv1.HTTPRoute:
+		kind = "HTTPRoute"
+		defaultHTTPRoute(o)
+	case *gatewayv1.ReferenceGrant:
+		kind = "ReferenceGrant"
 	default:
 		if meta.IsListType(obj) {
 			d.expandTypedList(file, doc, obj, gvk, prefix)

@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"portico.dev/portico/snapshot"
 )
@@ -226,6 +227,16 @@ func (l *loader) assemble() (snapshot.Objects, []Problem) {
 				objs.EndpointSlices = append(objs.EndpointSlices, o)
 			case *corev1.Secret:
 				objs.Secrets = append(objs.Secrets, o)
+			case *corev1.Namespace:
+				objs.Namespaces = append(objs.Namespaces, o)
+			case *gatewayv1.GatewayClass:
+				objs.GatewayClasses = append(objs.GatewayClasses, o)
+			case *gatewayv1.Gateway:
+				objs.Gateways = append(objs.Gateways, o)
+			case *gatewayv1.HTTPRoute:
+				objs.HTTPRoutes = append(objs.HTTPRoutes, o)
+			case *gatewayv1.ReferenceGrant:
+				objs.ReferenceGrants = append(objs.ReferenceGrants, o)
 			}
 		}
 	}

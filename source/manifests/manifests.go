@@ -3,8 +3,9 @@
 // so edits apply live, without a cluster.
 //
 // The folder is read the way the API server would accept the same objects:
-// typed decoding with the client-go scheme, namespaces defaulted, Secret
-// stringData folded into data, one object per kind/namespace/name. A bad file
+// typed decoding with the client-go and Gateway API (v1) schemes, namespaces
+// and the Gateway API CRDs' schema defaults applied, Secret stringData folded
+// into data, one object per kind/namespace/name. A bad file
 // or document is reported and skipped, never fatal, and a file that stops
 // parsing mid-edit keeps serving its last version that did.
 package manifests
@@ -209,5 +210,8 @@ func (w *watcher) logObjects(msg string, objs snapshot.Objects) {
 		slog.Int("endpoints", len(objs.Endpoints)),
 		slog.Int("endpointSlices", len(objs.EndpointSlices)),
 		slog.Int("tlsSecrets", len(objs.Secrets)),
+		slog.Int("gatewayClasses", len(objs.GatewayClasses)),
+		slog.Int("gateways", len(objs.Gateways)),
+		slog.Int("httpRoutes", len(objs.HTTPRoutes)),
 	)
 }

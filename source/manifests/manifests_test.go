@@ -116,6 +116,21 @@ func names(objs snapshot.Objects) []string {
 	for _, o := range objs.Secrets {
 		out = append(out, "Secret "+o.Namespace+"/"+o.Name)
 	}
+	for _, o := range objs.Namespaces {
+		out = append(out, "Namespace "+o.Name)
+	}
+	for _, o := range objs.GatewayClasses {
+		out = append(out, "GatewayClass "+o.Name)
+	}
+	for _, o := range objs.Gateways {
+		out = append(out, "Gateway "+o.Namespace+"/"+o.Name)
+	}
+	for _, o := range objs.HTTPRoutes {
+		out = append(out, "HTTPRoute "+o.Namespace+"/"+o.Name)
+	}
+	for _, o := range objs.ReferenceGrants {
+		out = append(out, "ReferenceGrant "+o.Namespace+"/"+o.Name)
+	}
 	return out
 }
 
@@ -259,7 +274,7 @@ items:
 			name: "kinds Portico does not serve are skipped",
 			files: map[string]string{
 				"app.yaml": deployment + "---\n" +
-					"apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r}\n---\n" +
+					"apiVersion: gateway.networking.k8s.io/v1alpha2\nkind: TCPRoute\nmetadata: {name: r}\n---\n" +
 					"apiVersion: networking.k8s.io/v1beta1\nkind: Ingress\nmetadata: {name: old}\n---\n" + serviceWeb,
 			},
 			want: []string{"Service shop/web"},

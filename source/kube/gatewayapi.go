@@ -1,0 +1,264 @@
+package kube
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/tools/cache"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+	gatewayinformers "sigs.k8s.io/gateway-api/pkg/client/informers/externalversions"
+
+	"portico.dev/portico/snapshot"
+)
+
+// DefaultDiscoveryInterval is how often the source asks the API server
+// whether the Gateway API CRDs appeared or went away. Installing them is
+// rare; a few seconds' delay before the first Gateway is served is fine.
+const DefaultDiscoveryInterval = 10 * time.Second
+
+// gatewaySyncWait bounds how long the first snapshot waits for the Gateway
+// API informers. They can fail to list for good (RBAC missing for the
+// group); Ingresses must not wait for that. The informers keep trying and
+// their objects join the next snapshot once listed.
+const gatewaySyncWait = 30 * time.Second
+
+// gatewayResources are the Gateway API resources read; the informers start
+// only when the API server serves all of them.
+var gatewayResources = []string{"gatewayclasses", "gateways", "httproutes", "referencegrants"}
+
+// gatewayListers reads the Gateway API informers' caches (and the
+// Namespaces', which only Gateway listeners' allowedRoutes selectors need).
+type gatewayListers struct {
+	gatewayClasses  func() ([]*gatewayv1.GatewayClass, error)
+	gateways        []func() ([]*gatewayv1.Gateway, error)
+	httpRoutes      []func() ([]*gatewayv1.HTTPRoute, error)
+	referenceGrants []func() ([]*gatewayv1.ReferenceGrant, error)
+	namespaces      func() ([]*corev1.Namespace, error)
+}
+
+func (gl *gatewayListers) objects(o *snapshot.Objects) {
+	o.GatewayClasses, _ = gl.gatewayClasses()
+	o.Gateways = collect(gl.gateways)
+	o.HTTPRoutes = collect(gl.httpRoutes)
+	o.ReferenceGrants = collect(gl.referenceGrants)
+	o.Namespaces, _ = gl.namespaces()
+}
+
+// gatewayWatch starts the Gateway API informers when the API server serves
+// the CRDs, and stops them when it no longer does, so that installing the
+// CRDs into a running cluster needs no restart.
+type gatewayWatch struct {
+	source     *Source
+	namespaces []string
+	notify     func()
+	listers    *atomic.Pointer[gatewayListers]
+	log        *slog.Logger
+
+	mu sync.Mutex
+	// running is set while the informers run; cancel stops them.
+	running   bool
+	cancel    context.CancelFunc
+	factories []interface{ Shutdown() }
+	// installed is the last answer discovery gave, to log changes once.
+	installed *bool
+	// closed is set when the source stops; nothing starts after it.
+	closed bool
+}
+
+// poll checks discovery every interval until ctx ends.
+func (w *gatewayWatch) poll(ctx context.Context, interval time.Duration) {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		_ = w.check(ctx)
+	}
+}
+
+// check asks discovery once and starts or stops the informers to match.
+// When it starts them it waits (up to gatewaySyncWait) for their first
+// list, and returns an error only if ctx ends meanwhile.
+func (w *gatewayWatch) check(ctx context.Context) error {
+	installed, missing, err := w.discover(ctx)
+	if err != nil {
+		// The API server is unreachable or failing: keep whatever runs.
+		w.log.Debug("Gateway API discovery failed; keeping the current state", "error", err)
+		return nil
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return nil
+	}
+	if w.installed == nil || *w.installed != installed {
+		if installed {
+			w.log.Info("Gateway API CRDs found: watching GatewayClasses, Gateways, HTTPRoutes, ReferenceGrants and Namespaces")
+		} else {
+			w.log.Warn("Gateway API CRDs (gateway.networking.k8s.io/v1) are not installed: serving Ingresses only, and checking again periodically",
+				"missing", missing, "every", w.interval())
+		}
+		w.installed = &installed
+	}
+	switch {
+	case installed && !w.running:
+		return w.start(ctx)
+	case !installed && w.running:
+		w.stopLocked()
+		w.listers.Store(nil)
+		w.notify()
+	}
+	return nil
+}
+
+func (w *gatewayWatch) interval() time.Duration {
+	if w.source.DiscoveryInterval > 0 {
+		return w.source.DiscoveryInterval
+	}
+	return DefaultDiscoveryInterval
+}
+
+// discover reports whether every resource in gatewayResources is served,
+// and which are missing.
+func (w *gatewayWatch) discover(ctx context.Context) (bool, []string, error) {
+	disc := discovery.ToServerResourcesInterfaceWithContext(w.source.Client.Discovery())
+	list, err := disc.ServerResourcesForGroupVersionWithContext(ctx, gatewayv1.GroupVersion.String())
+	if apierrors.IsNotFound(err) {
+		return false, gatewayResources, nil
+	}
+	if err != nil {
+		return false, nil, err
+	}
+	served := make(map[string]bool, len(list.APIResources))
+	for _, r := range list.APIResources {
+		served[r.Name] = true
+	}
+	var missing []string
+	for _, r := range gatewayResources {
+		if !served[r] {
+			missing = append(missing, r)
+		}
+	}
+	return len(missing) == 0, missing, nil
+}
+
+// start runs the informers and waits for their first list; the caller
+// holds w.mu.
+func (w *gatewayWatch) start(ctx context.Context) error {
+	runCtx, cancel := context.WithCancel(ctx)
+	var gl gatewayListers
+	var synced []cache.InformerSynced
+	// The initial lists' events would rebuild without these objects (the
+	// listers are published only after the sync); the notify that follows
+	// the sync covers them.
+	var live atomic.Bool
+	notify := func() {
+		if live.Load() {
+			w.notify()
+		}
+	}
+	handler := cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { notify() },
+		UpdateFunc: func(any, any) { notify() },
+		DeleteFunc: func(any) { notify() },
+	}
+	watch := func(inf cache.SharedIndexInformer) {
+		_, _ = inf.AddEventHandler(handler)
+		synced = append(synced, inf.HasSynced)
+	}
+	publish := func() {
+		live.Store(true)
+		w.listers.Store(&gl)
+		w.notify()
+	}
+
+	cluster := gatewayinformers.NewSharedInformerFactory(w.source.Gateway, 0)
+	classes := cluster.Gateway().V1().GatewayClasses()
+	watch(classes.Informer())
+	gl.gatewayClasses = func() ([]*gatewayv1.GatewayClass, error) { return classes.Lister().List(labels.Everything()) }
+
+	core := informers.NewSharedInformerFactory(w.source.Client, 0)
+	namespaces := core.Core().V1().Namespaces()
+	watch(namespaces.Informer())
+	gl.namespaces = func() ([]*corev1.Namespace, error) { return namespaces.Lister().List(labels.Everything()) }
+
+	factories := []interface {
+		Start(<-chan struct{})
+		Shutdown()
+	}{cluster, core}
+	for _, ns := range w.namespaces {
+		f := gatewayinformers.NewSharedInformerFactoryWithOptions(w.source.Gateway, 0, gatewayinformers.WithNamespace(ns))
+		factories = append(factories, f)
+		gws := f.Gateway().V1().Gateways()
+		routes := f.Gateway().V1().HTTPRoutes()
+		grants := f.Gateway().V1().ReferenceGrants()
+		for _, inf := range []cache.SharedIndexInformer{gws.Informer(), routes.Informer(), grants.Informer()} {
+			watch(inf)
+		}
+		gl.gateways = append(gl.gateways, func() ([]*gatewayv1.Gateway, error) { return gws.Lister().List(labels.Everything()) })
+		gl.httpRoutes = append(gl.httpRoutes, func() ([]*gatewayv1.HTTPRoute, error) { return routes.Lister().List(labels.Everything()) })
+		gl.referenceGrants = append(gl.referenceGrants, func() ([]*gatewayv1.ReferenceGrant, error) {
+			return grants.Lister().List(labels.Everything())
+		})
+	}
+	w.factories = w.factories[:0]
+	for _, f := range factories {
+		f.Start(runCtx.Done())
+		w.factories = append(w.factories, f)
+	}
+	w.running, w.cancel = true, cancel
+
+	syncCtx, stopWaiting := context.WithTimeout(runCtx, gatewaySyncWait)
+	defer stopWaiting()
+	if cache.WaitForCacheSync(syncCtx.Done(), synced...) {
+		publish()
+		return nil
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	w.log.Warn("Gateway API objects could not be listed yet (is the role allowed to list and watch gateway.networking.k8s.io?); serving without them until they are",
+		"waited", gatewaySyncWait)
+	// The informers keep retrying: publish their objects once listed.
+	go func() {
+		if cache.WaitForCacheSync(runCtx.Done(), synced...) {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			if runCtx.Err() == nil {
+				publish()
+				w.log.Info("Gateway API objects listed")
+			}
+		}
+	}()
+	return nil
+}
+
+// stop ends the informers, if they run, for good.
+func (w *gatewayWatch) stop() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.closed = true
+	w.stopLocked()
+}
+
+func (w *gatewayWatch) stopLocked() {
+	if !w.running {
+		return
+	}
+	w.cancel()
+	for _, f := range w.factories {
+		f.Shutdown()
+	}
+	w.running, w.cancel, w.factories = false, nil, nil
+}

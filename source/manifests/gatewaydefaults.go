@@ -1,0 +1,149 @@
+package manifests
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+)
+
+// The API server fills in the defaults that the Gateway API CRDs' schemas
+// declare before anyone reads an object; a folder has no API server, so
+// the decoder applies the same ones here, and the builder sees the same
+// objects in both modes. Each function mirrors the `default:` entries of
+// the CRD (config/crd/standard in the gateway-api module) for the fields
+// Portico reads.
+
+func defaultGateway(gw *gatewayv1.Gateway) {
+	for i := range gw.Spec.Addresses {
+		a := &gw.Spec.Addresses[i]
+		if a.Type == nil {
+			a.Type = ptr(gatewayv1.IPAddressType)
+		}
+	}
+	for i := range gw.Spec.Listeners {
+		l := &gw.Spec.Listeners[i]
+		if l.AllowedRoutes == nil {
+			l.AllowedRoutes = &gatewayv1.AllowedRoutes{}
+		}
+		if l.AllowedRoutes.Namespaces == nil {
+			l.AllowedRoutes.Namespaces = &gatewayv1.RouteNamespaces{}
+		}
+		if l.AllowedRoutes.Namespaces.From == nil {
+			l.AllowedRoutes.Namespaces.From = ptr(gatewayv1.NamespacesFromSame)
+		}
+		for j := range l.AllowedRoutes.Kinds {
+			if l.AllowedRoutes.Kinds[j].Group == nil {
+				l.AllowedRoutes.Kinds[j].Group = ptr(gatewayv1.Group(gatewayv1.GroupName))
+			}
+		}
+		if l.TLS != nil {
+			if l.TLS.Mode == nil {
+				l.TLS.Mode = ptr(gatewayv1.TLSModeTerminate)
+			}
+			for j := range l.TLS.CertificateRefs {
+				ref := &l.TLS.CertificateRefs[j]
+				if ref.Group == nil {
+					ref.Group = ptr(gatewayv1.Group(corev1.GroupName))
+				}
+				if ref.Kind == nil {
+					ref.Kind = ptr(gatewayv1.Kind("Secret"))
+				}
+			}
+		}
+	}
+}
+
+func defaultHTTPRoute(r *gatewayv1.HTTPRoute) {
+	for i := range r.Spec.ParentRefs {
+		defaultParentRef(&r.Spec.ParentRefs[i])
+	}
+	if r.Spec.Rules == nil {
+		r.Spec.Rules = []gatewayv1.HTTPRouteRule{{}}
+	}
+	for i := range r.Spec.Rules {
+		rule := &r.Spec.Rules[i]
+		if rule.Matches == nil {
+			rule.Matches = []gatewayv1.HTTPRouteMatch{{}}
+		}
+		for j := range rule.Matches {
+			defaultMatch(&rule.Matches[j])
+		}
+		defaultFilters(rule.Filters)
+		if rule.Retry != nil && rule.Retry.Attempts == nil {
+			rule.Retry.Attempts = ptr(1)
+		}
+		for j := range rule.BackendRefs {
+			ref := &rule.BackendRefs[j]
+			defaultBackendRef(&ref.BackendRef.BackendObjectReference)
+			if ref.Weight == nil {
+				ref.Weight = ptr(int32(1))
+			}
+			defaultFilters(ref.Filters)
+		}
+	}
+}
+
+func defaultParentRef(ref *gatewayv1.ParentReference) {
+	if ref.Group == nil {
+		ref.Group = ptr(gatewayv1.Group(gatewayv1.GroupName))
+	}
+	if ref.Kind == nil {
+		ref.Kind = ptr(gatewayv1.Kind("Gateway"))
+	}
+}
+
+func defaultMatch(m *gatewayv1.HTTPRouteMatch) {
+	if m.Path == nil {
+		m.Path = &gatewayv1.HTTPPathMatch{}
+	}
+	if m.Path.Type == nil {
+		m.Path.Type = ptr(gatewayv1.PathMatchPathPrefix)
+	}
+	if m.Path.Value == nil {
+		m.Path.Value = ptr("/")
+	}
+	for i := range m.Headers {
+		if m.Headers[i].Type == nil {
+			m.Headers[i].Type = ptr(gatewayv1.HeaderMatchExact)
+		}
+	}
+	for i := range m.QueryParams {
+		if m.QueryParams[i].Type == nil {
+			m.QueryParams[i].Type = ptr(gatewayv1.QueryParamMatchExact)
+		}
+	}
+}
+
+func defaultFilters(filters []gatewayv1.HTTPRouteFilter) {
+	for i := range filters {
+		f := &filters[i]
+		if f.RequestMirror != nil {
+			defaultBackendRef(&f.RequestMirror.BackendRef)
+			if fr := f.RequestMirror.Fraction; fr != nil && fr.Denominator == nil {
+				fr.Denominator = ptr(int32(100))
+			}
+		}
+		if f.RequestRedirect != nil && f.RequestRedirect.StatusCode == nil {
+			f.RequestRedirect.StatusCode = ptr(302)
+		}
+	}
+}
+
+func defaultBackendRef(ref *gatewayv1.BackendObjectReference) {
+	if ref.Group == nil {
+		ref.Group = ptr(gatewayv1.Group(corev1.GroupName))
+	}
+	if ref.Kind == nil {
+		ref.Kind = ptr(gatewayv1.Kind("Service"))
+	}
+}
+
+// defaultNamespace adds the label the API server puts on every Namespace,
+// which allowedRoutes selectors commonly match on.
+func defaultNamespace(ns *corev1.Namespace) {
+	if ns.Labels == nil {
+		ns.Labels = map[string]string{}
+	}
+	ns.Labels[corev1.LabelMetadataName] = ns.Name
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -1,0 +1,245 @@
+package status
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/retry"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"portico.dev/portico/snapshot"
+)
+
+// MergeConditions returns want with the LastTransitionTime of every
+// condition whose status, reason and message match the current condition of
+// the same type kept from current, and now on every other one, as the
+// Gateway API asks: the time says when the condition last changed, not when
+// it was last written.
+func MergeConditions(current, want []metav1.Condition, now metav1.Time) []metav1.Condition {
+	if want == nil {
+		return nil
+	}
+	out := make([]metav1.Condition, len(want))
+	for i, c := range want {
+		c.LastTransitionTime = now
+		for _, cur := range current {
+			if cur.Type == c.Type {
+				if cur.Status == c.Status && cur.Reason == c.Reason && cur.Message == c.Message {
+					c.LastTransitionTime = cur.LastTransitionTime
+				}
+				break
+			}
+		}
+		out[i] = c
+	}
+	return out
+}
+
+// DesiredGatewayClassStatus is want with transition times merged from the
+// class's current status.
+func DesiredGatewayClassStatus(current, want gatewayv1.GatewayClassStatus, now metav1.Time) gatewayv1.GatewayClassStatus {
+	out := *want.DeepCopy()
+	out.Conditions = MergeConditions(current.Conditions, want.Conditions, now)
+	return out
+}
+
+// DesiredGatewayStatus is want with transition times merged from the
+// Gateway's current status, listener by listener name.
+func DesiredGatewayStatus(current, want gatewayv1.GatewayStatus, now metav1.Time) gatewayv1.GatewayStatus {
+	out := *want.DeepCopy()
+	out.Conditions = MergeConditions(current.Conditions, want.Conditions, now)
+	for i := range out.Listeners {
+		l := &out.Listeners[i]
+		var cur []metav1.Condition
+		for _, c := range current.Listeners {
+			if c.Name == l.Name {
+				cur = c.Conditions
+				break
+			}
+		}
+		l.Conditions = MergeConditions(cur, l.Conditions, now)
+		if l.Conditions == nil {
+			// The field is required by the CRD, even when empty.
+			l.Conditions = []metav1.Condition{}
+		}
+		if l.SupportedKinds == nil {
+			l.SupportedKinds = []gatewayv1.RouteGroupKind{}
+		}
+	}
+	return out
+}
+
+// DesiredRouteParents returns a route's status.parents with ours (the
+// entries whose controllerName is controller) replaced by want, transition
+// times merged from our current entry for the same parentRef. Entries of
+// other controllers are kept as they are, in their place; ours follow them.
+func DesiredRouteParents(current []gatewayv1.RouteParentStatus, controller gatewayv1.GatewayController,
+	want []gatewayv1.RouteParentStatus, now metav1.Time) []gatewayv1.RouteParentStatus {
+	// status.parents is required, even when empty.
+	out := []gatewayv1.RouteParentStatus{}
+	for _, p := range current {
+		if p.ControllerName != controller {
+			out = append(out, *p.DeepCopy())
+		}
+	}
+	for _, w := range want {
+		w = *w.DeepCopy()
+		w.ControllerName = controller
+		var cur []metav1.Condition
+		for _, p := range current {
+			if p.ControllerName == controller && equality.Semantic.DeepEqual(p.ParentRef, w.ParentRef) {
+				cur = p.Conditions
+				break
+			}
+		}
+		w.Conditions = MergeConditions(cur, w.Conditions, now)
+		out = append(out, w)
+	}
+	return out
+}
+
+// syncGatewayAPI writes the status of every Gateway API object the snapshot
+// has status for, and removes ours from routes it no longer lists.
+func (w *Writer) syncGatewayAPI(ctx context.Context, objs snapshot.Objects, snap *snapshot.Snapshot) error {
+	if w.Gateway == nil {
+		return nil
+	}
+	st := snap.GatewayAPI
+	var errs []error
+	for _, gc := range objs.GatewayClasses {
+		want, ok := st.GatewayClasses[gc.Name]
+		if !ok {
+			continue
+		}
+		errs = append(errs, w.writeGatewayClass(ctx, gc, want))
+	}
+	for _, gw := range objs.Gateways {
+		want, ok := st.Gateways[types.NamespacedName{Namespace: gw.Namespace, Name: gw.Name}]
+		if !ok {
+			continue
+		}
+		errs = append(errs, w.writeGateway(ctx, gw, want))
+	}
+	if w.GatewayController != "" {
+		for _, r := range objs.HTTPRoutes {
+			want := st.HTTPRoutes[types.NamespacedName{Namespace: r.Namespace, Name: r.Name}]
+			errs = append(errs, w.writeHTTPRoute(ctx, r, want))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (w *Writer) now() metav1.Time {
+	if w.Now != nil {
+		return metav1.NewTime(w.Now())
+	}
+	// The API stores times to the second; a time that survives the round
+	// trip unchanged compares equal on the next sync.
+	return metav1.NewTime(time.Now().Truncate(time.Second))
+}
+
+func (w *Writer) writeGatewayClass(ctx context.Context, obj *gatewayv1.GatewayClass, want gatewayv1.GatewayClassStatus) error {
+	api := w.Gateway.GatewayV1().GatewayClasses()
+	return w.update(ctx, "GatewayClass", "", obj.Name, func(fresh bool) (bool, error) {
+		if fresh {
+			latest, err := api.Get(ctx, obj.Name, metav1.GetOptions{})
+			if err != nil {
+				return false, err
+			}
+			obj = latest
+		}
+		desired := DesiredGatewayClassStatus(obj.Status, want, w.now())
+		if equality.Semantic.DeepEqual(obj.Status, desired) {
+			return false, nil
+		}
+		update := obj.DeepCopy()
+		update.Status = desired
+		_, err := api.UpdateStatus(ctx, update, metav1.UpdateOptions{})
+		return true, err
+	})
+}
+
+func (w *Writer) writeGateway(ctx context.Context, obj *gatewayv1.Gateway, want gatewayv1.GatewayStatus) error {
+	api := w.Gateway.GatewayV1().Gateways(obj.Namespace)
+	return w.update(ctx, "Gateway", obj.Namespace, obj.Name, func(fresh bool) (bool, error) {
+		if fresh {
+			latest, err := api.Get(ctx, obj.Name, metav1.GetOptions{})
+			if err != nil {
+				return false, err
+			}
+			obj = latest
+		}
+		desired := DesiredGatewayStatus(obj.Status, want, w.now())
+		if equality.Semantic.DeepEqual(obj.Status, desired) {
+			return false, nil
+		}
+		update := obj.DeepCopy()
+		update.Status = desired
+		_, err := api.UpdateStatus(ctx, update, metav1.UpdateOptions{})
+		return true, err
+	})
+}
+
+func (w *Writer) writeHTTPRoute(ctx context.Context, obj *gatewayv1.HTTPRoute, want []gatewayv1.RouteParentStatus) error {
+	if len(want) == 0 && !slices.ContainsFunc(obj.Status.Parents, func(p gatewayv1.RouteParentStatus) bool {
+		return p.ControllerName == w.GatewayController
+	}) {
+		return nil // neither ours now nor before: another controller's route
+	}
+	api := w.Gateway.GatewayV1().HTTPRoutes(obj.Namespace)
+	return w.update(ctx, "HTTPRoute", obj.Namespace, obj.Name, func(fresh bool) (bool, error) {
+		if fresh {
+			latest, err := api.Get(ctx, obj.Name, metav1.GetOptions{})
+			if err != nil {
+				return false, err
+			}
+			obj = latest
+		}
+		desired := DesiredRouteParents(obj.Status.Parents, w.GatewayController, want, w.now())
+		if equality.Semantic.DeepEqual(obj.Status.Parents, desired) {
+			return false, nil
+		}
+		update := obj.DeepCopy()
+		update.Status.Parents = desired
+		_, err := api.UpdateStatus(ctx, update, metav1.UpdateOptions{})
+		return true, err
+	})
+}
+
+// update runs write, which compares and writes one object's status, first
+// against the informer's copy and, after a conflict, against the latest
+// version read from the API server. A deleted object is not an error.
+func (w *Writer) update(ctx context.Context, kind, namespace, name string, write func(fresh bool) (wrote bool, err error)) error {
+	fresh, wrote := false, false
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		var err error
+		wrote, err = write(fresh)
+		fresh = true
+		return err
+	})
+	log := w.logger()
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil
+	case err != nil:
+		log.Warn("writing status failed; retrying on the next change", "kind", kind, "namespace", namespace, "name", name, "error", err)
+		return fmt.Errorf("%s %s status: %w", kind, objectName(namespace, name), err)
+	case wrote:
+		log.Debug("status written", "kind", kind, "namespace", namespace, "name", name)
+	}
+	return nil
+}
+
+func objectName(namespace, name string) string {
+	if namespace == "" {
+		return name
+	}
+	return namespace + "/" + name
+}

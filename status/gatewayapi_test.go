@@ -1,0 +1,351 @@
+package status
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/tools/record"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+	gatewayclient "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
+
+	"portico.dev/portico/hack/controlplane"
+	"portico.dev/portico/snapshot"
+)
+
+const ourController gatewayv1.GatewayController = "portico.dev/gateway-controller"
+
+var (
+	t0 = metav1.NewTime(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	t1 = metav1.NewTime(time.Date(2026, 1, 2, 0, 0, 0, 0, time.UTC))
+)
+
+func cond(typ string, status metav1.ConditionStatus, reason, msg string, at metav1.Time) metav1.Condition {
+	return metav1.Condition{Type: typ, Status: status, Reason: reason, Message: msg, LastTransitionTime: at, ObservedGeneration: 1}
+}
+
+func TestMergeConditions(t *testing.T) {
+	accepted := cond("Accepted", metav1.ConditionTrue, "Accepted", "ok", t0)
+	cases := []struct {
+		name          string
+		current, want []metav1.Condition
+		expect        []metav1.Condition
+	}{
+		{
+			name:   "new condition is stamped",
+			want:   []metav1.Condition{cond("Accepted", metav1.ConditionTrue, "Accepted", "ok", metav1.Time{})},
+			expect: []metav1.Condition{cond("Accepted", metav1.ConditionTrue, "Accepted", "ok", t1)},
+		},
+		{
+			name:    "unchanged condition keeps its time",
+			current: []metav1.Condition{accepted},
+			want:    []metav1.Condition{cond("Accepted", metav1.ConditionTrue, "Accepted", "ok", metav1.Time{})},
+			expect:  []metav1.Condition{accepted},
+		},
+		{
+			name:    "a new generation alone keeps the time",
+			current: []metav1.Condition{accepted},
+			want: []metav1.Condition{func() metav1.Condition {
+				c := cond("Accepted", metav1.ConditionTrue, "Accepted", "ok", metav1.Time{})
+				c.ObservedGeneration = 2
+				return c
+			}()},
+			expect: []metav1.Condition{func() metav1.Condition { c := accepted; c.ObservedGeneration = 2; return c }()},
+		},
+		{
+			name:    "changed status, reason or message is stamped",
+			current: []metav1.Condition{accepted, cond("Programmed", metav1.ConditionTrue, "Programmed", "", t0), cond("ResolvedRefs", metav1.ConditionTrue, "ResolvedRefs", "", t0)},
+			want: []metav1.Condition{
+				cond("Accepted", metav1.ConditionFalse, "Accepted", "ok", metav1.Time{}),
+				cond("Programmed", metav1.ConditionTrue, "Pending", "", metav1.Time{}),
+				cond("ResolvedRefs", metav1.ConditionTrue, "ResolvedRefs", "now with a message", metav1.Time{}),
+			},
+			expect: []metav1.Condition{
+				cond("Accepted", metav1.ConditionFalse, "Accepted", "ok", t1),
+				cond("Programmed", metav1.ConditionTrue, "Pending", "", t1),
+				cond("ResolvedRefs", metav1.ConditionTrue, "ResolvedRefs", "now with a message", t1),
+			},
+		},
+		{
+			name:    "conditions no longer wanted are dropped",
+			current: []metav1.Condition{accepted, cond("Stale", metav1.ConditionTrue, "X", "", t0)},
+			want:    []metav1.Condition{cond("Accepted", metav1.ConditionTrue, "Accepted", "ok", metav1.Time{})},
+			expect:  []metav1.Condition{accepted},
+		},
+	}
+	for _, tc := range cases {
+		got := MergeConditions(tc.current, tc.want, t1)
+		if !equality.Semantic.DeepEqual(got, tc.expect) {
+			t.Errorf("%s:\n got %+v\nwant %+v", tc.name, got, tc.expect)
+		}
+	}
+}
+
+func parent(name string, controller gatewayv1.GatewayController, conds ...metav1.Condition) gatewayv1.RouteParentStatus {
+	return gatewayv1.RouteParentStatus{
+		ParentRef:      gatewayv1.ParentReference{Name: gatewayv1.ObjectName(name)},
+		ControllerName: controller,
+		Conditions:     conds,
+	}
+}
+
+func TestDesiredRouteParents(t *testing.T) {
+	accepted := cond("Accepted", metav1.ConditionTrue, "Accepted", "", t0)
+	theirs := parent("their-gw", "example.com/other", cond("Accepted", metav1.ConditionFalse, "NotAllowed", "", t0))
+	cases := []struct {
+		name    string
+		current []gatewayv1.RouteParentStatus
+		want    []gatewayv1.RouteParentStatus
+		expect  []gatewayv1.RouteParentStatus
+	}{
+		{
+			name:    "ours are added after theirs",
+			current: []gatewayv1.RouteParentStatus{theirs},
+			want:    []gatewayv1.RouteParentStatus{parent("edge", ourController, cond("Accepted", metav1.ConditionTrue, "Accepted", "", metav1.Time{}))},
+			expect:  []gatewayv1.RouteParentStatus{theirs, parent("edge", ourController, cond("Accepted", metav1.ConditionTrue, "Accepted", "", t1))},
+		},
+		{
+			name:    "unchanged entries keep their times",
+			current: []gatewayv1.RouteParentStatus{parent("edge", ourController, accepted), theirs},
+			want:    []gatewayv1.RouteParentStatus{parent("edge", ourController, cond("Accepted", metav1.ConditionTrue, "Accepted", "", metav1.Time{}))},
+			expect:  []gatewayv1.RouteParentStatus{theirs, parent("edge", ourController, accepted)},
+		},
+		{
+			name:    "ours for a parent no longer referenced are removed, theirs stay",
+			current: []gatewayv1.RouteParentStatus{parent("old", ourController, accepted), theirs},
+			expect:  []gatewayv1.RouteParentStatus{theirs},
+		},
+		{
+			name:    "a route that is no longer ours loses all our entries",
+			current: []gatewayv1.RouteParentStatus{parent("edge", ourController, accepted)},
+			expect:  []gatewayv1.RouteParentStatus{},
+		},
+	}
+	for _, tc := range cases {
+		got := DesiredRouteParents(tc.current, ourController, tc.want, t1)
+		if !equality.Semantic.DeepEqual(got, tc.expect) {
+			t.Errorf("%s:\n got %+v\nwant %+v", tc.name, got, tc.expect)
+		}
+	}
+}
+
+// TestWriteGatewayAPIStatus runs the writer against a real API server with
+// the Gateway API CRDs installed, so that the schema's validation of the
+// status subresource applies to what is written.
+func TestWriteGatewayAPIStatus(t *testing.T) {
+	cp := controlplane.StartForTest(t, controlplane.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if err := controlplane.InstallGatewayAPICRDs(ctx, cp.RESTConfig(), controlplane.ChannelStandard); err != nil {
+		t.Fatal(err)
+	}
+	gw := gatewayclient.NewForConfigOrDie(cp.RESTConfig())
+	kube := cp.Client()
+	if _, err := kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	class, err := gw.GatewayV1().GatewayClasses().Create(ctx, &gatewayv1.GatewayClass{
+		ObjectMeta: metav1.ObjectMeta{Name: "portico"},
+		Spec:       gatewayv1.GatewayClassSpec{ControllerName: ourController},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gateway, err := gw.GatewayV1().Gateways("shop").Create(ctx, &gatewayv1.Gateway{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "edge"},
+		Spec: gatewayv1.GatewaySpec{
+			GatewayClassName: "portico",
+			Listeners:        []gatewayv1.Listener{{Name: "http", Protocol: gatewayv1.HTTPProtocolType, Port: 8000}},
+		},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	route, err := gw.GatewayV1().HTTPRoutes("shop").Create(ctx, &gatewayv1.HTTPRoute{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web"},
+		Spec: gatewayv1.HTTPRouteSpec{CommonRouteSpec: gatewayv1.CommonRouteSpec{ParentRefs: []gatewayv1.ParentReference{
+			{Name: "edge"}, {Name: "their-gw"},
+		}}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Another controller already wrote its entry for its own Gateway.
+	theirs := parent("their-gw", "example.com/other", cond("Accepted", metav1.ConditionFalse, "NotAllowedByListeners", "not for you", t0))
+	theirs.ParentRef = route.Spec.ParentRefs[1]
+	route.Status.Parents = []gatewayv1.RouteParentStatus{theirs}
+	if route, err = gw.GatewayV1().HTTPRoutes("shop").UpdateStatus(ctx, route, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	scheme := runtime.NewScheme()
+	_ = clientgoscheme.AddToScheme(scheme)
+	_ = gatewayv1.Install(scheme)
+	broadcaster := record.NewBroadcaster()
+	defer broadcaster.Shutdown()
+	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: kube.CoreV1().Events("")})
+
+	now := t0.Time
+	w := &Writer{
+		Client: kube, Gateway: gw, GatewayController: ourController,
+		Recorder: broadcaster.NewRecorder(scheme, corev1.EventSource{Component: "portico"}),
+		Now:      func() time.Time { return now },
+	}
+	gen := func(c metav1.Condition, g int64) metav1.Condition { c.ObservedGeneration = g; return c }
+	edge := types.NamespacedName{Namespace: "shop", Name: "edge"}
+	web := types.NamespacedName{Namespace: "shop", Name: "web"}
+	ourParent := gatewayv1.RouteParentStatus{
+		ParentRef:      route.Spec.ParentRefs[0],
+		ControllerName: ourController,
+		Conditions: []metav1.Condition{
+			gen(cond("Accepted", metav1.ConditionTrue, "Accepted", "", metav1.Time{}), route.Generation),
+			gen(cond("ResolvedRefs", metav1.ConditionTrue, "ResolvedRefs", "", metav1.Time{}), route.Generation),
+		},
+	}
+	snap := &snapshot.Snapshot{
+		GatewayAPI: snapshot.GatewayAPIStatus{
+			GatewayClasses: map[string]gatewayv1.GatewayClassStatus{"portico": {Conditions: []metav1.Condition{
+				gen(cond("Accepted", metav1.ConditionTrue, "Accepted", "", metav1.Time{}), class.Generation),
+			}}},
+			Gateways: map[types.NamespacedName]gatewayv1.GatewayStatus{edge: {
+				Addresses: []gatewayv1.GatewayStatusAddress{{Type: ptrTo(gatewayv1.IPAddressType), Value: "127.0.0.2"}},
+				Conditions: []metav1.Condition{
+					gen(cond("Accepted", metav1.ConditionTrue, "Accepted", "", metav1.Time{}), gateway.Generation),
+					gen(cond("Programmed", metav1.ConditionTrue, "Programmed", "", metav1.Time{}), gateway.Generation),
+				},
+				Listeners: []gatewayv1.ListenerStatus{{
+					Name:           "http",
+					SupportedKinds: []gatewayv1.RouteGroupKind{{Group: ptrTo(gatewayv1.Group(gatewayv1.GroupName)), Kind: "HTTPRoute"}},
+					AttachedRoutes: 1,
+					Conditions: []metav1.Condition{
+						gen(cond("Accepted", metav1.ConditionTrue, "Accepted", "", metav1.Time{}), gateway.Generation),
+						gen(cond("Programmed", metav1.ConditionTrue, "Programmed", "", metav1.Time{}), gateway.Generation),
+						gen(cond("ResolvedRefs", metav1.ConditionTrue, "ResolvedRefs", "", metav1.Time{}), gateway.Generation),
+					},
+				}},
+			}},
+			HTTPRoutes: map[types.NamespacedName][]gatewayv1.RouteParentStatus{web: {ourParent}},
+		},
+		Problems: []snapshot.Problem{{
+			Object: snapshot.ObjectRef{Kind: "HTTPRoute", Namespace: "shop", Name: "web"}, Severity: snapshot.Warning,
+			Reason: "BackendNotFound", Message: "Service shop/web not found",
+		}},
+	}
+
+	// The objects as an informer would hold them.
+	objects := func() snapshot.Objects {
+		c, err := gw.GatewayV1().GatewayClasses().Get(ctx, "portico", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		g, err := gw.GatewayV1().Gateways("shop").Get(ctx, "edge", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := gw.GatewayV1().HTTPRoutes("shop").Get(ctx, "web", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return snapshot.Objects{GatewayClasses: []*gatewayv1.GatewayClass{c}, Gateways: []*gatewayv1.Gateway{g}, HTTPRoutes: []*gatewayv1.HTTPRoute{r}}
+	}
+	versions := func(o snapshot.Objects) [3]string {
+		return [3]string{o.GatewayClasses[0].ResourceVersion, o.Gateways[0].ResourceVersion, o.HTTPRoutes[0].ResourceVersion}
+	}
+
+	// The first write replaces the CRD's "Pending" defaults.
+	stale := objects()
+	if err := w.Sync(ctx, stale, snap); err != nil {
+		t.Fatalf("first sync: %v", err)
+	}
+	written := objects()
+	assertCondition(t, "GatewayClass", written.GatewayClasses[0].Status.Conditions, "Accepted", metav1.ConditionTrue, t0)
+	assertCondition(t, "Gateway", written.Gateways[0].Status.Conditions, "Programmed", metav1.ConditionTrue, t0)
+	assertCondition(t, "Gateway listener", written.Gateways[0].Status.Listeners[0].Conditions, "Accepted", metav1.ConditionTrue, t0)
+	if got := written.Gateways[0].Status.Addresses; len(got) != 1 || got[0].Value != "127.0.0.2" {
+		t.Errorf("gateway addresses %v", got)
+	}
+	parents := written.HTTPRoutes[0].Status.Parents
+	if len(parents) != 2 || !equality.Semantic.DeepEqual(parents[0], theirs) || parents[1].ControllerName != ourController {
+		t.Fatalf("route parents %+v: want theirs untouched, then ours", parents)
+	}
+	assertCondition(t, "HTTPRoute parent", parents[1].Conditions, "ResolvedRefs", metav1.ConditionTrue, t0)
+
+	// Nothing changed: nothing is written.
+	now = t1.Time
+	if err := w.Sync(ctx, written, snap); err != nil {
+		t.Fatalf("second sync: %v", err)
+	}
+	if again := objects(); versions(again) != versions(written) {
+		t.Errorf("an unchanged status was written again: resourceVersions %v then %v", versions(written), versions(again))
+	}
+
+	// One route condition changes: only it gets the new time. Syncing from
+	// the stale objects (resourceVersions before the first write) makes
+	// every update conflict first, which must be retried.
+	changed := *snap
+	changed.GatewayAPI.HTTPRoutes = map[types.NamespacedName][]gatewayv1.RouteParentStatus{web: {*ourParent.DeepCopy()}}
+	changed.GatewayAPI.HTTPRoutes[web][0].Conditions[1] = gen(cond("ResolvedRefs", metav1.ConditionFalse, "BackendNotFound", "Service shop/web not found", metav1.Time{}), route.Generation)
+	if err := w.Sync(ctx, stale, &changed); err != nil {
+		t.Fatalf("sync after a change, from stale objects: %v", err)
+	}
+	final := objects()
+	parents = final.HTTPRoutes[0].Status.Parents
+	if len(parents) != 2 || !equality.Semantic.DeepEqual(parents[0], theirs) {
+		t.Fatalf("route parents %+v", parents)
+	}
+	assertCondition(t, "HTTPRoute parent", parents[1].Conditions, "Accepted", metav1.ConditionTrue, t0)
+	assertCondition(t, "HTTPRoute parent", parents[1].Conditions, "ResolvedRefs", metav1.ConditionFalse, t1)
+	if final.Gateways[0].ResourceVersion != written.Gateways[0].ResourceVersion {
+		t.Error("the Gateway was written though its status did not change")
+	}
+
+	// The route leaves our Gateways: our entry goes, theirs stays.
+	gone := changed
+	gone.GatewayAPI.HTTPRoutes = nil
+	if err := w.Sync(ctx, final, &gone); err != nil {
+		t.Fatal(err)
+	}
+	if parents := objects().HTTPRoutes[0].Status.Parents; len(parents) != 1 || !equality.Semantic.DeepEqual(parents[0], theirs) {
+		t.Errorf("after the route left: parents %+v, want only theirs", parents)
+	}
+
+	// The problem became an Event on the HTTPRoute.
+	var events *corev1.EventList
+	for range 100 {
+		events, err = kube.CoreV1().Events("shop").List(ctx, metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(events.Items) > 0 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if len(events.Items) != 1 || events.Items[0].InvolvedObject.Kind != "HTTPRoute" || events.Items[0].Reason != "BackendNotFound" {
+		t.Errorf("events %+v, want one BackendNotFound on the HTTPRoute", events.Items)
+	}
+}
+
+func assertCondition(t *testing.T, what string, conds []metav1.Condition, typ string, status metav1.ConditionStatus, at metav1.Time) {
+	t.Helper()
+	for _, c := range conds {
+		if c.Type != typ {
+			continue
+		}
+		if c.Status != status || !c.LastTransitionTime.Equal(&at) {
+			t.Errorf("%s condition %s: %s at %s, want %s at %s", what, typ, c.Status, c.LastTransitionTime, status, at)
+		}
+		return
+	}
+	t.Errorf("%s has no %s condition: %+v", what, typ, conds)
+}
+
+func ptrTo[T any](v T) *T { return &v }

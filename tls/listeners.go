@@ -1,0 +1,54 @@
+package tls
+
+import (
+	stdtls "crypto/tls"
+	"errors"
+	"log/slog"
+	"net"
+)
+
+// ServeListener returns a Server for one socket the caller bound: TLS
+// (HTTP/2 and HTTP/1.1, cfg.GetCertificate and cfg.HTTPSHandler) when secure,
+// plain HTTP (cfg.HTTPHandler) otherwise, with the same limits as Listen.
+// The address fields of cfg are ignored.
+//
+// It exists for sockets that come and go while the process runs (Gateway
+// listeners): the caller holds the net.Listener, so it can tell when
+// Shutdown has closed it and the port is free to bind again, while
+// in-flight requests are still draining.
+func ServeListener(ln net.Listener, secure bool, cfg ServerConfig) (*Server, error) {
+	if ln == nil {
+		return nil, errors.New("no listener")
+	}
+	limits := cfg.Limits.withDefaults()
+	if err := limits.validate(); err != nil {
+		return nil, err
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	s := &Server{log: logger}
+	if !secure {
+		if cfg.HTTPHandler == nil {
+			return nil, errors.New("an HTTP listener needs HTTPHandler")
+		}
+		s.httpListener = ln
+		s.httpServer = newHTTPServer(cfg.HTTPHandler, limits, logger.With("listener", "http", "addr", ln.Addr().String()))
+		return s, nil
+	}
+	if cfg.GetCertificate == nil {
+		return nil, errors.New("an HTTPS listener needs GetCertificate")
+	}
+	if cfg.HTTPSHandler == nil {
+		return nil, errors.New("an HTTPS listener needs HTTPSHandler")
+	}
+	s.httpsListener = ln
+	s.httpsServer = newHTTPServer(cfg.HTTPSHandler, limits, logger.With("listener", "https", "addr", ln.Addr().String()))
+	s.httpsServer.TLSConfig = &stdtls.Config{
+		MinVersion:     stdtls.VersionTLS12,
+		NextProtos:     []string{"h2", "http/1.1"},
+		GetCertificate: cfg.GetCertificate,
+	}
+	return s, nil
+}
