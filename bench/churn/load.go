@@ -51,6 +51,8 @@ type LoadResult struct {
 	// PerSecond counts successful handshakes in each second of the run,
 	// which shows the dips a reload causes.
 	PerSecond []int `json:"per_second"`
+	// FailedMedian is the median time a failed handshake took to fail.
+	FailedMedian time.Duration `json:"failed_median,omitempty"`
 }
 
 // Rate is successful handshakes per second.
@@ -82,12 +84,14 @@ func RunLoad(ctx context.Context, cfg LoadConfig) (LoadResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, cfg.Duration)
 	defer cancel()
 	start := time.Now()
+	end := start.Add(cfg.Duration)
 	seconds := int(cfg.Duration/time.Second) + 2
 
 	var (
 		mu        sync.Mutex
 		res       LoadResult
 		latencies = make([]time.Duration, 0, 1<<16)
+		failures  []time.Duration
 		perSecond = make([]int, seconds)
 		budget    = cfg.MaxHandshakes
 	)
@@ -104,13 +108,16 @@ func RunLoad(ctx context.Context, cfg LoadConfig) (LoadResult, error) {
 	for range cfg.Workers {
 		wg.Go(func() {
 			dialer := &net.Dialer{Timeout: 5 * time.Second}
-			for ctx.Err() == nil && take() {
+			for time.Now().Before(end) && take() {
 				host := HostName(rand.IntN(cfg.Hosts))
 				t0 := time.Now()
 				err := handshake(ctx, dialer, cfg, host)
 				d := time.Since(t0)
-				if ctx.Err() != nil && err != nil {
-					// Cut by the end of the run, not by the server.
+				if err != nil && (ctx.Err() != nil || !time.Now().Before(end)) {
+					// Cut by the end of the run, not by the server. The
+					// clock, not ctx.Err, decides: on a busy CPU the
+					// context's timer fires late, and dials made after the
+					// deadline fail at once with "i/o timeout".
 					return
 				}
 				mu.Lock()
@@ -125,6 +132,7 @@ func RunLoad(ctx context.Context, cfg LoadConfig) (LoadResult, error) {
 					res.Wrong++
 				default:
 					res.Failed++
+					failures = append(failures, d)
 				}
 				if err != nil {
 					if res.ErrorKinds == nil {
@@ -147,6 +155,10 @@ func RunLoad(ctx context.Context, cfg LoadConfig) (LoadResult, error) {
 		res.P50 = latencies[n/2]
 		res.P99 = latencies[min(n-1, n*99/100)]
 		res.Max = latencies[n-1]
+	}
+	if len(failures) > 0 {
+		slices.Sort(failures)
+		res.FailedMedian = failures[len(failures)/2]
 	}
 	used := min(len(perSecond), int(res.Elapsed/time.Second)+1)
 	res.PerSecond = perSecond[:used]

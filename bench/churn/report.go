@@ -49,7 +49,11 @@ func WriteMarkdown(w io.Writer, r *Result, command string) error {
 				kinds = append(kinds, fmt.Sprintf("%s %d", k, n))
 			}
 			slices.Sort(kinds)
-			fmt.Fprintf(&b, "\nErrors seen by the clients of %s, by kind: %s. The first of each kind:\n", t.Name, strings.Join(kinds, ", "))
+			fmt.Fprintf(&b, "\nErrors seen by the clients of %s, by kind: %s", t.Name, strings.Join(kinds, ", "))
+			if t.Load.FailedMedian > 0 {
+				fmt.Fprintf(&b, "; a failed handshake took %s to fail (median)", ms(t.Load.FailedMedian))
+			}
+			b.WriteString(". The first of each kind:\n")
 			for _, e := range t.Load.FirstErrors {
 				fmt.Fprintf(&b, "- `%s`\n", oneLine(e))
 			}
