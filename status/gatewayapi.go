@@ -42,19 +42,73 @@ func MergeConditions(current, want []metav1.Condition, now metav1.Time) []metav1
 	return out
 }
 
+// MergeOwnedConditions is MergeConditions for a condition list other
+// controllers may write to as well: the current conditions of a type
+// owned does not claim, and want does not hold, are kept as they are, in
+// their place, before ours. Conditions of owned types that want no longer
+// holds are dropped.
+func MergeOwnedConditions(current, want []metav1.Condition, owned func(conditionType string) bool, now metav1.Time) []metav1.Condition {
+	var out []metav1.Condition
+	for _, c := range current {
+		if owned(c.Type) || slices.ContainsFunc(want, func(w metav1.Condition) bool { return w.Type == c.Type }) {
+			continue
+		}
+		out = append(out, c)
+	}
+	merged := MergeConditions(current, want, now)
+	if out == nil {
+		return merged
+	}
+	return append(out, merged...)
+}
+
+// The condition types the Gateway API defines for each object: ours to
+// write, drop or replace. Types outside these sets that we do not write
+// belong to someone else and are kept.
+var (
+	gatewayClassConditionTypes = conditionTypes(
+		string(gatewayv1.GatewayClassConditionStatusAccepted),
+		string(gatewayv1.GatewayClassConditionStatusSupportedVersion),
+	)
+	gatewayConditionTypes = conditionTypes(
+		string(gatewayv1.GatewayConditionAccepted),
+		string(gatewayv1.GatewayConditionProgrammed),
+		string(gatewayv1.GatewayConditionReady),
+		string(gatewayv1.GatewayConditionScheduled),
+		string(gatewayv1.GatewayConditionAddressesAssigned),
+		string(gatewayv1.GatewayConditionResolvedRefs),
+		string(gatewayv1.GatewayConditionInsecureFrontendValidationMode),
+	)
+	listenerConditionTypes = conditionTypes(
+		string(gatewayv1.ListenerConditionAccepted),
+		string(gatewayv1.ListenerConditionProgrammed),
+		string(gatewayv1.ListenerConditionReady),
+		string(gatewayv1.ListenerConditionResolvedRefs),
+		string(gatewayv1.ListenerConditionConflicted),
+		string(gatewayv1.ListenerConditionDetached),
+		string(gatewayv1.ListenerConditionOverlappingTLSConfig),
+	)
+)
+
+func conditionTypes(types ...string) func(string) bool {
+	return func(t string) bool { return slices.Contains(types, t) }
+}
+
 // DesiredGatewayClassStatus is want with transition times merged from the
-// class's current status.
+// class's current status; conditions of other controllers are kept.
 func DesiredGatewayClassStatus(current, want gatewayv1.GatewayClassStatus, now metav1.Time) gatewayv1.GatewayClassStatus {
 	out := *want.DeepCopy()
-	out.Conditions = MergeConditions(current.Conditions, want.Conditions, now)
+	out.Conditions = MergeOwnedConditions(current.Conditions, want.Conditions, gatewayClassConditionTypes, now)
 	return out
 }
 
 // DesiredGatewayStatus is want with transition times merged from the
-// Gateway's current status, listener by listener name.
+// Gateway's current status, listener by listener name. Conditions of
+// types the Gateway API does not define and we do not write, on the
+// Gateway and on its listeners, belong to other controllers and are kept.
 func DesiredGatewayStatus(current, want gatewayv1.GatewayStatus, now metav1.Time) gatewayv1.GatewayStatus {
 	out := *want.DeepCopy()
-	out.Conditions = MergeConditions(current.Conditions, want.Conditions, now)
+	out.Conditions = MergeOwnedConditions(current.Conditions, want.Conditions, gatewayConditionTypes, now)
 	for i := range out.Listeners {
 		l := &out.Listeners[i]
 		var cur []metav1.Condition
@@ -64,7 +118,7 @@ func DesiredGatewayStatus(current, want gatewayv1.GatewayStatus, now metav1.Time
 				break
 			}
 		}
-		l.Conditions = MergeConditions(cur, l.Conditions, now)
+		l.Conditions = MergeOwnedConditions(cur, l.Conditions, listenerConditionTypes, now)
 		if l.Conditions == nil {
 			// The field is required by the CRD, even when empty.
 			l.Conditions = []metav1.Condition{}
@@ -105,8 +159,46 @@ func DesiredRouteParents(current []gatewayv1.RouteParentStatus, controller gatew
 	return out
 }
 
+// maxPolicyAncestors is the most status.ancestors entries a policy may
+// hold (the CRD's maxItems), all controllers together.
+const maxPolicyAncestors = 16
+
+// DesiredPolicyAncestors returns a policy's status.ancestors with ours (the
+// entries whose controllerName is controller) replaced by want, transition
+// times merged from our current entry for the same ancestorRef. Entries of
+// other controllers are kept as they are, in their place; ours follow
+// them, as many as the list has room for. dropped counts ours left out.
+func DesiredPolicyAncestors(current []gatewayv1.PolicyAncestorStatus, controller gatewayv1.GatewayController,
+	want []gatewayv1.PolicyAncestorStatus, now metav1.Time) (out []gatewayv1.PolicyAncestorStatus, dropped int) {
+	// status.ancestors is required, even when empty.
+	out = []gatewayv1.PolicyAncestorStatus{}
+	for _, a := range current {
+		if a.ControllerName != controller {
+			out = append(out, *a.DeepCopy())
+		}
+	}
+	for i, w := range want {
+		if len(out) >= maxPolicyAncestors {
+			return out, len(want) - i
+		}
+		w = *w.DeepCopy()
+		w.ControllerName = controller
+		var cur []metav1.Condition
+		for _, a := range current {
+			if a.ControllerName == controller && equality.Semantic.DeepEqual(a.AncestorRef, w.AncestorRef) {
+				cur = a.Conditions
+				break
+			}
+		}
+		w.Conditions = MergeConditions(cur, w.Conditions, now)
+		out = append(out, w)
+	}
+	return out, 0
+}
+
 // syncGatewayAPI writes the status of every Gateway API object the snapshot
-// has status for, and removes ours from routes it no longer lists.
+// has status for, and removes ours from routes and policies it no longer
+// lists.
 func (w *Writer) syncGatewayAPI(ctx context.Context, objs snapshot.Objects, snap *snapshot.Snapshot) error {
 	if w.Gateway == nil {
 		return nil
@@ -131,6 +223,10 @@ func (w *Writer) syncGatewayAPI(ctx context.Context, objs snapshot.Objects, snap
 		for _, r := range objs.HTTPRoutes {
 			want := st.HTTPRoutes[types.NamespacedName{Namespace: r.Namespace, Name: r.Name}]
 			errs = append(errs, w.writeHTTPRoute(ctx, r, want))
+		}
+		for _, p := range objs.BackendTLSPolicies {
+			want := st.BackendTLSPolicies[types.NamespacedName{Namespace: p.Namespace, Name: p.Name}]
+			errs = append(errs, w.writeBackendTLSPolicy(ctx, p, want.Ancestors))
 		}
 	}
 	return errors.Join(errs...)
@@ -208,6 +304,36 @@ func (w *Writer) writeHTTPRoute(ctx context.Context, obj *gatewayv1.HTTPRoute, w
 		}
 		update := obj.DeepCopy()
 		update.Status.Parents = desired
+		_, err := api.UpdateStatus(ctx, update, metav1.UpdateOptions{})
+		return true, err
+	})
+}
+
+func (w *Writer) writeBackendTLSPolicy(ctx context.Context, obj *gatewayv1.BackendTLSPolicy, want []gatewayv1.PolicyAncestorStatus) error {
+	if len(want) == 0 && !slices.ContainsFunc(obj.Status.Ancestors, func(a gatewayv1.PolicyAncestorStatus) bool {
+		return a.ControllerName == w.GatewayController
+	}) {
+		return nil // not used by our Gateways, now or before
+	}
+	api := w.Gateway.GatewayV1().BackendTLSPolicies(obj.Namespace)
+	return w.update(ctx, "BackendTLSPolicy", obj.Namespace, obj.Name, func(fresh bool) (bool, error) {
+		if fresh {
+			latest, err := api.Get(ctx, obj.Name, metav1.GetOptions{})
+			if err != nil {
+				return false, err
+			}
+			obj = latest
+		}
+		desired, dropped := DesiredPolicyAncestors(obj.Status.Ancestors, w.GatewayController, want, w.now())
+		if equality.Semantic.DeepEqual(obj.Status.Ancestors, desired) {
+			return false, nil
+		}
+		if dropped > 0 {
+			w.logger().Warn("BackendTLSPolicy status has room for no more ancestors; some of our Gateways using it are not listed",
+				"namespace", obj.Namespace, "name", obj.Name, "omitted", dropped, "max", maxPolicyAncestors)
+		}
+		update := obj.DeepCopy()
+		update.Status.Ancestors = desired
 		_, err := api.UpdateStatus(ctx, update, metav1.UpdateOptions{})
 		return true, err
 	})

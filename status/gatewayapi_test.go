@@ -2,6 +2,7 @@ package status
 
 import (
 	"context"
+	"strconv"
 	"testing"
 	"time"
 
@@ -88,6 +89,42 @@ func TestMergeConditions(t *testing.T) {
 	}
 }
 
+func TestMergeOwnedConditions(t *testing.T) {
+	accepted := cond("Accepted", metav1.ConditionTrue, "Accepted", "ok", t0)
+	theirs := cond("example.com/Audited", metav1.ConditionTrue, "Seeded", "", t0)
+	owned := conditionTypes("Accepted", "Programmed")
+	cases := []struct {
+		name          string
+		current, want []metav1.Condition
+		expect        []metav1.Condition
+	}{
+		{
+			name:    "another controller's condition is kept, before ours",
+			current: []metav1.Condition{accepted, theirs},
+			want:    []metav1.Condition{cond("Accepted", metav1.ConditionTrue, "Accepted", "ok", metav1.Time{})},
+			expect:  []metav1.Condition{theirs, accepted},
+		},
+		{
+			name:    "an owned type we no longer write is dropped",
+			current: []metav1.Condition{accepted, cond("Programmed", metav1.ConditionTrue, "Programmed", "", t0)},
+			want:    []metav1.Condition{cond("Accepted", metav1.ConditionTrue, "Accepted", "ok", metav1.Time{})},
+			expect:  []metav1.Condition{accepted},
+		},
+		{
+			name:    "a type we write is ours even outside the owned set",
+			current: []metav1.Condition{cond("example.com/Audited", metav1.ConditionFalse, "Old", "", t0)},
+			want:    []metav1.Condition{cond("example.com/Audited", metav1.ConditionTrue, "New", "", metav1.Time{})},
+			expect:  []metav1.Condition{cond("example.com/Audited", metav1.ConditionTrue, "New", "", t1)},
+		},
+	}
+	for _, tc := range cases {
+		got := MergeOwnedConditions(tc.current, tc.want, owned, t1)
+		if !equality.Semantic.DeepEqual(got, tc.expect) {
+			t.Errorf("%s:\n got %+v\nwant %+v", tc.name, got, tc.expect)
+		}
+	}
+}
+
 func parent(name string, controller gatewayv1.GatewayController, conds ...metav1.Condition) gatewayv1.RouteParentStatus {
 	return gatewayv1.RouteParentStatus{
 		ParentRef:      gatewayv1.ParentReference{Name: gatewayv1.ObjectName(name)},
@@ -130,6 +167,68 @@ func TestDesiredRouteParents(t *testing.T) {
 	}
 	for _, tc := range cases {
 		got := DesiredRouteParents(tc.current, ourController, tc.want, t1)
+		if !equality.Semantic.DeepEqual(got, tc.expect) {
+			t.Errorf("%s:\n got %+v\nwant %+v", tc.name, got, tc.expect)
+		}
+	}
+}
+
+func ancestor(name string, controller gatewayv1.GatewayController, conds ...metav1.Condition) gatewayv1.PolicyAncestorStatus {
+	return gatewayv1.PolicyAncestorStatus{
+		AncestorRef:    gatewayv1.ParentReference{Name: gatewayv1.ObjectName(name)},
+		ControllerName: controller,
+		Conditions:     conds,
+	}
+}
+
+func TestDesiredPolicyAncestors(t *testing.T) {
+	accepted := cond("Accepted", metav1.ConditionTrue, "Accepted", "", t0)
+	theirs := ancestor("their-gw", "example.com/other", cond("Accepted", metav1.ConditionTrue, "Accepted", "", t0))
+	fresh := cond("Accepted", metav1.ConditionTrue, "Accepted", "", metav1.Time{})
+	many := func(n int) []gatewayv1.PolicyAncestorStatus {
+		var out []gatewayv1.PolicyAncestorStatus
+		for i := range n {
+			out = append(out, ancestor("gw-"+itoa(i), ourController, fresh))
+		}
+		return out
+	}
+	cases := []struct {
+		name        string
+		current     []gatewayv1.PolicyAncestorStatus
+		want        []gatewayv1.PolicyAncestorStatus
+		expect      []gatewayv1.PolicyAncestorStatus
+		wantDropped int
+	}{
+		{
+			name:    "ours follow theirs, unchanged ones keep their times",
+			current: []gatewayv1.PolicyAncestorStatus{ancestor("edge", ourController, accepted), theirs},
+			want:    []gatewayv1.PolicyAncestorStatus{ancestor("edge", ourController, fresh), ancestor("new", ourController, fresh)},
+			expect: []gatewayv1.PolicyAncestorStatus{theirs, ancestor("edge", ourController, accepted),
+				ancestor("new", ourController, cond("Accepted", metav1.ConditionTrue, "Accepted", "", t1))},
+		},
+		{
+			name:    "ours no longer wanted are removed, theirs stay",
+			current: []gatewayv1.PolicyAncestorStatus{ancestor("edge", ourController, accepted), theirs},
+			expect:  []gatewayv1.PolicyAncestorStatus{theirs},
+		},
+		{
+			name:        "a full list keeps theirs and as many of ours as fit",
+			current:     []gatewayv1.PolicyAncestorStatus{theirs},
+			want:        many(maxPolicyAncestors),
+			wantDropped: 1,
+		},
+	}
+	for _, tc := range cases {
+		got, dropped := DesiredPolicyAncestors(tc.current, ourController, tc.want, t1)
+		if dropped != tc.wantDropped {
+			t.Errorf("%s: dropped %d, want %d", tc.name, dropped, tc.wantDropped)
+		}
+		if tc.expect == nil {
+			if len(got) != maxPolicyAncestors || !equality.Semantic.DeepEqual(got[0], theirs) {
+				t.Errorf("%s: %d ancestors, first %+v", tc.name, len(got), got[0])
+			}
+			continue
+		}
 		if !equality.Semantic.DeepEqual(got, tc.expect) {
 			t.Errorf("%s:\n got %+v\nwant %+v", tc.name, got, tc.expect)
 		}
@@ -317,6 +416,108 @@ func TestWriteGatewayAPIStatus(t *testing.T) {
 		t.Errorf("after the route left: parents %+v, want only theirs", parents)
 	}
 
+	// Another controller adds a condition of its own to the Gateway and to
+	// its listener; after a spec change our next write brings our
+	// conditions to the new generation and leaves theirs as they are.
+	seeded := objects().Gateways[0]
+	foreign := metav1.Condition{Type: "example.com/Audited", Status: metav1.ConditionTrue, Reason: "Seeded",
+		ObservedGeneration: seeded.Generation, LastTransitionTime: t0}
+	seeded.Status.Conditions = append(seeded.Status.Conditions, foreign)
+	seeded.Status.Listeners[0].Conditions = append(seeded.Status.Listeners[0].Conditions, foreign)
+	if seeded, err = gw.GatewayV1().Gateways("shop").UpdateStatus(ctx, seeded, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	seeded.Spec.Listeners[0].Hostname = ptrTo(gatewayv1.Hostname("second.example.com"))
+	if seeded, err = gw.GatewayV1().Gateways("shop").Update(ctx, seeded, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	bumped := gone
+	wantGateway := snap.GatewayAPI.Gateways[edge]
+	bumpedStatus := *wantGateway.DeepCopy()
+	for i := range bumpedStatus.Conditions {
+		bumpedStatus.Conditions[i].ObservedGeneration = seeded.Generation
+	}
+	for i := range bumpedStatus.Listeners[0].Conditions {
+		bumpedStatus.Listeners[0].Conditions[i].ObservedGeneration = seeded.Generation
+	}
+	bumped.GatewayAPI.Gateways = map[types.NamespacedName]gatewayv1.GatewayStatus{edge: bumpedStatus}
+	if err := w.Sync(ctx, objects(), &bumped); err != nil {
+		t.Fatal(err)
+	}
+	after := objects().Gateways[0]
+	for what, conds := range map[string][]metav1.Condition{"Gateway": after.Status.Conditions, "listener": after.Status.Listeners[0].Conditions} {
+		var kept *metav1.Condition
+		for i, c := range conds {
+			switch {
+			case c.Type == foreign.Type:
+				kept = &conds[i]
+			case c.ObservedGeneration != seeded.Generation:
+				t.Errorf("%s condition %s: observedGeneration %d, want %d", what, c.Type, c.ObservedGeneration, seeded.Generation)
+			}
+		}
+		if kept == nil || !equality.Semantic.DeepEqual(*kept, foreign) {
+			t.Errorf("%s: the other controller's condition is %+v, want %+v kept as it was", what, kept, foreign)
+		}
+	}
+
+	// A BackendTLSPolicy used by our Gateway, which another controller's
+	// Gateway uses too: our ancestor entry is added after theirs, and
+	// removed when our routes stop using the policy.
+	policy, err := gw.GatewayV1().BackendTLSPolicies("shop").Create(ctx, &gatewayv1.BackendTLSPolicy{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "to-api"},
+		Spec: gatewayv1.BackendTLSPolicySpec{
+			TargetRefs: []gatewayv1.LocalPolicyTargetReferenceWithSectionName{{LocalPolicyTargetReference: gatewayv1.LocalPolicyTargetReference{Kind: "Service", Name: "api"}}},
+			Validation: gatewayv1.BackendTLSPolicyValidation{
+				Hostname:          "api.shop.internal",
+				CACertificateRefs: []gatewayv1.LocalObjectReference{{Kind: "ConfigMap", Name: "api-ca"}},
+			},
+		},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	theirAncestor := gatewayv1.PolicyAncestorStatus{
+		AncestorRef:    gatewayv1.ParentReference{Group: ptrTo(gatewayv1.Group(gatewayv1.GroupName)), Kind: ptrTo(gatewayv1.Kind("Gateway")), Name: "their-gw"},
+		ControllerName: "example.com/other",
+		Conditions:     []metav1.Condition{gen(cond("Accepted", metav1.ConditionTrue, "Accepted", "theirs", t0), policy.Generation)},
+	}
+	policy.Status.Ancestors = []gatewayv1.PolicyAncestorStatus{theirAncestor}
+	if policy, err = gw.GatewayV1().BackendTLSPolicies("shop").UpdateStatus(ctx, policy, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	theirAncestor = policy.Status.Ancestors[0]
+	toAPI := types.NamespacedName{Namespace: "shop", Name: "to-api"}
+	withPolicy := gone
+	withPolicy.GatewayAPI.BackendTLSPolicies = map[types.NamespacedName]gatewayv1.PolicyStatus{toAPI: {Ancestors: []gatewayv1.PolicyAncestorStatus{{
+		AncestorRef:    gatewayv1.ParentReference{Group: ptrTo(gatewayv1.Group(gatewayv1.GroupName)), Kind: ptrTo(gatewayv1.Kind("Gateway")), Namespace: ptrTo(gatewayv1.Namespace("shop")), Name: "edge"},
+		ControllerName: ourController,
+		Conditions: []metav1.Condition{
+			gen(cond("Accepted", metav1.ConditionTrue, "Accepted", "the policy applies", metav1.Time{}), policy.Generation),
+			gen(cond("ResolvedRefs", metav1.ConditionTrue, "ResolvedRefs", "all references are resolved", metav1.Time{}), policy.Generation),
+		},
+	}}}}
+	policyObjects := func() snapshot.Objects {
+		p, err := gw.GatewayV1().BackendTLSPolicies("shop").Get(ctx, "to-api", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return snapshot.Objects{BackendTLSPolicies: []*gatewayv1.BackendTLSPolicy{p}}
+	}
+	if err := w.Sync(ctx, policyObjects(), &withPolicy); err != nil {
+		t.Fatalf("sync with a BackendTLSPolicy: %v", err)
+	}
+	ancestors := policyObjects().BackendTLSPolicies[0].Status.Ancestors
+	if len(ancestors) != 2 || !equality.Semantic.DeepEqual(ancestors[0], theirAncestor) || ancestors[1].ControllerName != ourController {
+		t.Fatalf("policy ancestors %+v: want theirs untouched, then ours", ancestors)
+	}
+	assertCondition(t, "BackendTLSPolicy ancestor", ancestors[1].Conditions, "ResolvedRefs", metav1.ConditionTrue, metav1.NewTime(now))
+	if err := w.Sync(ctx, policyObjects(), &gone); err != nil {
+		t.Fatal(err)
+	}
+	if ancestors := policyObjects().BackendTLSPolicies[0].Status.Ancestors; len(ancestors) != 1 || !equality.Semantic.DeepEqual(ancestors[0], theirAncestor) {
+		t.Errorf("after our routes stopped using the policy: ancestors %+v, want only theirs", ancestors)
+	}
+
 	// The problem became an Event on the HTTPRoute.
 	var events *corev1.EventList
 	for range 100 {
@@ -349,3 +550,5 @@ func assertCondition(t *testing.T, what string, conds []metav1.Condition, typ st
 }
 
 func ptrTo[T any](v T) *T { return &v }
+
+func itoa(i int) string { return strconv.Itoa(i) }

@@ -1,9 +1,10 @@
 // Package status writes what Portico learned back to the cluster, where
 // users look: the address each owned Ingress is reachable on, in its
-// status.loadBalancer.ingress; the status of the GatewayClasses, Gateways
-// and HTTPRoutes the snapshot computed (conditions keep their transition
-// time while unchanged, other controllers' route parent entries are never
-// touched); and a Kubernetes Event on the object for each configuration
+// status.loadBalancer.ingress; the status of the GatewayClasses, Gateways,
+// HTTPRoutes and BackendTLSPolicies the snapshot computed (conditions keep
+// their transition time while unchanged; other controllers' route parent
+// and policy ancestor entries, and conditions of types we do not own, are
+// never touched); and a Kubernetes Event on the object for each configuration
 // problem. It is the sink at the end of the one-way flow:
 // it reads the objects and the snapshot built from them, and never feeds
 // the serving path.

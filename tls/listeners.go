@@ -16,7 +16,12 @@ import (
 // listeners): the caller holds the net.Listener, so it can tell when
 // Shutdown has closed it and the port is free to bind again, while
 // in-flight requests are still draining.
-func ServeListener(ln net.Listener, secure bool, cfg ServerConfig) (*Server, error) {
+//
+// A plain socket also accepts HTTP/2 with prior knowledge (h2c, RFC 9113
+// section 3.3), which the Gateway API expects of HTTP listeners; HTTP/1.1
+// clients are told apart by the connection preface and served as before.
+// The h2c upgrade from HTTP/1.1 is deprecated and not offered.
+func ServeListener(ln net.Listener, secure bool, cfg ServerConfig, opts ...ListenerOption) (*Server, error) {
 	if ln == nil {
 		return nil, errors.New("no listener")
 	}
@@ -35,6 +40,7 @@ func ServeListener(ln net.Listener, secure bool, cfg ServerConfig) (*Server, err
 		}
 		s.httpListener = ln
 		s.httpServer = newHTTPServer(cfg.HTTPHandler, limits, logger.With("listener", "http", "addr", ln.Addr().String()))
+		s.httpServer.Protocols.SetUnencryptedHTTP2(true)
 		return s, nil
 	}
 	if cfg.GetCertificate == nil {
@@ -45,10 +51,33 @@ func ServeListener(ln net.Listener, secure bool, cfg ServerConfig) (*Server, err
 	}
 	s.httpsListener = ln
 	s.httpsServer = newHTTPServer(cfg.HTTPSHandler, limits, logger.With("listener", "https", "addr", ln.Addr().String()))
-	s.httpsServer.TLSConfig = &stdtls.Config{
+	base := &stdtls.Config{
 		MinVersion:     stdtls.VersionTLS12,
 		NextProtos:     []string{"h2", "http/1.1"},
 		GetCertificate: cfg.GetCertificate,
 	}
+	var o listenerOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.clientValidation != nil {
+		base.GetConfigForClient = ConfigForClient(base, o.clientValidation)
+	}
+	s.httpsServer.TLSConfig = base
 	return s, nil
+}
+
+// ListenerOption adds to what ServeListener sets up.
+type ListenerOption func(*listenerOptions)
+
+type listenerOptions struct {
+	clientValidation func() *ClientValidation
+}
+
+// WithClientValidation makes a secure socket validate client certificates
+// as validation says on each handshake (see ConfigForClient): validation
+// must load the serving configuration once and return nil when the socket
+// validates no client certificates. Plain sockets ignore it.
+func WithClientValidation(validation func() *ClientValidation) ListenerOption {
+	return func(o *listenerOptions) { o.clientValidation = validation }
 }

@@ -194,13 +194,22 @@ func (g *gatewayListeners) bind(k listenerKey, l *snapshot.Listener) (*boundList
 		}
 		return nil
 	}
+	// The listener's client certificate validation (spec.tls.frontend) is
+	// read from the serving Listener on every handshake, like its
+	// certificates, so a change of CAs or mode needs no new socket.
+	validation := func() *porticotls.ClientValidation {
+		if cur := b.current.Load(); cur != nil {
+			return cur.ClientValidation
+		}
+		return nil
+	}
 	b.server, err = porticotls.ServeListener(b.listener, secure, porticotls.ServerConfig{
 		Limits:         g.limits,
 		GetCertificate: porticotls.CertificateGetter(lookup),
 		HTTPSHandler:   handler,
 		HTTPHandler:    handler,
 		Logger:         g.log.With("gateway", l.Gateway.String()),
-	})
+	}, porticotls.WithClientValidation(validation))
 	if err != nil {
 		ln.Close()
 		return nil, err

@@ -3,10 +3,17 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	stdtls "crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptrace"
@@ -306,5 +313,109 @@ func TestFailedBindIsRetried(t *testing.T) {
 	}
 	if body, _ := getBody(t, http.DefaultClient, fmt.Sprintf("http://127.0.0.1:%d/", port)); body != "one" {
 		t.Errorf("retried socket answered %q", body)
+	}
+}
+
+// testClientCA is a CA for client certificates and one certificate it
+// issued.
+func testClientCA(t *testing.T) (caPEM []byte, client stdtls.Certificate) {
+	t.Helper()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "client CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, caKey.Public(), caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caCert, _ := x509.ParseCertificate(caDER)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "client"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}, caCert, key.Public(), caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), stdtls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// TestGatewaySocketValidatesClientCertificates: an HTTPS Gateway socket
+// applies its Listener's client certificate validation on every
+// handshake, and follows a change of it without a new socket.
+func TestGatewaySocketValidatesClientCertificates(t *testing.T) {
+	g := newGatewayListeners(porticotls.DefaultLimits(), &nameForwarder{}, nil, 443, 10*time.Second, slog.New(slog.DiscardHandler))
+	defer g.shutdown(context.Background())
+	caPEM, clientCert := testClientCA(t)
+	validOnly, err := porticotls.NewClientValidation(caPEM, porticotls.AllowValidOnly)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := freePort(t)
+	l := httpsListener(t, port, "mtls", "backend")
+	l.ClientValidation = validOnly
+	g.reconcile(&snapshot.Snapshot{Listeners: []*snapshot.Listener{l}})
+
+	get := func(cert *stdtls.Certificate) (string, error) {
+		cfg := &stdtls.Config{InsecureSkipVerify: true, ServerName: "mtls.example.test"}
+		if cert != nil {
+			cfg.Certificates = []stdtls.Certificate{*cert}
+		}
+		c := &http.Client{Transport: &http.Transport{TLSClientConfig: cfg, ForceAttemptHTTP2: true}, Timeout: 10 * time.Second}
+		defer c.CloseIdleConnections()
+		resp, err := c.Get(fmt.Sprintf("https://127.0.0.1:%d/", port))
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		return string(b), err
+	}
+	if body, err := get(&clientCert); err != nil || body != "backend" {
+		t.Errorf("with a valid client certificate: %q, %v", body, err)
+	}
+	if body, err := get(nil); err == nil {
+		t.Errorf("without a client certificate: answered %q, want a refused handshake", body)
+	}
+
+	// The Gateway stops asking for client certificates: the same socket
+	// serves the next handshake without one.
+	open := httpsListener(t, port, "mtls", "backend")
+	g.reconcile(&snapshot.Snapshot{Listeners: []*snapshot.Listener{open}})
+	if body, err := get(nil); err != nil || body != "backend" {
+		t.Errorf("after validation was removed, without a client certificate: %q, %v", body, err)
+	}
+}
+
+// TestGatewayHTTPSocketSpeaksH2C: an HTTP Gateway socket routes requests
+// that arrive as HTTP/2 with prior knowledge, as the Gateway API's
+// HTTPRouteBackendProtocolH2C conformance test sends them.
+func TestGatewayHTTPSocketSpeaksH2C(t *testing.T) {
+	g := newGatewayListeners(porticotls.DefaultLimits(), &nameForwarder{}, nil, 443, 10*time.Second, slog.New(slog.DiscardHandler))
+	defer g.shutdown(context.Background())
+	port := freePort(t)
+	g.reconcile(&snapshot.Snapshot{Listeners: []*snapshot.Listener{httpListener(port, "edge", "h2c-backend")}})
+
+	var protocols http.Protocols
+	protocols.SetUnencryptedHTTP2(true)
+	c := &http.Client{Transport: &http.Transport{Protocols: &protocols}, Timeout: 10 * time.Second}
+	defer c.CloseIdleConnections()
+	resp, err := c.Get(fmt.Sprintf("http://127.0.0.1:%d/", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.ProtoMajor != 2 || string(body) != "h2c-backend" {
+		t.Errorf("%d over %s: %q, want 200 over HTTP/2 from h2c-backend", resp.StatusCode, resp.Proto, body)
 	}
 }

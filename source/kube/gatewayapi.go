@@ -34,6 +34,15 @@ const gatewaySyncWait = 30 * time.Second
 // only when the API server serves all of them.
 var gatewayResources = []string{"gatewayclasses", "gateways", "httproutes", "referencegrants"}
 
+// backendTLSPolicies is read when the API server serves it in
+// gateway.networking.k8s.io/v1 (the standard channel from Gateway API
+// v1.4 on); without it Gateways are served with plain backends only.
+const backendTLSPolicies = "backendtlspolicies"
+
+// caBundleKey is the ConfigMap key CA bundles are read from; other keys
+// are dropped from the cache.
+const caBundleKey = "ca.crt"
+
 // gatewayListers reads the Gateway API informers' caches (and the
 // Namespaces', which only Gateway listeners' allowedRoutes selectors need).
 type gatewayListers struct {
@@ -41,7 +50,10 @@ type gatewayListers struct {
 	gateways        []func() ([]*gatewayv1.Gateway, error)
 	httpRoutes      []func() ([]*gatewayv1.HTTPRoute, error)
 	referenceGrants []func() ([]*gatewayv1.ReferenceGrant, error)
-	namespaces      func() ([]*corev1.Namespace, error)
+	// backendTLSPolicies is empty when the API server does not serve them.
+	backendTLSPolicies []func() ([]*gatewayv1.BackendTLSPolicy, error)
+	configMaps         []func() ([]*corev1.ConfigMap, error)
+	namespaces         func() ([]*corev1.Namespace, error)
 }
 
 func (gl *gatewayListers) objects(o *snapshot.Objects) {
@@ -49,6 +61,8 @@ func (gl *gatewayListers) objects(o *snapshot.Objects) {
 	o.Gateways = collect(gl.gateways)
 	o.HTTPRoutes = collect(gl.httpRoutes)
 	o.ReferenceGrants = collect(gl.referenceGrants)
+	o.BackendTLSPolicies = collect(gl.backendTLSPolicies)
+	o.ConfigMaps = collect(gl.configMaps)
 	o.Namespaces, _ = gl.namespaces()
 }
 
@@ -64,9 +78,11 @@ type gatewayWatch struct {
 
 	mu sync.Mutex
 	// running is set while the informers run; cancel stops them.
-	running   bool
-	cancel    context.CancelFunc
-	factories []interface{ Shutdown() }
+	running bool
+	// backendTLS is set while BackendTLSPolicies are watched.
+	backendTLS bool
+	cancel     context.CancelFunc
+	factories  []interface{ Shutdown() }
 	// installed is the last answer discovery gave, to log changes once.
 	installed *bool
 	// closed is set when the source stops; nothing starts after it.
@@ -91,7 +107,7 @@ func (w *gatewayWatch) poll(ctx context.Context, interval time.Duration) {
 // When it starts them it waits (up to gatewaySyncWait) for their first
 // list, and returns an error only if ctx ends meanwhile.
 func (w *gatewayWatch) check(ctx context.Context) error {
-	installed, missing, err := w.discover(ctx)
+	installed, missing, backendTLS, err := w.discover(ctx)
 	if err != nil {
 		// The API server is unreachable or failing: keep whatever runs.
 		w.log.Debug("Gateway API discovery failed; keeping the current state", "error", err)
@@ -104,7 +120,7 @@ func (w *gatewayWatch) check(ctx context.Context) error {
 	}
 	if w.installed == nil || *w.installed != installed {
 		if installed {
-			w.log.Info("Gateway API CRDs found: watching GatewayClasses, Gateways, HTTPRoutes, ReferenceGrants and Namespaces")
+			w.log.Info("Gateway API CRDs found: watching GatewayClasses, Gateways, HTTPRoutes, ReferenceGrants, BackendTLSPolicies (when served), CA ConfigMaps and Namespaces")
 		} else {
 			w.log.Warn("Gateway API CRDs (gateway.networking.k8s.io/v1) are not installed: serving Ingresses only, and checking again periodically",
 				"missing", missing, "every", w.interval())
@@ -112,8 +128,14 @@ func (w *gatewayWatch) check(ctx context.Context) error {
 		w.installed = &installed
 	}
 	switch {
+	case installed && w.running && backendTLS != w.backendTLS:
+		// BackendTLSPolicy was installed or removed after the rest: watch
+		// it, or stop, with a fresh set of informers.
+		w.log.Info("BackendTLSPolicy (gateway.networking.k8s.io/v1) availability changed; restarting the Gateway API informers", "served", backendTLS)
+		w.stopLocked()
+		return w.start(ctx, backendTLS)
 	case installed && !w.running:
-		return w.start(ctx)
+		return w.start(ctx, backendTLS)
 	case !installed && w.running:
 		w.stopLocked()
 		w.listers.Store(nil)
@@ -130,32 +152,31 @@ func (w *gatewayWatch) interval() time.Duration {
 }
 
 // discover reports whether every resource in gatewayResources is served,
-// and which are missing.
-func (w *gatewayWatch) discover(ctx context.Context) (bool, []string, error) {
+// which are missing, and whether BackendTLSPolicies are served too.
+func (w *gatewayWatch) discover(ctx context.Context) (installed bool, missing []string, backendTLS bool, err error) {
 	disc := discovery.ToServerResourcesInterfaceWithContext(w.source.Client.Discovery())
 	list, err := disc.ServerResourcesForGroupVersionWithContext(ctx, gatewayv1.GroupVersion.String())
 	if apierrors.IsNotFound(err) {
-		return false, gatewayResources, nil
+		return false, gatewayResources, false, nil
 	}
 	if err != nil {
-		return false, nil, err
+		return false, nil, false, err
 	}
 	served := make(map[string]bool, len(list.APIResources))
 	for _, r := range list.APIResources {
 		served[r.Name] = true
 	}
-	var missing []string
 	for _, r := range gatewayResources {
 		if !served[r] {
 			missing = append(missing, r)
 		}
 	}
-	return len(missing) == 0, missing, nil
+	return len(missing) == 0, missing, served[backendTLSPolicies], nil
 }
 
 // start runs the informers and waits for their first list; the caller
 // holds w.mu.
-func (w *gatewayWatch) start(ctx context.Context) error {
+func (w *gatewayWatch) start(ctx context.Context, backendTLS bool) error {
 	runCtx, cancel := context.WithCancel(ctx)
 	var gl gatewayListers
 	var synced []cache.InformerSynced
@@ -211,13 +232,32 @@ func (w *gatewayWatch) start(ctx context.Context) error {
 		gl.referenceGrants = append(gl.referenceGrants, func() ([]*gatewayv1.ReferenceGrant, error) {
 			return grants.Lister().List(labels.Everything())
 		})
+		if backendTLS {
+			policies := f.Gateway().V1().BackendTLSPolicies()
+			watch(policies.Informer())
+			gl.backendTLSPolicies = append(gl.backendTLSPolicies, func() ([]*gatewayv1.BackendTLSPolicy, error) {
+				return policies.Lister().List(labels.Everything())
+			})
+		}
+
+		// ConfigMaps hold the CA bundles of BackendTLSPolicies and of
+		// Gateway client certificate validation. Only the bundle is kept:
+		// the cache must not hold every application's configuration.
+		nsCore := informers.NewSharedInformerFactoryWithOptions(w.source.Client, 0, informers.WithNamespace(ns),
+			informers.WithTransform(caBundleOnly))
+		factories = append(factories, nsCore)
+		configMaps := nsCore.Core().V1().ConfigMaps()
+		watch(configMaps.Informer())
+		gl.configMaps = append(gl.configMaps, func() ([]*corev1.ConfigMap, error) {
+			return configMaps.Lister().List(labels.Everything())
+		})
 	}
 	w.factories = w.factories[:0]
 	for _, f := range factories {
 		f.Start(runCtx.Done())
 		w.factories = append(w.factories, f)
 	}
-	w.running, w.cancel = true, cancel
+	w.running, w.cancel, w.backendTLS = true, cancel, backendTLS
 
 	syncCtx, stopWaiting := context.WithTimeout(runCtx, gatewaySyncWait)
 	defer stopWaiting()
@@ -261,4 +301,22 @@ func (w *gatewayWatch) stopLocked() {
 		f.Shutdown()
 	}
 	w.running, w.cancel, w.factories = false, nil, nil
+}
+
+// caBundleOnly is the ConfigMap informers' transform: it keeps the
+// object's identity and its CA bundle, and drops every other key and the
+// managed fields before the object is cached.
+func caBundleOnly(obj any) (any, error) {
+	cm, ok := obj.(*corev1.ConfigMap)
+	if !ok {
+		// A tombstone or another kind: cached as it is.
+		return obj, nil
+	}
+	slim := &corev1.ConfigMap{TypeMeta: cm.TypeMeta, ObjectMeta: *cm.ObjectMeta.DeepCopy()}
+	slim.ManagedFields = nil
+	slim.Annotations = nil
+	if v, ok := cm.Data[caBundleKey]; ok {
+		slim.Data = map[string]string{caBundleKey: v}
+	}
+	return slim, nil
 }

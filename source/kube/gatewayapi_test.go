@@ -2,6 +2,7 @@ package kube
 
 import (
 	"context"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -24,7 +25,7 @@ import (
 // API server without the CRDs does.
 func fakeGatewayDiscovery(client *fake.Clientset, installed *atomic.Bool) {
 	var resources []metav1.APIResource
-	for _, r := range gatewayResources {
+	for _, r := range append(slices.Clone(gatewayResources), backendTLSPolicies) {
 		resources = append(resources, metav1.APIResource{Name: r})
 	}
 	client.Resources = []*metav1.APIResourceList{{GroupVersion: gatewayv1.GroupVersion.String(), APIResources: resources}}
@@ -56,6 +57,8 @@ func newGatewayClientset(t *testing.T, objs ...runtime.Object) *gatewayfake.Clie
 			_, err = c.GatewayV1().HTTPRoutes(o.Namespace).Create(ctx, o, metav1.CreateOptions{})
 		case *gatewayv1.ReferenceGrant:
 			_, err = c.GatewayV1().ReferenceGrants(o.Namespace).Create(ctx, o, metav1.CreateOptions{})
+		case *gatewayv1.BackendTLSPolicy:
+			_, err = c.GatewayV1().BackendTLSPolicies(o.Namespace).Create(ctx, o, metav1.CreateOptions{})
 		default:
 			t.Fatalf("unexpected %T", obj)
 		}
@@ -135,5 +138,48 @@ func TestRunGatewayAPIInstalledAtStart(t *testing.T) {
 	// served without its listeners.
 	if first := receive(t, got); len(first.Gateways) != 1 {
 		t.Errorf("first objects have %d gateways, want 1", len(first.Gateways))
+	}
+}
+
+// TestRunGatewayAPIBackendTLS: BackendTLSPolicies and the CA bundles of
+// ConfigMaps in the watched namespaces join the objects, the ConfigMaps
+// stripped to their ca.crt.
+func TestRunGatewayAPIBackendTLS(t *testing.T) {
+	client := fake.NewClientset(
+		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "backend-ca", Annotations: map[string]string{"big": "x"}},
+			Data: map[string]string{"ca.crt": "PEM", "app.properties": "not ours"}},
+		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "other", Name: "elsewhere"}, Data: map[string]string{"ca.crt": "PEM"}},
+	)
+	installed := &atomic.Bool{}
+	installed.Store(true)
+	fakeGatewayDiscovery(client, installed)
+	gw := newGatewayClientset(t,
+		&gatewayv1.BackendTLSPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "to-app"}},
+		&gatewayv1.BackendTLSPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: "other", Name: "to-app"}},
+	)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	got := make(chan snapshot.Objects, 10)
+	src := &Source{Client: client, Gateway: gw, Namespaces: []string{"shop"}, Quiet: 10 * time.Millisecond}
+	go func() { _ = src.Run(ctx, func(o snapshot.Objects) { got <- o }) }()
+	first := receive(t, got)
+	if len(first.BackendTLSPolicies) != 1 || first.BackendTLSPolicies[0].Namespace != "shop" {
+		t.Errorf("BackendTLSPolicies %v, want shop/to-app only", first.BackendTLSPolicies)
+	}
+	if len(first.ConfigMaps) != 1 {
+		t.Fatalf("ConfigMaps %v, want shop/backend-ca only", first.ConfigMaps)
+	}
+	if cm := first.ConfigMaps[0]; cm.Name != "backend-ca" || len(cm.Data) != 1 || cm.Data["ca.crt"] != "PEM" || cm.Annotations != nil {
+		t.Errorf("cached ConfigMap %+v, want its ca.crt only", cm)
+	}
+
+	_, err := gw.GatewayV1().BackendTLSPolicies("shop").Create(ctx,
+		&gatewayv1.BackendTLSPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "to-api"}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next := receive(t, got); len(next.BackendTLSPolicies) != 2 {
+		t.Errorf("after a create: %d BackendTLSPolicies, want 2", len(next.BackendTLSPolicies))
 	}
 }

@@ -278,6 +278,13 @@ func (d *decoded) keep(file string, doc int, obj runtime.Object, gvk schema.Grou
 		defaultHTTPRoute(o)
 	case *gatewayv1.ReferenceGrant:
 		kind = "ReferenceGrant"
+	case *gatewayv1.BackendTLSPolicy:
+		// Its CRD declares no defaults for spec fields.
+		kind = "BackendTLSPolicy"
+	case *corev1.ConfigMap:
+		// CA bundles (ca.crt) for BackendTLSPolicies and Gateway client
+		// certificate validation; other ConfigMaps are kept too, unread.
+		kind = "ConfigMap"
 	default:
 		if meta.IsListType(obj) {
 			d.expandTypedList(file, doc, obj, gvk, prefix)

@@ -84,6 +84,32 @@ spec:
   - group: ""
     kind: Service
 `
+	backendTLSPolicyYAML = `apiVersion: gateway.networking.k8s.io/v1
+kind: BackendTLSPolicy
+metadata:
+  name: to-api
+  namespace: shop
+spec:
+  targetRefs:
+  - group: ""
+    kind: Service
+    name: api
+  validation:
+    hostname: api.shop.internal
+    caCertificateRefs:
+    - group: ""
+      kind: ConfigMap
+      name: api-ca
+`
+	caConfigMapYAML = `apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: api-ca
+  namespace: shop
+data:
+  ca.crt: |
+    -----BEGIN CERTIFICATE-----
+`
 	namespaceYAML = `apiVersion: v1
 kind: Namespace
 metadata:
@@ -118,6 +144,21 @@ func TestLoadGatewayAPI(t *testing.T) {
 				}
 				if got := objs.ReferenceGrants[0].Spec.From[0].Namespace; got != "shop" {
 					t.Errorf("grant from namespace %q", got)
+				}
+			},
+		},
+		{
+			name:  "BackendTLSPolicy and its CA ConfigMap",
+			files: map[string]string{"backend-tls.yaml": backendTLSPolicyYAML + "---\n" + caConfigMapYAML},
+			want:  []string{"BackendTLSPolicy shop/to-api", "ConfigMap shop/api-ca"},
+			check: func(t *testing.T, objs snapshot.Objects) {
+				p := objs.BackendTLSPolicies[0]
+				if p.Spec.TargetRefs[0].Name != "api" || p.Spec.Validation.Hostname != "api.shop.internal" ||
+					p.Spec.Validation.CACertificateRefs[0].Name != "api-ca" {
+					t.Errorf("policy spec %+v", p.Spec)
+				}
+				if got := objs.ConfigMaps[0].Data["ca.crt"]; !strings.HasPrefix(got, "-----BEGIN CERTIFICATE-----") {
+					t.Errorf("ca.crt %q", got)
 				}
 			},
 		},

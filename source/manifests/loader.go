@@ -237,6 +237,10 @@ func (l *loader) assemble() (snapshot.Objects, []Problem) {
 				objs.HTTPRoutes = append(objs.HTTPRoutes, o)
 			case *gatewayv1.ReferenceGrant:
 				objs.ReferenceGrants = append(objs.ReferenceGrants, o)
+			case *gatewayv1.BackendTLSPolicy:
+				objs.BackendTLSPolicies = append(objs.BackendTLSPolicies, o)
+			case *corev1.ConfigMap:
+				objs.ConfigMaps = append(objs.ConfigMaps, o)
 			}
 		}
 	}

@@ -131,6 +131,12 @@ func names(objs snapshot.Objects) []string {
 	for _, o := range objs.ReferenceGrants {
 		out = append(out, "ReferenceGrant "+o.Namespace+"/"+o.Name)
 	}
+	for _, o := range objs.BackendTLSPolicies {
+		out = append(out, "BackendTLSPolicy "+o.Namespace+"/"+o.Name)
+	}
+	for _, o := range objs.ConfigMaps {
+		out = append(out, "ConfigMap "+o.Namespace+"/"+o.Name)
+	}
 	return out
 }
 
