@@ -81,10 +81,12 @@ func RunLoad(ctx context.Context, cfg LoadConfig) (LoadResult, error) {
 	if ip := net.ParseIP(hostOf(cfg.Addr)); ip == nil || !ip.IsLoopback() {
 		return LoadResult{}, fmt.Errorf("load address %s is not a loopback address", cfg.Addr)
 	}
-	ctx, cancel := context.WithTimeout(ctx, cfg.Duration)
-	defer cancel()
 	start := time.Now()
 	end := start.Add(cfg.Duration)
+	// The same instant for the context and the loop, so no dial starts
+	// with a deadline already past.
+	ctx, cancel := context.WithDeadline(ctx, end)
+	defer cancel()
 	seconds := int(cfg.Duration/time.Second) + 2
 
 	var (
