@@ -41,6 +41,26 @@ func frontendConfig(gw *gatewayv1.Gateway, port gatewayv1.PortNumber) (cfg *gate
 	return &f.Default, "spec.tls.frontend.default"
 }
 
+// insecureFrontendValidation names the first spec.tls.frontend entry that
+// lets clients without a valid certificate through, or "" when none does.
+// The Gateway API asks for a Gateway condition saying so, because that
+// mode weakens what the Gateway's owner may believe is enforced.
+func insecureFrontendValidation(gw *gatewayv1.Gateway) string {
+	if gw.Spec.TLS == nil || gw.Spec.TLS.Frontend == nil {
+		return ""
+	}
+	f := gw.Spec.TLS.Frontend
+	if v := f.Default.Validation; v != nil && v.Mode == gatewayv1.AllowInsecureFallback {
+		return "spec.tls.frontend.default"
+	}
+	for i, pp := range f.PerPort {
+		if v := pp.TLS.Validation; v != nil && v.Mode == gatewayv1.AllowInsecureFallback {
+			return fmt.Sprintf("spec.tls.frontend.perPort[%d]", i)
+		}
+	}
+	return ""
+}
+
 // frontendValidation resolves the client certificate validation of an
 // HTTPS port once per Gateway and port.
 func (t *gatewayTranslator) frontendValidation(info *gatewayInfo, port gatewayv1.PortNumber) *portValidation {

@@ -700,6 +700,11 @@ func (info *gatewayInfo) statusOf() gatewayv1.GatewayStatus {
 		prog = condition(typeProgrammed, true, string(gatewayv1.GatewayReasonProgrammed), "the Gateway is served", gen)
 	}
 	st.Conditions = []metav1.Condition{acc, prog}
+	if where := insecureFrontendValidation(info.gw); where != "" {
+		st.Conditions = append(st.Conditions, condition(string(gatewayv1.GatewayConditionInsecureFrontendValidationMode), true,
+			string(gatewayv1.GatewayReasonConfigurationChanged),
+			where+" allows clients without a valid certificate (AllowInsecureFallback)", gen))
+	}
 
 	served := info.served()
 	for _, l := range info.listeners {
