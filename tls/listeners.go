@@ -1,7 +1,6 @@
 package tls
 
 import (
-	stdtls "crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
@@ -51,11 +50,7 @@ func ServeListener(ln net.Listener, secure bool, cfg ServerConfig, opts ...Liste
 	}
 	s.httpsListener = ln
 	s.httpsServer = newHTTPServer(cfg.HTTPSHandler, limits, logger.With("listener", "https", "addr", ln.Addr().String()))
-	base := &stdtls.Config{
-		MinVersion:     stdtls.VersionTLS12,
-		NextProtos:     []string{"h2", "http/1.1"},
-		GetCertificate: cfg.GetCertificate,
-	}
+	base := serverTLSConfig(cfg.GetCertificate)
 	var o listenerOptions
 	for _, opt := range opts {
 		opt(&o)

@@ -194,14 +194,7 @@ func Listen(cfg ServerConfig) (*Server, error) {
 		}
 		s.httpsListener = ln
 		s.httpsServer = newHTTPServer(cfg.HTTPSHandler, limits, logger.With("listener", "https"))
-		s.httpsServer.TLSConfig = &stdtls.Config{
-			MinVersion:     stdtls.VersionTLS12,
-			NextProtos:     []string{"h2", "http/1.1"},
-			GetCertificate: cfg.GetCertificate,
-			// CipherSuites is left nil on purpose: Go's defaults are
-			// secure, prefer AEADs and track hardware support. Session
-			// tickets stay on; crypto/tls rotates their keys itself.
-		}
+		s.httpsServer.TLSConfig = serverTLSConfig(cfg.GetCertificate)
 	}
 	if cfg.HTTPAddr != "" {
 		ln, err := net.Listen("tcp", cfg.HTTPAddr)
@@ -215,6 +208,19 @@ func Listen(cfg ServerConfig) (*Server, error) {
 		s.httpServer = newHTTPServer(cfg.HTTPHandler, limits, logger.With("listener", "http"))
 	}
 	return s, nil
+}
+
+// serverTLSConfig is the TLS configuration of every HTTPS socket, the
+// flag-configured one and the Gateway ones alike.
+func serverTLSConfig(getCertificate func(*stdtls.ClientHelloInfo) (*stdtls.Certificate, error)) *stdtls.Config {
+	return &stdtls.Config{
+		MinVersion:     stdtls.VersionTLS12,
+		NextProtos:     []string{"h2", "http/1.1"},
+		GetCertificate: getCertificate,
+		// CipherSuites is left nil on purpose: Go's defaults are secure,
+		// prefer AEADs and track hardware support. Session tickets stay on;
+		// crypto/tls rotates their keys itself.
+	}
 }
 
 // newHTTPServer configures HTTP/2 through net/http's own HTTP2 settings. Since
