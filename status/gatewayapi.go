@@ -242,45 +242,29 @@ func (w *Writer) now() metav1.Time {
 }
 
 func (w *Writer) writeGatewayClass(ctx context.Context, obj *gatewayv1.GatewayClass, want gatewayv1.GatewayClassStatus) error {
-	api := w.Gateway.GatewayV1().GatewayClasses()
-	return w.update(ctx, "GatewayClass", "", obj.Name, func(fresh bool) (bool, error) {
-		if fresh {
-			latest, err := api.Get(ctx, obj.Name, metav1.GetOptions{})
-			if err != nil {
-				return false, err
+	return updateStatus(ctx, w, "GatewayClass", obj, w.Gateway.GatewayV1().GatewayClasses(),
+		func(o *gatewayv1.GatewayClass) (*gatewayv1.GatewayClass, bool) {
+			desired := DesiredGatewayClassStatus(o.Status, want, w.now())
+			if equality.Semantic.DeepEqual(o.Status, desired) {
+				return nil, false
 			}
-			obj = latest
-		}
-		desired := DesiredGatewayClassStatus(obj.Status, want, w.now())
-		if equality.Semantic.DeepEqual(obj.Status, desired) {
-			return false, nil
-		}
-		update := obj.DeepCopy()
-		update.Status = desired
-		_, err := api.UpdateStatus(ctx, update, metav1.UpdateOptions{})
-		return true, err
-	})
+			update := o.DeepCopy()
+			update.Status = desired
+			return update, true
+		})
 }
 
 func (w *Writer) writeGateway(ctx context.Context, obj *gatewayv1.Gateway, want gatewayv1.GatewayStatus) error {
-	api := w.Gateway.GatewayV1().Gateways(obj.Namespace)
-	return w.update(ctx, "Gateway", obj.Namespace, obj.Name, func(fresh bool) (bool, error) {
-		if fresh {
-			latest, err := api.Get(ctx, obj.Name, metav1.GetOptions{})
-			if err != nil {
-				return false, err
+	return updateStatus(ctx, w, "Gateway", obj, w.Gateway.GatewayV1().Gateways(obj.Namespace),
+		func(o *gatewayv1.Gateway) (*gatewayv1.Gateway, bool) {
+			desired := DesiredGatewayStatus(o.Status, want, w.now())
+			if equality.Semantic.DeepEqual(o.Status, desired) {
+				return nil, false
 			}
-			obj = latest
-		}
-		desired := DesiredGatewayStatus(obj.Status, want, w.now())
-		if equality.Semantic.DeepEqual(obj.Status, desired) {
-			return false, nil
-		}
-		update := obj.DeepCopy()
-		update.Status = desired
-		_, err := api.UpdateStatus(ctx, update, metav1.UpdateOptions{})
-		return true, err
-	})
+			update := o.DeepCopy()
+			update.Status = desired
+			return update, true
+		})
 }
 
 func (w *Writer) writeHTTPRoute(ctx context.Context, obj *gatewayv1.HTTPRoute, want []gatewayv1.RouteParentStatus) error {
@@ -289,24 +273,16 @@ func (w *Writer) writeHTTPRoute(ctx context.Context, obj *gatewayv1.HTTPRoute, w
 	}) {
 		return nil // neither ours now nor before: another controller's route
 	}
-	api := w.Gateway.GatewayV1().HTTPRoutes(obj.Namespace)
-	return w.update(ctx, "HTTPRoute", obj.Namespace, obj.Name, func(fresh bool) (bool, error) {
-		if fresh {
-			latest, err := api.Get(ctx, obj.Name, metav1.GetOptions{})
-			if err != nil {
-				return false, err
+	return updateStatus(ctx, w, "HTTPRoute", obj, w.Gateway.GatewayV1().HTTPRoutes(obj.Namespace),
+		func(o *gatewayv1.HTTPRoute) (*gatewayv1.HTTPRoute, bool) {
+			desired := DesiredRouteParents(o.Status.Parents, w.GatewayController, want, w.now())
+			if equality.Semantic.DeepEqual(o.Status.Parents, desired) {
+				return nil, false
 			}
-			obj = latest
-		}
-		desired := DesiredRouteParents(obj.Status.Parents, w.GatewayController, want, w.now())
-		if equality.Semantic.DeepEqual(obj.Status.Parents, desired) {
-			return false, nil
-		}
-		update := obj.DeepCopy()
-		update.Status.Parents = desired
-		_, err := api.UpdateStatus(ctx, update, metav1.UpdateOptions{})
-		return true, err
-	})
+			update := o.DeepCopy()
+			update.Status.Parents = desired
+			return update, true
+		})
 }
 
 func (w *Writer) writeBackendTLSPolicy(ctx context.Context, obj *gatewayv1.BackendTLSPolicy, want []gatewayv1.PolicyAncestorStatus) error {
@@ -315,39 +291,52 @@ func (w *Writer) writeBackendTLSPolicy(ctx context.Context, obj *gatewayv1.Backe
 	}) {
 		return nil // not used by our Gateways, now or before
 	}
-	api := w.Gateway.GatewayV1().BackendTLSPolicies(obj.Namespace)
-	return w.update(ctx, "BackendTLSPolicy", obj.Namespace, obj.Name, func(fresh bool) (bool, error) {
+	return updateStatus(ctx, w, "BackendTLSPolicy", obj, w.Gateway.GatewayV1().BackendTLSPolicies(obj.Namespace),
+		func(o *gatewayv1.BackendTLSPolicy) (*gatewayv1.BackendTLSPolicy, bool) {
+			desired, dropped := DesiredPolicyAncestors(o.Status.Ancestors, w.GatewayController, want, w.now())
+			if equality.Semantic.DeepEqual(o.Status.Ancestors, desired) {
+				return nil, false
+			}
+			if dropped > 0 {
+				w.logger().Warn("BackendTLSPolicy status has room for no more ancestors; some of our Gateways using it are not listed",
+					"namespace", o.Namespace, "name", o.Name, "omitted", dropped, "max", maxPolicyAncestors)
+			}
+			update := o.DeepCopy()
+			update.Status.Ancestors = desired
+			return update, true
+		})
+}
+
+// statusAPI is what a status write needs of a typed Gateway API client.
+type statusAPI[T any] interface {
+	Get(ctx context.Context, name string, opts metav1.GetOptions) (T, error)
+	UpdateStatus(ctx context.Context, obj T, opts metav1.UpdateOptions) (T, error)
+}
+
+// updateStatus writes one object's status: desired returns the object with
+// the status to write, and false when its status is already right. It compares
+// first against the informer's copy and, after a conflict, against the
+// latest version read from the API server. A deleted object is not an
+// error.
+func updateStatus[T metav1.Object](ctx context.Context, w *Writer, kind string, obj T, api statusAPI[T], desired func(T) (update T, write bool)) error {
+	namespace, name := obj.GetNamespace(), obj.GetName()
+	fresh, wrote := false, false
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		if fresh {
-			latest, err := api.Get(ctx, obj.Name, metav1.GetOptions{})
+			latest, err := api.Get(ctx, name, metav1.GetOptions{})
 			if err != nil {
-				return false, err
+				return err
 			}
 			obj = latest
 		}
-		desired, dropped := DesiredPolicyAncestors(obj.Status.Ancestors, w.GatewayController, want, w.now())
-		if equality.Semantic.DeepEqual(obj.Status.Ancestors, desired) {
-			return false, nil
-		}
-		if dropped > 0 {
-			w.logger().Warn("BackendTLSPolicy status has room for no more ancestors; some of our Gateways using it are not listed",
-				"namespace", obj.Namespace, "name", obj.Name, "omitted", dropped, "max", maxPolicyAncestors)
-		}
-		update := obj.DeepCopy()
-		update.Status.Ancestors = desired
-		_, err := api.UpdateStatus(ctx, update, metav1.UpdateOptions{})
-		return true, err
-	})
-}
-
-// update runs write, which compares and writes one object's status, first
-// against the informer's copy and, after a conflict, against the latest
-// version read from the API server. A deleted object is not an error.
-func (w *Writer) update(ctx context.Context, kind, namespace, name string, write func(fresh bool) (wrote bool, err error)) error {
-	fresh, wrote := false, false
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		var err error
-		wrote, err = write(fresh)
 		fresh = true
+		update, write := desired(obj)
+		if !write {
+			wrote = false
+			return nil
+		}
+		_, err := api.UpdateStatus(ctx, update, metav1.UpdateOptions{})
+		wrote = true
 		return err
 	})
 	log := w.logger()
