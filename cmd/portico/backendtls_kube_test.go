@@ -99,17 +99,7 @@ func TestBackendTLSPolicyAndForeignStatusKubernetesMode(t *testing.T) {
 	// Discovery is asked every 10s; the deadline is a safety net.
 	eventually := func(what string, check func() error) {
 		t.Helper()
-		deadline := time.Now().Add(90 * time.Second)
-		for {
-			err := check()
-			if err == nil {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: %v", what, err)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+		eventuallyWithin(t, 90*time.Second, what, check)
 	}
 	isTrue := func(conds []metav1.Condition, typ string) error {
 		if c := meta.FindStatusCondition(conds, typ); c == nil || c.Status != metav1.ConditionTrue {

@@ -88,17 +88,7 @@ func TestGatewayAPIKubernetesMode(t *testing.T) {
 	// Discovery is asked every 10s; the deadline below is a safety net.
 	slow := func(what string, check func() error) {
 		t.Helper()
-		deadline := time.Now().Add(90 * time.Second)
-		for {
-			err := check()
-			if err == nil {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: %v", what, err)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+		eventuallyWithin(t, 90*time.Second, what, check)
 	}
 	c := &http.Client{Transport: &http.Transport{DialContext: f.gw.dialGateway(fmt.Sprintf("127.0.0.1:%d", port))}}
 	defer c.CloseIdleConnections()

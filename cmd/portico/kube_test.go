@@ -331,7 +331,14 @@ func expectBody(c *http.Client, url, wantPrefix string) error {
 // not a speed assertion.
 func eventually(t testing.TB, what string, check func() error) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	eventuallyWithin(t, 30*time.Second, what, check)
+}
+
+// eventuallyWithin is eventually with another safety net, for changes that
+// wait on a periodic check (the Gateway API discovery every 10s).
+func eventuallyWithin(t testing.TB, limit time.Duration, what string, check func() error) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
 	for {
 		err := check()
 		if err == nil {
