@@ -18,6 +18,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 	"sigs.k8s.io/gateway-api/pkg/features"
+
+	porticotls "portico.dev/portico/tls"
 )
 
 // GatewayAPIVersion is the Gateway API bundle version the translation
@@ -41,6 +43,7 @@ var SupportedFeatures = sortedFeatures(
 	features.SupportGatewayHTTPSListenerDetectMisdirectedRequests,
 	features.SupportGatewayFrontendClientCertificateValidation,
 	features.SupportGatewayFrontendClientCertificateValidationInsecureFallback,
+	features.SupportGatewayBackendClientCertificate,
 	// HTTPRoute extended.
 	features.SupportHTTPRouteQueryParamMatching,
 	features.SupportHTTPRouteMethodMatching,
@@ -107,6 +110,10 @@ type gatewayTranslator struct {
 	byName          map[types.NamespacedName]*gatewayInfo
 	policies        backendTLSPolicies
 	status          GatewayAPIStatus
+	// clientCert is the backend client certificate of the Gateway whose
+	// routes are being translated: routes are translated once per
+	// distinct certificate, so their TLS backends carry it.
+	clientCert *porticotls.KeyPair
 }
 
 // gatewayAPI translates the Gateway API objects: it returns the sockets our

@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
+	porticotls "portico.dev/portico/tls"
 	"portico.dev/portico/upstream"
 )
 
@@ -51,9 +52,13 @@ type backendTLSPolicy struct {
 	// targets, and lost those an older policy holds.
 	named, targets, lost []policyTarget
 
-	// backends maps a resolved Service port to its TLS copy, so that every
-	// route using the port shares one Backend (and one round-robin cursor).
-	backends map[*upstream.Backend]*upstream.Backend
+	// backends maps a resolved Service port and a Gateway's backend client
+	// certificate to its TLS copy, so that every route using the port
+	// through Gateways with that certificate shares one Backend (and one
+	// round-robin cursor).
+	backends map[tlsBackendKey]*upstream.Backend
+	// withCert are the TLS settings with each Gateway's client certificate.
+	withCert map[*porticotls.KeyPair]*upstream.BackendTLS
 	// ancestors are our Gateways whose routes refer to a targeted Service.
 	ancestors []types.NamespacedName
 }
@@ -82,7 +87,7 @@ func (t *gatewayTranslator) translateBackendTLSPolicies(objs *Objects) {
 		bp := &backendTLSPolicy{
 			p:        p,
 			ref:      ObjectRef{Kind: kindBackendTLSPolicy, Namespace: p.Namespace, Name: p.Name},
-			backends: make(map[*upstream.Backend]*upstream.Backend),
+			backends: make(map[tlsBackendKey]*upstream.Backend),
 		}
 		t.validateBackendTLS(bp)
 		t.policies.all = append(t.policies.all, bp)
@@ -268,12 +273,19 @@ func (t *gatewayTranslator) withBackendTLS(tr *routeTranslation, svc types.Names
 	if bp == nil {
 		return b
 	}
-	if c, ok := bp.backends[b]; ok {
+	k := tlsBackendKey{backend: b, clientCert: t.clientCert}
+	if c, ok := bp.backends[k]; ok {
 		return c
 	}
-	c := &upstream.Backend{Name: b.Name, Protocol: b.Protocol, Endpoints: b.Endpoints, TLS: bp.tls}
-	bp.backends[b] = c
+	c := &upstream.Backend{Name: b.Name, Protocol: b.Protocol, Endpoints: b.Endpoints, TLS: t.withClientCert(bp)}
+	bp.backends[k] = c
 	return c
+}
+
+// tlsBackendKey names one TLS copy of a resolved Service port.
+type tlsBackendKey struct {
+	backend    *upstream.Backend
+	clientCert *porticotls.KeyPair
 }
 
 // addAncestor records that a Gateway's routes use the policy's targets.

@@ -143,15 +143,12 @@ func (t *gatewayTranslator) listenerFrontendTLS(info *gatewayInfo, l *listenerIn
 	}
 }
 
-// gatewayTLSNotes reports the parts of spec.tls that are not applied.
+// gatewayTLSNotes reports the parts of spec.tls.frontend that are not
+// applied (spec.tls.backend is in gateway_backendclientcert.go).
 func (t *gatewayTranslator) gatewayTLSNotes(info *gatewayInfo) {
 	tlsCfg := info.gw.Spec.TLS
 	if tlsCfg == nil {
 		return
-	}
-	if tlsCfg.Backend != nil {
-		t.b.problems.add(info.ref, Warning, "UnsupportedValue",
-			"spec.tls.backend (a client certificate for backends) is not supported and is ignored")
 	}
 	if f := tlsCfg.Frontend; f != nil {
 		var plain []string

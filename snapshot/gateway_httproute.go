@@ -12,6 +12,7 @@ import (
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"portico.dev/portico/routing"
+	porticotls "portico.dev/portico/tls"
 	"portico.dev/portico/upstream"
 )
 
@@ -106,6 +107,10 @@ type emission struct {
 func (t *gatewayTranslator) httpRoute(r *gatewayv1.HTTPRoute) {
 	ref := ObjectRef{Kind: kindHTTP, Namespace: r.Namespace, Name: r.Name}
 	var tr *routeTranslation
+	// A Gateway's backend client certificate is part of the TLS backends
+	// the route compiles to, so the route is translated once per distinct
+	// certificate of the Gateways it attaches to.
+	translations := make(map[*porticotls.KeyPair]*routeTranslation)
 	var parents []gatewayv1.RouteParentStatus
 	attached := make(map[*listenerInfo]bool)
 	emitted := make(map[emission]bool)
@@ -118,8 +123,12 @@ func (t *gatewayTranslator) httpRoute(r *gatewayv1.HTTPRoute) {
 			// Not ours, or not there: another controller may own it.
 			continue
 		}
+		tr = translations[info.clientCert]
 		if tr == nil {
+			t.clientCert = info.clientCert
 			tr = t.translateRoute(r)
+			t.clientCert = nil
+			translations[info.clientCert] = tr
 		}
 		reason, msg := t.attach(r, tr, info, pr, attached, emitted)
 		gen := r.Generation

@@ -40,6 +40,10 @@ type gatewayInfo struct {
 	listeners []*listenerInfo
 	// validation is the client certificate validation of each HTTPS port.
 	validation map[gatewayv1.PortNumber]*portValidation
+	// clientCert is presented to TLS backends (spec.tls.backend); nil for
+	// none. clientCertReason is "" when its reference resolved.
+	clientCert                      *porticotls.KeyPair
+	clientCertReason, clientCertMsg string
 }
 
 // listenerInfo is one Gateway listener.
@@ -81,6 +85,7 @@ func (t *gatewayTranslator) gateway(gw *gatewayv1.Gateway) *gatewayInfo {
 	}
 	t.detectConflicts(info)
 	t.gatewayTLSNotes(info)
+	t.backendClientCert(info)
 	for _, l := range info.listeners {
 		switch {
 		case !l.accepted:
@@ -700,6 +705,9 @@ func (info *gatewayInfo) statusOf() gatewayv1.GatewayStatus {
 		prog = condition(typeProgrammed, true, string(gatewayv1.GatewayReasonProgrammed), "the Gateway is served", gen)
 	}
 	st.Conditions = []metav1.Condition{acc, prog}
+	if tlsCfg := info.gw.Spec.TLS; tlsCfg != nil && tlsCfg.Backend != nil {
+		st.Conditions = append(st.Conditions, info.resolvedRefs(gen))
+	}
 	if where := insecureFrontendValidation(info.gw); where != "" {
 		st.Conditions = append(st.Conditions, condition(string(gatewayv1.GatewayConditionInsecureFrontendValidationMode), true,
 			string(gatewayv1.GatewayReasonConfigurationChanged),

@@ -16,6 +16,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
@@ -348,6 +349,9 @@ func describeBackendTLS(bt *upstream.BackendTLS) string {
 	s := fmt.Sprintf(" over TLS{sni %s, %s", bt.ServerName, roots)
 	for _, san := range bt.SubjectAltNames {
 		s += ", san " + san.String()
+	}
+	if cc := bt.ClientCertificate; cc != nil && cc.Leaf != nil {
+		s += fmt.Sprintf(", client certificate %s serial %x", cc.Leaf.Subject.CommonName, cc.Leaf.SerialNumber)
 	}
 	return s + "}"
 }
@@ -904,3 +908,81 @@ func BenchmarkBuildGateway(b *testing.B) {
 }
 
 func ptrTo[T any](v T) *T { return &v }
+
+// TestBackendClientCertificateBackends checks that the TLS backends of one
+// route share a Backend between Gateways with the same client certificate
+// and get their own between Gateways with different ones (or none), so
+// connection pools are never shared across client certificates.
+func TestBackendClientCertificateBackends(t *testing.T) {
+	objs := loadGatewayFixture(t, "testdata/gateway-backend-clientcert")
+	cfg := gatewayConfig
+	cfg.Gateway.AddressPool = []netip.Prefix{netip.MustParsePrefix("10.250.1.0/28")}
+	s := snapshot.Build(objs, cfg, nil)
+	secure := make(map[string]*upstream.Backend)
+	for _, l := range s.Listeners {
+		for _, lr := range l.Routes.Listeners() {
+			for _, r := range lr.Routes {
+				if r.Path == "/secure" {
+					secure[l.Gateway.Name] = r.Backends[0].Backend
+				}
+			}
+		}
+	}
+	for _, gw := range []string{"with-cert", "same-cert", "granted", "no-cert", "missing"} {
+		if secure[gw] == nil {
+			t.Fatalf("Gateway %s: no /secure route is served (got %v)", gw, slices.Collect(maps.Keys(secure)))
+		}
+	}
+	if secure["with-cert"] != secure["same-cert"] {
+		t.Error("two Gateways presenting the same Secret got different backends")
+	}
+	if secure["with-cert"] == secure["granted"] || secure["with-cert"] == secure["no-cert"] || secure["granted"] == secure["no-cert"] {
+		t.Error("Gateways with different client certificates share a backend")
+	}
+	if secure["no-cert"] != secure["missing"] {
+		t.Error("a Gateway whose client certificate does not resolve should dial like one without")
+	}
+	for gw, wantCN := range map[string]string{"with-cert": "a.example.com", "granted": "*.example.com", "no-cert": ""} {
+		cc := secure[gw].TLS.ClientCertificate
+		got := ""
+		if cc != nil {
+			got = cc.Leaf.Subject.CommonName
+		}
+		if got != wantCN {
+			t.Errorf("Gateway %s presents %q, want %q", gw, got, wantCN)
+		}
+	}
+}
+
+// TestBackendClientCertificateLastGood checks that a client certificate
+// Secret that disappears keeps its last good key pair presented while the
+// Gateway says the reference is broken.
+func TestBackendClientCertificateLastGood(t *testing.T) {
+	objs := loadGatewayFixture(t, "testdata/gateway-backend-clientcert")
+	first := snapshot.Build(objs, gatewayConfig, nil)
+	objs.Secrets = slices.DeleteFunc(slices.Clone(objs.Secrets), func(s *corev1.Secret) bool {
+		return s.Namespace == "infra" && s.Name == "client"
+	})
+	second := snapshot.Build(objs, gatewayConfig, first)
+	var presented *upstream.Backend
+	for _, l := range second.Listeners {
+		if l.Gateway.Name != "with-cert" {
+			continue
+		}
+		for _, lr := range l.Routes.Listeners() {
+			for _, r := range lr.Routes {
+				if r.Path == "/secure" {
+					presented = r.Backends[0].Backend
+				}
+			}
+		}
+	}
+	if presented == nil || presented.TLS == nil || presented.TLS.ClientCertificate == nil {
+		t.Fatalf("with-cert no longer presents its last good client certificate: %+v", presented)
+	}
+	st := second.GatewayAPI.Gateways[types.NamespacedName{Namespace: "infra", Name: "with-cert"}]
+	c := meta.FindStatusCondition(st.Conditions, string(gatewayv1.GatewayConditionResolvedRefs))
+	if c == nil || c.Status != metav1.ConditionFalse || c.Reason != string(gatewayv1.GatewayReasonInvalidClientCertificateRef) {
+		t.Errorf("ResolvedRefs %+v, want False InvalidClientCertificateRef", c)
+	}
+}

@@ -32,6 +32,11 @@ type BackendTLS struct {
 	// SubjectAltNames, when set, replace ServerName for authentication:
 	// the certificate must carry at least one of them.
 	SubjectAltNames []SubjectAltName
+	// ClientCertificate, when set, is presented to backends that ask for
+	// a client certificate (a Gateway's spec.tls.backend). Its Leaf should
+	// be set; pools are told apart by its chain, so connections made with
+	// one certificate are never reused for another.
+	ClientCertificate *tls.Certificate
 
 	once   sync.Once
 	config *tls.Config
@@ -64,6 +69,12 @@ func (bt *BackendTLS) prepare() (*tls.Config, string, error) {
 		for _, san := range bt.SubjectAltNames {
 			fmt.Fprintf(h, " %q %q", san.Hostname, san.URI)
 		}
+		if cc := bt.ClientCertificate; cc != nil {
+			fmt.Fprintf(h, " client %d", len(cc.Certificate))
+			for _, der := range cc.Certificate {
+				fmt.Fprintf(h, " %x", sha256.Sum256(der))
+			}
+		}
 		bt.poolID = "tls:" + hex.EncodeToString(h.Sum(nil)[:12])
 	})
 	return bt.config, bt.poolID, bt.err
@@ -89,6 +100,9 @@ func (bt *BackendTLS) build() (*tls.Config, error) {
 		MinVersion:         tls.VersionTLS12,
 		NextProtos:         []string{"http/1.1"},
 		ClientSessionCache: tls.NewLRUClientSessionCache(64),
+	}
+	if bt.ClientCertificate != nil {
+		cfg.Certificates = []tls.Certificate{*bt.ClientCertificate}
 	}
 	if len(bt.SubjectAltNames) > 0 {
 		// crypto/tls can only verify against ServerName: verify the chain

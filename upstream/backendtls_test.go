@@ -214,3 +214,69 @@ func TestRetryableFailure(t *testing.T) {
 		}
 	}
 }
+
+// TestBackendTLSClientCertificate is the GatewayBackendClientCertificate
+// case: a backend that requires a client certificate from a CA sees the
+// configured one, a backend without one is refused, and two client
+// certificates to one address never share a pooled connection.
+func TestBackendTLSClientCertificate(t *testing.T) {
+	ca := newTestCA(t, "backend CA")
+	clientCA := newTestCA(t, "client CA")
+	clientPool := x509.NewCertPool()
+	clientPool.AddCert(clientCA.cert)
+	conns := new(atomic.Int32)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "client="+r.TLS.PeerCertificates[0].Subject.CommonName)
+	}))
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{ca.issue(t, []string{"abc.example.com"})},
+		ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: clientPool}
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	addr := srv.Listener.Addr().String()
+	tr := newTestTransport(t, Config{})
+
+	// Each issued certificate has its own key, so the two chains differ.
+	issueClient := func() *tls.Certificate {
+		c := clientCA.issue(t, nil)
+		return &c
+	}
+	first, second := issueClient(), issueClient()
+	withCert := func(cc *tls.Certificate) *proxy {
+		return startProxy(t, tr, &Backend{Name: "ns/mtls:443", Endpoints: []string{addr},
+			TLS: &BackendTLS{ServerName: "abc.example.com", CACertificates: ca.pem, ClientCertificate: cc}}, false)
+	}
+	get := func(p *proxy) int {
+		t.Helper()
+		resp, err := p.client().Get(p.URL + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		readAll(t, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if s := get(withCert(nil)); s != http.StatusBadGateway {
+		t.Errorf("without a client certificate: status %d, want 502", s)
+	}
+	conns.Store(0)
+	p1, p2 := withCert(first), withCert(second)
+	for i := range 2 {
+		if s := get(p1); s != 200 {
+			t.Fatalf("first certificate, request %d: status %d", i, s)
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("two requests with one client certificate opened %d connections, want 1", n)
+	}
+	if s := get(p2); s != 200 {
+		t.Fatalf("second certificate: status %d", s)
+	}
+	if n := conns.Load(); n != 2 {
+		t.Errorf("another client certificate reused a pooled connection (%d connections, want 2)", n)
+	}
+}
