@@ -7,7 +7,9 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -46,12 +48,16 @@ func NewNetns() (*Netns, error) {
 	for x := 1; x <= 254; x++ {
 		name := fmt.Sprintf("%s%d", NetnsPrefix, x)
 		out, err := exec.Command("ip", "netns", "add", name).CombinedOutput()
+		if err != nil && strings.Contains(string(out), "File exists") && reclaimStale(name, x) {
+			out, err = exec.Command("ip", "netns", "add", name).CombinedOutput()
+		}
 		if err != nil {
 			if strings.Contains(string(out), "File exists") {
 				continue
 			}
 			return nil, fmt.Errorf("ip netns add %s: %v: %s", name, err, strings.TrimSpace(string(out)))
 		}
+		recordOwner(name)
 		n := &Netns{
 			Name:   name,
 			Index:  x,
@@ -67,6 +73,40 @@ func NewNetns() (*Netns, error) {
 		return n, nil
 	}
 	return nil, errors.New("no free 10.250.X.0/30 left: remove stale namespaces (ip netns list | grep " + NetnsPrefix + ")")
+}
+
+// ownerDir records which process created each namespace, so that a later
+// run can tell a leftover of a killed run from a namespace in use.
+const ownerDir = "/run/portico-netns"
+
+func recordOwner(name string) {
+	if os.MkdirAll(ownerDir, 0o755) == nil {
+		_ = os.WriteFile(filepath.Join(ownerDir, name), []byte(strconv.Itoa(os.Getpid())), 0o644)
+	}
+}
+
+// reclaimStale deletes namespace name and its veth when the process that
+// created it has exited and nothing runs inside it: what a killed test or
+// conformance run leaves behind. Namespaces without an owner record (made
+// by an older version, or by hand) are left alone.
+func reclaimStale(name string, x int) bool {
+	data, err := os.ReadFile(filepath.Join(ownerDir, name))
+	if err != nil {
+		return false
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil || pid <= 0 || syscall.Kill(pid, 0) != syscall.ESRCH {
+		return false
+	}
+	if out, err := exec.Command("ip", "netns", "pids", name).Output(); err != nil || len(strings.TrimSpace(string(out))) > 0 {
+		return false
+	}
+	_ = exec.Command("ip", "link", "del", fmt.Sprintf("ptc%dh", x)).Run()
+	if exec.Command("ip", "netns", "del", name).Run() != nil {
+		return false
+	}
+	_ = os.Remove(filepath.Join(ownerDir, name))
+	return true
 }
 
 func (n *Netns) setup() error {
@@ -229,6 +269,8 @@ func (n *Netns) Close() error {
 	}
 	if out, err := exec.Command("ip", "netns", "del", n.Name).CombinedOutput(); err != nil {
 		errs = append(errs, fmt.Errorf("ip netns del %s: %v: %s", n.Name, err, strings.TrimSpace(string(out))))
+	} else {
+		_ = os.Remove(filepath.Join(ownerDir, n.Name))
 	}
 	return errors.Join(errs...)
 }
