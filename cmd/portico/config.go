@@ -63,6 +63,8 @@ type config struct {
 	Limits            porticotls.Limits
 	Upstream          upstream.Config
 	ACME              acmeConfig
+	// OCSPStapling staples OCSP responses to certificates from Secrets.
+	OCSPStapling bool
 }
 
 // parseConfig reads flags, with environment variables as defaults. It
@@ -125,6 +127,8 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 	fs.DurationVar(&cfg.Upstream.IdleConnTimeout, "upstream-idle-timeout", 90*time.Second, "idle keep-alive connections to backends are closed after this")
 	fs.IntVar(&cfg.Upstream.MaxIdleConnsPerEndpoint, "upstream-max-idle-per-endpoint", 64, "idle keep-alive connections kept per backend endpoint")
 
+	fs.BoolVar(&cfg.OCSPStapling, "ocsp-stapling", true,
+		"fetch OCSP responses for certificates from Secrets (and --default-cert-file) whose leaf names a responder and whose chain holds the issuer, and staple them to handshakes; ACME certificates are stapled regardless")
 	registerACMEFlags(fs, &cfg.ACME)
 
 	fs.Usage = func() {

@@ -57,6 +57,9 @@ type gateway struct {
 	// acme obtains certificates for hosts no Secret serves; nil without
 	// --acme-directory.
 	acme *acmeRuntime
+	// ocsp staples OCSP responses to the certificates from Secrets; nil
+	// with --ocsp-stapling=false.
+	ocsp *porticotls.OCSPStapler
 }
 
 // newGateway checks the configuration and binds every listener, so that a
@@ -108,11 +111,14 @@ func newGateway(cfg *config, logger *slog.Logger) (*gateway, error) {
 		}
 		return defaultPair
 	}
+	if cfg.OCSPStapling {
+		g.ocsp = porticotls.NewOCSPStapler(porticotls.OCSPConfig{Logger: logger})
+	}
 	g.server, err = porticotls.Listen(porticotls.ServerConfig{
 		HTTPSAddr:      cfg.HTTPSAddr,
 		HTTPAddr:       cfg.HTTPAddr,
 		Limits:         cfg.Limits,
-		GetCertificate: g.acmeCertificates(porticotls.CertificateGetter(lookup)),
+		GetCertificate: g.acmeCertificates(g.ocsp.Wrap(porticotls.CertificateGetter(lookup))),
 		HTTPSHandler:   serve,
 		HTTPHandler:    g.acmeChallenges(serve),
 		Logger:         logger,
@@ -139,6 +145,7 @@ func newGateway(cfg *config, logger *slog.Logger) (*gateway, error) {
 		Logger:    logger,
 	})
 	g.listeners = newGatewayListeners(cfg.Limits, g.transport, g.metrics, redirectPort(cfg, g.server.HTTPSAddr()), cfg.ShutdownTimeout, logger)
+	g.listeners.ocsp = g.ocsp
 	g.publisher.listeners = g.listeners
 	if cfg.AdminAddr != "" {
 		g.adminLn, err = net.Listen("tcp", cfg.AdminAddr)
@@ -279,9 +286,23 @@ func (g *gateway) run(ctx context.Context) error {
 		go g.status.run(srcCtx)
 	}
 	go g.publisher.retryBinds(srcCtx, bindRetryInterval)
+	ocspDone := make(chan struct{})
+	if g.ocsp != nil {
+		go func() {
+			defer close(ocspDone)
+			g.ocsp.Run(srcCtx)
+		}()
+	} else {
+		close(ocspDone)
+	}
+	// The stapler stops with the source; its fetches end with srcCtx.
+	defer func() { stopSource(); <-ocspDone }()
 	go func() {
 		err := g.source.Run(srcCtx, func(objs snapshot.Objects) {
 			g.publisher.apply(objs)
+			if g.ocsp != nil {
+				g.ocsp.Update(ocspSubjects(g.store.Load()))
+			}
 			g.syncACME(srcCtx)
 			g.ready.Store(true)
 			g.firstOnce.Do(func() { close(g.firstPublished) })

@@ -54,6 +54,9 @@ type gatewayListeners struct {
 	// drainTimeout bounds how long a removed socket's requests may finish.
 	drainTimeout time.Duration
 	log          *slog.Logger
+	// ocsp staples OCSP responses to the sockets' certificates; nil
+	// serves them unstapled.
+	ocsp *porticotls.OCSPStapler
 
 	mu      sync.Mutex
 	bound   map[listenerKey]*boundListener
@@ -205,7 +208,7 @@ func (g *gatewayListeners) bind(k listenerKey, l *snapshot.Listener) (*boundList
 	}
 	b.server, err = porticotls.ServeListener(b.listener, secure, porticotls.ServerConfig{
 		Limits:         g.limits,
-		GetCertificate: porticotls.CertificateGetter(lookup),
+		GetCertificate: g.ocsp.Wrap(porticotls.CertificateGetter(lookup)),
 		HTTPSHandler:   handler,
 		HTTPHandler:    handler,
 		Logger:         g.log.With("gateway", l.Gateway.String()),
