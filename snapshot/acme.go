@@ -10,13 +10,15 @@ import (
 // annotationACME, "true" on an Ingress, lets Portico obtain certificates
 // from the ACME CA for the Ingress's hosts that no TLS Secret serves;
 // "false" keeps them on the default certificate even when ACME is on for
-// the whole class.
+// the whole class. The same key in tls.options of a Gateway HTTPS listener
+// without certificateRefs asks for an ACME certificate for its hostname.
 const annotationACME = "portico.dev/acme"
 
 // ACMEConfig is what the builder needs to know about ACME.
 type ACMEConfig struct {
 	// Enabled is set when an ACME directory is configured; without it an
-	// Ingress asking for ACME gets a warning.
+	// Ingress asking for ACME gets a warning, and a Gateway listener asking
+	// for it (tls.options portico.dev/acme) is not accepted.
 	Enabled bool
 	// AllIngresses opts every owned Ingress in, except those annotated
 	// portico.dev/acme: "false".
@@ -97,6 +99,20 @@ func (b *builder) acmeHosts(owned []*networkingv1.Ingress) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// withGatewayACMEHosts merges the exact hostnames of served Gateway
+// listeners that ask for ACME certificates into the Ingress hosts, sorted
+// and without duplicates. A TLS Secret of an Ingress does not remove a
+// Gateway listener's name: the Gateway socket does not serve Ingress
+// certificates, and every socket asks its own certificates first anyway.
+func withGatewayACMEHosts(ingressHosts, gatewayHosts []string) []string {
+	if len(gatewayHosts) == 0 {
+		return ingressHosts
+	}
+	out := slices.Concat(ingressHosts, gatewayHosts)
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // servingVersion returns the version of an owned Ingress that serves: the

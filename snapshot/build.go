@@ -102,6 +102,7 @@ func Build(objs Objects, cfg Config, prev *Snapshot) *Snapshot {
 		snap.CertificateExpiry["default"] = cfg.DefaultCertificate.NotAfter
 	}
 	snap.Listeners, snap.GatewayAPI = b.gatewayAPI(&objs)
+	snap.ACMEHosts = withGatewayACMEHosts(snap.ACMEHosts, b.gatewayACMEHosts)
 	snap.Problems = b.problems.sorted()
 	snap.lastGood = b.next
 	return snap
@@ -118,6 +119,9 @@ type builder struct {
 
 	bindings  []porticotls.Binding
 	certHosts map[string]certBinding // host -> who bound it first
+	// gatewayACMEHosts are the hostnames of served Gateway listeners that
+	// get ACME certificates.
+	gatewayACMEHosts []string
 }
 
 type certBinding struct {

@@ -52,14 +52,17 @@ type listenerInfo struct {
 	hostname string // lower case, "" for any host
 
 	// accepted: the listener is valid and routes may attach to it.
-	accepted                     bool
-	acceptedReason, acceptedMsg  string
-	conflictReason, conflictMsg  string
-	resolvedReason, resolvedMsg  string
-	supportedKinds               []gatewayv1.RouteGroupKind
-	allowsHTTPRoute              bool
-	pair                         *porticotls.KeyPair
-	certSource                   string
+	accepted                    bool
+	acceptedReason, acceptedMsg string
+	conflictReason, conflictMsg string
+	resolvedReason, resolvedMsg string
+	supportedKinds              []gatewayv1.RouteGroupKind
+	allowsHTTPRoute             bool
+	pair                        *porticotls.KeyPair
+	certSource                  string
+	// acme: the listener has no certificateRefs and its certificate comes
+	// from the ACME CA (tls.options portico.dev/acme: "true").
+	acme                         bool
 	attachedRoutes               int32
 	programmedReason, programMsg string
 	// routes are the route matches attached to the listener, once per
@@ -70,7 +73,7 @@ type listenerInfo struct {
 
 // programmed reports whether the listener is served.
 func (l *listenerInfo) programmed() bool {
-	return l.accepted && (l.spec.Protocol == gatewayv1.HTTPProtocolType || l.pair != nil)
+	return l.accepted && (l.spec.Protocol == gatewayv1.HTTPProtocolType || l.pair != nil || l.acme)
 }
 
 func (t *gatewayTranslator) gateway(gw *gatewayv1.Gateway) *gatewayInfo {
@@ -202,7 +205,9 @@ func (t *gatewayTranslator) routeKinds(l *listenerInfo) {
 
 // listenerTLS resolves an HTTPS listener's certificate. The first
 // certificateRef that resolves is served; a Secret that went missing or
-// stopped parsing keeps serving its last good key pair.
+// stopped parsing keeps serving its last good key pair. A listener without
+// certificateRefs may ask for an ACME certificate instead (listenerACME);
+// with both, the certificateRefs win and the option is ignored.
 func (t *gatewayTranslator) listenerTLS(info *gatewayInfo, l *listenerInfo) {
 	tlsCfg := l.spec.TLS
 	if tlsCfg != nil {
@@ -214,9 +219,10 @@ func (t *gatewayTranslator) listenerTLS(info *gatewayInfo, l *listenerInfo) {
 		}
 	}
 	if tlsCfg == nil || len(tlsCfg.CertificateRefs) == 0 {
-		l.accepted = false
-		l.acceptedReason = string(gatewayv1.ListenerReasonInvalid)
-		l.acceptedMsg = "an HTTPS listener needs tls.certificateRefs"
+		t.listenerACME(l)
+		if l.accepted {
+			t.listenerFrontendTLS(info, l)
+		}
 		return
 	}
 	fail := func(reason gatewayv1.ListenerConditionReason, format string, args ...any) {
@@ -259,6 +265,38 @@ func (t *gatewayTranslator) listenerTLS(info *gatewayInfo, l *listenerInfo) {
 		}
 	}
 	t.listenerFrontendTLS(info, l)
+}
+
+// listenerACME accepts an HTTPS listener without certificateRefs when its
+// tls.options ask for a certificate from the ACME CA, ACME is configured,
+// and the listener names one exact host: HTTP-01 cannot validate a
+// wildcard, and without a hostname any SNI a client sends would be
+// ordered.
+func (t *gatewayTranslator) listenerACME(l *listenerInfo) {
+	reject := func(format string, args ...any) {
+		l.accepted = false
+		l.acceptedReason = string(gatewayv1.ListenerReasonInvalid)
+		l.acceptedMsg = fmt.Sprintf(format, args...)
+	}
+	var value gatewayv1.AnnotationValue
+	optIn := false
+	if l.spec.TLS != nil {
+		value, optIn = l.spec.TLS.Options[gatewayv1.AnnotationKey(annotationACME)]
+	}
+	switch {
+	case !optIn:
+		reject("an HTTPS listener needs tls.certificateRefs, or tls.options %s: \"true\" for a certificate from the ACME CA", annotationACME)
+	case value != "true":
+		reject("tls.options %s is %q; without tls.certificateRefs it must be \"true\" (a certificate from the ACME CA)", annotationACME, value)
+	case !t.b.cfg.ACME.Enabled:
+		reject("tls.options %s asks for a certificate from the ACME CA but Portico runs without --acme-directory; set tls.certificateRefs or enable ACME", annotationACME)
+	case l.hostname == "":
+		reject("tls.options %s needs an exact listener hostname: ACME certificates are ordered per name", annotationACME)
+	case strings.HasPrefix(l.hostname, "*."):
+		reject("tls.options %s: hostname %s is a wildcard, which ACME HTTP-01 challenges cannot validate; use tls.certificateRefs", annotationACME, l.hostname)
+	default:
+		l.acme = true
+	}
 }
 
 // gatewayKeyPair parses a TLS Secret for a Gateway listener through the
@@ -541,6 +579,7 @@ func (t *gatewayTranslator) listeners() []*Listener {
 			var validation *porticotls.ClientValidation
 			if ls[0].spec.Protocol == gatewayv1.HTTPSProtocolType {
 				certs = socketCertificates(ls)
+				t.socketACMEHosts(info, ls, certs)
 				validation = t.frontendValidation(info, port).validation
 				// A request whose Host belongs to another listener than
 				// its connection's SNI is answered 421, so that a
@@ -646,12 +685,35 @@ func matchKey(kind, name, value string, re *regexp.Regexp) string {
 	return kind + "\x00" + name + "\x00=" + value
 }
 
+// socketACMEHosts adds the hostnames of a socket's ACME listeners to the
+// names ACME may serve, unless a certificate of the socket covers the name
+// (a wildcard listener's Secret): the socket looks its certificates up
+// first, so the ACME certificate would never be presented.
+func (t *gatewayTranslator) socketACMEHosts(info *gatewayInfo, ls []*listenerInfo, certs *porticotls.Certificates) {
+	for _, l := range ls {
+		if !l.acme {
+			continue
+		}
+		if certs.Has(l.hostname) {
+			t.b.problems.add(info.ref, Warning, "ACMEHostHasCertificate", "listener %s: hostname %s is covered by the certificate of another listener on port %d, which is served instead of an ACME certificate",
+				l.spec.Name, l.hostname, l.spec.Port)
+			continue
+		}
+		t.b.gatewayACMEHosts = append(t.b.gatewayACMEHosts, l.hostname)
+	}
+}
+
 // socketCertificates serves each HTTPS listener's certificate for its
 // hostname; the listener without hostname provides the socket's default.
+// ACME listeners have no key pair here: their certificate comes from the
+// ACME manager at the handshake.
 func socketCertificates(ls []*listenerInfo) *porticotls.Certificates {
 	var bindings []porticotls.Binding
 	var def *porticotls.KeyPair
 	for _, l := range ls {
+		if l.acme {
+			continue
+		}
 		if l.hostname == "" {
 			def = l.pair
 			continue

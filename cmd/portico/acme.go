@@ -37,7 +37,7 @@ type acmeConfig struct {
 // registerACMEFlags adds the --acme-* flags to fs.
 func registerACMEFlags(fs *flag.FlagSet, c *acmeConfig) {
 	fs.StringVar(&c.Directory, "acme-directory", "",
-		"ACME directory URL (such as https://acme-v02.api.letsencrypt.org/directory); when set, hosts of Ingresses annotated portico.dev/acme: \"true\" that no TLS Secret serves get certificates from this CA; empty disables ACME")
+		"ACME directory URL (such as https://acme-v02.api.letsencrypt.org/directory); when set, hosts of Ingresses annotated portico.dev/acme: \"true\" that no TLS Secret serves, and hostnames of Gateway HTTPS listeners with tls.options portico.dev/acme: \"true\", get certificates from this CA; empty disables ACME")
 	fs.StringVar(&c.Email, "acme-email", "", "contact address given to the ACME CA for expiry and policy notices")
 	fs.StringVar(&c.Namespace, "acme-namespace", "",
 		"namespace of the Secrets and Leases replicas share ACME accounts, certificates and locks through (Kubernetes mode); default: the leader-election namespace")

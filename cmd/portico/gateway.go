@@ -146,6 +146,9 @@ func newGateway(cfg *config, logger *slog.Logger) (*gateway, error) {
 	})
 	g.listeners = newGatewayListeners(cfg.Limits, g.transport, g.metrics, redirectPort(cfg, g.server.HTTPSAddr()), cfg.ShutdownTimeout, logger)
 	g.listeners.ocsp = g.ocsp
+	if g.acme != nil {
+		g.listeners.acme = g.acme.manager
+	}
 	g.publisher.listeners = g.listeners
 	if cfg.AdminAddr != "" {
 		g.adminLn, err = net.Listen("tcp", cfg.AdminAddr)

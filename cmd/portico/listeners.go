@@ -21,6 +21,7 @@ import (
 	"portico.dev/portico/routing"
 	"portico.dev/portico/snapshot"
 	porticotls "portico.dev/portico/tls"
+	"portico.dev/portico/tls/acme"
 )
 
 // listenerKey identifies one Gateway socket. A socket whose key stays in
@@ -57,6 +58,10 @@ type gatewayListeners struct {
 	// ocsp staples OCSP responses to the sockets' certificates; nil
 	// serves them unstapled.
 	ocsp *porticotls.OCSPStapler
+	// acme serves ACME certificates for the hostnames of HTTPS listeners
+	// that ask for them, and answers HTTP-01 challenges on HTTP sockets;
+	// nil without --acme-directory. Set before the first reconcile.
+	acme *acme.Manager
 
 	mu      sync.Mutex
 	bound   map[listenerKey]*boundListener
@@ -206,11 +211,24 @@ func (g *gatewayListeners) bind(k listenerKey, l *snapshot.Listener) (*boundList
 		}
 		return nil
 	}
+	getCertificate := g.ocsp.Wrap(porticotls.CertificateGetter(lookup))
+	var httpHandler http.Handler = handler
+	if g.acme != nil {
+		// As on the flag listeners: a certificate of the socket bound to
+		// the name first, then ACME for the names it may serve, then the
+		// socket's default.
+		hasCertificate := func(serverName string) bool {
+			cur := b.current.Load()
+			return cur != nil && cur.Certificates.Has(serverName)
+		}
+		getCertificate = g.acme.Chain(hasCertificate, getCertificate)
+		httpHandler = g.acme.HTTPHandler(handler)
+	}
 	b.server, err = porticotls.ServeListener(b.listener, secure, porticotls.ServerConfig{
 		Limits:         g.limits,
-		GetCertificate: g.ocsp.Wrap(porticotls.CertificateGetter(lookup)),
+		GetCertificate: getCertificate,
 		HTTPSHandler:   handler,
-		HTTPHandler:    handler,
+		HTTPHandler:    httpHandler,
 		Logger:         g.log.With("gateway", l.Gateway.String()),
 	}, porticotls.WithClientValidation(validation))
 	if err != nil {
