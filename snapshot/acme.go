@@ -3,6 +3,7 @@ package snapshot
 import (
 	"slices"
 	"strings"
+	"time"
 
 	networkingv1 "k8s.io/api/networking/v1"
 )
@@ -23,6 +24,22 @@ type ACMEConfig struct {
 	// AllIngresses opts every owned Ingress in, except those annotated
 	// portico.dev/acme: "false".
 	AllIngresses bool
+	// Expiring maps the hosts whose ACME certificate expires within 14
+	// days (renewal, which starts far earlier, keeps failing) to its
+	// NotAfter. The ACME manager knows it; the builder reports it on the
+	// object that asked for the host, so it becomes a warning Event there.
+	Expiring map[string]time.Time
+}
+
+// reportACMEExpiring warns ref, the object that asked for host, when the
+// host's ACME certificate is about to expire.
+func (b *builder) reportACMEExpiring(ref ObjectRef, host string) {
+	notAfter, ok := b.cfg.ACME.Expiring[host]
+	if !ok {
+		return
+	}
+	b.problems.add(ref, Warning, "ACMECertificateExpiresSoon", "the ACME certificate for %s expires at %s, in less than 14 days, and has not been renewed; check Portico's log for the renewal errors of this host",
+		host, notAfter.UTC().Format(time.RFC3339))
 }
 
 // acmeHosts lists, sorted, the host names ACME may serve: exact hosts of
@@ -94,6 +111,7 @@ func (b *builder) acmeHosts(owned []*networkingv1.Ingress) []string {
 			default:
 				seen[host] = true
 				out = append(out, host)
+				b.reportACMEExpiring(ingressRef(ing), host)
 			}
 		}
 	}

@@ -27,6 +27,14 @@ func TestACMEHostsGolden(t *testing.T) {
 		"enabled":       {Enabled: true},
 		"all-ingresses": {Enabled: true, AllIngresses: true},
 		"disabled":      {},
+		// new.example.org's ACME certificate is close to expiry: a warning
+		// on the Ingress that asks for it. a.example.com is served by its
+		// Secret, not ACME, so an old ACME certificate for it is not
+		// reported.
+		"expiring": {Enabled: true, Expiring: map[string]time.Time{
+			"new.example.org": time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC),
+			"a.example.com":   time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC),
+		}},
 	}
 	dirs, err := filepath.Glob("testdata/acme/*/objects.yaml")
 	if err != nil || len(dirs) == 0 {

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -20,7 +21,11 @@ import (
 func TestGatewayACMEListenersGolden(t *testing.T) {
 	dir := filepath.Join("testdata", "gateway-acme")
 	cfg := gatewayConfig
-	cfg.ACME = snapshot.ACMEConfig{Enabled: true}
+	// shop.example.com's ACME certificate is close to expiry: a warning on
+	// the Gateway whose listener asks for it.
+	cfg.ACME = snapshot.ACMEConfig{Enabled: true, Expiring: map[string]time.Time{
+		"shop.example.com": time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC),
+	}}
 	s := snapshot.Build(loadGatewayFixture(t, dir), cfg, nil)
 	var out strings.Builder
 	fmt.Fprintf(&out, "acme hosts: %s\n", strings.Join(s.ACMEHosts, " "))

@@ -700,6 +700,7 @@ func (t *gatewayTranslator) socketACMEHosts(info *gatewayInfo, ls []*listenerInf
 			continue
 		}
 		t.b.gatewayACMEHosts = append(t.b.gatewayACMEHosts, l.hostname)
+		t.b.reportACMEExpiring(info.ref, l.hostname)
 	}
 }
 

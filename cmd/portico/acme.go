@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"time"
 
 	"github.com/caddyserver/certmagic"
 	"k8s.io/client-go/kubernetes"
@@ -132,7 +133,10 @@ func (g *gateway) startACME(clients *kubeClients, fallback getCertificateFunc) e
 		OnDemand:     c.OnDemand,
 		OnDemandRate: c.OnDemandRate,
 		TrustedRoots: roots,
-		Logger:       g.log,
+		// An ACME certificate close to expiry becomes a warning (and an
+		// Event) on the Ingress or Gateway that asked for its host.
+		OnExpiringChange: g.publisher.rebuild,
+		Logger:           g.log,
 	})
 	if err != nil {
 		return fmt.Errorf("--acme-directory: %w", err)
@@ -145,6 +149,7 @@ func (g *gateway) startACME(clients *kubeClients, fallback getCertificateFunc) e
 		return s != nil && s.Certificates.Has(name)
 	}
 	g.acme = &acmeRuntime{manager: m, getCert: m.Chain(hasSecret, fallback)}
+	g.publisher.acmeExpiring = func() map[string]time.Time { return m.Expiring(time.Now()) }
 	g.log.Info("ACME enabled", "directory", c.Directory, "storage", fmt.Sprint(storage), "on_demand", c.OnDemand)
 	return nil
 }

@@ -24,6 +24,9 @@ type publisher struct {
 	// listeners, when set, binds the sockets each published snapshot's
 	// Gateways ask for.
 	listeners *gatewayListeners
+	// acmeExpiring, when set, reports the ACME certificates close to
+	// expiry, which the builder turns into warnings on their objects.
+	acmeExpiring func() map[string]time.Time
 
 	mu       sync.Mutex // one build at a time, in source order
 	reported map[snapshot.Problem]bool
@@ -36,7 +39,11 @@ func (p *publisher) apply(objs snapshot.Objects) {
 	defer p.mu.Unlock()
 
 	start := time.Now()
-	snap := snapshot.Build(objs, p.cfg, p.store.Load())
+	cfg := p.cfg
+	if p.acmeExpiring != nil {
+		cfg.ACME.Expiring = p.acmeExpiring()
+	}
+	snap := snapshot.Build(objs, cfg, p.store.Load())
 	p.store.Publish(snap)
 	took := time.Since(start)
 	p.objs = objs
@@ -54,6 +61,19 @@ func (p *publisher) apply(objs snapshot.Objects) {
 		"certificates", len(snap.CertificateExpiry),
 		"problems", len(snap.Problems),
 		"took", took.Round(time.Microsecond))
+}
+
+// rebuild builds again from the objects the serving snapshot came from,
+// for inputs that change outside the sources (ACME certificate expiry). It
+// does nothing before the first snapshot.
+func (p *publisher) rebuild() {
+	p.mu.Lock()
+	built := p.store.Load() != nil
+	objs := p.objs
+	p.mu.Unlock()
+	if built {
+		p.apply(objs)
+	}
 }
 
 // offerStatus hands the status writer the serving snapshot, with the

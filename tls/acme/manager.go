@@ -73,6 +73,10 @@ type Config struct {
 	// OnEvent, when set, is told every certmagic event (cert_obtaining,
 	// cert_obtained, cert_failed, ...) after the manager has handled it.
 	OnEvent func(event string, data map[string]any)
+	// OnExpiringChange, when set, is called (from the expiry check, hourly)
+	// when the set Expiring returns has changed, so the caller can report
+	// it again.
+	OnExpiringChange func()
 	// Logger receives what an operator needs; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -98,7 +102,7 @@ type Manager struct {
 
 	stop     chan struct{}
 	stopOnce sync.Once
-	warned   map[string]time.Time // host -> NotAfter already warned about
+	warned   map[string]time.Time // the last Expiring set, already warned about
 }
 
 type pendingSync struct {
@@ -211,14 +215,32 @@ func (m *Manager) watchExpiry() {
 }
 
 func (m *Manager) warnExpiring(now time.Time) {
-	for host, notAfter := range m.Expiry() {
-		if now.Add(ExpiryWarning).Before(notAfter) || m.warned[host].Equal(notAfter) {
+	expiring := m.Expiring(now)
+	changed := len(expiring) != len(m.warned)
+	for host, notAfter := range expiring {
+		if m.warned[host].Equal(notAfter) {
 			continue
 		}
-		m.warned[host] = notAfter
+		changed = true
 		m.log.Warn("ACME certificate expires in less than 14 days and has not been renewed; check the renewal errors logged for this host",
 			"host", host, "not_after", notAfter.UTC().Format(time.RFC3339))
 	}
+	m.warned = expiring
+	if changed && m.cfg.OnExpiringChange != nil {
+		m.cfg.OnExpiringChange()
+	}
+}
+
+// Expiring returns the hosts whose ACME certificate expires within
+// ExpiryWarning of now, with its NotAfter.
+func (m *Manager) Expiring(now time.Time) map[string]time.Time {
+	out := make(map[string]time.Time)
+	for host, notAfter := range m.Expiry() {
+		if !now.Add(ExpiryWarning).Before(notAfter) {
+			out[host] = notAfter
+		}
+	}
+	return out
 }
 
 // Allowed reports whether name may be served (and ordered) by ACME now.
