@@ -11,9 +11,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
-	gatewayclient "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
-
-	"portico.dev/portico/hack/controlplane"
 )
 
 // TestBackendTLSPolicyAndForeignStatusKubernetesMode runs the Kubernetes
@@ -25,10 +22,7 @@ func TestBackendTLSPolicyAndForeignStatusKubernetesMode(t *testing.T) {
 	f := newKubeFixture(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	if err := controlplane.InstallGatewayAPICRDs(ctx, f.cp.RESTConfig(), controlplane.ChannelStandard); err != nil {
-		t.Fatal(err)
-	}
-	gw := gatewayclient.NewForConfigOrDie(f.cp.RESTConfig())
+	gw := f.installGatewayAPI(ctx, t)
 	const controller = "portico.dev/gateway-controller"
 	caPEM, _ := testClientCA(t)
 	port := freePort(t)

@@ -27,10 +27,7 @@ func TestGatewayAPIKubernetesMode(t *testing.T) {
 	f := newKubeFixture(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	if err := controlplane.InstallGatewayAPICRDs(ctx, f.cp.RESTConfig(), controlplane.ChannelStandard); err != nil {
-		t.Fatal(err)
-	}
-	gw := gatewayclient.NewForConfigOrDie(f.cp.RESTConfig())
+	gw := f.installGatewayAPI(ctx, t)
 	port := freePort(t)
 
 	if _, err := gw.GatewayV1().GatewayClasses().Create(ctx, &gatewayv1.GatewayClass{
@@ -216,4 +213,14 @@ func TestGatewayAPIKubernetesMode(t *testing.T) {
 		}
 		return fmt.Errorf("%d HTTPRoute events, none about does-not-exist", len(events.Items))
 	})
+}
+
+// installGatewayAPI installs the Gateway API CRDs of the pinned release
+// into the fixture's cluster and returns a client for their objects.
+func (f *kubeFixture) installGatewayAPI(ctx context.Context, t *testing.T) gatewayclient.Interface {
+	t.Helper()
+	if err := controlplane.InstallGatewayAPICRDs(ctx, f.cp.RESTConfig(), controlplane.ChannelStandard); err != nil {
+		t.Fatal(err)
+	}
+	return gatewayclient.NewForConfigOrDie(f.cp.RESTConfig())
 }
