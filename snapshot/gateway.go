@@ -108,8 +108,12 @@ type gatewayTranslator struct {
 	configMaps      map[types.NamespacedName]*corev1.ConfigMap
 	gateways        []*gatewayInfo // ours, oldest first
 	byName          map[types.NamespacedName]*gatewayInfo
-	policies        backendTLSPolicies
-	status          GatewayAPIStatus
+	// listenerSets are the ListenerSets naming one of our Gateways;
+	// setsByGateway lists them per Gateway in precedence order.
+	listenerSets  map[types.NamespacedName]*listenerSetInfo
+	setsByGateway map[types.NamespacedName][]*listenerSetInfo
+	policies      backendTLSPolicies
+	status        GatewayAPIStatus
 	// clientCert is the backend client certificate of the Gateway whose
 	// routes are being translated: routes are translated once per
 	// distinct certificate, so their TLS backends carry it.
@@ -131,10 +135,12 @@ func (b *builder) gatewayAPI(objs *Objects) ([]*Listener, GatewayAPIStatus) {
 		namespaceLabels: make(map[string]labels.Set, len(objs.Namespaces)),
 		grants:          make(map[string][]*gatewayv1.ReferenceGrant),
 		byName:          make(map[types.NamespacedName]*gatewayInfo),
+		listenerSets:    make(map[types.NamespacedName]*listenerSetInfo),
 		status: GatewayAPIStatus{
 			GatewayClasses: make(map[string]gatewayv1.GatewayClassStatus),
 			Gateways:       make(map[types.NamespacedName]gatewayv1.GatewayStatus),
 			HTTPRoutes:     make(map[types.NamespacedName][]gatewayv1.RouteParentStatus),
+			ListenerSets:   make(map[types.NamespacedName]gatewayv1.ListenerSetStatus),
 		},
 	}
 	for _, ns := range objs.Namespaces {
@@ -164,6 +170,11 @@ func (b *builder) gatewayAPI(objs *Objects) ([]*Listener, GatewayAPIStatus) {
 		}
 	}
 	slices.SortFunc(gateways, func(a, b *gatewayv1.Gateway) int { return olderObject(&a.ObjectMeta, &b.ObjectMeta) })
+	ourGateways := make(map[types.NamespacedName]bool, len(gateways))
+	for _, gw := range gateways {
+		ourGateways[key(gw.Namespace, gw.Name)] = true
+	}
+	t.setsByGateway = t.indexListenerSets(objs, ourGateways)
 	for _, gw := range gateways {
 		info := t.gateway(gw)
 		t.gateways = append(t.gateways, info)
@@ -183,6 +194,9 @@ func (b *builder) gatewayAPI(objs *Objects) ([]*Listener, GatewayAPIStatus) {
 	listeners := t.listeners()
 	for _, info := range t.gateways {
 		t.status.Gateways[info.name] = info.statusOf()
+	}
+	for name, s := range t.listenerSets {
+		t.status.ListenerSets[name] = s.statusOf()
 	}
 	t.status.BackendTLSPolicies = t.backendTLSStatus()
 	return listeners, t.status

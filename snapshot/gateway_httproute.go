@@ -115,14 +115,12 @@ func (t *gatewayTranslator) httpRoute(r *gatewayv1.HTTPRoute) {
 	attached := make(map[*listenerInfo]bool)
 	emitted := make(map[emission]bool)
 	for _, pr := range r.Spec.ParentRefs {
-		if string(deref(pr.Group, gatewayGroup)) != gatewayGroup || string(deref(pr.Kind, kindGateway)) != kindGateway {
-			continue
-		}
-		info := t.byName[key(string(deref(pr.Namespace, gatewayv1.Namespace(r.Namespace))), string(pr.Name))]
-		if info == nil {
+		parent := t.routeParent(r.Namespace, pr)
+		if parent == nil {
 			// Not ours, or not there: another controller may own it.
 			continue
 		}
+		info := parent.gateway
 		tr = translations[info.clientCert]
 		if tr == nil {
 			t.clientCert = info.clientCert
@@ -130,12 +128,12 @@ func (t *gatewayTranslator) httpRoute(r *gatewayv1.HTTPRoute) {
 			t.clientCert = nil
 			translations[info.clientCert] = tr
 		}
-		reason, msg := t.attach(r, tr, info, pr, attached, emitted)
+		reason, msg := t.attach(r, tr, parent, pr, attached, emitted)
 		gen := r.Generation
-		acc := condition(string(gatewayv1.RouteConditionAccepted), true, string(gatewayv1.RouteReasonAccepted), "the route is attached to Gateway "+info.name.String(), gen)
+		acc := condition(string(gatewayv1.RouteConditionAccepted), true, string(gatewayv1.RouteReasonAccepted), "the route is attached to "+parent.ref.String(), gen)
 		if reason != "" {
 			acc = condition(string(gatewayv1.RouteConditionAccepted), false, reason, msg, gen)
-			t.b.problems.add(ref, Warning, reason, "parent Gateway %s%s: %s; the route is not served there", info.name, parentSection(pr), msg)
+			t.b.problems.add(ref, Warning, reason, "parent %s%s: %s; the route is not served there", parent.ref, parentSection(pr), msg)
 		} else {
 			for _, bp := range tr.policies {
 				bp.addAncestor(info.name)
@@ -168,18 +166,54 @@ func parentSection(pr gatewayv1.ParentReference) string {
 	return s
 }
 
+// routeParent is what a route's parentRef names: one of our Gateways with
+// its own listeners, or a ListenerSet of one of them with the set's
+// listeners. A Gateway parentRef never reaches a ListenerSet's listeners.
+type routeParent struct {
+	ref       ObjectRef
+	gateway   *gatewayInfo
+	set       *listenerSetInfo
+	listeners []*listenerInfo
+}
+
+// routeParent resolves a parentRef; nil when it names nothing of ours.
+func (t *gatewayTranslator) routeParent(routeNamespace string, pr gatewayv1.ParentReference) *routeParent {
+	if string(deref(pr.Group, gatewayGroup)) != gatewayGroup {
+		return nil
+	}
+	name := key(string(deref(pr.Namespace, gatewayv1.Namespace(routeNamespace))), string(pr.Name))
+	switch string(deref(pr.Kind, kindGateway)) {
+	case kindGateway:
+		if info := t.byName[name]; info != nil {
+			return &routeParent{ref: info.ref, gateway: info, listeners: info.own}
+		}
+	case kindListenerSet:
+		if s := t.listenerSets[name]; s != nil {
+			return &routeParent{ref: s.ref, gateway: s.gateway, set: s, listeners: s.listeners}
+		}
+	}
+	return nil
+}
+
 // attach binds a route to the listeners of one parentRef. It returns the
 // reason the route is not accepted there, or "" when it is.
-func (t *gatewayTranslator) attach(r *gatewayv1.HTTPRoute, tr *routeTranslation, info *gatewayInfo, pr gatewayv1.ParentReference,
+func (t *gatewayTranslator) attach(r *gatewayv1.HTTPRoute, tr *routeTranslation, parent *routeParent, pr gatewayv1.ParentReference,
 	attached map[*listenerInfo]bool, emitted map[emission]bool) (reason, msg string) {
+	info := parent.gateway
 	if tr.unsupported != "" {
 		return string(gatewayv1.RouteReasonUnsupportedValue), tr.unsupported
 	}
 	if info.unsupportedAddress != "" || !info.anyListenerAccepted() {
-		return string(gatewayv1.RouteReasonNoMatchingParent), "the Gateway is not accepted"
+		return string(gatewayv1.RouteReasonNoMatchingParent), "Gateway " + info.name.String() + " is not accepted"
+	}
+	if s := parent.set; s != nil && !s.accepted() {
+		if s.rejectReason != "" {
+			return string(gatewayv1.RouteReasonNoMatchingParent), "the ListenerSet is not accepted: " + s.rejectMsg
+		}
+		return string(gatewayv1.RouteReasonNoMatchingParent), "the ListenerSet is not accepted: none of its listeners can be served"
 	}
 	var candidates []*listenerInfo
-	for _, l := range info.listeners {
+	for _, l := range parent.listeners {
 		if pr.SectionName != nil && *pr.SectionName != l.spec.Name {
 			continue
 		}

@@ -37,7 +37,12 @@ type gatewayInfo struct {
 	// not programmed (AddressNotUsable, AddressNotAssigned).
 	addressReason, addressMessage string
 
+	// own are the Gateway's own listeners, in spec order; listeners are
+	// the ones served on its sockets: its own, then those of the
+	// ListenerSets attached to it (sets), in precedence order.
+	own       []*listenerInfo
 	listeners []*listenerInfo
+	sets      []*listenerSetInfo
 	// validation is the client certificate validation of each HTTPS port.
 	validation map[gatewayv1.PortNumber]*portValidation
 	// clientCert is presented to TLS backends (spec.tls.backend); nil for
@@ -46,10 +51,17 @@ type gatewayInfo struct {
 	clientCertReason, clientCertMsg string
 }
 
-// listenerInfo is one Gateway listener.
+// listenerInfo is one listener of a Gateway, its own or one a ListenerSet
+// adds.
 type listenerInfo struct {
 	spec     *gatewayv1.Listener
 	hostname string // lower case, "" for any host
+	// owner is the object that declares the listener: the Gateway, or
+	// the ListenerSet set. Its namespace is the one allowedRoutes "Same"
+	// and certificateRefs without a namespace refer to, and its kind is
+	// the one ReferenceGrants must name.
+	owner ObjectRef
+	set   *listenerSetInfo
 
 	// accepted: the listener is valid and routes may attach to it.
 	accepted                    bool
@@ -84,17 +96,19 @@ func (t *gatewayTranslator) gateway(gw *gatewayv1.Gateway) *gatewayInfo {
 	}
 	t.gatewaySpecAddresses(info)
 	for i := range gw.Spec.Listeners {
-		info.listeners = append(info.listeners, t.listener(info, &gw.Spec.Listeners[i]))
+		info.own = append(info.own, t.listener(info, &gw.Spec.Listeners[i], nil))
 	}
-	t.detectConflicts(info)
+	detectConflicts(info.own)
+	info.listeners = slices.Clone(info.own)
+	t.attachListenerSets(info)
 	t.gatewayTLSNotes(info)
 	t.backendClientCert(info)
 	for _, l := range info.listeners {
 		switch {
 		case !l.accepted:
-			t.b.problems.add(info.ref, Error, l.acceptedReason, "listener %s: %s; it is not served", l.spec.Name, l.acceptedMsg)
+			t.b.problems.add(l.owner, Error, l.acceptedReason, "listener %s: %s; it is not served", l.spec.Name, l.acceptedMsg)
 		case l.resolvedReason != "":
-			t.b.problems.add(info.ref, Error, l.resolvedReason, "listener %s: %s", l.spec.Name, l.resolvedMsg)
+			t.b.problems.add(l.owner, Error, l.resolvedReason, "listener %s: %s", l.spec.Name, l.resolvedMsg)
 		}
 	}
 	if info.unsupportedAddress != "" {
@@ -131,9 +145,13 @@ func (t *gatewayTranslator) gatewaySpecAddresses(info *gatewayInfo) {
 }
 
 // listener validates one listener on its own; conflicts between listeners
-// are found afterwards.
-func (t *gatewayTranslator) listener(info *gatewayInfo, spec *gatewayv1.Listener) *listenerInfo {
-	l := &listenerInfo{spec: spec, accepted: true}
+// are found afterwards. set is the ListenerSet that declares it, nil for
+// the Gateway's own.
+func (t *gatewayTranslator) listener(info *gatewayInfo, spec *gatewayv1.Listener, set *listenerSetInfo) *listenerInfo {
+	l := &listenerInfo{spec: spec, accepted: true, owner: info.ref, set: set}
+	if set != nil {
+		l.owner = set.ref
+	}
 	if spec.Hostname != nil {
 		l.hostname = strings.ToLower(string(*spec.Hostname))
 	}
@@ -234,14 +252,14 @@ func (t *gatewayTranslator) listenerTLS(info *gatewayInfo, l *listenerInfo) {
 	for i, ref := range tlsCfg.CertificateRefs {
 		group := string(deref(ref.Group, ""))
 		kind := string(deref(ref.Kind, kindSecret))
-		ns := string(deref(ref.Namespace, gatewayv1.Namespace(info.gw.Namespace)))
+		ns := string(deref(ref.Namespace, gatewayv1.Namespace(l.owner.Namespace)))
 		where := fmt.Sprintf("tls.certificateRefs[%d]", i)
 		if group != "" || kind != kindSecret {
 			fail(gatewayv1.ListenerReasonInvalidCertificateRef, "%s: %s is not supported (only core Secrets)", where, groupKind(group, kind))
 			continue
 		}
 		sk := key(ns, string(ref.Name))
-		if ns != info.gw.Namespace && !t.granted(kindGateway, info.gw.Namespace, "", kindSecret, ns, string(ref.Name)) {
+		if ns != l.owner.Namespace && !t.granted(l.owner.Kind, l.owner.Namespace, "", kindSecret, ns, string(ref.Name)) {
 			fail(gatewayv1.ListenerReasonRefNotPermitted, "%s: Secret %s is in another namespace and no ReferenceGrant there allows it", where, sk)
 			continue
 		}
@@ -253,13 +271,13 @@ func (t *gatewayTranslator) listenerTLS(info *gatewayInfo, l *listenerInfo) {
 			}
 			fail(gatewayv1.ListenerReasonInvalidCertificateRef, "%s: Secret %s: %v%s", where, sk, err, note)
 		} else {
-			t.b.checkExpiry(info.ref, sk, pair)
+			t.b.checkExpiry(l.owner, sk, pair)
 		}
 		if pair != nil && l.pair == nil {
 			l.pair = pair
 			l.certSource = sk.String()
 			if l.hostname != "" && !covers(pair, l.hostname) {
-				t.b.problems.add(info.ref, Warning, "CertificateHostMismatch", "listener %s: the certificate in Secret %s does not cover hostname %s (it covers %s); clients will reject it",
+				t.b.problems.add(l.owner, Warning, "CertificateHostMismatch", "listener %s: the certificate in Secret %s does not cover hostname %s (it covers %s); clients will reject it",
 					l.spec.Name, sk, l.hostname, strings.Join(pair.DNSNames, ", "))
 			}
 		}
@@ -323,12 +341,13 @@ func (b *builder) gatewayKeyPair(sk types.NamespacedName) (*porticotls.KeyPair, 
 	return parsed.pair, parsed.err
 }
 
-// detectConflicts marks listeners that cannot share their port: HTTP and
-// HTTPS on one port, or two listeners with the same hostname on one port.
-// Conflicted listeners are not served.
-func (t *gatewayTranslator) detectConflicts(info *gatewayInfo) {
+// detectConflicts marks listeners of one object that cannot share their
+// port: HTTP and HTTPS on one port, or two listeners with the same hostname
+// on one port. Every conflicted listener is left unserved: within one
+// object the spec lets none of them win.
+func detectConflicts(listeners []*listenerInfo) {
 	byPort := make(map[gatewayv1.PortNumber][]*listenerInfo)
-	for _, l := range info.listeners {
+	for _, l := range listeners {
 		if l.accepted {
 			byPort[l.spec.Port] = append(byPort[l.spec.Port], l)
 		}
@@ -510,8 +529,11 @@ func (info *gatewayInfo) addressNotUsable(msg string) {
 	info.addressMessage = msg
 }
 
+// anyListenerAccepted reports whether one of the Gateway's own listeners is
+// valid: without one the Gateway is not accepted, whatever ListenerSets
+// add.
 func (info *gatewayInfo) anyListenerAccepted() bool {
-	return slices.ContainsFunc(info.listeners, func(l *listenerInfo) bool { return l.accepted })
+	return slices.ContainsFunc(info.own, func(l *listenerInfo) bool { return l.accepted })
 }
 
 // nextFree returns the first address of the pool that is not taken. The
@@ -736,7 +758,7 @@ func (info *gatewayInfo) statusOf() gatewayv1.GatewayStatus {
 	}
 
 	accepted, invalid := 0, 0
-	for _, l := range info.listeners {
+	for _, l := range info.own {
 		if l.accepted {
 			accepted++
 		} else {
@@ -751,7 +773,7 @@ func (info *gatewayInfo) statusOf() gatewayv1.GatewayStatus {
 	case accepted == 0:
 		acc = condition(typeAccepted, false, string(gatewayv1.GatewayReasonListenersNotValid), "no listener is valid", gen)
 	case invalid > 0:
-		acc = condition(typeAccepted, true, string(gatewayv1.GatewayReasonListenersNotValid), fmt.Sprintf("%d of %d listeners are not valid and not served", invalid, len(info.listeners)), gen)
+		acc = condition(typeAccepted, true, string(gatewayv1.GatewayReasonListenersNotValid), fmt.Sprintf("%d of %d listeners are not valid and not served", invalid, len(info.own)), gen)
 	default:
 		acc = condition(typeAccepted, true, string(gatewayv1.GatewayReasonAccepted), "the Gateway is accepted", gen)
 	}
@@ -778,9 +800,10 @@ func (info *gatewayInfo) statusOf() gatewayv1.GatewayStatus {
 	}
 
 	served := info.served()
-	for _, l := range info.listeners {
+	for _, l := range info.own {
 		st.Listeners = append(st.Listeners, l.status(gen, served))
 	}
+	st.AttachedListenerSets = ptrTo(info.attachedListenerSets())
 	return st
 }
 
@@ -798,6 +821,10 @@ func (l *listenerInfo) status(gen int64, gatewayServed bool) gatewayv1.ListenerS
 		conds = append(conds, condition(typeAccepted, false, l.acceptedReason, l.acceptedMsg, gen))
 	}
 	switch {
+	case l.conflictReason != "":
+		// ListenerSet conformance asks for the conflict as the reason
+		// here too; one rule for every listener keeps statuses alike.
+		conds = append(conds, condition(typeProgrammed, false, l.conflictReason, l.conflictMsg, gen))
 	case !l.programmed():
 		msg := "the listener is not valid"
 		if l.accepted {
@@ -839,7 +866,7 @@ func (t *gatewayTranslator) allowsNamespace(info *gatewayInfo, l *listenerInfo, 
 	case gatewayv1.NamespacesFromAll:
 		return true
 	case gatewayv1.NamespacesFromSame:
-		return namespace == info.gw.Namespace
+		return namespace == l.owner.Namespace
 	case gatewayv1.NamespacesFromSelector:
 		if selector == nil {
 			return false

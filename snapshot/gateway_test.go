@@ -97,6 +97,8 @@ func loadGatewayFile(t *testing.T, file string) snapshot.Objects {
 			objs.ReferenceGrants = append(objs.ReferenceGrants, o)
 		case *gatewayv1.BackendTLSPolicy:
 			objs.BackendTLSPolicies = append(objs.BackendTLSPolicies, o)
+		case *gatewayv1.ListenerSet:
+			objs.ListenerSets = append(objs.ListenerSets, o)
 		case *corev1.ConfigMap:
 			objs.ConfigMaps = append(objs.ConfigMaps, o)
 		case *corev1.Namespace:
@@ -166,7 +168,7 @@ func describeGateway(s *snapshot.Snapshot, section func(string, []string)) {
 		section("listeners", lines)
 	}
 	st := s.GatewayAPI
-	if len(st.GatewayClasses)+len(st.Gateways)+len(st.HTTPRoutes)+len(st.BackendTLSPolicies) == 0 {
+	if len(st.GatewayClasses)+len(st.Gateways)+len(st.HTTPRoutes)+len(st.BackendTLSPolicies)+len(st.ListenerSets) == 0 {
 		return
 	}
 	var lines []string
@@ -191,14 +193,20 @@ func describeGateway(s *snapshot.Snapshot, section func(string, []string)) {
 			addrs = []string{"none"}
 		}
 		lines = append(lines, "  addresses: "+strings.Join(addrs, ", "))
+		if n := g.AttachedListenerSets; n != nil && *n > 0 {
+			lines = append(lines, fmt.Sprintf("  attachedListenerSets: %d", *n))
+		}
 		lines = append(lines, describeConditions("  ", g.Conditions)...)
 		for _, l := range g.Listeners {
-			var kinds []string
-			for _, k := range l.SupportedKinds {
-				kinds = append(kinds, string(*k.Group)+"/"+string(k.Kind))
-			}
-			lines = append(lines, fmt.Sprintf("  listener %s: attachedRoutes %d, supportedKinds [%s]", l.Name, l.AttachedRoutes, strings.Join(kinds, " ")))
-			lines = append(lines, describeConditions("    ", l.Conditions)...)
+			lines = append(lines, describeListenerStatus(l.Name, l.SupportedKinds, l.AttachedRoutes, l.Conditions)...)
+		}
+	}
+	for _, name := range sortedKeys(st.ListenerSets, types.NamespacedName.String) {
+		ls := st.ListenerSets[name]
+		lines = append(lines, "ListenerSet "+name.String())
+		lines = append(lines, describeConditions("  ", ls.Conditions)...)
+		for _, l := range ls.Listeners {
+			lines = append(lines, describeListenerStatus(l.Name, l.SupportedKinds, l.AttachedRoutes, l.Conditions)...)
 		}
 	}
 	for _, name := range sortedKeys(st.HTTPRoutes, types.NamespacedName.String) {
@@ -215,7 +223,11 @@ func describeGateway(s *snapshot.Snapshot, section func(string, []string)) {
 			if p.ParentRef.Port != nil {
 				where += fmt.Sprintf(" port %d", *p.ParentRef.Port)
 			}
-			lines = append(lines, fmt.Sprintf("  parent %s/%s%s by %s", ns, p.ParentRef.Name, where, p.ControllerName))
+			kind := ""
+			if p.ParentRef.Kind != nil && *p.ParentRef.Kind != "Gateway" {
+				kind = string(*p.ParentRef.Kind) + " "
+			}
+			lines = append(lines, fmt.Sprintf("  parent %s%s/%s%s by %s", kind, ns, p.ParentRef.Name, where, p.ControllerName))
 			lines = append(lines, describeConditions("    ", p.Conditions)...)
 		}
 	}
@@ -227,6 +239,15 @@ func describeGateway(s *snapshot.Snapshot, section func(string, []string)) {
 		}
 	}
 	section("gateway api status", lines)
+}
+
+func describeListenerStatus(name gatewayv1.SectionName, kinds []gatewayv1.RouteGroupKind, attached int32, conds []metav1.Condition) []string {
+	var ks []string
+	for _, k := range kinds {
+		ks = append(ks, string(*k.Group)+"/"+string(k.Kind))
+	}
+	out := []string{fmt.Sprintf("  listener %s: attachedRoutes %d, supportedKinds [%s]", name, attached, strings.Join(ks, " "))}
+	return append(out, describeConditions("    ", conds)...)
 }
 
 func describeConditions(indent string, conds []metav1.Condition) []string {

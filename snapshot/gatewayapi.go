@@ -66,4 +66,7 @@ type GatewayAPIStatus struct {
 	// uses to its ancestor statuses written by this controller, one per
 	// such Gateway; other controllers' ancestors must be kept as they are.
 	BackendTLSPolicies map[types.NamespacedName]gatewayv1.PolicyStatus
+	// ListenerSets maps each ListenerSet whose parent is one of our
+	// Gateways to its status.
+	ListenerSets map[types.NamespacedName]gatewayv1.ListenerSetStatus
 }

@@ -25,6 +25,8 @@ type Objects struct {
 	Gateways        []*gatewayv1.Gateway
 	HTTPRoutes      []*gatewayv1.HTTPRoute
 	ReferenceGrants []*gatewayv1.ReferenceGrant
+	// ListenerSets add listeners to Gateways that allow them.
+	ListenerSets []*gatewayv1.ListenerSet
 	// Namespaces are read for Gateway listeners' allowedRoutes selectors.
 	Namespaces []*corev1.Namespace
 	// BackendTLSPolicies (gateway.networking.k8s.io/v1) make Gateway

@@ -278,6 +278,9 @@ func (d *decoded) keep(file string, doc int, obj runtime.Object, gvk schema.Grou
 		defaultHTTPRoute(o)
 	case *gatewayv1.ReferenceGrant:
 		kind = "ReferenceGrant"
+	case *gatewayv1.ListenerSet:
+		kind = "ListenerSet"
+		defaultListenerSet(o)
 	case *gatewayv1.BackendTLSPolicy:
 		// Its CRD declares no defaults for spec fields.
 		kind = "BackendTLSPolicy"

@@ -19,34 +19,64 @@ func defaultGateway(gw *gatewayv1.Gateway) {
 			a.Type = ptr(gatewayv1.IPAddressType)
 		}
 	}
+	if al := gw.Spec.AllowedListeners; al != nil {
+		if al.Namespaces == nil {
+			al.Namespaces = &gatewayv1.ListenerNamespaces{}
+		}
+		if al.Namespaces.From == nil {
+			al.Namespaces.From = ptr(gatewayv1.NamespacesFromNone)
+		}
+	}
 	for i := range gw.Spec.Listeners {
-		l := &gw.Spec.Listeners[i]
-		if l.AllowedRoutes == nil {
-			l.AllowedRoutes = &gatewayv1.AllowedRoutes{}
+		defaultListener(&gw.Spec.Listeners[i])
+	}
+}
+
+// defaultListenerSet applies the ListenerSet CRD's defaults, which are the
+// Gateway listeners' for each entry.
+func defaultListenerSet(ls *gatewayv1.ListenerSet) {
+	pr := &ls.Spec.ParentRef
+	if pr.Group == nil {
+		pr.Group = ptr(gatewayv1.Group(gatewayv1.GroupName))
+	}
+	if pr.Kind == nil {
+		pr.Kind = ptr(gatewayv1.Kind("Gateway"))
+	}
+	for i := range ls.Spec.Listeners {
+		e := &ls.Spec.Listeners[i]
+		l := gatewayv1.Listener{AllowedRoutes: e.AllowedRoutes, TLS: e.TLS}
+		defaultListener(&l)
+		e.AllowedRoutes, e.TLS = l.AllowedRoutes, l.TLS
+	}
+}
+
+// defaultListener applies the CRD defaults of one Gateway listener.
+func defaultListener(l *gatewayv1.Listener) {
+	if l.AllowedRoutes == nil {
+		l.AllowedRoutes = &gatewayv1.AllowedRoutes{}
+	}
+	if l.AllowedRoutes.Namespaces == nil {
+		l.AllowedRoutes.Namespaces = &gatewayv1.RouteNamespaces{}
+	}
+	if l.AllowedRoutes.Namespaces.From == nil {
+		l.AllowedRoutes.Namespaces.From = ptr(gatewayv1.NamespacesFromSame)
+	}
+	for j := range l.AllowedRoutes.Kinds {
+		if l.AllowedRoutes.Kinds[j].Group == nil {
+			l.AllowedRoutes.Kinds[j].Group = ptr(gatewayv1.Group(gatewayv1.GroupName))
 		}
-		if l.AllowedRoutes.Namespaces == nil {
-			l.AllowedRoutes.Namespaces = &gatewayv1.RouteNamespaces{}
+	}
+	if l.TLS != nil {
+		if l.TLS.Mode == nil {
+			l.TLS.Mode = ptr(gatewayv1.TLSModeTerminate)
 		}
-		if l.AllowedRoutes.Namespaces.From == nil {
-			l.AllowedRoutes.Namespaces.From = ptr(gatewayv1.NamespacesFromSame)
-		}
-		for j := range l.AllowedRoutes.Kinds {
-			if l.AllowedRoutes.Kinds[j].Group == nil {
-				l.AllowedRoutes.Kinds[j].Group = ptr(gatewayv1.Group(gatewayv1.GroupName))
+		for j := range l.TLS.CertificateRefs {
+			ref := &l.TLS.CertificateRefs[j]
+			if ref.Group == nil {
+				ref.Group = ptr(gatewayv1.Group(corev1.GroupName))
 			}
-		}
-		if l.TLS != nil {
-			if l.TLS.Mode == nil {
-				l.TLS.Mode = ptr(gatewayv1.TLSModeTerminate)
-			}
-			for j := range l.TLS.CertificateRefs {
-				ref := &l.TLS.CertificateRefs[j]
-				if ref.Group == nil {
-					ref.Group = ptr(gatewayv1.Group(corev1.GroupName))
-				}
-				if ref.Kind == nil {
-					ref.Kind = ptr(gatewayv1.Kind("Secret"))
-				}
+			if ref.Kind == nil {
+				ref.Kind = ptr(gatewayv1.Kind("Secret"))
 			}
 		}
 	}

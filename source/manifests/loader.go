@@ -239,6 +239,8 @@ func (l *loader) assemble() (snapshot.Objects, []Problem) {
 				objs.ReferenceGrants = append(objs.ReferenceGrants, o)
 			case *gatewayv1.BackendTLSPolicy:
 				objs.BackendTLSPolicies = append(objs.BackendTLSPolicies, o)
+			case *gatewayv1.ListenerSet:
+				objs.ListenerSets = append(objs.ListenerSets, o)
 			case *corev1.ConfigMap:
 				objs.ConfigMaps = append(objs.ConfigMaps, o)
 			}
