@@ -44,6 +44,7 @@ var SupportedFeatures = sortedFeatures(
 	features.SupportGatewayFrontendClientCertificateValidation,
 	features.SupportGatewayFrontendClientCertificateValidationInsecureFallback,
 	features.SupportGatewayBackendClientCertificate,
+	features.SupportListenerSet,
 	// HTTPRoute extended.
 	features.SupportHTTPRouteQueryParamMatching,
 	features.SupportHTTPRouteMethodMatching,

@@ -79,6 +79,10 @@ var (
 		string(gatewayv1.GatewayConditionResolvedRefs),
 		string(gatewayv1.GatewayConditionInsecureFrontendValidationMode),
 	)
+	listenerSetConditionTypes = conditionTypes(
+		string(gatewayv1.ListenerSetConditionAccepted),
+		string(gatewayv1.ListenerSetConditionProgrammed),
+	)
 	listenerConditionTypes = conditionTypes(
 		string(gatewayv1.ListenerConditionAccepted),
 		string(gatewayv1.ListenerConditionProgrammed),
@@ -109,25 +113,51 @@ func DesiredGatewayClassStatus(current, want gatewayv1.GatewayClassStatus, now m
 func DesiredGatewayStatus(current, want gatewayv1.GatewayStatus, now metav1.Time) gatewayv1.GatewayStatus {
 	out := *want.DeepCopy()
 	out.Conditions = MergeOwnedConditions(current.Conditions, want.Conditions, gatewayConditionTypes, now)
-	for i := range out.Listeners {
-		l := &out.Listeners[i]
+	mergeListeners(current.Listeners, out.Listeners, func(l *gatewayv1.ListenerStatus) listenerFields {
+		return listenerFields{l.Name, &l.Conditions, &l.SupportedKinds}
+	}, now)
+	return out
+}
+
+// DesiredListenerSetStatus is DesiredGatewayStatus for a ListenerSet.
+func DesiredListenerSetStatus(current, want gatewayv1.ListenerSetStatus, now metav1.Time) gatewayv1.ListenerSetStatus {
+	out := *want.DeepCopy()
+	out.Conditions = MergeOwnedConditions(current.Conditions, want.Conditions, listenerSetConditionTypes, now)
+	mergeListeners(current.Listeners, out.Listeners, func(l *gatewayv1.ListenerEntryStatus) listenerFields {
+		return listenerFields{l.Name, &l.Conditions, &l.SupportedKinds}
+	}, now)
+	return out
+}
+
+// listenerFields are the fields of a Gateway's or a ListenerSet's listener
+// status that a status write merges.
+type listenerFields struct {
+	name       gatewayv1.SectionName
+	conditions *[]metav1.Condition
+	kinds      *[]gatewayv1.RouteGroupKind
+}
+
+// mergeListeners keeps the transition times of the current listener
+// statuses (matched by name) in out, and fills the fields the CRDs require
+// even when empty.
+func mergeListeners[L any](current, out []L, fields func(*L) listenerFields, now metav1.Time) {
+	for i := range out {
+		l := fields(&out[i])
 		var cur []metav1.Condition
-		for _, c := range current.Listeners {
-			if c.Name == l.Name {
-				cur = c.Conditions
+		for j := range current {
+			if c := fields(&current[j]); c.name == l.name {
+				cur = *c.conditions
 				break
 			}
 		}
-		l.Conditions = MergeOwnedConditions(cur, l.Conditions, listenerConditionTypes, now)
-		if l.Conditions == nil {
-			// The field is required by the CRD, even when empty.
-			l.Conditions = []metav1.Condition{}
+		*l.conditions = MergeOwnedConditions(cur, *l.conditions, listenerConditionTypes, now)
+		if *l.conditions == nil {
+			*l.conditions = []metav1.Condition{}
 		}
-		if l.SupportedKinds == nil {
-			l.SupportedKinds = []gatewayv1.RouteGroupKind{}
+		if *l.kinds == nil {
+			*l.kinds = []gatewayv1.RouteGroupKind{}
 		}
 	}
-	return out
 }
 
 // DesiredRouteParents returns a route's status.parents with ours (the
@@ -219,6 +249,13 @@ func (w *Writer) syncGatewayAPI(ctx context.Context, objs snapshot.Objects, snap
 		}
 		errs = append(errs, w.writeGateway(ctx, gw, want))
 	}
+	for _, ls := range objs.ListenerSets {
+		want, ok := st.ListenerSets[types.NamespacedName{Namespace: ls.Namespace, Name: ls.Name}]
+		if !ok {
+			continue
+		}
+		errs = append(errs, w.writeListenerSet(ctx, ls, want))
+	}
 	if w.GatewayController != "" {
 		for _, r := range objs.HTTPRoutes {
 			want := st.HTTPRoutes[types.NamespacedName{Namespace: r.Namespace, Name: r.Name}]
@@ -258,6 +295,19 @@ func (w *Writer) writeGateway(ctx context.Context, obj *gatewayv1.Gateway, want 
 	return updateStatus(ctx, w, "Gateway", obj, w.Gateway.GatewayV1().Gateways(obj.Namespace),
 		func(o *gatewayv1.Gateway) (*gatewayv1.Gateway, bool) {
 			desired := DesiredGatewayStatus(o.Status, want, w.now())
+			if equality.Semantic.DeepEqual(o.Status, desired) {
+				return nil, false
+			}
+			update := o.DeepCopy()
+			update.Status = desired
+			return update, true
+		})
+}
+
+func (w *Writer) writeListenerSet(ctx context.Context, obj *gatewayv1.ListenerSet, want gatewayv1.ListenerSetStatus) error {
+	return updateStatus(ctx, w, "ListenerSet", obj, w.Gateway.GatewayV1().ListenerSets(obj.Namespace),
+		func(o *gatewayv1.ListenerSet) (*gatewayv1.ListenerSet, bool) {
+			desired := DesiredListenerSetStatus(o.Status, want, w.now())
 			if equality.Semantic.DeepEqual(o.Status, desired) {
 				return nil, false
 			}

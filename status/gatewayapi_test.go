@@ -552,3 +552,71 @@ func assertCondition(t *testing.T, what string, conds []metav1.Condition, typ st
 func ptrTo[T any](v T) *T { return &v }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// TestWriteListenerSetStatus writes a ListenerSet's status through a real
+// API server: the set's conditions and its listeners' are kept with their
+// transition time while unchanged.
+func TestWriteListenerSetStatus(t *testing.T) {
+	cp := controlplane.StartForTest(t, controlplane.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if err := controlplane.InstallGatewayAPICRDs(ctx, cp.RESTConfig(), controlplane.ChannelStandard); err != nil {
+		t.Fatal(err)
+	}
+	gw := gatewayclient.NewForConfigOrDie(cp.RESTConfig())
+	set, err := gw.GatewayV1().ListenerSets("default").Create(ctx, &gatewayv1.ListenerSet{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "team"},
+		Spec: gatewayv1.ListenerSetSpec{
+			ParentRef: gatewayv1.ParentGatewayReference{Name: "edge"},
+			Listeners: []gatewayv1.ListenerEntry{{Name: "app", Protocol: gatewayv1.HTTPProtocolType, Port: 8000}},
+		},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := set.Generation
+	want := gatewayv1.ListenerSetStatus{
+		Conditions: []metav1.Condition{
+			{Type: "Accepted", Status: metav1.ConditionTrue, Reason: "Accepted", ObservedGeneration: g},
+			{Type: "Programmed", Status: metav1.ConditionTrue, Reason: "Programmed", ObservedGeneration: g},
+		},
+		Listeners: []gatewayv1.ListenerEntryStatus{{
+			Name:           "app",
+			AttachedRoutes: 2,
+			Conditions:     []metav1.Condition{{Type: "Accepted", Status: metav1.ConditionTrue, Reason: "Accepted", ObservedGeneration: g}},
+		}},
+	}
+	now := t0.Time
+	w := &Writer{Client: cp.Client(), Gateway: gw, GatewayController: ourController, Now: func() time.Time { return now }}
+	sync := func() *gatewayv1.ListenerSet {
+		t.Helper()
+		cur, err := gw.GatewayV1().ListenerSets("default").Get(ctx, "team", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		snap := &snapshot.Snapshot{GatewayAPI: snapshot.GatewayAPIStatus{
+			ListenerSets: map[types.NamespacedName]gatewayv1.ListenerSetStatus{{Namespace: "default", Name: "team"}: want},
+		}}
+		if err := w.Sync(ctx, snapshot.Objects{ListenerSets: []*gatewayv1.ListenerSet{cur}}, snap); err != nil {
+			t.Fatal(err)
+		}
+		written, err := gw.GatewayV1().ListenerSets("default").Get(ctx, "team", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return written
+	}
+	first := sync()
+	assertCondition(t, "ListenerSet", first.Status.Conditions, "Programmed", metav1.ConditionTrue, t0)
+	if ls := first.Status.Listeners; len(ls) != 1 || ls[0].AttachedRoutes != 2 {
+		t.Fatalf("listener statuses %+v", ls)
+	}
+	assertCondition(t, "ListenerSet listener", first.Status.Listeners[0].Conditions, "Accepted", metav1.ConditionTrue, t0)
+
+	now = t1.Time
+	want.Conditions[1] = metav1.Condition{Type: "Programmed", Status: metav1.ConditionFalse, Reason: "Pending", ObservedGeneration: g}
+	second := sync()
+	assertCondition(t, "ListenerSet", second.Status.Conditions, "Accepted", metav1.ConditionTrue, t0)
+	assertCondition(t, "ListenerSet", second.Status.Conditions, "Programmed", metav1.ConditionFalse, t1)
+	assertCondition(t, "ListenerSet listener", second.Status.Listeners[0].Conditions, "Accepted", metav1.ConditionTrue, t0)
+}

@@ -1,7 +1,7 @@
 // Package status writes what Portico learned back to the cluster, where
 // users look: the address each owned Ingress is reachable on, in its
 // status.loadBalancer.ingress; the status of the GatewayClasses, Gateways,
-// HTTPRoutes and BackendTLSPolicies the snapshot computed (conditions keep
+// ListenerSets, HTTPRoutes and BackendTLSPolicies the snapshot computed (conditions keep
 // their transition time while unchanged; other controllers' route parent
 // and policy ancestor entries, and conditions of types we do not own, are
 // never touched); and a Kubernetes Event on the object for each configuration
@@ -195,43 +195,35 @@ func (w *Writer) recordEvents(objs snapshot.Objects, problems []snapshot.Problem
 }
 
 func find(objs snapshot.Objects, ref snapshot.ObjectRef) runtime.Object {
-	match := func(m metav1.Object) bool { return m.GetNamespace() == ref.Namespace && m.GetName() == ref.Name }
 	switch ref.Kind {
 	case "Ingress":
-		for _, o := range objs.Ingresses {
-			if match(o) {
-				return o
-			}
-		}
+		return findIn(objs.Ingresses, ref)
 	case "Service":
-		for _, o := range objs.Services {
-			if match(o) {
-				return o
-			}
-		}
+		return findIn(objs.Services, ref)
 	case "GatewayClass":
-		for _, o := range objs.GatewayClasses {
-			if match(o) {
-				return o
-			}
-		}
+		return findIn(objs.GatewayClasses, ref)
 	case "Gateway":
-		for _, o := range objs.Gateways {
-			if match(o) {
-				return o
-			}
-		}
+		return findIn(objs.Gateways, ref)
+	case "ListenerSet":
+		return findIn(objs.ListenerSets, ref)
 	case "HTTPRoute":
-		for _, o := range objs.HTTPRoutes {
-			if match(o) {
-				return o
-			}
-		}
+		return findIn(objs.HTTPRoutes, ref)
 	case "ReferenceGrant":
-		for _, o := range objs.ReferenceGrants {
-			if match(o) {
-				return o
-			}
+		return findIn(objs.ReferenceGrants, ref)
+	case "BackendTLSPolicy":
+		return findIn(objs.BackendTLSPolicies, ref)
+	}
+	return nil
+}
+
+// findIn returns the object of list that ref names, or nil.
+func findIn[T interface {
+	metav1.Object
+	runtime.Object
+}](list []T, ref snapshot.ObjectRef) runtime.Object {
+	for _, o := range list {
+		if o.GetNamespace() == ref.Namespace && o.GetName() == ref.Name {
+			return o
 		}
 	}
 	return nil

@@ -3,6 +3,7 @@ package kube
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,10 +35,31 @@ const gatewaySyncWait = 30 * time.Second
 // only when the API server serves all of them.
 var gatewayResources = []string{"gatewayclasses", "gateways", "httproutes", "referencegrants"}
 
-// backendTLSPolicies is read when the API server serves it in
-// gateway.networking.k8s.io/v1 (the standard channel from Gateway API
-// v1.4 on); without it Gateways are served with plain backends only.
-const backendTLSPolicies = "backendtlspolicies"
+// optionalResources are the Gateway API resources read when the API server
+// serves them in gateway.networking.k8s.io/v1; a cluster with older CRDs
+// is served without them.
+type optionalResources struct {
+	// backendTLSPolicies (standard from Gateway API v1.4): without them
+	// Gateways are served with plain backends only.
+	backendTLSPolicies bool
+	// listenerSets (standard from v1.5): without them Gateways have
+	// only their own listeners.
+	listenerSets bool
+}
+
+func (o optionalResources) String() string {
+	var served []string
+	if o.backendTLSPolicies {
+		served = append(served, "backendtlspolicies")
+	}
+	if o.listenerSets {
+		served = append(served, "listenersets")
+	}
+	if len(served) == 0 {
+		return "none"
+	}
+	return strings.Join(served, ",")
+}
 
 // caBundleKey is the ConfigMap key CA bundles are read from; other keys
 // are dropped from the cache.
@@ -50,8 +72,10 @@ type gatewayListers struct {
 	gateways        []func() ([]*gatewayv1.Gateway, error)
 	httpRoutes      []func() ([]*gatewayv1.HTTPRoute, error)
 	referenceGrants []func() ([]*gatewayv1.ReferenceGrant, error)
-	// backendTLSPolicies is empty when the API server does not serve them.
+	// backendTLSPolicies and listenerSets are empty when the API server
+	// does not serve them.
 	backendTLSPolicies []func() ([]*gatewayv1.BackendTLSPolicy, error)
+	listenerSets       []func() ([]*gatewayv1.ListenerSet, error)
 	configMaps         []func() ([]*corev1.ConfigMap, error)
 	namespaces         func() ([]*corev1.Namespace, error)
 }
@@ -62,6 +86,7 @@ func (gl *gatewayListers) objects(o *snapshot.Objects) {
 	o.HTTPRoutes = collect(gl.httpRoutes)
 	o.ReferenceGrants = collect(gl.referenceGrants)
 	o.BackendTLSPolicies = collect(gl.backendTLSPolicies)
+	o.ListenerSets = collect(gl.listenerSets)
 	o.ConfigMaps = collect(gl.configMaps)
 	o.Namespaces, _ = gl.namespaces()
 }
@@ -79,10 +104,10 @@ type gatewayWatch struct {
 	mu sync.Mutex
 	// running is set while the informers run; cancel stops them.
 	running bool
-	// backendTLS is set while BackendTLSPolicies are watched.
-	backendTLS bool
-	cancel     context.CancelFunc
-	factories  []interface{ Shutdown() }
+	// optional are the optional resources watched.
+	optional  optionalResources
+	cancel    context.CancelFunc
+	factories []interface{ Shutdown() }
 	// installed is the last answer discovery gave, to log changes once.
 	installed *bool
 	// closed is set when the source stops; nothing starts after it.
@@ -107,7 +132,7 @@ func (w *gatewayWatch) poll(ctx context.Context, interval time.Duration) {
 // When it starts them it waits (up to gatewaySyncWait) for their first
 // list, and returns an error only if ctx ends meanwhile.
 func (w *gatewayWatch) check(ctx context.Context) error {
-	installed, missing, backendTLS, err := w.discover(ctx)
+	installed, missing, optional, err := w.discover(ctx)
 	if err != nil {
 		// The API server is unreachable or failing: keep whatever runs.
 		w.log.Debug("Gateway API discovery failed; keeping the current state", "error", err)
@@ -120,7 +145,8 @@ func (w *gatewayWatch) check(ctx context.Context) error {
 	}
 	if w.installed == nil || *w.installed != installed {
 		if installed {
-			w.log.Info("Gateway API CRDs found: watching GatewayClasses, Gateways, HTTPRoutes, ReferenceGrants, BackendTLSPolicies (when served), CA ConfigMaps and Namespaces")
+			w.log.Info("Gateway API CRDs found: watching GatewayClasses, Gateways, HTTPRoutes, ReferenceGrants, BackendTLSPolicies and ListenerSets (when served), CA ConfigMaps and Namespaces",
+				"optional", optional.String())
 		} else {
 			w.log.Warn("Gateway API CRDs (gateway.networking.k8s.io/v1) are not installed: serving Ingresses only, and checking again periodically",
 				"missing", missing, "every", w.interval())
@@ -128,14 +154,15 @@ func (w *gatewayWatch) check(ctx context.Context) error {
 		w.installed = &installed
 	}
 	switch {
-	case installed && w.running && backendTLS != w.backendTLS:
-		// BackendTLSPolicy was installed or removed after the rest: watch
-		// it, or stop, with a fresh set of informers.
-		w.log.Info("BackendTLSPolicy (gateway.networking.k8s.io/v1) availability changed; restarting the Gateway API informers", "served", backendTLS)
+	case installed && w.running && optional != w.optional:
+		// An optional resource was installed or removed after the rest:
+		// watch it, or stop, with a fresh set of informers.
+		w.log.Info("optional Gateway API resources (gateway.networking.k8s.io/v1) changed; restarting the Gateway API informers",
+			"was", w.optional.String(), "now", optional.String())
 		w.stopLocked()
-		return w.start(ctx, backendTLS)
+		return w.start(ctx, optional)
 	case installed && !w.running:
-		return w.start(ctx, backendTLS)
+		return w.start(ctx, optional)
 	case !installed && w.running:
 		w.stopLocked()
 		w.listers.Store(nil)
@@ -152,15 +179,15 @@ func (w *gatewayWatch) interval() time.Duration {
 }
 
 // discover reports whether every resource in gatewayResources is served,
-// which are missing, and whether BackendTLSPolicies are served too.
-func (w *gatewayWatch) discover(ctx context.Context) (installed bool, missing []string, backendTLS bool, err error) {
+// which are missing, and which optional resources are served too.
+func (w *gatewayWatch) discover(ctx context.Context) (installed bool, missing []string, optional optionalResources, err error) {
 	disc := discovery.ToServerResourcesInterfaceWithContext(w.source.Client.Discovery())
 	list, err := disc.ServerResourcesForGroupVersionWithContext(ctx, gatewayv1.GroupVersion.String())
 	if apierrors.IsNotFound(err) {
-		return false, gatewayResources, false, nil
+		return false, gatewayResources, optionalResources{}, nil
 	}
 	if err != nil {
-		return false, nil, false, err
+		return false, nil, optionalResources{}, err
 	}
 	served := make(map[string]bool, len(list.APIResources))
 	for _, r := range list.APIResources {
@@ -171,12 +198,13 @@ func (w *gatewayWatch) discover(ctx context.Context) (installed bool, missing []
 			missing = append(missing, r)
 		}
 	}
-	return len(missing) == 0, missing, served[backendTLSPolicies], nil
+	optional = optionalResources{backendTLSPolicies: served["backendtlspolicies"], listenerSets: served["listenersets"]}
+	return len(missing) == 0, missing, optional, nil
 }
 
 // start runs the informers and waits for their first list; the caller
 // holds w.mu.
-func (w *gatewayWatch) start(ctx context.Context, backendTLS bool) error {
+func (w *gatewayWatch) start(ctx context.Context, optional optionalResources) error {
 	runCtx, cancel := context.WithCancel(ctx)
 	var gl gatewayListers
 	var synced []cache.InformerSynced
@@ -232,11 +260,18 @@ func (w *gatewayWatch) start(ctx context.Context, backendTLS bool) error {
 		gl.referenceGrants = append(gl.referenceGrants, func() ([]*gatewayv1.ReferenceGrant, error) {
 			return grants.Lister().List(labels.Everything())
 		})
-		if backendTLS {
+		if optional.backendTLSPolicies {
 			policies := f.Gateway().V1().BackendTLSPolicies()
 			watch(policies.Informer())
 			gl.backendTLSPolicies = append(gl.backendTLSPolicies, func() ([]*gatewayv1.BackendTLSPolicy, error) {
 				return policies.Lister().List(labels.Everything())
+			})
+		}
+		if optional.listenerSets {
+			sets := f.Gateway().V1().ListenerSets()
+			watch(sets.Informer())
+			gl.listenerSets = append(gl.listenerSets, func() ([]*gatewayv1.ListenerSet, error) {
+				return sets.Lister().List(labels.Everything())
 			})
 		}
 
@@ -257,7 +292,7 @@ func (w *gatewayWatch) start(ctx context.Context, backendTLS bool) error {
 		f.Start(runCtx.Done())
 		w.factories = append(w.factories, f)
 	}
-	w.running, w.cancel, w.backendTLS = true, cancel, backendTLS
+	w.running, w.cancel, w.optional = true, cancel, optional
 
 	syncCtx, stopWaiting := context.WithTimeout(runCtx, gatewaySyncWait)
 	defer stopWaiting()

@@ -25,7 +25,7 @@ import (
 // API server without the CRDs does.
 func fakeGatewayDiscovery(client *fake.Clientset, installed *atomic.Bool) {
 	var resources []metav1.APIResource
-	for _, r := range append(slices.Clone(gatewayResources), backendTLSPolicies) {
+	for _, r := range append(slices.Clone(gatewayResources), "backendtlspolicies", "listenersets") {
 		resources = append(resources, metav1.APIResource{Name: r})
 	}
 	client.Resources = []*metav1.APIResourceList{{GroupVersion: gatewayv1.GroupVersion.String(), APIResources: resources}}
@@ -59,6 +59,8 @@ func newGatewayClientset(t *testing.T, objs ...runtime.Object) *gatewayfake.Clie
 			_, err = c.GatewayV1().ReferenceGrants(o.Namespace).Create(ctx, o, metav1.CreateOptions{})
 		case *gatewayv1.BackendTLSPolicy:
 			_, err = c.GatewayV1().BackendTLSPolicies(o.Namespace).Create(ctx, o, metav1.CreateOptions{})
+		case *gatewayv1.ListenerSet:
+			_, err = c.GatewayV1().ListenerSets(o.Namespace).Create(ctx, o, metav1.CreateOptions{})
 		default:
 			t.Fatalf("unexpected %T", obj)
 		}
@@ -181,5 +183,36 @@ func TestRunGatewayAPIBackendTLS(t *testing.T) {
 	}
 	if next := receive(t, got); len(next.BackendTLSPolicies) != 2 {
 		t.Errorf("after a create: %d BackendTLSPolicies, want 2", len(next.BackendTLSPolicies))
+	}
+}
+
+// TestRunGatewayAPIListenerSets: ListenerSets in the watched namespaces join
+// the objects, and new ones trigger a rebuild.
+func TestRunGatewayAPIListenerSets(t *testing.T) {
+	client := fake.NewClientset()
+	installed := &atomic.Bool{}
+	installed.Store(true)
+	fakeGatewayDiscovery(client, installed)
+	gw := newGatewayClientset(t,
+		&gatewayv1.ListenerSet{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "team"}},
+		&gatewayv1.ListenerSet{ObjectMeta: metav1.ObjectMeta{Namespace: "other", Name: "team"}},
+	)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	got := make(chan snapshot.Objects, 10)
+	src := &Source{Client: client, Gateway: gw, Namespaces: []string{"shop"}, Quiet: 10 * time.Millisecond}
+	go func() { _ = src.Run(ctx, func(o snapshot.Objects) { got <- o }) }()
+	first := receive(t, got)
+	if len(first.ListenerSets) != 1 || first.ListenerSets[0].Namespace != "shop" {
+		t.Errorf("ListenerSets %v, want shop/team only", first.ListenerSets)
+	}
+	_, err := gw.GatewayV1().ListenerSets("shop").Create(ctx,
+		&gatewayv1.ListenerSet{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "more"}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next := receive(t, got); len(next.ListenerSets) != 2 {
+		t.Errorf("after a create: %d ListenerSets, want 2", len(next.ListenerSets))
 	}
 }
