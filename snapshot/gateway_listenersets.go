@@ -100,7 +100,10 @@ func (t *gatewayTranslator) attachListenerSets(info *gatewayInfo) {
 		}
 		detectConflicts(s.listeners)
 		for _, l := range s.listeners {
-			if l.accepted {
+			// A protocol we do not serve still claims its port: taking a
+			// port an earlier listener serves is reported as the
+			// conflict it is.
+			if l.accepted || l.acceptedReason == string(gatewayv1.ListenerReasonUnsupportedProtocol) {
 				conflictWithEarlier(l, info.listeners)
 			}
 		}
