@@ -143,6 +143,87 @@ func TestGatewayAPIKubernetesMode(t *testing.T) {
 		return condition(r.Status.Parents[0].Conditions, "ResolvedRefs")
 	})
 
+	// A ListenerSet adds a listener on a port of its own. The Gateway does
+	// not allow ListenerSets yet: the set says so (status and an Event);
+	// once the Gateway allows its namespace, the new socket serves its
+	// route, without a restart.
+	setPort := freePort(t)
+	teamHost := gatewayv1.Hostname("team.example.test")
+	if _, err := gw.GatewayV1().ListenerSets("shop").Create(ctx, &gatewayv1.ListenerSet{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "team"},
+		Spec: gatewayv1.ListenerSetSpec{
+			ParentRef: gatewayv1.ParentGatewayReference{Name: "edge"},
+			Listeners: []gatewayv1.ListenerEntry{{Name: "team", Protocol: gatewayv1.HTTPProtocolType,
+				Port: gatewayv1.PortNumber(setPort), Hostname: &teamHost}},
+		},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	listenerSetKind := gatewayv1.Kind("ListenerSet")
+	if _, err := gw.GatewayV1().HTTPRoutes("shop").Create(ctx, &gatewayv1.HTTPRoute{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "team"},
+		Spec: gatewayv1.HTTPRouteSpec{
+			CommonRouteSpec: gatewayv1.CommonRouteSpec{ParentRefs: []gatewayv1.ParentReference{{Kind: &listenerSetKind, Name: "team"}}},
+			Rules: []gatewayv1.HTTPRouteRule{{BackendRefs: []gatewayv1.HTTPBackendRef{{BackendRef: gatewayv1.BackendRef{
+				BackendObjectReference: gatewayv1.BackendObjectReference{Name: "app", Port: &port80},
+			}}}}},
+		},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	listenerSetCondition := func(typ, status, reason string) error {
+		ls, err := gw.GatewayV1().ListenerSets("shop").Get(ctx, "team", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		c := meta.FindStatusCondition(ls.Status.Conditions, typ)
+		if c == nil || string(c.Status) != status || c.Reason != reason {
+			return fmt.Errorf("%s condition %+v", typ, c)
+		}
+		return nil
+	}
+	slow("the ListenerSet is not allowed", func() error { return listenerSetCondition("Accepted", "False", "NotAllowed") })
+	slow("an Event names the ListenerSet", func() error {
+		events, err := f.client.CoreV1().Events("shop").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.kind=ListenerSet"})
+		if err != nil {
+			return err
+		}
+		for _, ev := range events.Items {
+			if ev.Reason == "NotAllowed" && strings.Contains(ev.Message, "allowedListeners") {
+				return nil
+			}
+		}
+		return fmt.Errorf("%d ListenerSet events, none NotAllowed", len(events.Items))
+	})
+	slow("the Gateway allows ListenerSets from its namespace", func() error {
+		g, err := gw.GatewayV1().Gateways("shop").Get(ctx, "edge", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		same := gatewayv1.NamespacesFromSame
+		g.Spec.AllowedListeners = &gatewayv1.AllowedListeners{Namespaces: &gatewayv1.ListenerNamespaces{From: &same}}
+		_, err = gw.GatewayV1().Gateways("shop").Update(ctx, g, metav1.UpdateOptions{})
+		return err
+	})
+	setClient := &http.Client{Transport: &http.Transport{DialContext: f.gw.dialGateway(fmt.Sprintf("127.0.0.1:%d", setPort))}}
+	defer setClient.CloseIdleConnections()
+	slow("the ListenerSet's route serves on its own socket", func() error {
+		return expectBody(setClient, "http://team.example.test/t", "app GET /t")
+	})
+	slow("the ListenerSet is Programmed and counted by the Gateway", func() error {
+		if err := listenerSetCondition("Programmed", "True", "Programmed"); err != nil {
+			return err
+		}
+		g, err := gw.GatewayV1().Gateways("shop").Get(ctx, "edge", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if n := g.Status.AttachedListenerSets; n == nil || *n != 1 {
+			return fmt.Errorf("attachedListenerSets %v", n)
+		}
+		return nil
+	})
+
 	// A Gateway whose socket cannot be bound (the port is taken): its
 	// status says so, and the first Gateway keeps serving.
 	held, err := net.Listen("tcp", "127.0.0.2:0")
