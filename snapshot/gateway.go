@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 
+	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -45,6 +46,7 @@ var SupportedFeatures = sortedFeatures(
 	features.SupportGatewayFrontendClientCertificateValidationInsecureFallback,
 	features.SupportGatewayBackendClientCertificate,
 	features.SupportListenerSet,
+	features.SupportClusterTrustBundle,
 	// HTTPRoute extended.
 	features.SupportHTTPRouteQueryParamMatching,
 	features.SupportHTTPRouteMethodMatching,
@@ -107,6 +109,7 @@ type gatewayTranslator struct {
 	namespaceLabels map[string]labels.Set
 	grants          map[string][]*gatewayv1.ReferenceGrant // by namespace
 	configMaps      map[types.NamespacedName]*corev1.ConfigMap
+	trustBundles    map[string]*certificatesv1.ClusterTrustBundle
 	gateways        []*gatewayInfo // ours, oldest first
 	byName          map[types.NamespacedName]*gatewayInfo
 	// listenerSets are the ListenerSets naming one of our Gateways;
@@ -149,6 +152,10 @@ func (b *builder) gatewayAPI(objs *Objects) ([]*Listener, GatewayAPIStatus) {
 	}
 	for _, g := range objs.ReferenceGrants {
 		t.grants[g.Namespace] = append(t.grants[g.Namespace], g)
+	}
+	t.trustBundles = make(map[string]*certificatesv1.ClusterTrustBundle, len(objs.ClusterTrustBundles))
+	for _, b := range objs.ClusterTrustBundles {
+		t.trustBundles[b.Name] = b
 	}
 	t.configMaps = make(map[types.NamespacedName]*corev1.ConfigMap, len(objs.ConfigMaps))
 	for _, cm := range objs.ConfigMaps {

@@ -189,11 +189,17 @@ func (t *gatewayTranslator) validateBackendTLS(bp *backendTLSPolicy) {
 	}
 	for i, ref := range v.CACertificateRefs {
 		where := fmt.Sprintf("spec.validation.caCertificateRefs[%d]", i)
-		if ref.Group != "" || ref.Kind != kindConfigMap {
-			fail(gatewayv1.BackendTLSPolicyReasonInvalidKind, "%s: %s is not supported (only ConfigMaps)", where, groupKind(string(ref.Group), string(ref.Kind)))
+		var bundle []byte
+		var err error
+		switch {
+		case ref.Group == "" && ref.Kind == kindConfigMap:
+			bundle, err = caBundle(t.configMaps, key(bp.p.Namespace, string(ref.Name)))
+		case isClusterTrustBundle(string(ref.Group), string(ref.Kind)):
+			bundle, err = t.clusterTrustBundle(string(ref.Name))
+		default:
+			fail(gatewayv1.BackendTLSPolicyReasonInvalidKind, "%s: %s is not supported (only ConfigMaps and ClusterTrustBundles)", where, groupKind(string(ref.Group), string(ref.Kind)))
 			continue
 		}
-		bundle, err := caBundle(t.configMaps, key(bp.p.Namespace, string(ref.Name)))
 		if err != nil {
 			fail(gatewayv1.BackendTLSPolicyReasonInvalidCACertificateRef, "%s: %v", where, err)
 			continue
@@ -219,6 +225,15 @@ func caBundle(configMaps map[types.NamespacedName]*corev1.ConfigMap, name types.
 	if !ok {
 		return nil, fmt.Errorf("ConfigMap %s has no key %s", name, caBundleKey)
 	}
+	if err := checkPEMCertificates(data); err != nil {
+		return nil, fmt.Errorf("ConfigMap %s: %s %v", name, caBundleKey, err)
+	}
+	return []byte(data), nil
+}
+
+// checkPEMCertificates checks that a CA bundle holds at least one PEM
+// certificate and that every certificate in it parses.
+func checkPEMCertificates(data string) error {
 	rest := []byte(data)
 	found := false
 	for len(rest) > 0 {
@@ -231,14 +246,14 @@ func caBundle(configMaps map[types.NamespacedName]*corev1.ConfigMap, name types.
 			continue
 		}
 		if _, err := x509.ParseCertificate(block.Bytes); err != nil {
-			return nil, fmt.Errorf("ConfigMap %s: %s: a certificate does not parse: %v", name, caBundleKey, err)
+			return fmt.Errorf("holds a certificate that does not parse: %v", err)
 		}
 		found = true
 	}
 	if !found {
-		return nil, fmt.Errorf("ConfigMap %s: %s holds no PEM certificate", name, caBundleKey)
+		return fmt.Errorf("holds no PEM certificate")
 	}
-	return []byte(data), nil
+	return nil
 }
 
 // withBackendTLS returns the backend a route uses for a Service port: the

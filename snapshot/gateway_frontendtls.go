@@ -90,8 +90,17 @@ func (t *gatewayTranslator) frontendValidation(info *gatewayInfo, port gatewayv1
 	for i, ref := range v.CACertificateRefs {
 		rwhere := fmt.Sprintf("%s.validation.caCertificateRefs[%d]", where, i)
 		group, kind := string(ref.Group), string(ref.Kind)
+		if isClusterTrustBundle(group, kind) {
+			ca, err := t.clusterTrustBundle(string(ref.Name))
+			if err != nil {
+				fail(gatewayv1.ListenerReasonInvalidCACertificateRef, "%s: %v", rwhere, err)
+				continue
+			}
+			bundle = append(bundle, ca...)
+			continue
+		}
 		if group != "" || kind != kindConfigMap {
-			fail(gatewayv1.ListenerReasonInvalidCACertificateKind, "%s: %s is not supported (only ConfigMaps)", rwhere, groupKind(group, kind))
+			fail(gatewayv1.ListenerReasonInvalidCACertificateKind, "%s: %s is not supported (only ConfigMaps and ClusterTrustBundles)", rwhere, groupKind(group, kind))
 			continue
 		}
 		ns := string(deref(ref.Namespace, gatewayv1.Namespace(info.gw.Namespace)))

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -101,6 +102,8 @@ func loadGatewayFile(t *testing.T, file string) snapshot.Objects {
 			objs.ListenerSets = append(objs.ListenerSets, o)
 		case *corev1.ConfigMap:
 			objs.ConfigMaps = append(objs.ConfigMaps, o)
+		case *certificatesv1.ClusterTrustBundle:
+			objs.ClusterTrustBundles = append(objs.ClusterTrustBundles, o)
 		case *corev1.Namespace:
 			objs.Namespaces = append(objs.Namespaces, o)
 		case *corev1.Service:

@@ -1,6 +1,7 @@
 package snapshot
 
 import (
+	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -36,4 +37,7 @@ type Objects struct {
 	// and Gateway frontend TLS validation refer to. Sources may hand over
 	// only the ConfigMaps those objects name.
 	ConfigMaps []*corev1.ConfigMap
+	// ClusterTrustBundles (certificates.k8s.io/v1) are CA bundles the
+	// same references may name instead of a ConfigMap.
+	ClusterTrustBundles []*certificatesv1.ClusterTrustBundle
 }

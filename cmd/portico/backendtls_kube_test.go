@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -154,4 +155,42 @@ func TestBackendTLSPolicyAndForeignStatusKubernetesMode(t *testing.T) {
 		}
 		return nil
 	})
+	// The policy switches to a ClusterTrustBundle: missing first
+	// (ResolvedRefs False), then created with the same CA.
+	resolved := func(want metav1.ConditionStatus, reason string) func() error {
+		return func() error {
+			p, err := gw.GatewayV1().BackendTLSPolicies("shop").Get(ctx, "app-tls", metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			for _, a := range p.Status.Ancestors {
+				if a.ControllerName != controller {
+					continue
+				}
+				c := meta.FindStatusCondition(a.Conditions, "ResolvedRefs")
+				if c == nil || c.Status != want || c.Reason != reason || c.ObservedGeneration != p.Generation {
+					return fmt.Errorf("ResolvedRefs %+v at generation %d", c, p.Generation)
+				}
+				return nil
+			}
+			return fmt.Errorf("no ancestor of ours in %+v", p.Status.Ancestors)
+		}
+	}
+	eventually("the policy names a ClusterTrustBundle", func() error {
+		p, err := gw.GatewayV1().BackendTLSPolicies("shop").Get(ctx, "app-tls", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		p.Spec.Validation.CACertificateRefs = []gatewayv1.LocalObjectReference{{Group: "certificates.k8s.io", Kind: "ClusterTrustBundle", Name: "shop-roots"}}
+		_, err = gw.GatewayV1().BackendTLSPolicies("shop").Update(ctx, p, metav1.UpdateOptions{})
+		return err
+	})
+	eventually("the missing ClusterTrustBundle is reported", resolved(metav1.ConditionFalse, "InvalidCACertificateRef"))
+	if _, err := f.client.CertificatesV1().ClusterTrustBundles().Create(ctx, &certificatesv1.ClusterTrustBundle{
+		ObjectMeta: metav1.ObjectMeta{Name: "shop-roots"},
+		Spec:       certificatesv1.ClusterTrustBundleSpec{TrustBundle: string(caPEM)},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually("the ClusterTrustBundle resolves", resolved(metav1.ConditionTrue, "ResolvedRefs"))
 }

@@ -3,13 +3,16 @@ package kube
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/informers"
@@ -45,6 +48,9 @@ type optionalResources struct {
 	// listenerSets (standard from v1.5): without them Gateways have
 	// only their own listeners.
 	listenerSets bool
+	// clusterTrustBundles (certificates.k8s.io/v1, Kubernetes 1.37):
+	// without them CA bundles come from ConfigMaps only.
+	clusterTrustBundles bool
 }
 
 func (o optionalResources) String() string {
@@ -54,6 +60,9 @@ func (o optionalResources) String() string {
 	}
 	if o.listenerSets {
 		served = append(served, "listenersets")
+	}
+	if o.clusterTrustBundles {
+		served = append(served, "clustertrustbundles.certificates.k8s.io")
 	}
 	if len(served) == 0 {
 		return "none"
@@ -76,8 +85,10 @@ type gatewayListers struct {
 	// does not serve them.
 	backendTLSPolicies []func() ([]*gatewayv1.BackendTLSPolicy, error)
 	listenerSets       []func() ([]*gatewayv1.ListenerSet, error)
-	configMaps         []func() ([]*corev1.ConfigMap, error)
-	namespaces         func() ([]*corev1.Namespace, error)
+	// clusterTrustBundles is nil when the API server does not serve them.
+	clusterTrustBundles func() ([]*certificatesv1.ClusterTrustBundle, error)
+	configMaps          []func() ([]*corev1.ConfigMap, error)
+	namespaces          func() ([]*corev1.Namespace, error)
 }
 
 func (gl *gatewayListers) objects(o *snapshot.Objects) {
@@ -87,6 +98,9 @@ func (gl *gatewayListers) objects(o *snapshot.Objects) {
 	o.ReferenceGrants = collect(gl.referenceGrants)
 	o.BackendTLSPolicies = collect(gl.backendTLSPolicies)
 	o.ListenerSets = collect(gl.listenerSets)
+	if gl.clusterTrustBundles != nil {
+		o.ClusterTrustBundles, _ = gl.clusterTrustBundles()
+	}
 	o.ConfigMaps = collect(gl.configMaps)
 	o.Namespaces, _ = gl.namespaces()
 }
@@ -145,7 +159,7 @@ func (w *gatewayWatch) check(ctx context.Context) error {
 	}
 	if w.installed == nil || *w.installed != installed {
 		if installed {
-			w.log.Info("Gateway API CRDs found: watching GatewayClasses, Gateways, HTTPRoutes, ReferenceGrants, BackendTLSPolicies and ListenerSets (when served), CA ConfigMaps and Namespaces",
+			w.log.Info("Gateway API CRDs found: watching GatewayClasses, Gateways, HTTPRoutes, ReferenceGrants, BackendTLSPolicies, ListenerSets and ClusterTrustBundles (when served), CA ConfigMaps and Namespaces",
 				"optional", optional.String())
 		} else {
 			w.log.Warn("Gateway API CRDs (gateway.networking.k8s.io/v1) are not installed: serving Ingresses only, and checking again periodically",
@@ -199,6 +213,14 @@ func (w *gatewayWatch) discover(ctx context.Context) (installed bool, missing []
 		}
 	}
 	optional = optionalResources{backendTLSPolicies: served["backendtlspolicies"], listenerSets: served["listenersets"]}
+	certs, err := disc.ServerResourcesForGroupVersionWithContext(ctx, certificatesv1.SchemeGroupVersion.String())
+	switch {
+	case apierrors.IsNotFound(err):
+	case err != nil:
+		return false, nil, optionalResources{}, err
+	default:
+		optional.clusterTrustBundles = slices.ContainsFunc(certs.APIResources, func(r metav1.APIResource) bool { return r.Name == "clustertrustbundles" })
+	}
 	return len(missing) == 0, missing, optional, nil
 }
 
@@ -241,6 +263,13 @@ func (w *gatewayWatch) start(ctx context.Context, optional optionalResources) er
 	namespaces := core.Core().V1().Namespaces()
 	watch(namespaces.Informer())
 	gl.namespaces = func() ([]*corev1.Namespace, error) { return namespaces.Lister().List(labels.Everything()) }
+	if optional.clusterTrustBundles {
+		bundles := core.Certificates().V1().ClusterTrustBundles()
+		watch(bundles.Informer())
+		gl.clusterTrustBundles = func() ([]*certificatesv1.ClusterTrustBundle, error) {
+			return bundles.Lister().List(labels.Everything())
+		}
+	}
 
 	factories := []interface {
 		Start(<-chan struct{})

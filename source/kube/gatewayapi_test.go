@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -28,7 +29,10 @@ func fakeGatewayDiscovery(client *fake.Clientset, installed *atomic.Bool) {
 	for _, r := range append(slices.Clone(gatewayResources), "backendtlspolicies", "listenersets") {
 		resources = append(resources, metav1.APIResource{Name: r})
 	}
-	client.Resources = []*metav1.APIResourceList{{GroupVersion: gatewayv1.GroupVersion.String(), APIResources: resources}}
+	client.Resources = []*metav1.APIResourceList{
+		{GroupVersion: gatewayv1.GroupVersion.String(), APIResources: resources},
+		{GroupVersion: certificatesv1.SchemeGroupVersion.String(), APIResources: []metav1.APIResource{{Name: "clustertrustbundles"}}},
+	}
 	client.PrependReactor("get", "resource", func(k8stesting.Action) (bool, runtime.Object, error) {
 		if installed.Load() {
 			// Handled, so the clientset's object tracker does not answer
@@ -143,14 +147,15 @@ func TestRunGatewayAPIInstalledAtStart(t *testing.T) {
 	}
 }
 
-// TestRunGatewayAPIBackendTLS: BackendTLSPolicies and the CA bundles of
-// ConfigMaps in the watched namespaces join the objects, the ConfigMaps
-// stripped to their ca.crt.
+// TestRunGatewayAPIBackendTLS: BackendTLSPolicies, the CA bundles of
+// ConfigMaps in the watched namespaces (stripped to their ca.crt) and
+// ClusterTrustBundles join the objects.
 func TestRunGatewayAPIBackendTLS(t *testing.T) {
 	client := fake.NewClientset(
 		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "backend-ca", Annotations: map[string]string{"big": "x"}},
 			Data: map[string]string{"ca.crt": "PEM", "app.properties": "not ours"}},
 		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "other", Name: "elsewhere"}, Data: map[string]string{"ca.crt": "PEM"}},
+		&certificatesv1.ClusterTrustBundle{ObjectMeta: metav1.ObjectMeta{Name: "roots"}, Spec: certificatesv1.ClusterTrustBundleSpec{TrustBundle: "PEM"}},
 	)
 	installed := &atomic.Bool{}
 	installed.Store(true)
@@ -171,6 +176,9 @@ func TestRunGatewayAPIBackendTLS(t *testing.T) {
 	}
 	if len(first.ConfigMaps) != 1 {
 		t.Fatalf("ConfigMaps %v, want shop/backend-ca only", first.ConfigMaps)
+	}
+	if len(first.ClusterTrustBundles) != 1 || first.ClusterTrustBundles[0].Name != "roots" {
+		t.Errorf("ClusterTrustBundles %v, want roots", first.ClusterTrustBundles)
 	}
 	if cm := first.ConfigMaps[0]; cm.Name != "backend-ca" || len(cm.Data) != 1 || cm.Data["ca.crt"] != "PEM" || cm.Annotations != nil {
 		t.Errorf("cached ConfigMap %+v, want its ca.crt only", cm)

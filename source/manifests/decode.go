@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -288,6 +289,9 @@ func (d *decoded) keep(file string, doc int, obj runtime.Object, gvk schema.Grou
 		// CA bundles (ca.crt) for BackendTLSPolicies and Gateway client
 		// certificate validation; other ConfigMaps are kept too, unread.
 		kind = "ConfigMap"
+	case *certificatesv1.ClusterTrustBundle:
+		// Cluster-wide CA bundles the same references may name.
+		kind, namespaced = "ClusterTrustBundle", false
 	default:
 		if meta.IsListType(obj) {
 			d.expandTypedList(file, doc, obj, gvk, prefix)

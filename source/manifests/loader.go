@@ -11,6 +11,7 @@ import (
 	"slices"
 	"time"
 
+	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -243,6 +244,8 @@ func (l *loader) assemble() (snapshot.Objects, []Problem) {
 				objs.ListenerSets = append(objs.ListenerSets, o)
 			case *corev1.ConfigMap:
 				objs.ConfigMaps = append(objs.ConfigMaps, o)
+			case *certificatesv1.ClusterTrustBundle:
+				objs.ClusterTrustBundles = append(objs.ClusterTrustBundles, o)
 			}
 		}
 	}
