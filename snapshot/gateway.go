@@ -47,6 +47,7 @@ var SupportedFeatures = sortedFeatures(
 	features.SupportGatewayBackendClientCertificate,
 	features.SupportListenerSet,
 	features.SupportClusterTrustBundle,
+	features.SupportGatewayInfrastructure,
 	// HTTPRoute extended.
 	features.SupportHTTPRouteQueryParamMatching,
 	features.SupportHTTPRouteMethodMatching,
@@ -206,6 +207,7 @@ func (b *builder) gatewayAPI(objs *Objects) ([]*Listener, GatewayAPIStatus) {
 	for name, s := range t.listenerSets {
 		t.status.ListenerSets[name] = s.statusOf()
 	}
+	t.status.GatewayServices = t.gatewayServices(objs.Services)
 	t.status.BackendTLSPolicies = t.backendTLSStatus()
 	return listeners, t.status
 }

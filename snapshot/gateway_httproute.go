@@ -203,7 +203,7 @@ func (t *gatewayTranslator) attach(r *gatewayv1.HTTPRoute, tr *routeTranslation,
 	if tr.unsupported != "" {
 		return string(gatewayv1.RouteReasonUnsupportedValue), tr.unsupported
 	}
-	if info.unsupportedAddress != "" || !info.anyListenerAccepted() {
+	if !info.accepted() {
 		return string(gatewayv1.RouteReasonNoMatchingParent), "Gateway " + info.name.String() + " is not accepted"
 	}
 	if s := parent.set; s != nil && !s.accepted() {

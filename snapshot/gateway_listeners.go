@@ -25,6 +25,10 @@ type gatewayInfo struct {
 	// unsupportedAddress is set when spec.addresses holds something we
 	// cannot serve at all (Accepted=False UnsupportedAddress).
 	unsupportedAddress string
+	// invalidParameters is set when spec.infrastructure.parametersRef is
+	// set: Portico takes no Gateway parameters (Accepted=False
+	// InvalidParameters).
+	invalidParameters string
 	// static are the spec.addresses values; poolWanted counts the
 	// addresses to take from the pool (entries without a value, or one when
 	// spec.addresses is empty and a pool is configured).
@@ -95,6 +99,11 @@ func (t *gatewayTranslator) gateway(gw *gatewayv1.Gateway) *gatewayInfo {
 		ref:  ObjectRef{Kind: kindGateway, Namespace: gw.Namespace, Name: gw.Name},
 	}
 	t.gatewaySpecAddresses(info)
+	if inf := gw.Spec.Infrastructure; inf != nil && inf.ParametersRef != nil {
+		pr := inf.ParametersRef
+		info.invalidParameters = fmt.Sprintf("spec.infrastructure.parametersRef names %s %s, but Portico takes no Gateway parameters; remove it",
+			groupKind(string(pr.Group), string(pr.Kind)), pr.Name)
+	}
 	for i := range gw.Spec.Listeners {
 		info.own = append(info.own, t.listener(info, &gw.Spec.Listeners[i], nil))
 	}
@@ -114,7 +123,16 @@ func (t *gatewayTranslator) gateway(gw *gatewayv1.Gateway) *gatewayInfo {
 	if info.unsupportedAddress != "" {
 		t.b.problems.add(info.ref, Error, string(gatewayv1.GatewayReasonUnsupportedAddress), "%s; the Gateway is not served", info.unsupportedAddress)
 	}
+	if info.invalidParameters != "" {
+		t.b.problems.add(info.ref, Error, string(gatewayv1.GatewayReasonInvalidParameters), "%s; the Gateway is not served", info.invalidParameters)
+	}
 	return info
+}
+
+// accepted reports whether the Gateway is served at all: its spec is
+// usable and one of its own listeners is valid.
+func (info *gatewayInfo) accepted() bool {
+	return info.unsupportedAddress == "" && info.invalidParameters == "" && info.anyListenerAccepted()
 }
 
 // gatewaySpecAddresses reads spec.addresses. Only IPAddress addresses are
@@ -404,7 +422,7 @@ func (t *gatewayTranslator) assignAddresses() {
 	}
 	var eligible []*gatewayInfo
 	for _, info := range t.gateways {
-		if info.unsupportedAddress == "" && info.anyListenerAccepted() {
+		if info.accepted() {
 			eligible = append(eligible, info)
 		}
 	}
@@ -569,7 +587,7 @@ func prefixList(pool []netip.Prefix) string {
 
 // served reports whether the Gateway has sockets.
 func (info *gatewayInfo) served() bool {
-	return info.unsupportedAddress == "" && info.addressReason == "" && len(info.addresses) > 0 && info.anyListenerAccepted()
+	return info.accepted() && info.addressReason == "" && len(info.addresses) > 0
 }
 
 // listeners builds one Listener per (address, port) of every served
@@ -770,6 +788,8 @@ func (info *gatewayInfo) statusOf() gatewayv1.GatewayStatus {
 	switch {
 	case info.unsupportedAddress != "":
 		acc = condition(typeAccepted, false, string(gatewayv1.GatewayReasonUnsupportedAddress), info.unsupportedAddress, gen)
+	case info.invalidParameters != "":
+		acc = condition(typeAccepted, false, string(gatewayv1.GatewayReasonInvalidParameters), info.invalidParameters, gen)
 	case accepted == 0:
 		acc = condition(typeAccepted, false, string(gatewayv1.GatewayReasonListenersNotValid), "no listener is valid", gen)
 	case invalid > 0:

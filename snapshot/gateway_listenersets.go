@@ -88,7 +88,7 @@ func (t *gatewayTranslator) attachListenerSets(info *gatewayInfo) {
 			s.rejectMsg = fmt.Sprintf("Gateway %s does not allow ListenerSets from namespace %s (spec.allowedListeners)", info.name, s.ls.Namespace)
 			t.b.problems.add(s.ref, Warning, s.rejectReason, "%s; its listeners are not served", s.rejectMsg)
 			continue
-		case info.unsupportedAddress != "" || !info.anyListenerAccepted():
+		case !info.accepted():
 			s.rejectReason = string(gatewayv1.ListenerSetReasonParentNotAccepted)
 			s.rejectMsg = fmt.Sprintf("Gateway %s is not accepted", info.name)
 			t.b.problems.add(s.ref, Warning, s.rejectReason, "%s; its listeners are not served", s.rejectMsg)

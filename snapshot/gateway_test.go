@@ -171,7 +171,7 @@ func describeGateway(s *snapshot.Snapshot, section func(string, []string)) {
 		section("listeners", lines)
 	}
 	st := s.GatewayAPI
-	if len(st.GatewayClasses)+len(st.Gateways)+len(st.HTTPRoutes)+len(st.BackendTLSPolicies)+len(st.ListenerSets) == 0 {
+	if len(st.GatewayClasses)+len(st.Gateways)+len(st.HTTPRoutes)+len(st.BackendTLSPolicies)+len(st.ListenerSets)+len(st.GatewayServices) == 0 {
 		return
 	}
 	var lines []string
@@ -242,6 +242,34 @@ func describeGateway(s *snapshot.Snapshot, section func(string, []string)) {
 		}
 	}
 	section("gateway api status", lines)
+	describeGatewayServices(st.GatewayServices, section)
+}
+
+// describeGatewayServices lists the Services kept for Gateways; a case
+// whose Gateways have no infrastructure of note still gets one line each.
+func describeGatewayServices(services map[types.NamespacedName]snapshot.GatewayService, section func(string, []string)) {
+	if len(services) == 0 {
+		return
+	}
+	var lines []string
+	for _, name := range sortedKeys(services, types.NamespacedName.String) {
+		svc := services[name]
+		var ports, addrs []string
+		for _, p := range svc.Ports {
+			ports = append(ports, fmt.Sprintf("%s:%d", p.Name, p.Port))
+		}
+		for _, a := range svc.Addresses {
+			addrs = append(addrs, a.String())
+		}
+		lines = append(lines, fmt.Sprintf("Service %s for Gateway %s: ports [%s], addresses [%s]", name, svc.Gateway, strings.Join(ports, " "), strings.Join(addrs, " ")))
+		for _, k := range sortedKeys(svc.Labels, func(s string) string { return s }) {
+			lines = append(lines, fmt.Sprintf("  label %s=%s", k, svc.Labels[k]))
+		}
+		for _, k := range sortedKeys(svc.Annotations, func(s string) string { return s }) {
+			lines = append(lines, fmt.Sprintf("  annotation %s=%s", k, svc.Annotations[k]))
+		}
+	}
+	section("gateway services", lines)
 }
 
 func describeListenerStatus(name gatewayv1.SectionName, kinds []gatewayv1.RouteGroupKind, attached int32, conds []metav1.Condition) []string {

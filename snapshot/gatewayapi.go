@@ -69,4 +69,8 @@ type GatewayAPIStatus struct {
 	// ListenerSets maps each ListenerSet whose parent is one of our
 	// Gateways to its status.
 	ListenerSets map[types.NamespacedName]gatewayv1.ListenerSetStatus
+	// GatewayServices are the Services to keep for accepted Gateways, by
+	// Service namespace and name; Services labelled as Portico's that are
+	// not in it are to be deleted.
+	GatewayServices map[types.NamespacedName]GatewayService
 }

@@ -265,6 +265,7 @@ func (w *Writer) syncGatewayAPI(ctx context.Context, objs snapshot.Objects, snap
 			want := st.BackendTLSPolicies[types.NamespacedName{Namespace: p.Namespace, Name: p.Name}]
 			errs = append(errs, w.writeBackendTLSPolicy(ctx, p, want.Ancestors))
 		}
+		errs = append(errs, w.syncGatewayServices(ctx, objs, st.GatewayServices))
 	}
 	return errors.Join(errs...)
 }

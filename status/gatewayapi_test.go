@@ -2,11 +2,15 @@ package status
 
 import (
 	"context"
+	"maps"
+	"net/netip"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -619,4 +623,122 @@ func TestWriteListenerSetStatus(t *testing.T) {
 	assertCondition(t, "ListenerSet", second.Status.Conditions, "Accepted", metav1.ConditionTrue, t0)
 	assertCondition(t, "ListenerSet", second.Status.Conditions, "Programmed", metav1.ConditionFalse, t1)
 	assertCondition(t, "ListenerSet listener", second.Status.Listeners[0].Conditions, "Accepted", metav1.ConditionTrue, t0)
+}
+
+// TestSyncGatewayServices keeps a Gateway's Service and EndpointSlice
+// through a real API server: created with the infrastructure labels,
+// unchanged objects are not written again, a new address and label are
+// applied in place, and the Service goes when no Gateway asks for it.
+func TestSyncGatewayServices(t *testing.T) {
+	cp := controlplane.StartForTest(t, controlplane.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if err := controlplane.InstallGatewayAPICRDs(ctx, cp.RESTConfig(), controlplane.ChannelStandard); err != nil {
+		t.Fatal(err)
+	}
+	gw := gatewayclient.NewForConfigOrDie(cp.RESTConfig())
+	kube := cp.Client()
+	gateway, err := gw.GatewayV1().Gateways("default").Create(ctx, &gatewayv1.Gateway{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "edge"},
+		Spec: gatewayv1.GatewaySpec{GatewayClassName: "portico",
+			Listeners: []gatewayv1.Listener{{Name: "http", Protocol: gatewayv1.HTTPProtocolType, Port: 80}}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &Writer{Client: kube, Gateway: gw, GatewayController: ourController}
+	name := types.NamespacedName{Namespace: "default", Name: "portico-edge"}
+	want := snapshot.GatewayService{
+		Gateway: types.NamespacedName{Namespace: "default", Name: "edge"}, GatewayUID: gateway.UID, Name: name.Name,
+		Labels:      map[string]string{"team": "platform", snapshot.LabelManagedBy: snapshot.ManagedBy, gatewayv1.GatewayNameLabelKey: "edge"},
+		Annotations: map[string]string{"external-dns.alpha.kubernetes.io/hostname": "edge.example.com"},
+		Ports:       []snapshot.GatewayServicePort{{Name: "http-80", Port: 80}},
+		Addresses:   []netip.Addr{netip.MustParseAddr("10.250.7.1")},
+	}
+	objects := func() snapshot.Objects {
+		t.Helper()
+		svcs, err := kube.CoreV1().Services("default").List(ctx, metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		slices, err := kube.DiscoveryV1().EndpointSlices("default").List(ctx, metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var o snapshot.Objects
+		for i := range svcs.Items {
+			o.Services = append(o.Services, &svcs.Items[i])
+		}
+		for i := range slices.Items {
+			o.EndpointSlices = append(o.EndpointSlices, &slices.Items[i])
+		}
+		return o
+	}
+	sync := func(services map[types.NamespacedName]snapshot.GatewayService) snapshot.Objects {
+		t.Helper()
+		if err := w.syncGatewayServices(ctx, objects(), services); err != nil {
+			t.Fatal(err)
+		}
+		return objects()
+	}
+	find := func(o snapshot.Objects) (*corev1.Service, *discoveryv1.EndpointSlice) {
+		var svc *corev1.Service
+		var slice *discoveryv1.EndpointSlice
+		for _, s := range o.Services {
+			if s.Name == name.Name {
+				svc = s
+			}
+		}
+		for _, s := range o.EndpointSlices {
+			if s.Name == name.Name+"-ipv4" {
+				slice = s
+			}
+		}
+		return svc, slice
+	}
+
+	first := sync(map[types.NamespacedName]snapshot.GatewayService{name: want})
+	svc, slice := find(first)
+	if svc == nil || slice == nil {
+		t.Fatalf("Service %v, EndpointSlice %v", svc, slice)
+	}
+	if svc.Spec.ClusterIP != corev1.ClusterIPNone || svc.Labels["team"] != "platform" || svc.Annotations["external-dns.alpha.kubernetes.io/hostname"] != "edge.example.com" ||
+		len(svc.OwnerReferences) != 1 || svc.OwnerReferences[0].UID != gateway.UID {
+		t.Errorf("Service %+v", svc)
+	}
+	if len(slice.Endpoints) != 1 || slice.Endpoints[0].Addresses[0] != "10.250.7.1" || slice.Labels[discoveryv1.LabelServiceName] != name.Name ||
+		len(slice.OwnerReferences) != 1 || slice.OwnerReferences[0].UID != svc.UID {
+		t.Errorf("EndpointSlice %+v", slice)
+	}
+
+	again := sync(map[types.NamespacedName]snapshot.GatewayService{name: want})
+	svc2, slice2 := find(again)
+	if svc2.ResourceVersion != svc.ResourceVersion || slice2.ResourceVersion != slice.ResourceVersion {
+		t.Errorf("unchanged objects were written again: Service %s -> %s, EndpointSlice %s -> %s",
+			svc.ResourceVersion, svc2.ResourceVersion, slice.ResourceVersion, slice2.ResourceVersion)
+	}
+
+	want.Labels = maps.Clone(want.Labels)
+	want.Labels["tier"] = "edge"
+	want.Addresses = append(want.Addresses, netip.MustParseAddr("10.250.7.2"))
+	changed := sync(map[types.NamespacedName]snapshot.GatewayService{name: want})
+	svc3, slice3 := find(changed)
+	if svc3.UID != svc.UID || svc3.Labels["tier"] != "edge" || len(slice3.Endpoints) != 2 {
+		t.Errorf("after a change: Service %+v, EndpointSlice endpoints %+v", svc3.ObjectMeta, slice3.Endpoints)
+	}
+
+	// A user's Service without our label is never deleted.
+	if _, err := kube.CoreV1().Services("default").Create(ctx, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "theirs", Labels: map[string]string{gatewayv1.GatewayNameLabelKey: "edge"}},
+		Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 80}}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	gone := sync(nil)
+	if svc, _ := find(gone); svc != nil {
+		t.Errorf("the Service of a Gateway no longer asked for is still there: %+v", svc.ObjectMeta)
+	}
+	if !slices.ContainsFunc(gone.Services, func(s *corev1.Service) bool { return s.Name == "theirs" }) {
+		t.Error("a Service Portico does not manage was deleted")
+	}
 }

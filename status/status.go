@@ -1,13 +1,14 @@
 // Package status writes what Portico learned back to the cluster, where
 // users look: the address each owned Ingress is reachable on, in its
 // status.loadBalancer.ingress; the status of the GatewayClasses, Gateways,
-// ListenerSets, HTTPRoutes and BackendTLSPolicies the snapshot computed (conditions keep
-// their transition time while unchanged; other controllers' route parent
-// and policy ancestor entries, and conditions of types we do not own, are
-// never touched); and a Kubernetes Event on the object for each configuration
-// problem. It is the sink at the end of the one-way flow:
-// it reads the objects and the snapshot built from them, and never feeds
-// the serving path.
+// ListenerSets, HTTPRoutes and BackendTLSPolicies the snapshot computed
+// (conditions keep their transition time while unchanged; other
+// controllers' route parent and policy ancestor entries, and conditions of
+// types we do not own, are never touched); a Kubernetes Event on the object
+// for each configuration problem; and the headless Service (with its
+// EndpointSlices) that names each accepted Gateway in cluster DNS. It is
+// the sink at the end of the one-way flow: it reads the objects and the
+// snapshot built from them, and never feeds the serving path.
 //
 // With several replicas only the leader writes (see Elect), so that
 // replicas do not fight over status or repeat Events.

@@ -129,6 +129,17 @@ func TestGatewayAPIKubernetesMode(t *testing.T) {
 		}
 		return nil
 	})
+	slow("the Gateway has its Service, owned by it", func() error {
+		svc, err := f.client.CoreV1().Services("shop").Get(ctx, "portico-edge", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if svc.Labels[gatewayv1.GatewayNameLabelKey] != "edge" || svc.Spec.ClusterIP != corev1.ClusterIPNone ||
+			len(svc.OwnerReferences) != 1 || svc.OwnerReferences[0].Kind != "Gateway" {
+			return fmt.Errorf("Service %+v", svc)
+		}
+		return nil
+	})
 	slow("the HTTPRoute is Accepted by our controller", func() error {
 		r, err := gw.GatewayV1().HTTPRoutes("shop").Get(ctx, "app", metav1.GetOptions{})
 		if err != nil {
