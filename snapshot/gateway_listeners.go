@@ -619,7 +619,7 @@ func (t *gatewayTranslator) listeners() []*Listener {
 			var validation *porticotls.ClientValidation
 			if ls[0].spec.Protocol == gatewayv1.HTTPSProtocolType {
 				certs = socketCertificates(ls)
-				t.socketACMEHosts(info, ls, certs)
+				t.socketACMEHosts(ls, certs)
 				validation = t.frontendValidation(info, port).validation
 				// A request whose Host belongs to another listener than
 				// its connection's SNI is answered 421, so that a
@@ -729,18 +729,18 @@ func matchKey(kind, name, value string, re *regexp.Regexp) string {
 // names ACME may serve, unless a certificate of the socket covers the name
 // (a wildcard listener's Secret): the socket looks its certificates up
 // first, so the ACME certificate would never be presented.
-func (t *gatewayTranslator) socketACMEHosts(info *gatewayInfo, ls []*listenerInfo, certs *porticotls.Certificates) {
+func (t *gatewayTranslator) socketACMEHosts(ls []*listenerInfo, certs *porticotls.Certificates) {
 	for _, l := range ls {
 		if !l.acme {
 			continue
 		}
 		if certs.Has(l.hostname) {
-			t.b.problems.add(info.ref, Warning, "ACMEHostHasCertificate", "listener %s: hostname %s is covered by the certificate of another listener on port %d, which is served instead of an ACME certificate",
+			t.b.problems.add(l.owner, Warning, "ACMEHostHasCertificate", "listener %s: hostname %s is covered by the certificate of another listener on port %d, which is served instead of an ACME certificate",
 				l.spec.Name, l.hostname, l.spec.Port)
 			continue
 		}
 		t.b.gatewayACMEHosts = append(t.b.gatewayACMEHosts, l.hostname)
-		t.b.reportACMEExpiring(info.ref, l.hostname)
+		t.b.reportACMEExpiring(l.owner, l.hostname)
 	}
 }
 
