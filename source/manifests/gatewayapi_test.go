@@ -221,6 +221,44 @@ func TestLoadGatewayAPI(t *testing.T) {
 			},
 		},
 		{
+			name: "ListenerSet defaults as the CRD declares them, and ClusterTrustBundles",
+			files: map[string]string{"set.yaml": `apiVersion: gateway.networking.k8s.io/v1
+kind: ListenerSet
+metadata: {name: team, namespace: shop}
+spec:
+  parentRef: {name: edge}
+  listeners:
+  - name: app
+    protocol: HTTPS
+    port: 443
+    tls:
+      certificateRefs: [{name: team-tls}]
+---
+apiVersion: certificates.k8s.io/v1
+kind: ClusterTrustBundle
+metadata: {name: roots, namespace: stray}
+spec:
+  trustBundle: "-----BEGIN CERTIFICATE-----"
+`},
+			want: []string{"ListenerSet shop/team", "ClusterTrustBundle roots"},
+			check: func(t *testing.T, objs snapshot.Objects) {
+				ls := objs.ListenerSets[0]
+				if pr := ls.Spec.ParentRef; pr.Group == nil || *pr.Group != gatewayv1.GroupName || pr.Kind == nil || *pr.Kind != "Gateway" {
+					t.Errorf("parentRef %+v, want the Gateway kind defaulted", pr)
+				}
+				l := ls.Spec.Listeners[0]
+				if from := l.AllowedRoutes.Namespaces.From; from == nil || *from != gatewayv1.NamespacesFromSame {
+					t.Errorf("allowedRoutes from %v, want Same", from)
+				}
+				if ref := l.TLS.CertificateRefs[0]; l.TLS.Mode == nil || *l.TLS.Mode != gatewayv1.TLSModeTerminate || ref.Kind == nil || *ref.Kind != "Secret" {
+					t.Errorf("tls %+v, want Terminate and a core Secret", l.TLS)
+				}
+				if ns := objs.ClusterTrustBundles[0].Namespace; ns != "" {
+					t.Errorf("ClusterTrustBundle kept namespace %q", ns)
+				}
+			},
+		},
+		{
 			name: "misspelt Gateway API fields name the file and object",
 			files: map[string]string{
 				"route.yaml": strings.Replace(httpRouteYAML, "  hostnames:", "  hostname:", 1),

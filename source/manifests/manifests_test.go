@@ -137,6 +137,12 @@ func names(objs snapshot.Objects) []string {
 	for _, o := range objs.ConfigMaps {
 		out = append(out, "ConfigMap "+o.Namespace+"/"+o.Name)
 	}
+	for _, o := range objs.ListenerSets {
+		out = append(out, "ListenerSet "+o.Namespace+"/"+o.Name)
+	}
+	for _, o := range objs.ClusterTrustBundles {
+		out = append(out, "ClusterTrustBundle "+o.Name)
+	}
 	return out
 }
 
