@@ -723,6 +723,9 @@ func TestConcurrentRequests(t *testing.T) {
 	}
 	for _, a := range addrs {
 		pool := tr.pool(a)
+		// The burst's surplus stays warm for surplusIdleTime; once that has
+		// passed, only the cap remains.
+		pool.trimSurplus(time.Now().Add(surplusIdleTime), 2)
 		pool.mu.Lock()
 		n := len(pool.idle)
 		pool.mu.Unlock()
@@ -750,5 +753,60 @@ func TestForwardAfterClose(t *testing.T) {
 	defer pool.mu.Unlock()
 	if len(pool.idle) != 0 {
 		t.Error("a closed Transport pooled a connection")
+	}
+}
+
+// TestHeaderDeadlineAcrossRequests: the response-header bound a connection
+// keeps armed between requests still ends a backend that stops answering on
+// a reused connection, and a body that arrives slower than the bound is
+// never cut by it.
+func TestHeaderDeadlineAcrossRequests(t *testing.T) {
+	const timeout = 100 * time.Millisecond
+	be := startRawBackend(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		for {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			switch req.URL.Path {
+			case "/fast":
+				_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+			case "/slow-body":
+				_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nsl")
+				time.Sleep(3 * timeout)
+				_, _ = io.WriteString(c, "ow")
+			default: // never answers
+				_, _ = io.Copy(io.Discard, c)
+				return
+			}
+		}
+	})
+	tr := newTestTransport(t, Config{ResponseHeaderTimeout: timeout})
+	p := startProxy(t, tr, &Backend{Name: "ns/deadline:80", Endpoints: []string{be.addr()}}, false)
+	c := p.client()
+	for i, tc := range []struct {
+		path       string
+		wantStatus int
+		wantBody   string
+		wantConns  int64
+	}{
+		{"/fast", 200, "ok", 1},
+		{"/stall", 504, "504 Gateway Timeout: backend ns/deadline:80 did not answer in time\n", 1},
+		{"/slow-body", 200, "slow", 2},
+		{"/fast", 200, "ok", 2},
+	} {
+		resp, err := c.Get(p.URL + tc.path)
+		if err != nil {
+			t.Fatalf("request %d (%s): %v", i, tc.path, err)
+		}
+		body := readAll(t, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.wantStatus || body != tc.wantBody {
+			t.Errorf("request %d (%s): got %d %q, want %d %q", i, tc.path, resp.StatusCode, body, tc.wantStatus, tc.wantBody)
+		}
+		if n := be.count.Load(); n != tc.wantConns {
+			t.Errorf("request %d (%s): %d backend connections, want %d", i, tc.path, n, tc.wantConns)
+		}
 	}
 }

@@ -186,7 +186,7 @@ func (t *Transport) roundTrip(c *conn, w http.ResponseWriter, r *http.Request, f
 		}
 		return nil, bodyRead, err
 	}
-	if err := c.nc.SetReadDeadline(time.Now().Add(t.responseHeaderTimeout)); err != nil {
+	if err := c.armHeaderDeadline(t.responseHeaderTimeout); err != nil {
 		return nil, bodyRead, &noResponseError{err}
 	}
 	if _, err := c.br.Peek(1); err != nil {
@@ -207,10 +207,23 @@ func (t *Transport) roundTrip(c *conn, w http.ResponseWriter, r *http.Request, f
 			relayInformational(w, resp)
 		}
 	}
-	if err := c.nc.SetReadDeadline(time.Time{}); err != nil {
-		return nil, bodyRead, &badResponseError{err}
+	// A body already in the buffer is copied without touching the socket,
+	// so the header deadline may stay armed for the next request.
+	if !bodyBuffered(resp, c.br) {
+		if err := c.clearReadDeadline(); err != nil {
+			return nil, bodyRead, &badResponseError{err}
+		}
 	}
 	return resp, bodyRead, nil
+}
+
+// bodyBuffered reports whether the whole of resp's body is already in br, so
+// reading it cannot block on the connection.
+func bodyBuffered(resp *http.Response, br *bufio.Reader) bool {
+	if resp.StatusCode == http.StatusSwitchingProtocols || resp.ContentLength < 0 {
+		return false
+	}
+	return resp.Body == http.NoBody || resp.ContentLength <= int64(br.Buffered())
 }
 
 // earlyResponse returns a final response the backend sent before the
@@ -219,12 +232,12 @@ func (t *Transport) earlyResponse(c *conn, r *http.Request) *http.Response {
 	if r.Context().Err() != nil {
 		return nil
 	}
-	_ = c.nc.SetReadDeadline(time.Now().Add(t.responseHeaderTimeout))
+	_ = c.armHeaderDeadline(t.responseHeaderTimeout)
 	resp, err := http.ReadResponse(c.br, r)
 	if err != nil || resp.StatusCode < 200 {
 		return nil
 	}
-	_ = c.nc.SetReadDeadline(time.Time{})
+	_ = c.clearReadDeadline()
 	return resp
 }
 

@@ -25,9 +25,51 @@ type conn struct {
 	// abort unblocks every read and write in progress; built once per
 	// connection so watching a request's context costs no closure.
 	abort func()
+	// readDeadline is the read deadline currently set on nc; zero for none.
+	readDeadline time.Time
 }
 
 func (c *conn) close() { _ = c.nc.Close() }
+
+// armHeaderDeadline bounds the wait for a response head by timeout. A
+// deadline armed by an earlier request is kept while at least 15/16 of
+// timeout is left, so the bound may end up to 1/16 short; in exchange a
+// busy connection updates its deadline timer once every timeout/16 instead
+// of twice per request.
+func (c *conn) armHeaderDeadline(timeout time.Duration) error {
+	now := time.Now()
+	if !c.readDeadline.IsZero() && c.readDeadline.Sub(now) >= timeout-timeout/16 {
+		return nil
+	}
+	d := now.Add(timeout)
+	if err := c.nc.SetReadDeadline(d); err != nil {
+		return err
+	}
+	c.readDeadline = d
+	return nil
+}
+
+// clearReadDeadline removes the read deadline before a body is streamed:
+// bodies may take any time.
+func (c *conn) clearReadDeadline() error {
+	if c.readDeadline.IsZero() {
+		return nil
+	}
+	if err := c.nc.SetReadDeadline(time.Time{}); err != nil {
+		return err
+	}
+	c.readDeadline = time.Time{}
+	return nil
+}
+
+// surplusIdleTime is how long a connection beyond MaxIdleConnsPerEndpoint
+// may sit idle before it is closed. Closing the surplus the moment it is
+// returned made every burst above the cap dial and close a connection per
+// request: under 160 concurrent HTTP/2 streams with a cap of 64, one
+// request in six paid a connect (measured in bench/profile-notes.md).
+// Connections that stay unused this long are no longer part of the working
+// set, and the LIFO stack keeps them at its bottom.
+const surplusIdleTime = 2 * time.Second
 
 // endpointPool is the keep-alive pool of one endpoint address. Idle
 // connections form a LIFO stack: the most recently used connection is the
@@ -46,6 +88,9 @@ type endpointPool struct {
 	// retired is set when the reaper removed the pool from the Transport;
 	// connections returned to it afterwards are closed, not kept.
 	retired bool
+	// trimPending is set while a trim of the surplus above the idle cap is
+	// scheduled, so a burst schedules one timer, not one per connection.
+	trimPending bool
 }
 
 // pool returns the endpoint's pool, creating it on first use.
@@ -84,13 +129,14 @@ func (p *endpointPool) takeIdle(now time.Time, maxAge time.Duration) *conn {
 	return nil
 }
 
-// putIdle returns c to the pool, or closes it when the pool is full,
-// retired or the Transport is closed.
+// putIdle returns c to the pool, or closes it when the pool is retired or
+// the Transport is closed. Connections above the idle cap are kept for
+// surplusIdleTime, then closed unless they were used again.
 func (t *Transport) putIdle(c *conn) {
 	p := c.pool
 	now := time.Now()
 	p.mu.Lock()
-	if p.retired || len(p.idle) >= t.maxIdlePerEndpoint {
+	if p.retired {
 		p.mu.Unlock()
 		c.close()
 		return
@@ -99,12 +145,63 @@ func (t *Transport) putIdle(c *conn) {
 	c.reused = true
 	p.idle = append(p.idle, c)
 	p.lastUsed = now
+	if len(p.idle) > t.maxIdlePerEndpoint && !p.trimPending {
+		p.trimPending = true
+		t.trimSurplusLater(p, surplusIdleTime)
+	}
 	p.mu.Unlock()
 	// Close may have swept the pools between the check above and the
 	// append; sweep again so no connection outlives the Transport.
 	if t.closed.Load() {
 		p.closeAll()
 	}
+}
+
+// trimSurplusLater runs trimSurplus on p after wait, and again for as long
+// as a surplus remains.
+func (t *Transport) trimSurplusLater(p *endpointPool, wait time.Duration) {
+	time.AfterFunc(wait, func() {
+		if next, pending := p.trimSurplus(time.Now(), t.maxIdlePerEndpoint); pending {
+			t.trimSurplusLater(p, next)
+		}
+	})
+}
+
+// trimSurplus closes the connections above maxIdle that have been idle for
+// surplusIdleTime. While younger ones keep the pool above maxIdle, it
+// reports pending and how long until the oldest of them is due.
+func (p *endpointPool) trimSurplus(now time.Time, maxIdle int) (next time.Duration, pending bool) {
+	p.mu.Lock()
+	expired := p.popOldest(len(p.idle)-maxIdle, now, surplusIdleTime)
+	p.trimPending = len(p.idle) > maxIdle
+	if p.trimPending {
+		next = max(surplusIdleTime-now.Sub(p.idle[0].idleSince), 10*time.Millisecond)
+	}
+	pending = p.trimPending
+	p.mu.Unlock()
+	for _, c := range expired {
+		c.close()
+	}
+	return next, pending
+}
+
+// popOldest removes from the bottom of the idle stack, which is ordered by
+// idleSince (oldest first), up to limit connections idle for at least
+// minIdle, and returns them for the caller to close outside the lock. The
+// caller holds p.mu.
+func (p *endpointPool) popOldest(limit int, now time.Time, minIdle time.Duration) []*conn {
+	i := 0
+	for i < limit && now.Sub(p.idle[i].idleSince) >= minIdle {
+		i++
+	}
+	if i == 0 {
+		return nil
+	}
+	expired := append([]*conn(nil), p.idle[:i]...)
+	n := copy(p.idle, p.idle[i:])
+	clear(p.idle[n:])
+	p.idle = p.idle[:n]
+	return expired
 }
 
 // closeAll closes every idle connection of the pool.
@@ -122,17 +219,7 @@ func (p *endpointPool) closeAll() {
 // whether the pool is empty and unused for maxAge, so it can be dropped.
 func (p *endpointPool) closeExpired(now time.Time, maxAge time.Duration) (unused bool) {
 	p.mu.Lock()
-	// The stack is ordered by idleSince, oldest first.
-	i := 0
-	for i < len(p.idle) && now.Sub(p.idle[i].idleSince) >= maxAge {
-		i++
-	}
-	expired := append([]*conn(nil), p.idle[:i]...)
-	if i > 0 {
-		n := copy(p.idle, p.idle[i:])
-		clear(p.idle[n:])
-		p.idle = p.idle[:n]
-	}
+	expired := p.popOldest(len(p.idle), now, maxAge)
 	unused = len(p.idle) == 0 && now.Sub(p.lastUsed) >= maxAge
 	if unused {
 		p.retired = true

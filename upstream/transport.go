@@ -32,12 +32,15 @@ type Config struct {
 	// DialTimeout bounds the TCP connect to an endpoint. Default 5s.
 	DialTimeout time.Duration
 	// ResponseHeaderTimeout is the time to wait for response headers after
-	// the request is written. Default 60s.
+	// the request is written; on a reused connection it may end up to 1/16
+	// of itself early (see armHeaderDeadline). Default 60s.
 	ResponseHeaderTimeout time.Duration
 	// IdleConnTimeout closes pooled idle connections older than this.
 	// Default 90s.
 	IdleConnTimeout time.Duration
-	// MaxIdleConnsPerEndpoint caps the idle pool of one endpoint. Default 64.
+	// MaxIdleConnsPerEndpoint is the idle pool one endpoint keeps once
+	// traffic settles. Default 64. A burst may leave more connections idle;
+	// those above the cap are closed after 2s without a request.
 	MaxIdleConnsPerEndpoint int
 	// TrustedProxies: peers (r.RemoteAddr) whose inbound X-Forwarded-For /
 	// Forwarded / X-Forwarded-Proto/-Host are kept and appended to; for every

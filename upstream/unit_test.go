@@ -82,6 +82,32 @@ func TestPoolTakeIdle(t *testing.T) {
 			t.Fatalf("%d expired connections left in the pool", len(p.idle))
 		}
 	})
+	t.Run("surplus above the cap is trimmed once idle long enough", func(t *testing.T) {
+		p := &endpointPool{}
+		old1, old2 := newConn(p, 2*surplusIdleTime), newConn(p, surplusIdleTime)
+		young, newer, newest := newConn(p, surplusIdleTime/2), newConn(p, time.Millisecond), newConn(p, 0)
+		p.idle = []*conn{old1, old2, young, newer, newest}
+		next, pending := p.trimSurplus(now, 2)
+		want := []*conn{young, newer, newest}
+		if len(p.idle) != len(want) {
+			t.Fatalf("%d idle connections left, want %d", len(p.idle), len(want))
+		}
+		for i := range want {
+			if p.idle[i] != want[i] {
+				t.Fatalf("idle[%d] is not the expected connection", i)
+			}
+		}
+		if !pending || next != surplusIdleTime/2 {
+			t.Errorf("trimSurplus = %v, %v; want another trim in %v", next, pending, surplusIdleTime/2)
+		}
+		_, pending = p.trimSurplus(now.Add(surplusIdleTime), 2)
+		if len(p.idle) != 2 || p.idle[0] != newer || p.idle[1] != newest {
+			t.Errorf("after the surplus aged: %d idle, want the 2 most recent", len(p.idle))
+		}
+		if pending || p.trimPending {
+			t.Error("a trim is still pending with no surplus left")
+		}
+	})
 	t.Run("reaper keeps fresh connections", func(t *testing.T) {
 		p := &endpointPool{lastUsed: now}
 		fresh := newConn(p, time.Second)
