@@ -78,9 +78,8 @@ type listenerInfo struct {
 	certSource                  string
 	// acme: the listener has no certificateRefs and its certificate comes
 	// from the ACME CA (tls.options portico.dev/acme: "true").
-	acme                         bool
-	attachedRoutes               int32
-	programmedReason, programMsg string
+	acme           bool
+	attachedRoutes int32
 	// routes are the route matches attached to the listener, once per
 	// route hostname, in precedence order (oldest route first); only a
 	// programmed listener has any.

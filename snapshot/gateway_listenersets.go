@@ -58,15 +58,7 @@ func (t *gatewayTranslator) indexListenerSets(objs *Objects, ours map[types.Name
 			ref:  ObjectRef{Kind: kindListenerSet, Namespace: ls.Namespace, Name: ls.Name},
 		}
 		for _, e := range ls.Spec.Listeners {
-			s.specs = append(s.specs, gatewayv1.Listener{
-				Name:          e.Name,
-				Hostname:      e.Hostname,
-				Port:          e.Port,
-				Protocol:      e.Protocol,
-				TLS:           e.TLS,
-				AllowedRoutes: e.AllowedRoutes,
-				Filters:       e.Filters,
-			})
+			s.specs = append(s.specs, gatewayv1.Listener(e))
 		}
 		byGateway[parent] = append(byGateway[parent], s)
 		t.listenerSets[s.name] = s
@@ -213,13 +205,7 @@ func (s *listenerSetInfo) statusOf() gatewayv1.ListenerSetStatus {
 		st.Conditions = []metav1.Condition{acc, prog}
 	}
 	for _, l := range s.listeners {
-		ls := l.status(gen, served)
-		st.Listeners = append(st.Listeners, gatewayv1.ListenerEntryStatus{
-			Name:           ls.Name,
-			SupportedKinds: ls.SupportedKinds,
-			AttachedRoutes: ls.AttachedRoutes,
-			Conditions:     ls.Conditions,
-		})
+		st.Listeners = append(st.Listeners, gatewayv1.ListenerEntryStatus(l.status(gen, served)))
 	}
 	return st
 }

@@ -134,7 +134,7 @@ func TestBackendTLSPolicyAndForeignStatusKubernetesMode(t *testing.T) {
 	}
 	hostname := gatewayv1.Hostname("second.example.test")
 	g.Spec.Listeners[0].Hostname = &hostname
-	if g, err = gw.GatewayV1().Gateways("shop").Update(ctx, g, metav1.UpdateOptions{}); err != nil {
+	if _, err = gw.GatewayV1().Gateways("shop").Update(ctx, g, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	eventually("our conditions reach the new generation and theirs stay", func() error {
