@@ -98,7 +98,9 @@ func (ts *testServer) clientTLS(serverName string) *stdtls.Config {
 }
 
 func h2Client(cfg *stdtls.Config) *http.Client {
-	return &http.Client{Transport: &http2.Transport{TLSClientConfig: cfg}, Timeout: safetyNet}
+	var h2 http.Protocols
+	h2.SetHTTP2(true)
+	return &http.Client{Transport: &http.Transport{Protocols: &h2, TLSClientConfig: cfg}, Timeout: safetyNet}
 }
 
 // h1Client offers only http/1.1 over TLS, as curl --http1.1 does.

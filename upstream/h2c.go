@@ -12,7 +12,7 @@ import (
 )
 
 // forwardH2C proxies r to an endpoint speaking HTTP/2 over plain TCP, through
-// the Transport's shared http2.Transport, which multiplexes requests over
+// the Transport's shared HTTP/2 client, which multiplexes requests over
 // one connection per endpoint.
 func (t *Transport) forwardH2C(w http.ResponseWriter, r *http.Request, b *Backend, o *ForwardOptions) Outcome {
 	ctx := r.Context()
@@ -30,7 +30,7 @@ func (t *Transport) forwardH2C(w http.ResponseWriter, r *http.Request, b *Backen
 		header["Te"] = []string{"trailers"}
 	}
 	if _, ok := header["User-Agent"]; !ok {
-		// A present but empty User-Agent keeps http2.Transport from
+		// A present but empty User-Agent keeps the HTTP/2 client from
 		// adding its own.
 		header["User-Agent"] = nil
 	}
@@ -43,7 +43,7 @@ func (t *Transport) forwardH2C(w http.ResponseWriter, r *http.Request, b *Backen
 
 	var body io.ReadCloser = http.NoBody
 	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
-		// http2.Transport closes the body it is given, also when the dial
+		// The HTTP/2 client closes the body it is given, also when the dial
 		// fails; the inbound body must survive for a retry on another
 		// endpoint and is closed by the inbound server anyway.
 		body = &trackedBody{r: r.Body}
@@ -58,7 +58,7 @@ func (t *Transport) forwardH2C(w http.ResponseWriter, r *http.Request, b *Backen
 	for attempt := 0; ; attempt++ {
 		endpoint := b.Endpoints[(first+attempt)%n]
 		reqCtx, cancel := context.WithCancelCause(ctx)
-		// http2.Transport has no response header timeout of its own: cancel
+		// The HTTP/2 client has no response header timeout of its own: cancel
 		// the request when the headers are late, and disarm once they came.
 		timer := time.AfterFunc(t.responseHeaderTimeout, func() { cancel(errHeaderTimeout) })
 		out := &http.Request{
@@ -111,9 +111,9 @@ func (t *Transport) forwardH2C(w http.ResponseWriter, r *http.Request, b *Backen
 	}
 }
 
-// trackedBody passes the inbound body to http2.Transport without letting it
+// trackedBody passes the inbound body to the HTTP/2 client without letting it
 // be closed, and remembers a read failure so it is blamed on the client.
-// http2.Transport reads it on its own goroutine, hence the lock.
+// The client reads it on its own goroutine, hence the lock.
 type trackedBody struct {
 	r   io.Reader
 	mu  sync.Mutex

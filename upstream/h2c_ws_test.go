@@ -9,13 +9,11 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/h2c"
 	"golang.org/x/net/websocket"
 )
 
 func TestForwardH2C(t *testing.T) {
-	be := startBackend(t, h2c.NewHandler(http.HandlerFunc(echoHandler), &http2.Server{}))
+	be := startH2CBackend(t, http.HandlerFunc(echoHandler))
 	tr := newTestTransport(t, Config{})
 	b := &Backend{Name: "ns/grpc:80", Protocol: H2C, Endpoints: []string{be.addr()}}
 	p := startProxy(t, tr, b, true)
@@ -91,12 +89,12 @@ func TestForwardH2C(t *testing.T) {
 
 func TestForwardH2CHeaderTimeout(t *testing.T) {
 	release := make(chan struct{})
-	be := startBackend(t, h2c.NewHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	be := startH2CBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-release:
 		case <-r.Context().Done():
 		}
-	}), &http2.Server{}))
+	}))
 	defer close(release)
 	tr := newTestTransport(t, Config{ResponseHeaderTimeout: 200 * time.Millisecond})
 	p := startProxy(t, tr, &Backend{Name: "ns/slow:80", Protocol: H2C, Endpoints: []string{be.addr()}}, false)
@@ -216,7 +214,9 @@ func startWebSocketProxyNoCleanup(t *testing.T, tr *Transport) wsFixture {
 	mux := http.NewServeMux()
 	mux.Handle("/ws", websocket.Handler(func(ws *websocket.Conn) { _, _ = io.Copy(ws, ws) }))
 	mux.HandleFunc("/", echoHandler)
-	be := httptest.NewServer(h2c.NewHandler(mux, &http2.Server{}))
+	be := httptest.NewUnstartedServer(mux)
+	be.Config.Protocols = plainAndH2C()
+	be.Start()
 	b := &Backend{Name: "ns/ws:80", Endpoints: []string{be.Listener.Addr().String()}}
 	bh2c := &Backend{Name: "ns/h2c:80", Protocol: H2C, Endpoints: b.Endpoints}
 	p := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -84,8 +84,23 @@ type backendServer struct {
 
 func startBackend(t testing.TB, h http.Handler) *backendServer {
 	t.Helper()
+	return startBackendWith(t, h, false)
+}
+
+// startH2CBackend is startBackend for a backend that also speaks HTTP/2
+// with prior knowledge (h2c) on its plain socket.
+func startH2CBackend(t testing.TB, h http.Handler) *backendServer {
+	t.Helper()
+	return startBackendWith(t, h, true)
+}
+
+func startBackendWith(t testing.TB, h http.Handler, h2c bool) *backendServer {
+	t.Helper()
 	b := &backendServer{}
 	b.Server = httptest.NewUnstartedServer(h)
+	if h2c {
+		b.Config.Protocols = plainAndH2C()
+	}
 	b.Config.ConnState = func(_ net.Conn, s http.ConnState) {
 		if s == http.StateNew {
 			b.conns.Add(1)
@@ -97,6 +112,15 @@ func startBackend(t testing.TB, h http.Handler) *backendServer {
 }
 
 func (b *backendServer) addr() string { return b.Listener.Addr().String() }
+
+// plainAndH2C serves HTTP/1.1 and HTTP/2 with prior knowledge on one plain
+// socket.
+func plainAndH2C() *http.Protocols {
+	var p http.Protocols
+	p.SetHTTP1(true)
+	p.SetUnencryptedHTTP2(true)
+	return &p
+}
 
 // closedPort returns a loopback address nothing listens on.
 func closedPort(t testing.TB) string {

@@ -7,9 +7,6 @@ import (
 	"net/http/httptest"
 	"testing"
 	"time"
-
-	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/h2c"
 )
 
 // startOptionsProxy is startProxy with ForwardOptions built per request.
@@ -57,10 +54,7 @@ func optionsBackend(t *testing.T, protocol Protocol) *Backend {
 		w.Header().Set("X-Remove-Me", "x")
 		_, _ = io.WriteString(w, "ok")
 	})
-	if protocol == H2C {
-		h = h2c.NewHandler(h, &http2.Server{})
-	}
-	be := startBackend(t, h)
+	be := startBackendWith(t, h, protocol == H2C)
 	t.Cleanup(func() { close(release) })
 	return &Backend{Name: "ns/opts:80", Protocol: protocol, Endpoints: []string{be.addr()}}
 }

@@ -2,7 +2,6 @@ package upstream
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
@@ -11,8 +10,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"golang.org/x/net/http2"
 )
 
 // Defaults for the zero fields of Config.
@@ -81,7 +78,10 @@ type Transport struct {
 	// per-request lookup lock-free once an endpoint has been seen.
 	pools sync.Map
 
-	h2 *http2.Transport
+	// h2 speaks HTTP/2 with prior knowledge (h2c) to backends that ask
+	// for it; net/http's Transport multiplexes requests over one
+	// connection per endpoint.
+	h2 *http.Transport
 
 	// closed is read on every pooled connection's return, so it is atomic;
 	// mu guards tunnels and orders Close against track.
@@ -116,24 +116,30 @@ func NewTransport(cfg Config) *Transport {
 		t.log = slog.Default()
 	}
 	t.dialer = net.Dialer{Timeout: t.dialTimeout, KeepAlive: 30 * time.Second}
-	t.h2 = &http2.Transport{
-		AllowHTTP: true,
-		// h2c has no TLS: the "TLS" dial is a plain TCP connect, which is
-		// how http2.Transport is told to speak HTTP/2 with prior knowledge.
-		DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
+	// Unencrypted HTTP/2 alone: http:// URLs get HTTP/2 with prior
+	// knowledge, never an HTTP/1.1 upgrade.
+	var h2c http.Protocols
+	h2c.SetUnencryptedHTTP2(true)
+	t.h2 = &http.Transport{
+		Protocols: &h2c,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			c, err := t.dialer.DialContext(ctx, network, addr)
 			if err != nil {
 				return nil, &dialError{err: err}
 			}
 			return c, nil
 		},
+		// No proxy from the environment: backends are dialled directly.
+		Proxy: nil,
 		// Content codings are end to end: never ask for gzip on the
 		// client's behalf and never decode what the backend sends.
 		DisableCompression: true,
 		IdleConnTimeout:    t.idleConnTimeout,
-		ReadIdleTimeout:    30 * time.Second,
-		PingTimeout:        15 * time.Second,
-		WriteByteTimeout:   30 * time.Second,
+		HTTP2: &http.HTTP2Config{
+			SendPingTimeout:  30 * time.Second,
+			PingTimeout:      15 * time.Second,
+			WriteByteTimeout: 30 * time.Second,
+		},
 	}
 	go t.reap()
 	return t

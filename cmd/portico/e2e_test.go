@@ -22,7 +22,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/net/http2"
 	"golang.org/x/net/websocket"
 )
 
@@ -336,20 +335,12 @@ func (e *env) http1Client() *http.Client {
 
 // http2Client speaks HTTP/2 over TLS to the gateway.
 func (e *env) http2Client() *http.Client {
+	var h2 http.Protocols
+	h2.SetHTTP2(true)
 	return &http.Client{
-		Transport: &http2.Transport{
-			DialTLSContext: func(ctx context.Context, network, addr string, cfg *stdtls.Config) (net.Conn, error) {
-				raw, err := e.dialGateway(e.https)(ctx, network, addr)
-				if err != nil {
-					return nil, err
-				}
-				conn := stdtls.Client(raw, cfg)
-				if err := conn.HandshakeContext(ctx); err != nil {
-					raw.Close()
-					return nil, err
-				}
-				return conn, nil
-			},
+		Transport: &http.Transport{
+			Protocols:       &h2,
+			DialContext:     e.dialGateway(e.https),
 			TLSClientConfig: &stdtls.Config{RootCAs: e.ca.pool},
 		},
 		Timeout: 10 * time.Second,
