@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/record"
@@ -243,14 +244,7 @@ func TestDesiredPolicyAncestors(t *testing.T) {
 // the Gateway API CRDs installed, so that the schema's validation of the
 // status subresource applies to what is written.
 func TestWriteGatewayAPIStatus(t *testing.T) {
-	cp := controlplane.StartForTest(t, controlplane.Options{})
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	if err := controlplane.InstallGatewayAPICRDs(ctx, cp.RESTConfig(), controlplane.ChannelStandard); err != nil {
-		t.Fatal(err)
-	}
-	gw := gatewayclient.NewForConfigOrDie(cp.RESTConfig())
-	kube := cp.Client()
+	ctx, kube, gw := startGatewayAPICluster(t)
 	if _, err := kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -555,19 +549,27 @@ func assertCondition(t *testing.T, what string, conds []metav1.Condition, typ st
 
 func ptrTo[T any](v T) *T { return &v }
 
+// startGatewayAPICluster starts a control plane with the Gateway API CRDs
+// of the standard channel, and returns a context bounding the test's API
+// calls with clients for core and Gateway API objects.
+func startGatewayAPICluster(t *testing.T) (context.Context, kubernetes.Interface, gatewayclient.Interface) {
+	t.Helper()
+	cp := controlplane.StartForTest(t, controlplane.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	t.Cleanup(cancel)
+	if err := controlplane.InstallGatewayAPICRDs(ctx, cp.RESTConfig(), controlplane.ChannelStandard); err != nil {
+		t.Fatal(err)
+	}
+	return ctx, cp.Client(), gatewayclient.NewForConfigOrDie(cp.RESTConfig())
+}
+
 func itoa(i int) string { return strconv.Itoa(i) }
 
 // TestWriteListenerSetStatus writes a ListenerSet's status through a real
 // API server: the set's conditions and its listeners' are kept with their
 // transition time while unchanged.
 func TestWriteListenerSetStatus(t *testing.T) {
-	cp := controlplane.StartForTest(t, controlplane.Options{})
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	if err := controlplane.InstallGatewayAPICRDs(ctx, cp.RESTConfig(), controlplane.ChannelStandard); err != nil {
-		t.Fatal(err)
-	}
-	gw := gatewayclient.NewForConfigOrDie(cp.RESTConfig())
+	ctx, kube, gw := startGatewayAPICluster(t)
 	set, err := gw.GatewayV1().ListenerSets("default").Create(ctx, &gatewayv1.ListenerSet{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "team"},
 		Spec: gatewayv1.ListenerSetSpec{
@@ -591,7 +593,7 @@ func TestWriteListenerSetStatus(t *testing.T) {
 		}},
 	}
 	now := t0.Time
-	w := &Writer{Client: cp.Client(), Gateway: gw, GatewayController: ourController, Now: func() time.Time { return now }}
+	w := &Writer{Client: kube, Gateway: gw, GatewayController: ourController, Now: func() time.Time { return now }}
 	sync := func() *gatewayv1.ListenerSet {
 		t.Helper()
 		cur, err := gw.GatewayV1().ListenerSets("default").Get(ctx, "team", metav1.GetOptions{})
@@ -630,14 +632,7 @@ func TestWriteListenerSetStatus(t *testing.T) {
 // unchanged objects are not written again, a new address and label are
 // applied in place, and the Service goes when no Gateway asks for it.
 func TestSyncGatewayServices(t *testing.T) {
-	cp := controlplane.StartForTest(t, controlplane.Options{})
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	if err := controlplane.InstallGatewayAPICRDs(ctx, cp.RESTConfig(), controlplane.ChannelStandard); err != nil {
-		t.Fatal(err)
-	}
-	gw := gatewayclient.NewForConfigOrDie(cp.RESTConfig())
-	kube := cp.Client()
+	ctx, kube, gw := startGatewayAPICluster(t)
 	gateway, err := gw.GatewayV1().Gateways("default").Create(ctx, &gatewayv1.Gateway{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "edge"},
 		Spec: gatewayv1.GatewaySpec{GatewayClassName: "portico",

@@ -147,10 +147,10 @@ func TestRunGatewayAPIInstalledAtStart(t *testing.T) {
 	}
 }
 
-// TestRunGatewayAPIBackendTLS: BackendTLSPolicies, the CA bundles of
-// ConfigMaps in the watched namespaces (stripped to their ca.crt) and
-// ClusterTrustBundles join the objects.
-func TestRunGatewayAPIBackendTLS(t *testing.T) {
+// TestRunGatewayAPIOptionalKinds: BackendTLSPolicies and ListenerSets in
+// the watched namespaces, the CA bundles of their ConfigMaps (stripped to
+// their ca.crt) and ClusterTrustBundles join the objects.
+func TestRunGatewayAPIOptionalKinds(t *testing.T) {
 	client := fake.NewClientset(
 		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "backend-ca", Annotations: map[string]string{"big": "x"}},
 			Data: map[string]string{"ca.crt": "PEM", "app.properties": "not ours"}},
@@ -163,6 +163,8 @@ func TestRunGatewayAPIBackendTLS(t *testing.T) {
 	gw := newGatewayClientset(t,
 		&gatewayv1.BackendTLSPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "to-app"}},
 		&gatewayv1.BackendTLSPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: "other", Name: "to-app"}},
+		&gatewayv1.ListenerSet{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "team"}},
+		&gatewayv1.ListenerSet{ObjectMeta: metav1.ObjectMeta{Namespace: "other", Name: "team"}},
 	)
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -173,6 +175,9 @@ func TestRunGatewayAPIBackendTLS(t *testing.T) {
 	first := receive(t, got)
 	if len(first.BackendTLSPolicies) != 1 || first.BackendTLSPolicies[0].Namespace != "shop" {
 		t.Errorf("BackendTLSPolicies %v, want shop/to-app only", first.BackendTLSPolicies)
+	}
+	if len(first.ListenerSets) != 1 || first.ListenerSets[0].Namespace != "shop" {
+		t.Errorf("ListenerSets %v, want shop/team only", first.ListenerSets)
 	}
 	if len(first.ConfigMaps) != 1 {
 		t.Fatalf("ConfigMaps %v, want shop/backend-ca only", first.ConfigMaps)
@@ -191,36 +196,5 @@ func TestRunGatewayAPIBackendTLS(t *testing.T) {
 	}
 	if next := receive(t, got); len(next.BackendTLSPolicies) != 2 {
 		t.Errorf("after a create: %d BackendTLSPolicies, want 2", len(next.BackendTLSPolicies))
-	}
-}
-
-// TestRunGatewayAPIListenerSets: ListenerSets in the watched namespaces join
-// the objects, and new ones trigger a rebuild.
-func TestRunGatewayAPIListenerSets(t *testing.T) {
-	client := fake.NewClientset()
-	installed := &atomic.Bool{}
-	installed.Store(true)
-	fakeGatewayDiscovery(client, installed)
-	gw := newGatewayClientset(t,
-		&gatewayv1.ListenerSet{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "team"}},
-		&gatewayv1.ListenerSet{ObjectMeta: metav1.ObjectMeta{Namespace: "other", Name: "team"}},
-	)
-
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	got := make(chan snapshot.Objects, 10)
-	src := &Source{Client: client, Gateway: gw, Namespaces: []string{"shop"}, Quiet: 10 * time.Millisecond}
-	go func() { _ = src.Run(ctx, func(o snapshot.Objects) { got <- o }) }()
-	first := receive(t, got)
-	if len(first.ListenerSets) != 1 || first.ListenerSets[0].Namespace != "shop" {
-		t.Errorf("ListenerSets %v, want shop/team only", first.ListenerSets)
-	}
-	_, err := gw.GatewayV1().ListenerSets("shop").Create(ctx,
-		&gatewayv1.ListenerSet{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "more"}}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if next := receive(t, got); len(next.ListenerSets) != 2 {
-		t.Errorf("after a create: %d ListenerSets, want 2", len(next.ListenerSets))
 	}
 }
