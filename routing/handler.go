@@ -35,6 +35,9 @@ type HandlerConfig struct {
 	// route asks for HTTPS; 443 is left out of the redirect URL.
 	HTTPSPort int
 	Logger    *slog.Logger
+	// AccessLog, when set, gets one record per request (see accesslog.go);
+	// nil turns access logging off at the cost of one nil check.
+	AccessLog *slog.Logger
 	// MirrorBodyLimit is the largest request body copied to RequestMirror
 	// backends; a request with a larger body is not mirrored. Default
 	// DefaultMirrorBodyLimit.
@@ -91,15 +94,32 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		m.InFlight.Inc()
 		defer m.InFlight.Dec()
 	}
+	if h.cfg.AccessLog == nil {
+		if route, code := h.serve(w, r, start); route != nil {
+			h.observe(route, r, code, start)
+		}
+		return
+	}
+	uri := r.RequestURI // before the path is cleaned: what the client sent
+	cw := &countingWriter{ResponseWriter: w}
+	route, code := h.serve(cw, r, start)
+	if route != nil {
+		h.observe(route, r, code, start)
+	}
+	h.logAccess(r, uri, route, code, cw.bytes, start)
+}
+
+// serve answers r and returns the route whose series records it (nil
+// before the first configuration) and the status sent.
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, start time.Time) (*Route, int) {
 	table := h.cfg.Table()
 	if table == nil {
 		writeText(w, http.StatusServiceUnavailable, notReadyBody)
-		return
+		return nil, http.StatusServiceUnavailable
 	}
 	if table.misdirected(r) {
 		writeText(w, http.StatusMisdirectedRequest, misdirectedBody)
-		h.observe(table.notFound(), r, http.StatusMisdirectedRequest, start)
-		return
+		return table.notFound(), http.StatusMisdirectedRequest
 	}
 
 	reqPath := r.URL.Path
@@ -117,20 +137,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		route = table.Fallback
 	}
 	if route == nil {
-		code := fallback.NotFound(w)
-		h.observe(table.notFound(), r, code, start)
-		return
+		return table.notFound(), fallback.NotFound(w)
 	}
 	if route.RedirectHTTPS && r.TLS == nil {
 		h.redirectHTTPS(w, r)
-		h.observe(route, r, http.StatusPermanentRedirect, start)
-		return
+		return route, http.StatusPermanentRedirect
 	}
 
 	if route.usesGatewayFeatures() {
-		code := h.serveGateway(w, r, route, reqPath, start)
-		h.observe(route, r, code, start)
-		return
+		return route, h.serveGateway(w, r, route, reqPath, start)
 	}
 
 	served := route
@@ -143,7 +158,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if out.Err != nil {
 		h.logFailure(served, served.Backend, r, out)
 	}
-	h.observe(served, r, out.Status, start)
+	return served, out.Status
 }
 
 func (h *Handler) observe(route *Route, r *http.Request, code int, start time.Time) {

@@ -148,6 +148,10 @@ type vhost struct {
 
 func (t *Table) notFound() *Route { return t.unmatched }
 
+// unmatchedKind is the Source kind of the pseudo-route that labels the
+// metrics of requests no route took.
+const unmatchedKind = "Unmatched"
+
 // Routes lists the compiled routes in input order, shadowed ones left out.
 func (t *Table) Routes() []*Route { return t.routes }
 
@@ -202,7 +206,7 @@ func newTable(fallback *Route) *Table {
 		exact:     make(map[string]*vhost),
 		wildcard:  make(map[string]*vhost),
 		Fallback:  fallback,
-		unmatched: &Route{Source: Source{Kind: "Unmatched"}},
+		unmatched: &Route{Source: Source{Kind: unmatchedKind}},
 	}
 }
 

@@ -58,11 +58,14 @@ type config struct {
 	TrustedProxies    []netip.Prefix
 	LogLevel          slog.Level
 	LogFormat         string
-	DrainDelay        time.Duration
-	ShutdownTimeout   time.Duration
-	Limits            porticotls.Limits
-	Upstream          upstream.Config
-	ACME              acmeConfig
+	// AccessLog is where a record per request goes: "off", "stdout" or
+	// "stderr".
+	AccessLog       string
+	DrainDelay      time.Duration
+	ShutdownTimeout time.Duration
+	Limits          porticotls.Limits
+	Upstream        upstream.Config
+	ACME            acmeConfig
 	// OCSPStapling staples OCSP responses to certificates from Secrets.
 	OCSPStapling bool
 }
@@ -110,6 +113,8 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 		"comma-separated CIDRs of proxies in front of Portico whose X-Forwarded-For, X-Forwarded-Proto and Forwarded headers are kept; from any other peer they are replaced")
 	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&cfg.LogFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&cfg.AccessLog, "access-log", "off",
+		"one record per request (client, method, host, request target, status, bytes, duration, route, user agent) in --log-format: off, stdout or stderr")
 	fs.DurationVar(&cfg.DrainDelay, "drain-delay", 0,
 		"on SIGTERM, report not ready and keep serving this long before closing listeners, so load balancers stop sending traffic first")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGTERM, how long in-flight requests may take to finish")
@@ -208,6 +213,11 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 	}
 	if cfg.LogFormat != "text" && cfg.LogFormat != "json" {
 		return nil, fmt.Errorf("--log-format: %q is not text or json", cfg.LogFormat)
+	}
+	switch cfg.AccessLog {
+	case "off", "stdout", "stderr":
+	default:
+		return nil, fmt.Errorf("--access-log: %q is not off, stdout or stderr", cfg.AccessLog)
 	}
 	if *maxStreams == 0 || *maxStreams > 1<<31-1 {
 		return nil, fmt.Errorf("--http2-max-concurrent-streams: must be between 1 and 2147483647")
@@ -312,9 +322,26 @@ func parsePrefixes(s string) ([]netip.Prefix, error) {
 }
 
 func newLogger(cfg *config, w io.Writer) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
-	if cfg.LogFormat == "json" {
+	return newLoggerAt(cfg.LogFormat, cfg.LogLevel, w)
+}
+
+func newLoggerAt(format string, level slog.Level, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
+	if format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// newAccessLogger returns the access log's logger, nil when it is off. It
+// logs every record whatever --log-level says.
+func newAccessLogger(cfg *config) *slog.Logger {
+	switch cfg.AccessLog {
+	case "stdout":
+		return newLoggerAt(cfg.LogFormat, slog.LevelInfo, os.Stdout)
+	case "stderr":
+		return newLoggerAt(cfg.LogFormat, slog.LevelInfo, os.Stderr)
+	default:
+		return nil
+	}
 }

@@ -26,7 +26,7 @@ func TestParseConfig(t *testing.T) {
 	if len(cfg.TrustedProxies) != 2 || cfg.TrustedProxies[1].String() != "192.0.2.7/32" {
 		t.Errorf("trusted proxies %v", cfg.TrustedProxies)
 	}
-	if cfg.ManifestsDir != "examples/quickstart" || cfg.AdminAddr != "127.0.0.1:9090" || cfg.ControllerName != "portico.dev/controller" {
+	if cfg.ManifestsDir != "examples/quickstart" || cfg.AdminAddr != "127.0.0.1:9090" || cfg.ControllerName != "portico.dev/controller" || cfg.AccessLog != "off" {
 		t.Errorf("defaults changed: %+v", cfg)
 	}
 }
@@ -61,6 +61,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{[]string{"--fallback-service", "no-namespace"}, nil, "--fallback-service"},
 		{[]string{"--trusted-proxies", "10.0.0.0/33"}, nil, "--trusted-proxies"},
 		{[]string{"--log-level", "loud"}, nil, "--log-level"},
+		{[]string{"--access-log", "/var/log/access.log"}, nil, "--access-log"},
 		{[]string{"--https-addr", "8443"}, nil, "--https-addr"},
 		{[]string{"--https-addr", "", "--http-addr", ""}, nil, "nothing to serve"},
 		{[]string{"--default-cert-file", "a.pem"}, nil, "together"},

@@ -132,6 +132,7 @@ func newGateway(cfg *config, logger *slog.Logger) (*gateway, error) {
 		_ = g.server.Shutdown(context.Background())
 		return nil, err
 	}
+	accessLog := newAccessLogger(cfg)
 	handler = routing.NewHandler(routing.HandlerConfig{
 		Table: func() *routing.Table {
 			if s := g.store.Load(); s != nil {
@@ -143,8 +144,10 @@ func newGateway(cfg *config, logger *slog.Logger) (*gateway, error) {
 		Metrics:   g.metrics,
 		HTTPSPort: redirectPort(cfg, g.server.HTTPSAddr()),
 		Logger:    logger,
+		AccessLog: accessLog,
 	})
 	g.listeners = newGatewayListeners(cfg.Limits, g.transport, g.metrics, redirectPort(cfg, g.server.HTTPSAddr()), cfg.ShutdownTimeout, logger)
+	g.listeners.accessLog = accessLog
 	g.listeners.ocsp = g.ocsp
 	if g.acme != nil {
 		g.listeners.acme = g.acme.manager

@@ -55,6 +55,8 @@ type gatewayListeners struct {
 	// drainTimeout bounds how long a removed socket's requests may finish.
 	drainTimeout time.Duration
 	log          *slog.Logger
+	// accessLog gets a record per request on every socket; nil for none.
+	accessLog *slog.Logger
 	// ocsp staples OCSP responses to the sockets' certificates; nil
 	// serves them unstapled.
 	ocsp *porticotls.OCSPStapler
@@ -195,6 +197,7 @@ func (g *gatewayListeners) bind(k listenerKey, l *snapshot.Listener) (*boundList
 		Metrics:   g.metrics,
 		HTTPSPort: g.httpsPort,
 		Logger:    g.log,
+		AccessLog: g.accessLog,
 	})
 	lookup := func(serverName string) *porticotls.KeyPair {
 		if cur := b.current.Load(); cur != nil {
