@@ -37,7 +37,7 @@ func ServeListener(ln net.Listener, secure bool, cfg ServerConfig, opts ...Liste
 		if cfg.HTTPHandler == nil {
 			return nil, errors.New("an HTTP listener needs HTTPHandler")
 		}
-		s.httpListener = ln
+		s.httpListener = withProxyProtocol(ln, cfg.ProxyProtocolFrom, limits.ReadHeaderTimeout)
 		s.httpServer = newHTTPServer(cfg.HTTPHandler, limits, logger.With("listener", "http", "addr", ln.Addr().String()))
 		s.httpServer.Protocols.SetUnencryptedHTTP2(true)
 		return s, nil
@@ -48,7 +48,7 @@ func ServeListener(ln net.Listener, secure bool, cfg ServerConfig, opts ...Liste
 	if cfg.HTTPSHandler == nil {
 		return nil, errors.New("an HTTPS listener needs HTTPSHandler")
 	}
-	s.httpsListener = ln
+	s.httpsListener = withProxyProtocol(ln, cfg.ProxyProtocolFrom, limits.ReadHeaderTimeout)
 	s.httpsServer = newHTTPServer(cfg.HTTPSHandler, limits, logger.With("listener", "https", "addr", ln.Addr().String()))
 	base := serverTLSConfig(cfg.GetCertificate)
 	var o listenerOptions

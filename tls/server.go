@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -142,6 +143,10 @@ type ServerConfig struct {
 	HTTPHandler http.Handler
 	// Logger receives listener errors; nil means slog.Default().
 	Logger *slog.Logger
+	// ProxyProtocolFrom lists the peers (L4 load balancers) whose
+	// connections may start with a PROXY protocol header naming the
+	// client; empty reads no header from anyone.
+	ProxyProtocolFrom []netip.Prefix
 }
 
 // Server is the pair of front-door listeners. Create it with Listen, run it
@@ -192,7 +197,7 @@ func Listen(cfg ServerConfig) (*Server, error) {
 		if err != nil {
 			return nil, fmt.Errorf("listen for HTTPS on %s: %w", cfg.HTTPSAddr, err)
 		}
-		s.httpsListener = ln
+		s.httpsListener = withProxyProtocol(ln, cfg.ProxyProtocolFrom, limits.ReadHeaderTimeout)
 		s.httpsServer = newHTTPServer(cfg.HTTPSHandler, limits, logger.With("listener", "https"))
 		s.httpsServer.TLSConfig = serverTLSConfig(cfg.GetCertificate)
 	}
@@ -204,7 +209,7 @@ func Listen(cfg ServerConfig) (*Server, error) {
 			}
 			return nil, fmt.Errorf("listen for HTTP on %s: %w", cfg.HTTPAddr, err)
 		}
-		s.httpListener = ln
+		s.httpListener = withProxyProtocol(ln, cfg.ProxyProtocolFrom, limits.ReadHeaderTimeout)
 		s.httpServer = newHTTPServer(cfg.HTTPHandler, limits, logger.With("listener", "http"))
 	}
 	return s, nil

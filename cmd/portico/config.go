@@ -56,6 +56,9 @@ type config struct {
 	// of HTTPSAddr.
 	RedirectHTTPSPort int
 	TrustedProxies    []netip.Prefix
+	// ProxyProtocolFrom are the L4 load balancers whose connections may
+	// start with a PROXY protocol header.
+	ProxyProtocolFrom []netip.Prefix
 	LogLevel          slog.Level
 	LogFormat         string
 	// AccessLog is where a record per request goes: "off", "stdout" or
@@ -109,6 +112,8 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 	fs.StringVar(&cfg.DefaultKeyFile, "default-key-file", "", "PEM private key of --default-cert-file")
 	fs.IntVar(&cfg.RedirectHTTPSPort, "redirect-https-port", 0,
 		"port put in redirects to HTTPS (routes with portico.dev/ssl-redirect); 0 uses the port of --https-addr")
+	proxyProtocol := fs.String("proxy-protocol-from", "",
+		"comma-separated CIDRs of L4 load balancers whose connections may start with a PROXY protocol header (v1 or v2) naming the client; headers from other peers are never read")
 	trusted := fs.String("trusted-proxies", "",
 		"comma-separated CIDRs of proxies in front of Portico whose X-Forwarded-For, X-Forwarded-Proto and Forwarded headers are kept; from any other peer they are replaced")
 	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
@@ -204,6 +209,9 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 	}
 	if cfg.GatewayAddressPool, err = parsePrefixes(*gatewayPool); err != nil {
 		return nil, fmt.Errorf("--gateway-address-pool: %w", err)
+	}
+	if cfg.ProxyProtocolFrom, err = parsePrefixes(*proxyProtocol); err != nil {
+		return nil, fmt.Errorf("--proxy-protocol-from: %w", err)
 	}
 	if cfg.TrustedProxies, err = parsePrefixes(*trusted); err != nil {
 		return nil, fmt.Errorf("--trusted-proxies: %w", err)

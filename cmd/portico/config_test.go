@@ -62,6 +62,8 @@ func TestParseConfigErrors(t *testing.T) {
 		{[]string{"--trusted-proxies", "10.0.0.0/33"}, nil, "--trusted-proxies"},
 		{[]string{"--log-level", "loud"}, nil, "--log-level"},
 		{[]string{"--access-log", "/var/log/access.log"}, nil, "--access-log"},
+		{[]string{"--proxy-protocol-from", "10.0.0.0/8,lb"}, nil, "--proxy-protocol-from"},
+		{[]string{"--proxy-protocol-from", "10.0.0.0/8,lb"}, nil, "--proxy-protocol-from"},
 		{[]string{"--https-addr", "8443"}, nil, "--https-addr"},
 		{[]string{"--https-addr", "", "--http-addr", ""}, nil, "nothing to serve"},
 		{[]string{"--default-cert-file", "a.pem"}, nil, "together"},

@@ -122,6 +122,8 @@ func newGateway(cfg *config, logger *slog.Logger) (*gateway, error) {
 		HTTPSHandler:   serve,
 		HTTPHandler:    g.acmeChallenges(serve),
 		Logger:         logger,
+		// Gateway sockets read the header from the same peers.
+		ProxyProtocolFrom: cfg.ProxyProtocolFrom,
 	})
 	if err != nil {
 		g.transport.Close()
@@ -148,6 +150,7 @@ func newGateway(cfg *config, logger *slog.Logger) (*gateway, error) {
 	})
 	g.listeners = newGatewayListeners(cfg.Limits, g.transport, g.metrics, redirectPort(cfg, g.server.HTTPSAddr()), cfg.ShutdownTimeout, logger)
 	g.listeners.accessLog = accessLog
+	g.listeners.proxyProtocolFrom = cfg.ProxyProtocolFrom
 	g.listeners.ocsp = g.ocsp
 	if g.acme != nil {
 		g.listeners.acme = g.acme.manager

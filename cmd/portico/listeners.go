@@ -57,6 +57,8 @@ type gatewayListeners struct {
 	log          *slog.Logger
 	// accessLog gets a record per request on every socket; nil for none.
 	accessLog *slog.Logger
+	// proxyProtocolFrom are the peers whose PROXY protocol headers are read.
+	proxyProtocolFrom []netip.Prefix
 	// ocsp staples OCSP responses to the sockets' certificates; nil
 	// serves them unstapled.
 	ocsp *porticotls.OCSPStapler
@@ -228,11 +230,12 @@ func (g *gatewayListeners) bind(k listenerKey, l *snapshot.Listener) (*boundList
 		httpHandler = g.acme.HTTPHandler(handler)
 	}
 	b.server, err = porticotls.ServeListener(b.listener, secure, porticotls.ServerConfig{
-		Limits:         g.limits,
-		GetCertificate: getCertificate,
-		HTTPSHandler:   handler,
-		HTTPHandler:    httpHandler,
-		Logger:         g.log.With("gateway", l.Gateway.String()),
+		Limits:            g.limits,
+		GetCertificate:    getCertificate,
+		HTTPSHandler:      handler,
+		HTTPHandler:       httpHandler,
+		Logger:            g.log.With("gateway", l.Gateway.String()),
+		ProxyProtocolFrom: g.proxyProtocolFrom,
 	}, porticotls.WithClientValidation(validation))
 	if err != nil {
 		ln.Close()

@@ -1,0 +1,43 @@
+package tls
+
+import (
+	"net"
+	"net/netip"
+	"time"
+
+	proxyproto "github.com/pires/go-proxyproto"
+)
+
+// withProxyProtocol makes ln read a PROXY protocol header (v1 or v2, as L4
+// load balancers send to pass on the client's address) on connections from
+// the trusted prefixes, so that the request's remote address, and with it
+// X-Forwarded-For and the access log, is the client's rather than the load
+// balancer's. A trusted peer may also connect without a header (health
+// checks). Connections from other peers are served as they are, unparsed:
+// a header they send is not believed, and fails the TLS handshake or the
+// HTTP request like any other garbage. With no trusted prefix, ln is
+// returned unwrapped.
+func withProxyProtocol(ln net.Listener, trusted []netip.Prefix, headerTimeout time.Duration) net.Listener {
+	if len(trusted) == 0 {
+		return ln
+	}
+	return &proxyproto.Listener{
+		Listener: ln,
+		ConnPolicy: func(o proxyproto.ConnPolicyOptions) (proxyproto.Policy, error) {
+			if ap, err := netip.ParseAddrPort(o.Upstream.String()); err == nil && prefixesContain(trusted, ap.Addr().Unmap()) {
+				return proxyproto.USE, nil
+			}
+			return proxyproto.SKIP, nil
+		},
+		ReadHeaderTimeout: headerTimeout,
+	}
+}
+
+func prefixesContain(prefixes []netip.Prefix, a netip.Addr) bool {
+	for _, p := range prefixes {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
