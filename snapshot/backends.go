@@ -46,6 +46,10 @@ type backendResolver struct {
 
 type resolvedBackend struct {
 	backend *upstream.Backend
+	// service and port name the Service port resolved; port is 0 when it
+	// did not resolve.
+	service types.NamespacedName
+	port    int32
 	// problem is why the backend has no endpoints, or "" when it has some
 	// or legitimately has none (a Service scaled to zero).
 	reason, problem string
@@ -126,7 +130,7 @@ func (r *backendResolver) resolveUncached(ref servicePortRef) resolvedBackend {
 	} else if eps := r.endpoints[ref.Service]; eps != nil {
 		b.Endpoints = endpointsFromEndpoints(eps, port)
 	}
-	return resolvedBackend{backend: b}
+	return resolvedBackend{backend: b, service: ref.Service, port: port.Port}
 }
 
 func portLabel(ref servicePortRef) string {

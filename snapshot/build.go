@@ -15,6 +15,7 @@ import (
 	"portico.dev/portico/fallback"
 	"portico.dev/portico/routing"
 	porticotls "portico.dev/portico/tls"
+	"portico.dev/portico/upstream"
 )
 
 // Config is what the builder needs to know about this Portico instance.
@@ -76,6 +77,10 @@ func Build(objs Objects, cfg Config, prev *Snapshot) *Snapshot {
 	// Oldest first: the documented rule for conflicts between Ingresses.
 	slices.SortFunc(owned, olderFirst)
 
+	// BackendTLSPolicies apply to every route to the Services they target,
+	// Ingress routes and the fallback included: they are translated first.
+	b.gateway = b.newGatewayTranslator(&objs)
+
 	var routes []*routing.Route
 	for _, ing := range owned {
 		snap.Ingresses = append(snap.Ingresses, key(ing.Namespace, ing.Name))
@@ -101,7 +106,7 @@ func Build(objs Objects, cfg Config, prev *Snapshot) *Snapshot {
 	if cfg.DefaultCertificate != nil {
 		snap.CertificateExpiry["default"] = cfg.DefaultCertificate.NotAfter
 	}
-	snap.Listeners, snap.GatewayAPI = b.gatewayAPI(&objs)
+	snap.Listeners, snap.GatewayAPI = b.gatewayAPI(b.gateway, &objs)
 	snap.ACMEHosts = withGatewayACMEHosts(snap.ACMEHosts, b.gatewayACMEHosts)
 	snap.Problems = b.problems.sorted()
 	snap.lastGood = b.next
@@ -122,6 +127,9 @@ type builder struct {
 	// gatewayACMEHosts are the hostnames of served Gateway listeners that
 	// get ACME certificates.
 	gatewayACMEHosts []string
+	// gateway translates the Gateway API objects; nil when Gateway API
+	// support is off.
+	gateway *gatewayTranslator
 }
 
 type certBinding struct {
@@ -154,7 +162,22 @@ func (b *builder) ingress(ing *networkingv1.Ingress) ingressTranslation {
 		}
 	}
 	b.reportBackends(ref, tr.routes)
+	for _, r := range tr.routes {
+		r.Backend = b.withServiceTLS(r.Backend)
+	}
 	return tr
+}
+
+// withServiceTLS returns the backend an Ingress route or the fallback
+// uses for a resolved Service port: its TLS copy when a BackendTLSPolicy
+// targets the port, the backend itself otherwise. The copy is the one
+// Gateway routes to the same port use, so they share its connections.
+func (b *builder) withServiceTLS(be *upstream.Backend) *upstream.Backend {
+	rb := b.backends.of(be)
+	if b.gateway == nil || rb.port == 0 {
+		return be
+	}
+	return b.gateway.withBackendTLS(nil, rb.service, rb.port, be)
 }
 
 // reportBackends warns once per Service port an Ingress routes to that
@@ -208,7 +231,7 @@ func (b *builder) fallbackRoute() *routing.Route {
 		return route
 	}
 	rb := b.backends.resolve(servicePortRef{Service: fb, Number: port.Port})
-	route.Backend = rb.backend
+	route.Backend = b.withServiceTLS(rb.backend)
 	if len(rb.backend.Endpoints) == 0 {
 		b.problems.add(ref, Warning, "NoReadyEndpoints", "the fallback Service %s has no ready endpoints on port %d (check its Endpoints object); unmatched requests are answered with 503", fb, port.Port)
 	}

@@ -137,5 +137,5 @@ func describeBackend(r *routing.Route) string {
 	if len(b.Endpoints) > 0 {
 		eps = strings.Join(b.Endpoints, " ")
 	}
-	return fmt.Sprintf("%s %s (%s)", b.Name, b.Protocol, eps)
+	return fmt.Sprintf("%s %s%s (%s)", b.Name, b.Protocol, describeBackendTLS(b.TLS), eps)
 }

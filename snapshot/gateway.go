@@ -125,14 +125,14 @@ type gatewayTranslator struct {
 	clientCert *porticotls.KeyPair
 }
 
-// gatewayAPI translates the Gateway API objects: it returns the sockets our
-// Gateways ask for and the status of every object we own, and records
-// every rejection as a problem.
-func (b *builder) gatewayAPI(objs *Objects) ([]*Listener, GatewayAPIStatus) {
-	b.next.gateways = gatewayState{addresses: make(map[types.NamespacedName][]netip.Addr)}
+// newGatewayTranslator indexes the Gateway API objects and translates the
+// BackendTLSPolicies, which Ingress routes and the fallback use too, so it
+// runs before the Ingress routes are built. It returns nil when Gateway
+// API support is off.
+func (b *builder) newGatewayTranslator(objs *Objects) *gatewayTranslator {
 	controller := b.cfg.Gateway.ControllerName
 	if controller == "" {
-		return nil, GatewayAPIStatus{}
+		return nil
 	}
 	t := &gatewayTranslator{
 		b:               b,
@@ -162,7 +162,20 @@ func (b *builder) gatewayAPI(objs *Objects) ([]*Listener, GatewayAPIStatus) {
 	for _, cm := range objs.ConfigMaps {
 		t.configMaps[key(cm.Namespace, cm.Name)] = cm
 	}
+	t.translateBackendTLSPolicies(objs)
+	return t
+}
 
+// gatewayAPI translates the Gateway API objects with t (nil when Gateway
+// API support is off): it returns the sockets our Gateways ask for and the
+// status of every object we own, and records every rejection as a
+// problem.
+func (b *builder) gatewayAPI(t *gatewayTranslator, objs *Objects) ([]*Listener, GatewayAPIStatus) {
+	b.next.gateways = gatewayState{addresses: make(map[types.NamespacedName][]netip.Addr)}
+	if t == nil {
+		return nil, GatewayAPIStatus{}
+	}
+	controller := t.controller
 	ours := make(map[string]bool)
 	for _, c := range objs.GatewayClasses {
 		if c.Spec.ControllerName != controller {
@@ -190,8 +203,6 @@ func (b *builder) gatewayAPI(objs *Objects) ([]*Listener, GatewayAPIStatus) {
 		t.byName[key(gw.Namespace, gw.Name)] = info
 	}
 	t.assignAddresses()
-
-	t.translateBackendTLSPolicies(objs)
 
 	var routes []*gatewayv1.HTTPRoute
 	routes = append(routes, objs.HTTPRoutes...)

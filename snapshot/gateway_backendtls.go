@@ -277,7 +277,7 @@ func (t *gatewayTranslator) withBackendTLS(tr *routeTranslation, svc types.Names
 		applies := slices.ContainsFunc(bp.named, func(pt policyTarget) bool {
 			return pt.service == svc && (pt.section == "" || pt.section == portName)
 		})
-		if applies && !slices.Contains(tr.policies, bp) {
+		if applies && tr != nil && !slices.Contains(tr.policies, bp) {
 			tr.policies = append(tr.policies, bp)
 		}
 	}

@@ -17,6 +17,7 @@ import (
 	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -82,7 +83,7 @@ func loadGatewayFile(t *testing.T, file string) snapshot.Objects {
 		}
 		if m, ok := obj.(metav1.Object); ok && m.GetNamespace() == "" {
 			switch obj.(type) {
-			case *gatewayv1.GatewayClass, *corev1.Namespace:
+			case *gatewayv1.GatewayClass, *corev1.Namespace, *networkingv1.IngressClass:
 			default:
 				m.SetNamespace("default")
 			}
@@ -100,6 +101,10 @@ func loadGatewayFile(t *testing.T, file string) snapshot.Objects {
 			objs.BackendTLSPolicies = append(objs.BackendTLSPolicies, o)
 		case *gatewayv1.ListenerSet:
 			objs.ListenerSets = append(objs.ListenerSets, o)
+		case *networkingv1.Ingress:
+			objs.Ingresses = append(objs.Ingresses, o)
+		case *networkingv1.IngressClass:
+			objs.IngressClasses = append(objs.IngressClasses, o)
 		case *corev1.ConfigMap:
 			objs.ConfigMaps = append(objs.ConfigMaps, o)
 		case *certificatesv1.ClusterTrustBundle:
@@ -1036,5 +1041,32 @@ func TestBackendClientCertificateLastGood(t *testing.T) {
 	c := meta.FindStatusCondition(st.Conditions, string(gatewayv1.GatewayConditionResolvedRefs))
 	if c == nil || c.Status != metav1.ConditionFalse || c.Reason != string(gatewayv1.GatewayReasonInvalidClientCertificateRef) {
 		t.Errorf("ResolvedRefs %+v, want False InvalidClientCertificateRef", c)
+	}
+}
+
+// TestIngressAndGatewayShareTLSBackend: an Ingress route and an HTTPRoute to
+// a Service port a BackendTLSPolicy targets dial with the same TLS
+// settings, so their requests share connection pools (keyed by endpoint
+// and TLS settings).
+func TestIngressAndGatewayShareTLSBackend(t *testing.T) {
+	s := snapshot.Build(loadGatewayFixture(t, "testdata/gateway-ingress-backendtls"), gatewayConfig, nil)
+	var fromIngress, fromGateway *upstream.Backend
+	for _, r := range s.Routes.Routes() {
+		if r.Path == "/secure" {
+			fromIngress = r.Backend
+		}
+	}
+	for _, l := range s.Listeners {
+		for _, lr := range l.Routes.Listeners() {
+			for _, r := range lr.Routes {
+				fromGateway = r.Backends[0].Backend
+			}
+		}
+	}
+	if fromIngress == nil || fromIngress.TLS == nil {
+		t.Fatalf("the Ingress route's backend %+v does not speak TLS", fromIngress)
+	}
+	if fromGateway == nil || fromIngress.TLS != fromGateway.TLS {
+		t.Error("the Ingress route and the HTTPRoute to one TLS Service port got different TLS settings")
 	}
 }
