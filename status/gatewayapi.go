@@ -280,42 +280,45 @@ func (w *Writer) now() metav1.Time {
 }
 
 func (w *Writer) writeGatewayClass(ctx context.Context, obj *gatewayv1.GatewayClass, want gatewayv1.GatewayClassStatus) error {
-	return updateStatus(ctx, w, "GatewayClass", obj, w.Gateway.GatewayV1().GatewayClasses(),
-		func(o *gatewayv1.GatewayClass) (*gatewayv1.GatewayClass, bool) {
-			desired := DesiredGatewayClassStatus(o.Status, want, w.now())
-			if equality.Semantic.DeepEqual(o.Status, desired) {
-				return nil, false
-			}
-			update := o.DeepCopy()
-			update.Status = desired
-			return update, true
+	return writeOwnedStatus(ctx, w, "GatewayClass", obj, w.Gateway.GatewayV1().GatewayClasses(), (*gatewayv1.GatewayClass).DeepCopy,
+		func(o *gatewayv1.GatewayClass) *gatewayv1.GatewayClassStatus { return &o.Status },
+		func(cur gatewayv1.GatewayClassStatus, now metav1.Time) gatewayv1.GatewayClassStatus {
+			return DesiredGatewayClassStatus(cur, want, now)
 		})
 }
 
 func (w *Writer) writeGateway(ctx context.Context, obj *gatewayv1.Gateway, want gatewayv1.GatewayStatus) error {
-	return updateStatus(ctx, w, "Gateway", obj, w.Gateway.GatewayV1().Gateways(obj.Namespace),
-		func(o *gatewayv1.Gateway) (*gatewayv1.Gateway, bool) {
-			desired := DesiredGatewayStatus(o.Status, want, w.now())
-			if equality.Semantic.DeepEqual(o.Status, desired) {
-				return nil, false
-			}
-			update := o.DeepCopy()
-			update.Status = desired
-			return update, true
+	return writeOwnedStatus(ctx, w, "Gateway", obj, w.Gateway.GatewayV1().Gateways(obj.Namespace), (*gatewayv1.Gateway).DeepCopy,
+		func(o *gatewayv1.Gateway) *gatewayv1.GatewayStatus { return &o.Status },
+		func(cur gatewayv1.GatewayStatus, now metav1.Time) gatewayv1.GatewayStatus {
+			return DesiredGatewayStatus(cur, want, now)
 		})
 }
 
 func (w *Writer) writeListenerSet(ctx context.Context, obj *gatewayv1.ListenerSet, want gatewayv1.ListenerSetStatus) error {
-	return updateStatus(ctx, w, "ListenerSet", obj, w.Gateway.GatewayV1().ListenerSets(obj.Namespace),
-		func(o *gatewayv1.ListenerSet) (*gatewayv1.ListenerSet, bool) {
-			desired := DesiredListenerSetStatus(o.Status, want, w.now())
-			if equality.Semantic.DeepEqual(o.Status, desired) {
-				return nil, false
-			}
-			update := o.DeepCopy()
-			update.Status = desired
-			return update, true
+	return writeOwnedStatus(ctx, w, "ListenerSet", obj, w.Gateway.GatewayV1().ListenerSets(obj.Namespace), (*gatewayv1.ListenerSet).DeepCopy,
+		func(o *gatewayv1.ListenerSet) *gatewayv1.ListenerSetStatus { return &o.Status },
+		func(cur gatewayv1.ListenerSetStatus, now metav1.Time) gatewayv1.ListenerSetStatus {
+			return DesiredListenerSetStatus(cur, want, now)
 		})
+}
+
+// writeOwnedStatus writes the status of an object whose whole status this
+// controller writes (GatewayClass, Gateway, ListenerSet): desired merges
+// the current status with what the snapshot wants, and nothing is written
+// when that changes nothing.
+func writeOwnedStatus[T metav1.Object, S any](ctx context.Context, w *Writer, kind string, obj T, api statusAPI[T],
+	deepCopy func(T) T, status func(T) *S, desired func(current S, now metav1.Time) S) error {
+	return updateStatus(ctx, w, kind, obj, api, func(o T) (T, bool) {
+		want := desired(*status(o), w.now())
+		if equality.Semantic.DeepEqual(*status(o), want) {
+			var none T
+			return none, false
+		}
+		update := deepCopy(o)
+		*status(update) = want
+		return update, true
+	})
 }
 
 func (w *Writer) writeHTTPRoute(ctx context.Context, obj *gatewayv1.HTTPRoute, want []gatewayv1.RouteParentStatus) error {
