@@ -3,6 +3,7 @@ package tls
 import (
 	"net"
 	"net/netip"
+	"slices"
 	"time"
 
 	proxyproto "github.com/pires/go-proxyproto"
@@ -24,20 +25,16 @@ func withProxyProtocol(ln net.Listener, trusted []netip.Prefix, headerTimeout ti
 	return &proxyproto.Listener{
 		Listener: ln,
 		ConnPolicy: func(o proxyproto.ConnPolicyOptions) (proxyproto.Policy, error) {
-			if ap, err := netip.ParseAddrPort(o.Upstream.String()); err == nil && prefixesContain(trusted, ap.Addr().Unmap()) {
+			ap, err := netip.ParseAddrPort(o.Upstream.String())
+			if err != nil {
+				return proxyproto.SKIP, nil
+			}
+			peer := ap.Addr().Unmap()
+			if slices.ContainsFunc(trusted, func(p netip.Prefix) bool { return p.Contains(peer) }) {
 				return proxyproto.USE, nil
 			}
 			return proxyproto.SKIP, nil
 		},
 		ReadHeaderTimeout: headerTimeout,
 	}
-}
-
-func prefixesContain(prefixes []netip.Prefix, a netip.Addr) bool {
-	for _, p := range prefixes {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
 }
