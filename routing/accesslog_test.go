@@ -80,7 +80,7 @@ func TestAccessLog(t *testing.T) {
 	table, _ := CompileHosts(IngressHosts, []*Route{route}, nil)
 
 	logger := slog.New(slog.DiscardHandler)
-	tr := upstream.NewTransport(upstream.Config{Logger: logger})
+	tr := upstream.NewTransport(upstream.Config{Logger: logger, AllowedUpgrades: []string{"echo"}})
 	t.Cleanup(func() { _ = tr.Close() })
 	var out lockedBuffer
 	gw := httptest.NewServer(NewHandler(HandlerConfig{

@@ -86,6 +86,8 @@ func NewHandler(cfg HandlerConfig) *Handler {
 	return &Handler{cfg: cfg, mirrorSlots: make(chan struct{}, cfg.MaxMirrorsInFlight)}
 }
 
+const badRequestLineBody = "400 Bad Request: invalid request method, target or authority\n"
+
 const notReadyBody = "503 Service Unavailable: Portico has not loaded its configuration yet\n"
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -116,6 +118,13 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, start time.Time)
 	if table == nil {
 		writeText(w, http.StatusServiceUnavailable, notReadyBody)
 		return nil, http.StatusServiceUnavailable
+	}
+	// Before anything reads the request: a method, target or authority
+	// that is not valid HTTP/1.1 syntax (only HTTP/2 can deliver one) would
+	// be routed on one meaning and reach the backend with another.
+	if !upstream.ValidRequestLine(r.Method, r.RequestURI, r.Host) {
+		writeText(w, http.StatusBadRequest, badRequestLineBody)
+		return table.notFound(), http.StatusBadRequest
 	}
 	if table.misdirected(r) {
 		writeText(w, http.StatusMisdirectedRequest, misdirectedBody)

@@ -16,12 +16,25 @@ import (
 // one connection per endpoint.
 func (t *Transport) forwardH2C(w http.ResponseWriter, r *http.Request, b *Backend, o *ForwardOptions) Outcome {
 	ctx := r.Context()
+	host := r.Host
+	if o != nil && o.Host != "" {
+		host = o.Host
+	}
+	target := r.RequestURI
+	if !strings.HasPrefix(target, "/") {
+		target = r.URL.RequestURI()
+	}
+	// As for HTTP/1.1 (see writeRequest): the routing handler refused such
+	// requests already, this guards against handlers that edited r since.
+	if !ValidRequestLine(r.Method, target, r.Host) || !ValidAuthority(host) {
+		return writeError(w, http.StatusBadRequest, "request cannot be forwarded", ErrInvalidRequestLine)
+	}
 	f := t.forwardingFor(r)
 
 	header := make(http.Header, len(r.Header)+4)
 	connection := r.Header["Connection"]
 	for k, vv := range r.Header {
-		if skipRequestHeader(k, connection) || !validHeaderName(k) {
+		if skipRequestHeader(k, connection) || !t.forwardableName(k) {
 			continue
 		}
 		header[k] = vv
@@ -40,18 +53,32 @@ func (t *Transport) forwardH2C(w http.ResponseWriter, r *http.Request, b *Backen
 		header["X-Forwarded-Host"] = []string{host}
 	}
 	header["Forwarded"] = []string{string(appendForwarded(nil, &f, r.Header["Forwarded"]))}
+	header["X-Real-Ip"] = []string{keptForwardingValue(&f, r.Header["X-Real-Ip"], f.clientIP)}
+	if f.trusted {
+		for _, k := range passedFromTrusted {
+			if vv := r.Header[k]; len(vv) > 0 {
+				header[k] = vv
+			}
+		}
+	}
 
 	var body io.ReadCloser = http.NoBody
+	var trailer http.Header
 	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
 		// The HTTP/2 client closes the body it is given, also when the dial
 		// fails; the inbound body must survive for a retry on another
 		// endpoint and is closed by the inbound server anyway.
-		body = &trackedBody{r: r.Body}
-	}
-
-	host := r.Host
-	if o != nil && o.Host != "" {
-		host = o.Host
+		tb := &trackedBody{r: r.Body}
+		if names := t.forwardedTrailers(r); len(names) > 0 {
+			// The client announces these names, and sends the values the
+			// body's end fills in.
+			trailer = make(http.Header, len(names))
+			for _, k := range names {
+				trailer[k] = nil
+			}
+			tb.trailerFrom, tb.trailerTo = r, trailer
+		}
+		body = tb
 	}
 	n := len(b.Endpoints)
 	first := b.next()
@@ -70,7 +97,7 @@ func (t *Transport) forwardH2C(w http.ResponseWriter, r *http.Request, b *Backen
 			Body:          body,
 			ContentLength: r.ContentLength,
 			Host:          host,
-			Trailer:       r.Trailer,
+			Trailer:       trailer,
 		}
 		if out.Body == http.NoBody {
 			out.ContentLength = 0
@@ -118,10 +145,20 @@ type trackedBody struct {
 	r   io.Reader
 	mu  sync.Mutex
 	err error
+	// trailerTo, when set, gets the values of its keys from
+	// trailerFrom.Trailer once the body ends, which is when the inbound
+	// server has read them and before the client sends them.
+	trailerFrom *http.Request
+	trailerTo   http.Header
 }
 
 func (b *trackedBody) Read(p []byte) (int, error) {
 	n, err := b.r.Read(p)
+	if err == io.EOF && b.trailerTo != nil {
+		for k := range b.trailerTo {
+			b.trailerTo[k] = b.trailerFrom.Trailer[k]
+		}
+	}
 	if err != nil && err != io.EOF {
 		b.mu.Lock()
 		b.err = err

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // isHopByHop reports whether the canonical header name k is a hop-by-hop
@@ -13,7 +15,10 @@ import (
 func isHopByHop(k string) bool {
 	switch k {
 	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
-		"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade":
+		"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
+		// Belongs to an h2c upgrade (RFC 7540 section 3.2.1), which is
+		// never forwarded; a client may leave it out of Connection.
+		"Http2-Settings":
 		return true
 	}
 	return false
@@ -40,14 +45,54 @@ func hasToken(values []string, token string) bool {
 	return namedInConnection(values, token)
 }
 
-// isForwardingHeader reports whether k is one of the headers Portico
-// (re)writes to describe the client.
+// isForwardingHeader reports whether k is one of the headers that describe
+// the client or the path to it: Portico (re)writes them, keeping the
+// inbound ones only from trusted proxies (see writeForwardingHeaders).
 func isForwardingHeader(k string) bool {
 	switch k {
-	case "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "Forwarded":
+	case "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "Forwarded",
+		"X-Real-Ip", "True-Client-Ip", "X-Forwarded-Port", "X-Forwarded-Prefix":
 		return true
 	}
 	return false
+}
+
+// passedFromTrusted are the forwarding headers Portico has no value of its
+// own for: a trusted proxy's are forwarded as they are, anyone else's are
+// dropped.
+var passedFromTrusted = [...]string{"True-Client-Ip", "X-Forwarded-Port", "X-Forwarded-Prefix"}
+
+// forwardableName reports whether a request header (or trailer) name may
+// be sent on: a token, without '_' unless allowed. One pass over the name,
+// which the header loop walks anyway.
+func (t *Transport) forwardableName(k string) bool {
+	if k == "" {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		if c := k[i]; !isTokenChar(c) || c == '_' && !t.allowUnderscores {
+			return false
+		}
+	}
+	return true
+}
+
+// forwardedTrailers returns the trailer fields of r to send on: those the
+// client declared in its Trailer header (the keys the inbound server put in
+// r.Trailer before the body was read) that are neither framing, routing
+// nor forwarding fields, nor any field RFC 9110 section 6.5.1 rules out of
+// trailers. Only requests that declare trailers pay for the slice.
+func (t *Transport) forwardedTrailers(r *http.Request) []string {
+	if len(r.Trailer) == 0 {
+		return nil
+	}
+	var names []string
+	for k := range r.Trailer {
+		if !skipRequestHeader(k, nil) && t.forwardableName(k) && httpguts.ValidTrailerHeader(k) {
+			names = append(names, k)
+		}
+	}
+	return names
 }
 
 // skipRequestHeader reports whether an inbound request header must not be
@@ -242,17 +287,25 @@ func idempotent(method string) bool {
 }
 
 // upgradeType returns the protocol an HTTP/1.1 client asks to switch to, or
-// "" when the request is not an upgrade. HTTP/2 has no Upgrade: such a
-// request is proxied as an ordinary one.
-func upgradeType(r *http.Request) string {
+// "" when the request is to be proxied as an ordinary one: HTTP/2 has no
+// Upgrade, and a protocol not allowed (h2c never is) or more than one
+// offered is ignored, as RFC 9110 section 7.8 lets a server do. An h2c
+// upgrade a backend accepted would hand the client a raw HTTP/2
+// connection to it, on which no later request would be routed.
+func (t *Transport) upgradeType(r *http.Request) string {
 	if r.ProtoMajor != 1 {
 		return ""
 	}
 	up := r.Header["Upgrade"]
-	if len(up) == 0 || up[0] == "" || !hasToken(r.Header["Connection"], "upgrade") {
+	if len(up) != 1 || up[0] == "" || !hasToken(r.Header["Connection"], "upgrade") {
 		return ""
 	}
-	return up[0]
+	for _, p := range t.allowedUpgrades {
+		if strings.EqualFold(up[0], p) {
+			return up[0]
+		}
+	}
+	return ""
 }
 
 // writeHeaderValues writes one "Name: value" line per valid value of a

@@ -57,7 +57,7 @@ func watch(ctx context.Context, c *conn) (stop func() bool) {
 // has been consumed, because the backend may in fact have processed it.
 func (t *Transport) forwardHTTP1(w http.ResponseWriter, r *http.Request, b *Backend, o *ForwardOptions) Outcome {
 	ctx := r.Context()
-	upgrade := upgradeType(r)
+	upgrade := t.upgradeType(r)
 	f := t.forwardingFor(r)
 
 	n := len(b.Endpoints)
@@ -136,6 +136,10 @@ func (t *Transport) connectFailed(w http.ResponseWriter, r *http.Request, b *Bac
 func (t *Transport) exchangeFailed(w http.ResponseWriter, r *http.Request, b *Backend, err error) Outcome {
 	if r.Context().Err() != nil {
 		return interrupted(w, r, err)
+	}
+	var ire *invalidRequestError
+	if errors.As(err, &ire) {
+		return writeError(w, http.StatusBadRequest, "request cannot be forwarded", err)
 	}
 	var cbe *clientBodyError
 	if errors.As(err, &cbe) {
@@ -269,8 +273,14 @@ func (t *Transport) writeRequest(c *conn, r *http.Request, f *forwarding, o *For
 	if o != nil && o.Host != "" {
 		host = o.Host
 	}
-	if host == "" || !validHeaderValue(host) {
+	if host == "" {
 		host = c.pool.addr
+	}
+	// The routing handler has refused such requests already; a handler
+	// that edited the request afterwards must not get a split request line
+	// or Host onto the wire either.
+	if !ValidRequestLine(r.Method, uri, r.Host) || !ValidAuthority(host) {
+		return false, &invalidRequestError{ErrInvalidRequestLine}
 	}
 	bw.WriteString(r.Method)
 	bw.WriteByte(' ')
@@ -281,7 +291,7 @@ func (t *Transport) writeRequest(c *conn, r *http.Request, f *forwarding, o *For
 
 	connection := r.Header["Connection"]
 	for k, vv := range r.Header {
-		if skipRequestHeader(k, connection) || !validHeaderName(k) {
+		if skipRequestHeader(k, connection) || !t.forwardableName(k) {
 			continue
 		}
 		writeHeaderValues(bw, k, vv)
@@ -293,22 +303,23 @@ func (t *Transport) writeRequest(c *conn, r *http.Request, f *forwarding, o *For
 
 	body := r.Body
 	hasBody := body != nil && body != http.NoBody && r.ContentLength != 0
+	var trailers []string
+	if hasBody {
+		trailers = t.forwardedTrailers(r)
+	}
 	chunked := false
 	switch {
-	case hasBody && (r.ContentLength < 0 || len(r.Trailer) > 0):
+	case hasBody && (r.ContentLength < 0 || len(trailers) > 0):
 		// Trailers need chunked framing, so a request that declares any is
 		// sent chunked even when its length is known.
 		chunked = true
 		bw.WriteString("Transfer-Encoding: chunked\r\n")
-		if len(r.Trailer) > 0 {
+		if len(trailers) > 0 {
 			bw.WriteString("Trailer: ")
-			sep := ""
-			for k := range r.Trailer {
-				if validHeaderName(k) {
-					bw.WriteString(sep)
-					bw.WriteString(k)
-					sep = ", "
-				}
+			bw.WriteString(trailers[0])
+			for _, k := range trailers[1:] {
+				bw.WriteString(", ")
+				bw.WriteString(k)
 			}
 			bw.WriteString("\r\n")
 		}
@@ -341,11 +352,11 @@ func (t *Transport) writeRequest(c *conn, r *http.Request, f *forwarding, o *For
 			if err := cw.Close(); err != nil {
 				return bodyRead, &backendWriteError{err}
 			}
-			for k, vv := range r.Trailer {
-				if !validHeaderName(k) {
-					continue
-				}
-				writeHeaderValues(bw, k, vv)
+			// Only what was declared: fields the client sent without
+			// declaring them were merged into r.Trailer while the body
+			// was read.
+			for _, k := range trailers {
+				writeHeaderValues(bw, k, r.Trailer[k])
 			}
 			bw.WriteString("\r\n")
 		}
@@ -408,6 +419,15 @@ func writeForwardingHeaders(bw *bufio.Writer, f *forwarding, in http.Header) {
 	}
 	buf = append(buf, "\r\nForwarded: "...)
 	buf = appendForwarded(buf, f, in["Forwarded"])
+	// X-Real-IP as ingress-nginx sets it, so that a client cannot name
+	// itself to backends that read it.
+	buf = append(buf, "\r\nX-Real-IP: "...)
+	buf = append(buf, keptForwardingValue(f, in["X-Real-Ip"], f.clientIP)...)
 	buf = append(buf, "\r\n"...)
 	bw.Write(buf)
+	if f.trusted {
+		for _, k := range passedFromTrusted {
+			writeHeaderValues(bw, k, in[k])
+		}
+	}
 }

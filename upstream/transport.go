@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -44,6 +45,15 @@ type Config struct {
 	// other peer those inbound headers are discarded and replaced. Default:
 	// none.
 	TrustedProxies []netip.Prefix
+	// AllowedUpgrades are the protocols (Upgrade tokens) a client may switch
+	// to through a tunnel; other Upgrade requests are forwarded as ordinary
+	// requests without it. h2c is never allowed. Default: websocket.
+	AllowedUpgrades []string
+	// AllowUnderscoresInHeaders forwards request header fields whose names
+	// contain '_'. By default they are dropped, as nginx does: backends
+	// that map '-' and '_' alike (CGI, some frameworks) would read
+	// X_Forwarded_For as the X-Forwarded-For Portico sets.
+	AllowUnderscoresInHeaders bool
 	// OnConnectError, if set, is called once per failed dial with the
 	// backend's name.
 	OnConnectError func(backend string)
@@ -70,6 +80,8 @@ type Transport struct {
 	idleConnTimeout       time.Duration
 	maxIdlePerEndpoint    int
 	trusted               []netip.Prefix
+	allowedUpgrades       []string
+	allowUnderscores      bool
 	onConnectError        func(string)
 	log                   *slog.Logger
 	dialer                net.Dialer
@@ -103,6 +115,7 @@ func NewTransport(cfg Config) *Transport {
 		idleConnTimeout:       orDefault(cfg.IdleConnTimeout, DefaultIdleConnTimeout),
 		maxIdlePerEndpoint:    cfg.MaxIdleConnsPerEndpoint,
 		trusted:               append([]netip.Prefix(nil), cfg.TrustedProxies...),
+		allowUnderscores:      cfg.AllowUnderscoresInHeaders,
 		onConnectError:        cfg.OnConnectError,
 		log:                   cfg.Logger,
 		tunnels:               make(map[*tunnel]struct{}),
@@ -114,6 +127,12 @@ func NewTransport(cfg Config) *Transport {
 	}
 	if t.log == nil {
 		t.log = slog.Default()
+	}
+	t.allowedUpgrades = []string{"websocket"}
+	for _, p := range cfg.AllowedUpgrades {
+		if !strings.EqualFold(p, "h2c") && !strings.EqualFold(p, "websocket") {
+			t.allowedUpgrades = append(t.allowedUpgrades, p)
+		}
 	}
 	t.dialer = net.Dialer{Timeout: t.dialTimeout, KeepAlive: 30 * time.Second}
 	// Unencrypted HTTP/2 alone: http:// URLs get HTTP/2 with prior

@@ -20,11 +20,18 @@ func TestUpgradeType(t *testing.T) {
 		{"no connection token", 1, http.Header{"Upgrade": {"websocket"}}, ""},
 		{"no upgrade header", 1, http.Header{"Connection": {"upgrade"}}, ""},
 		{"http2 cannot upgrade", 2, http.Header{"Connection": {"upgrade"}, "Upgrade": {"websocket"}}, ""},
+		{"h2c is never tunnelled", 1, http.Header{"Connection": {"Upgrade, HTTP2-Settings"}, "Upgrade": {"h2c"}}, ""},
+		{"protocol not allowed", 1, http.Header{"Connection": {"upgrade"}, "Upgrade": {"TLS/1.2"}}, ""},
+		{"allowed by configuration", 1, http.Header{"Connection": {"upgrade"}, "Upgrade": {"Example"}}, "Example"},
+		{"several protocols", 1, http.Header{"Connection": {"upgrade"}, "Upgrade": {"websocket, h2c"}}, ""},
+		{"two Upgrade fields", 1, http.Header{"Connection": {"upgrade"}, "Upgrade": {"websocket", "h2c"}}, ""},
 	}
+	tr := NewTransport(Config{AllowedUpgrades: []string{"example", "h2c"}})
+	defer tr.Close()
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			r := &http.Request{ProtoMajor: tc.protoMajor, Header: tc.header}
-			if got := upgradeType(r); got != tc.want {
+			if got := tr.upgradeType(r); got != tc.want {
 				t.Errorf("upgradeType = %q, want %q", got, tc.want)
 			}
 		})

@@ -137,6 +137,10 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 	fs.DurationVar(&cfg.Upstream.IdleConnTimeout, "upstream-idle-timeout", 90*time.Second, "idle keep-alive connections to backends are closed after this")
 	fs.IntVar(&cfg.Upstream.MaxIdleConnsPerEndpoint, "upstream-max-idle-per-endpoint", 64, "idle keep-alive connections kept per backend endpoint")
 
+	allowedUpgrades := fs.String("allowed-upgrades", "websocket",
+		"comma-separated protocols a client may switch to with Upgrade (tunnelled to the backend once it answers 101); websocket is always allowed, h2c never is; other Upgrade requests are proxied as ordinary requests without it")
+	fs.BoolVar(&cfg.Upstream.AllowUnderscoresInHeaders, "allow-underscores-in-headers", false,
+		"forward request headers whose names contain '_'; by default they are dropped, as nginx does, since some backends read X_Forwarded_For as X-Forwarded-For")
 	fs.BoolVar(&cfg.OCSPStapling, "ocsp-stapling", true,
 		"fetch OCSP responses for certificates from Secrets (and --default-cert-file) whose leaf names a responder and whose chain holds the issuer, and staple them to handshakes; ACME certificates are stapled regardless")
 	registerACMEFlags(fs, &cfg.ACME)
@@ -264,6 +268,9 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 		return nil, errors.New("--upstream-max-idle-per-endpoint: must not be negative")
 	}
 	cfg.Upstream.TrustedProxies = cfg.TrustedProxies
+	if cfg.Upstream.AllowedUpgrades, err = parseUpgrades(*allowedUpgrades); err != nil {
+		return nil, fmt.Errorf("--allowed-upgrades: %w", err)
+	}
 	if err := cfg.ACME.validate(cfg); err != nil {
 		return nil, err
 	}
@@ -303,6 +310,27 @@ func parseNamespacedName(s string) (types.NamespacedName, error) {
 		return types.NamespacedName{}, fmt.Errorf("%q is not NAMESPACE/NAME", s)
 	}
 	return types.NamespacedName{Namespace: ns, Name: name}, nil
+}
+
+// parseUpgrades returns the Upgrade protocols allowed, websocket always
+// among them. h2c is refused: a backend that accepts it hands the client a
+// raw HTTP/2 connection on which no later request is routed or has its
+// forwarding headers rewritten.
+func parseUpgrades(s string) ([]string, error) {
+	out := []string{"websocket"}
+	for _, p := range strings.Split(s, ",") {
+		p = strings.TrimSpace(p)
+		switch {
+		case p == "" || strings.EqualFold(p, "websocket"):
+			continue
+		case strings.EqualFold(p, "h2c"):
+			return nil, errors.New("h2c cannot be allowed: an upgraded connection would bypass routing for every later request on it")
+		case strings.ContainsFunc(p, func(r rune) bool { return r <= ' ' || r >= 0x7f || r == ',' }):
+			return nil, fmt.Errorf("%q is not a protocol name", p)
+		}
+		out = append(out, p)
+	}
+	return out, nil
 }
 
 func parsePrefixes(s string) ([]netip.Prefix, error) {
