@@ -50,7 +50,7 @@ func ServeListener(ln net.Listener, secure bool, cfg ServerConfig, opts ...Liste
 	}
 	s.httpsListener = withProxyProtocol(ln, cfg.ProxyProtocolFrom, limits.ReadHeaderTimeout)
 	s.httpsServer = newHTTPServer(cfg.HTTPSHandler, limits, logger.With("listener", "https", "addr", ln.Addr().String()))
-	base := serverTLSConfig(cfg.GetCertificate)
+	base := serverTLSConfig(cfg.GetCertificate, cfg.LegacyCiphers)
 	var o listenerOptions
 	for _, opt := range opts {
 		opt(&o)

@@ -147,6 +147,26 @@ type ServerConfig struct {
 	// connections may start with a PROXY protocol header naming the
 	// client; empty reads no header from anyone.
 	ProxyProtocolFrom []netip.Prefix
+	// LegacyCiphers also offers Go's CBC suites on TLS 1.2, for clients
+	// too old for AEAD ones; by default only TLS12CipherSuites are offered.
+	LegacyCiphers bool
+}
+
+// TLS12CipherSuites are the suites offered on TLS 1.2 by default: ECDHE
+// with AES-GCM or ChaCha20-Poly1305, as Mozilla's "intermediate" profile
+// (its DHE suites aside, which Go does not implement). The CBC suites Go
+// would also offer use SHA-1 MACs and MAC-then-encrypt, the source of
+// Lucky13-style padding oracles. TLS 1.3 suites are not configurable and
+// are all AEAD.
+func TLS12CipherSuites() []uint16 {
+	return []uint16{
+		stdtls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+		stdtls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+		stdtls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+		stdtls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+		stdtls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+		stdtls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+	}
 }
 
 // Server is the pair of front-door listeners. Create it with Listen, run it
@@ -199,7 +219,7 @@ func Listen(cfg ServerConfig) (*Server, error) {
 		}
 		s.httpsListener = withProxyProtocol(ln, cfg.ProxyProtocolFrom, limits.ReadHeaderTimeout)
 		s.httpsServer = newHTTPServer(cfg.HTTPSHandler, limits, logger.With("listener", "https"))
-		s.httpsServer.TLSConfig = serverTLSConfig(cfg.GetCertificate)
+		s.httpsServer.TLSConfig = serverTLSConfig(cfg.GetCertificate, cfg.LegacyCiphers)
 	}
 	if cfg.HTTPAddr != "" {
 		ln, err := net.Listen("tcp", cfg.HTTPAddr)
@@ -217,15 +237,19 @@ func Listen(cfg ServerConfig) (*Server, error) {
 
 // serverTLSConfig is the TLS configuration of every HTTPS socket, the
 // flag-configured one and the Gateway ones alike.
-func serverTLSConfig(getCertificate func(*stdtls.ClientHelloInfo) (*stdtls.Certificate, error)) *stdtls.Config {
-	return &stdtls.Config{
+func serverTLSConfig(getCertificate func(*stdtls.ClientHelloInfo) (*stdtls.Certificate, error), legacyCiphers bool) *stdtls.Config {
+	cfg := &stdtls.Config{
 		MinVersion:     stdtls.VersionTLS12,
 		NextProtos:     []string{"h2", "http/1.1"},
 		GetCertificate: getCertificate,
-		// CipherSuites is left nil on purpose: Go's defaults are secure,
-		// prefer AEADs and track hardware support. Session tickets stay on;
-		// crypto/tls rotates their keys itself.
+		CipherSuites:   TLS12CipherSuites(),
+		// Session tickets stay on; crypto/tls rotates their keys itself.
 	}
+	if legacyCiphers {
+		// Go's defaults: the AEAD suites first, then ECDHE with AES-CBC.
+		cfg.CipherSuites = nil
+	}
+	return cfg
 }
 
 // newHTTPServer configures HTTP/2 through net/http's own HTTP2 settings. Since

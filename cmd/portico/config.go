@@ -71,6 +71,8 @@ type config struct {
 	ACME            acmeConfig
 	// OCSPStapling staples OCSP responses to certificates from Secrets.
 	OCSPStapling bool
+	// TLSLegacyCiphers offers CBC suites on TLS 1.2 as well as AEAD ones.
+	TLSLegacyCiphers bool
 }
 
 // parseConfig reads flags, with environment variables as defaults. It
@@ -141,6 +143,8 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 		"comma-separated protocols a client may switch to with Upgrade (tunnelled to the backend once it answers 101); websocket is always allowed, h2c never is; other Upgrade requests are proxied as ordinary requests without it")
 	fs.BoolVar(&cfg.Upstream.AllowUnderscoresInHeaders, "allow-underscores-in-headers", false,
 		"forward request headers whose names contain '_'; by default they are dropped, as nginx does, since some backends read X_Forwarded_For as X-Forwarded-For")
+	fs.BoolVar(&cfg.TLSLegacyCiphers, "tls-legacy-ciphers", false,
+		"also offer ECDHE with AES-CBC (SHA-1 MAC) suites on TLS 1.2, for clients too old for AES-GCM or ChaCha20-Poly1305; TLS 1.3 is unaffected")
 	fs.BoolVar(&cfg.OCSPStapling, "ocsp-stapling", true,
 		"fetch OCSP responses for certificates from Secrets (and --default-cert-file) whose leaf names a responder and whose chain holds the issuer, and staple them to handshakes; ACME certificates are stapled regardless")
 	registerACMEFlags(fs, &cfg.ACME)

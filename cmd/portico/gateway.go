@@ -124,6 +124,7 @@ func newGateway(cfg *config, logger *slog.Logger) (*gateway, error) {
 		Logger:         logger,
 		// Gateway sockets read the header from the same peers.
 		ProxyProtocolFrom: cfg.ProxyProtocolFrom,
+		LegacyCiphers:     cfg.TLSLegacyCiphers,
 	})
 	if err != nil {
 		g.transport.Close()
@@ -151,6 +152,7 @@ func newGateway(cfg *config, logger *slog.Logger) (*gateway, error) {
 	g.listeners = newGatewayListeners(cfg.Limits, g.transport, g.metrics, redirectPort(cfg, g.server.HTTPSAddr()), cfg.ShutdownTimeout, logger)
 	g.listeners.accessLog = accessLog
 	g.listeners.proxyProtocolFrom = cfg.ProxyProtocolFrom
+	g.listeners.legacyCiphers = cfg.TLSLegacyCiphers
 	g.listeners.ocsp = g.ocsp
 	if g.acme != nil {
 		g.listeners.acme = g.acme.manager

@@ -59,6 +59,8 @@ type gatewayListeners struct {
 	accessLog *slog.Logger
 	// proxyProtocolFrom are the peers whose PROXY protocol headers are read.
 	proxyProtocolFrom []netip.Prefix
+	// legacyCiphers offers CBC suites on TLS 1.2 (--tls-legacy-ciphers).
+	legacyCiphers bool
 	// ocsp staples OCSP responses to the sockets' certificates; nil
 	// serves them unstapled.
 	ocsp *porticotls.OCSPStapler
@@ -236,6 +238,7 @@ func (g *gatewayListeners) bind(k listenerKey, l *snapshot.Listener) (*boundList
 		HTTPHandler:       httpHandler,
 		Logger:            g.log.With("gateway", l.Gateway.String()),
 		ProxyProtocolFrom: g.proxyProtocolFrom,
+		LegacyCiphers:     g.legacyCiphers,
 	}, porticotls.WithClientValidation(validation))
 	if err != nil {
 		ln.Close()

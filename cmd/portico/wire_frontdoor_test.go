@@ -355,3 +355,34 @@ func TestFrontdoorAmbiguousFraming(t *testing.T) {
 		t.Errorf("the backend received:\n%s", got)
 	}
 }
+
+func TestFrontdoorTLS12CBCSuites(t *testing.T) {
+	cbcOnly := &stdtls.Config{
+		MaxVersion:   stdtls.VersionTLS12,
+		CipherSuites: []uint16{stdtls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA, stdtls.TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA},
+	}
+	for _, tc := range []struct {
+		flags []string
+		ok    bool
+	}{{nil, false}, {[]string{"--tls-legacy-ciphers"}, true}} {
+		e := startEnv(t, tc.flags...)
+		cfg := cbcOnly.Clone()
+		cfg.RootCAs, cfg.ServerName = e.ca.pool, "unknown.example.test"
+		c, err := stdtls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", e.https, cfg)
+		if err == nil {
+			c.Close()
+		}
+		if (err == nil) != tc.ok {
+			t.Errorf("%v: TLS 1.2 handshake offering only CBC suites: err = %v, want success %v", tc.flags, err, tc.ok)
+		}
+	}
+	// AEAD suites on TLS 1.2 keep working by default.
+	e := startEnv(t)
+	cfg := &stdtls.Config{MaxVersion: stdtls.VersionTLS12, RootCAs: e.ca.pool, ServerName: "unknown.example.test",
+		CipherSuites: []uint16{stdtls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256}}
+	c, err := stdtls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", e.https, cfg)
+	if err != nil {
+		t.Fatalf("TLS 1.2 with ECDHE-ECDSA-AES128-GCM-SHA256: %v", err)
+	}
+	c.Close()
+}
