@@ -63,34 +63,34 @@ func ValidAuthority(a string) bool {
 	if a == "" {
 		return true
 	}
-	host, port := a, ""
+	var port string
 	if a[0] == '[' {
 		end := strings.IndexByte(a, ']')
-		if end < 0 {
+		if end < 0 || !validIPv6Literal(a[1:end]) {
 			return false
 		}
-		host, port = a[:end+1], a[end+1:]
-		if port != "" {
+		if port = a[end+1:]; port != "" {
 			if port[0] != ':' {
 				return false
 			}
 			port = port[1:]
 		}
-		if !validIPv6Literal(host[1 : len(host)-1]) {
-			return false
-		}
 	} else {
-		if i := strings.LastIndexByte(a, ':'); i >= 0 {
-			host, port = a[:i], a[i+1:]
+		// One pass: a reg-name or IPv4 address holds no ':', so the first
+		// one starts the port.
+		i := 0
+		for i < len(a) && charClass[a[i]]&classRegName != 0 {
+			i++
 		}
-		if host == "" {
+		switch {
+		case i == 0:
+			return false
+		case i == len(a):
+			return true
+		case a[i] != ':':
 			return false
 		}
-		for i := 0; i < len(host); i++ {
-			if !isRegNameChar(host[i]) {
-				return false
-			}
-		}
+		port = a[i+1:]
 	}
 	for i := 0; i < len(port); i++ {
 		if port[i] < '0' || port[i] > '9' {
@@ -123,14 +123,30 @@ func validIPv6Literal(s string) bool {
 	return true
 }
 
+// Character classes, one table lookup per byte: these loops run on every
+// request.
+const (
+	classToken   = 1 << iota // RFC 9110 tchar
+	classRegName             // RFC 3986 unreserved, sub-delims and '%'
+)
+
+var charClass = func() (t [256]uint8) {
+	for c := 0; c < 256; c++ {
+		b := byte(c)
+		alnum := b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9'
+		if alnum || strings.IndexByte("!#$%&'*+-.^_`|~", b) >= 0 {
+			t[c] |= classToken
+		}
+		if alnum || strings.IndexByte("-._~!$&'()*+,;=%", b) >= 0 {
+			t[c] |= classRegName
+		}
+	}
+	return t
+}()
+
 // isRegNameChar reports whether c may appear in an RFC 3986 reg-name:
 // unreserved, sub-delims and '%' of a pct-encoding.
-func isRegNameChar(c byte) bool {
-	if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' {
-		return true
-	}
-	return strings.IndexByte("-._~!$&'()*+,;=%", c) >= 0
-}
+func isRegNameChar(c byte) bool { return charClass[c]&classRegName != 0 }
 
 // visibleASCII reports whether s holds only VCHARs (0x21 to 0x7e).
 func visibleASCII(s string) bool {
@@ -144,7 +160,7 @@ func visibleASCII(s string) bool {
 
 func validToken(s string) bool {
 	for i := 0; i < len(s); i++ {
-		if !isTokenChar(s[i]) {
+		if charClass[s[i]]&classToken == 0 {
 			return false
 		}
 	}

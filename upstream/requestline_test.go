@@ -66,3 +66,9 @@ func TestValidRequestLineDoesNotAllocate(t *testing.T) {
 		t.Errorf("ValidRequestLine allocates %v times per call", allocs)
 	}
 }
+
+func BenchmarkValidRequestLine(b *testing.B) {
+	for b.Loop() {
+		ValidRequestLine("GET", "/svc-7/orders/12345?page=2", "host-500.example.com")
+	}
+}
