@@ -90,8 +90,21 @@ const badRequestLineBody = "400 Bad Request: invalid request method, target or a
 
 const notReadyBody = "503 Service Unavailable: Portico has not loaded its configuration yet\n"
 
+// connectionClose is shared by every HTTP/1.0 response so that closing
+// costs no allocation; nothing appends to it (cap 1, so an append would copy).
+var connectionClose = []string{"close"}
+
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	if r.ProtoMajor == 1 && r.ProtoMinor == 0 {
+		// The HTTP/1.0 server ignores Transfer-Encoding and drops it before
+		// any handler runs, so a request that carried one cannot be told
+		// apart; RFC 9112 section 6.1 says its framing is faulty and the
+		// connection must close after the response, or what a proxy in
+		// front read as body would be served here as a next request.
+		// HTTP/1.0 keep-alive is the price; HTTP/1.1 is untouched.
+		w.Header()["Connection"] = connectionClose
+	}
 	if m := h.cfg.Metrics; m != nil {
 		m.InFlight.Inc()
 		defer m.InFlight.Dec()

@@ -386,3 +386,30 @@ func TestFrontdoorTLS12CBCSuites(t *testing.T) {
 	}
 	c.Close()
 }
+
+// An HTTP/1.0 request with Transfer-Encoding has faulty framing (RFC 9112
+// section 6.1): a proxy in front that honours the coding reads what
+// follows as body, while the front door ignores the coding and would read
+// it as a next request on a kept-alive connection.
+func TestFrontdoorHTTP10TransferEncodingClosesConnection(t *testing.T) {
+	e := startEnv(t)
+	rb, reqs := headerRawBackend(t)
+	e.routeApp(rb.port())
+	smuggled := "GET /api/smuggled HTTP/1.1\r\nHost: app.example.test\r\n\r\n"
+	raw := "POST /api/x HTTP/1.0\r\nHost: app.example.test\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n" +
+		fmt.Sprintf("%x\r\n", len(smuggled)) + smuggled + "\r\n0\r\n\r\n"
+	c := e.dialHTTPS("app.example.test")
+	br := bufio.NewReader(c)
+	resp, _ := exchange(t, c, br, raw)
+	if resp.StatusCode != http.StatusBadRequest {
+		// Answered: then the connection must close after the response,
+		// and nothing after the declared framing may be served.
+		receivedRequest(t, reqs)
+		if n, err := br.ReadByte(); err == nil {
+			t.Errorf("the connection stayed open after an HTTP/1.0 request with Transfer-Encoding (read %q)", n)
+		}
+	}
+	if got := strings.Join(rb.received(), ""); strings.Contains(got, "/api/smuggled") {
+		t.Errorf("the smuggled request reached the backend:\n%s", got)
+	}
+}
