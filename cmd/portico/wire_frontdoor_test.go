@@ -105,6 +105,13 @@ func TestFrontdoorH2CUpgradeIsNotTunnelledOverPlainHTTP(t *testing.T) {
 }
 
 func TestFrontdoorAllowedUpgradesRefusesH2C(t *testing.T) {
+	cfg, err := parseConfig([]string{"--allowed-upgrades", "websocket, Example"}, func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(cfg.Upstream.AllowedUpgrades, ","); got != "websocket,Example" {
+		t.Errorf("allowed upgrades %q, want websocket,Example", got)
+	}
 	for _, v := range []string{"websocket,h2c", "H2C"} {
 		if _, err := parseConfig([]string{"--allowed-upgrades", v}, func(string) string { return "" }, io.Discard); err == nil {
 			t.Errorf("--allowed-upgrades %q was accepted", v)
