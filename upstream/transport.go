@@ -41,9 +41,10 @@ type Config struct {
 	// those above the cap are closed after 2s without a request.
 	MaxIdleConnsPerEndpoint int
 	// TrustedProxies: peers (r.RemoteAddr) whose inbound X-Forwarded-For /
-	// Forwarded / X-Forwarded-Proto/-Host are kept and appended to; for every
-	// other peer those inbound headers are discarded and replaced. Default:
-	// none.
+	// Forwarded / X-Forwarded-Proto/-Host / X-Real-IP are kept (and the
+	// first two appended to), and whose True-Client-IP, X-Forwarded-Port and
+	// X-Forwarded-Prefix are passed on; for every other peer the former are
+	// replaced and the latter dropped. Default: none.
 	TrustedProxies []netip.Prefix
 	// AllowedUpgrades are the protocols (Upgrade tokens) a client may switch
 	// to through a tunnel; other Upgrade requests are forwarded as ordinary

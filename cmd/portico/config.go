@@ -117,7 +117,7 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 	proxyProtocol := fs.String("proxy-protocol-from", "",
 		"comma-separated CIDRs of L4 load balancers whose connections may start with a PROXY protocol header (v1 or v2) naming the client; headers from other peers are never read")
 	trusted := fs.String("trusted-proxies", "",
-		"comma-separated CIDRs of proxies in front of Portico whose X-Forwarded-For, X-Forwarded-Proto and Forwarded headers are kept; from any other peer they are replaced")
+		"comma-separated CIDRs of proxies in front of Portico whose X-Forwarded-For, X-Forwarded-Proto, X-Forwarded-Host, Forwarded and X-Real-IP headers are kept, and whose True-Client-IP, X-Forwarded-Port and X-Forwarded-Prefix are passed on; from any other peer the first are replaced and the others dropped")
 	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&cfg.LogFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&cfg.AccessLog, "access-log", "off",
