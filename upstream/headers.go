@@ -82,6 +82,10 @@ func (t *Transport) forwardableName(k string) bool {
 // r.Trailer before the body was read) that are neither framing, routing
 // nor forwarding fields, nor any field RFC 9110 section 6.5.1 rules out of
 // trailers. Only requests that declare trailers pay for the slice.
+//
+// Called before the body is read, as the writers do. A body buffered
+// earlier (a route's retry or mirror) has already merged undeclared
+// trailers into r.Trailer; those then pass as declared, still filtered.
 func (t *Transport) forwardedTrailers(r *http.Request) []string {
 	if len(r.Trailer) == 0 {
 		return nil
