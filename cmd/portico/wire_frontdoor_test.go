@@ -420,3 +420,30 @@ func TestFrontdoorHTTP10TransferEncodingClosesConnection(t *testing.T) {
 		t.Errorf("the smuggled request reached the backend:\n%s", got)
 	}
 }
+
+// HTTP/1.1 requests are held to the same syntax: what the HTTP/1.1 server
+// lets through but a backend could read otherwise gets 400 too.
+func TestFrontdoorHTTP1RequestLineSyntax(t *testing.T) {
+	e := startEnv(t)
+	rb := echoRawBackend(t)
+	e.routeApp(rb.port())
+	for name, raw := range map[string]string{
+		"raw UTF-8 in target":  "GET /api/caf\xc3\xa9 HTTP/1.1\r\nHost: app.example.test\r\n\r\n",
+		"userinfo in Host":     "GET /api/x HTTP/1.1\r\nHost: evil@app.example.test\r\n\r\n",
+		"backslash in Host":    "GET /api/x HTTP/1.1\r\nHost: app.example.test\\admin\r\n\r\n",
+		"non-token method":     "G(T /api/x HTTP/1.1\r\nHost: app.example.test\r\n\r\n",
+		"asterisk for non-OPT": "GET * HTTP/1.1\r\nHost: app.example.test\r\n\r\n",
+	} {
+		c := e.dialHTTPS("app.example.test")
+		if resp, _ := exchange(t, c, bufio.NewReader(c), raw); resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("%s: got %d, want 400", name, resp.StatusCode)
+		}
+	}
+	if got := strings.Join(rb.received(), ""); got != "" {
+		t.Errorf("the backend received:\n%s", got)
+	}
+	c := e.dialHTTPS("app.example.test")
+	if resp, body := exchange(t, c, bufio.NewReader(c), "GET /api/caf%C3%A9 HTTP/1.1\r\nHost: app.example.test:443\r\n\r\n"); resp.StatusCode != http.StatusOK {
+		t.Errorf("percent-encoded target: got %d %q, want 200", resp.StatusCode, body)
+	}
+}
