@@ -49,12 +49,16 @@ func watch(ctx context.Context, c *conn) (stop func() bool) {
 // forwardHTTP1 proxies r over a pooled HTTP/1.1 connection.
 //
 // Retry rule: a failed connect is retried once on the next endpoint, for any
-// method, since nothing reached a backend. A pooled connection that turns
-// out to be dead (the write fails, or it reaches EOF or a reset before a
-// single response byte arrives) most likely was closed by the backend while
-// idle; the request is then retried once on a freshly dialed connection to
-// the same endpoint, but only when it is idempotent and no byte of its body
-// has been consumed, because the backend may in fact have processed it.
+// method, since nothing reached a backend. An idle connection found closed
+// by the backend (or carrying bytes nobody asked for) when it is taken from
+// the pool is closed and the next one taken, or a new one dialled, for any
+// method too: nothing was written to it (see conn.usable). A pooled
+// connection that turns out to be dead only once used (the write fails, or
+// it reaches EOF or a reset before a single response byte arrives) was
+// most likely closed by the backend as the request was written; the
+// request is then retried once on a freshly dialed connection to the same
+// endpoint, but only when it is idempotent and no byte of its body has
+// been consumed, because the backend may in fact have processed it.
 func (t *Transport) forwardHTTP1(w http.ResponseWriter, r *http.Request, b *Backend, o *ForwardOptions) Outcome {
 	ctx := r.Context()
 	upgrade := upgradeType(r)

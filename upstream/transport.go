@@ -16,7 +16,7 @@ import (
 const (
 	DefaultDialTimeout             = 5 * time.Second
 	DefaultResponseHeaderTimeout   = 60 * time.Second
-	DefaultIdleConnTimeout         = 90 * time.Second
+	DefaultIdleConnTimeout         = 15 * time.Second
 	DefaultMaxIdleConnsPerEndpoint = 64
 )
 
@@ -33,7 +33,12 @@ type Config struct {
 	// of itself early (see armHeaderDeadline). Default 60s.
 	ResponseHeaderTimeout time.Duration
 	// IdleConnTimeout closes pooled idle connections older than this.
-	// Default 90s.
+	// Default 15s: below the keep-alive timeout of most servers (nginx 75s,
+	// load balancers 60s, Tomcat 20s), so Portico, not the backend, closes
+	// an idle connection, and a backend never closes one just as a request
+	// is written on it. Backends that close sooner (Node.js and Apache 5s)
+	// are caught by the check every idle connection gets before reuse. The
+	// cost of a shorter timeout is a reconnect after a quiet spell.
 	IdleConnTimeout time.Duration
 	// MaxIdleConnsPerEndpoint is the idle pool one endpoint keeps once
 	// traffic settles. Default 64. A burst may leave more connections idle;

@@ -134,7 +134,8 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 	fs.DurationVar(&cfg.Upstream.DialTimeout, "upstream-dial-timeout", 5*time.Second, "time to connect to a backend endpoint before trying another (502 when all fail)")
 	fs.DurationVar(&cfg.Upstream.ResponseHeaderTimeout, "upstream-response-header-timeout", 60*time.Second,
 		"time a backend has to start its response after receiving the request (504 after)")
-	fs.DurationVar(&cfg.Upstream.IdleConnTimeout, "upstream-idle-timeout", 90*time.Second, "idle keep-alive connections to backends are closed after this")
+	fs.DurationVar(&cfg.Upstream.IdleConnTimeout, "upstream-idle-timeout", upstream.DefaultIdleConnTimeout,
+		"idle keep-alive connections to backends are closed after this; keep it below the backends' own keep-alive timeout")
 	fs.IntVar(&cfg.Upstream.MaxIdleConnsPerEndpoint, "upstream-max-idle-per-endpoint", 64, "idle keep-alive connections kept per backend endpoint")
 
 	fs.BoolVar(&cfg.OCSPStapling, "ocsp-stapling", true,
