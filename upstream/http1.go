@@ -193,16 +193,23 @@ func (t *Transport) roundTrip(c *conn, w http.ResponseWriter, r *http.Request, f
 	if err := c.armHeaderDeadline(t.responseHeaderTimeout); err != nil {
 		return nil, bodyRead, &noResponseError{err}
 	}
+	c.head.arm(t.maxResponseHeaderBytes)
+	defer c.head.disarm()
 	if _, err := c.br.Peek(1); err != nil {
 		return nil, bodyRead, &noResponseError{err}
 	}
-	for {
+	for informational := 0; ; informational++ {
 		resp, err = http.ReadResponse(c.br, r)
 		if err != nil {
 			return nil, bodyRead, &badResponseError{err}
 		}
 		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
 			break
+		}
+		// Each one is relayed to the client: the head budget bounds their
+		// bytes, this bounds their count.
+		if informational == t.maxInformational {
+			return nil, bodyRead, &badResponseError{errTooManyInformational}
 		}
 		// Informational responses (such as 103 Early Hints) precede the
 		// final one. 100 Continue is not relayed: the inbound server has
@@ -237,7 +244,9 @@ func (t *Transport) earlyResponse(c *conn, r *http.Request) *http.Response {
 		return nil
 	}
 	_ = c.armHeaderDeadline(t.responseHeaderTimeout)
+	c.head.arm(t.maxResponseHeaderBytes)
 	resp, err := http.ReadResponse(c.br, r)
+	c.head.disarm()
 	if err != nil || resp.StatusCode < 200 {
 		return nil
 	}

@@ -29,6 +29,9 @@ type conn struct {
 	abort func()
 	// readDeadline is the read deadline currently set on nc; zero for none.
 	readDeadline time.Time
+	// head bounds the bytes read from nc while a response head is read;
+	// br reads through it.
+	head *headLimiter
 	// raw is the TCP socket under nc, peeked by usable; nil when
 	// unavailable, and the connection is then trusted until used.
 	raw syscall.RawConn
@@ -393,12 +396,14 @@ func (t *Transport) dial(ctx context.Context, p *endpointPool, backend string) (
 			return nil, &dialError{err: err}
 		}
 	}
+	head := &headLimiter{r: nc}
 	c := &conn{
 		nc:    nc,
-		br:    bufio.NewReaderSize(nc, 4<<10),
+		br:    bufio.NewReaderSize(head, 4<<10),
 		bw:    bufio.NewWriterSize(nc, 4<<10),
 		pool:  p,
 		abort: func() { _ = nc.SetDeadline(aLongTimeAgo) },
+		head:  head,
 		raw:   raw,
 	}
 	c.peek = peekFunc(c)

@@ -18,6 +18,14 @@ const (
 	DefaultResponseHeaderTimeout   = 60 * time.Second
 	DefaultIdleConnTimeout         = 15 * time.Second
 	DefaultMaxIdleConnsPerEndpoint = 64
+	// DefaultMaxResponseHeaderBytes is above Envoy's 60 KiB default and far
+	// above nginx's one-page proxy_buffer_size, so real applications with
+	// large cookies and Content-Security-Policy headers fit; Go's 10 MiB
+	// would let one response make the gateway buffer and relay megabytes.
+	DefaultMaxResponseHeaderBytes = 64 << 10
+	// DefaultMaxInformationalResponses bounds the 1xx responses before a
+	// final one: in practice a 100 Continue and a 103 Early Hints or two.
+	DefaultMaxInformationalResponses = 8
 )
 
 // StatusClientClosedRequest is the status recorded (never sent) when the
@@ -40,6 +48,13 @@ type Config struct {
 	// are caught by the check every idle connection gets before reuse. The
 	// cost of a shorter timeout is a reconnect after a quiet spell.
 	IdleConnTimeout time.Duration
+	// MaxResponseHeaderBytes bounds a response head, the informational
+	// responses before it included; above it the client gets a 502 and the
+	// connection is closed. Default 64 KiB.
+	MaxResponseHeaderBytes int
+	// MaxInformationalResponses bounds the 1xx responses a backend may send
+	// before the final one; above it the client gets a 502. Default 8.
+	MaxInformationalResponses int
 	// MaxIdleConnsPerEndpoint is the idle pool one endpoint keeps once
 	// traffic settles. Default 64. A burst may leave more connections idle;
 	// those above the cap are closed after 2s without a request.
@@ -79,6 +94,10 @@ type Transport struct {
 	log                   *slog.Logger
 	dialer                net.Dialer
 
+	// maxResponseHeaderBytes and maxInformational bound a response head.
+	maxResponseHeaderBytes int
+	maxInformational       int
+
 	// pools maps endpoint address to *endpointPool. A sync.Map keeps the
 	// per-request lookup lock-free once an endpoint has been seen.
 	pools sync.Map
@@ -117,6 +136,12 @@ func NewTransport(cfg Config) *Transport {
 	if t.maxIdlePerEndpoint <= 0 {
 		t.maxIdlePerEndpoint = DefaultMaxIdleConnsPerEndpoint
 	}
+	if t.maxResponseHeaderBytes = cfg.MaxResponseHeaderBytes; t.maxResponseHeaderBytes <= 0 {
+		t.maxResponseHeaderBytes = DefaultMaxResponseHeaderBytes
+	}
+	if t.maxInformational = cfg.MaxInformationalResponses; t.maxInformational <= 0 {
+		t.maxInformational = DefaultMaxInformationalResponses
+	}
 	if t.log == nil {
 		t.log = slog.Default()
 	}
@@ -138,8 +163,9 @@ func NewTransport(cfg Config) *Transport {
 		Proxy: nil,
 		// Content codings are end to end: never ask for gzip on the
 		// client's behalf and never decode what the backend sends.
-		DisableCompression: true,
-		IdleConnTimeout:    t.idleConnTimeout,
+		DisableCompression:     true,
+		IdleConnTimeout:        t.idleConnTimeout,
+		MaxResponseHeaderBytes: int64(t.maxResponseHeaderBytes),
 		HTTP2: &http.HTTP2Config{
 			SendPingTimeout:  30 * time.Second,
 			PingTimeout:      15 * time.Second,
@@ -285,6 +311,9 @@ var (
 	errUnexpected101   = errors.New("backend switched protocols without an upgrade request")
 	errUpgradeMismatch = errors.New("backend switched to a protocol that was not requested")
 	errNoHijack        = errors.New("client connection cannot be hijacked for an upgrade")
+
+	errResponseHeaderTooLarge = errors.New("response header above the size limit")
+	errTooManyInformational   = errors.New("too many informational (1xx) responses")
 )
 
 // dialError marks a failure to connect: nothing reached the backend, so the

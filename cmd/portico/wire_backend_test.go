@@ -13,7 +13,8 @@ import (
 )
 
 // These tests hold the backend leg: what a pooled backend connection may
-// carry and what happens to requests when a backend restarts.
+// carry, how much of a response head is read and what happens to requests
+// when a backend restarts.
 
 // answer writes a complete response whose body is body.
 func answer(c net.Conn, body string) {
@@ -90,6 +91,78 @@ func TestWireBackendExtraBytesNeverReachAnotherClient(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A backend's response head is read up to a bound: above it the client
+// gets a 502, not the head, and the backend connection is closed.
+func TestWireBackendResponseHeadIsBounded(t *testing.T) {
+	cases := []struct {
+		name string
+		head string
+	}{
+		{"2 MiB header field", "HTTP/1.1 200 OK\r\nX-Big: " + strings.Repeat("a", 2<<20) + "\r\nContent-Length: 2\r\n\r\nok"},
+		{"2 MiB of header fields", "HTTP/1.1 200 OK\r\n" + strings.Repeat("X-Many: aaaaaaaaaaaaaaaaaaaaaaaa\r\n", 2<<20/34) + "Content-Length: 2\r\n\r\nok"},
+		{"a thousand 1xx responses", strings.Repeat("HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n", 1000) + "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := startEnv(t)
+			closed := make(chan error, 1)
+			rb := startRawBackend(t, func(c *rawConn) {
+				if _, _, err := c.readRequest(); err != nil {
+					return
+				}
+				go func() { _, _ = io.WriteString(c, tc.head) }()
+				// The gateway must hang up rather than wait for more.
+				_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+				_, err := c.br.ReadByte()
+				closed <- err
+			})
+			e.routeApp(rb.port())
+
+			a := e.dialHTTPS("app.example.test")
+			_ = a.SetDeadline(time.Now().Add(10 * time.Second))
+			if _, err := io.WriteString(a, "GET /api/x HTTP/1.1\r\nHost: app.example.test\r\n\r\n"); err != nil {
+				t.Fatal(err)
+			}
+			// Count what the client is sent, head included.
+			counted := &countingReader{r: a}
+			cbr := bufio.NewReader(counted)
+			resp, err := http.ReadResponse(cbr, nil)
+			for err == nil && resp.StatusCode < 200 && counted.n < 1<<20 {
+				resp, err = http.ReadResponse(cbr, nil)
+			}
+			if err != nil {
+				t.Fatalf("reading the response: %v", err)
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			if resp.StatusCode != http.StatusBadGateway {
+				t.Errorf("status %d, want 502", resp.StatusCode)
+			}
+			if counted.n > 64<<10 {
+				t.Errorf("the client was sent %d bytes for a 502", counted.n)
+			}
+			if err := <-closed; err == nil || isTimeout(err) {
+				t.Errorf("the backend connection was not closed: %v", err)
+			}
+		})
+	}
+}
+
+type countingReader struct {
+	r io.Reader
+	n int
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += n
+	return n, err
+}
+
+func isTimeout(err error) bool {
+	ne, ok := err.(net.Error)
+	return ok && ne.Timeout()
 }
 
 // A backend restarted on the same port leaves the pool full of connections
