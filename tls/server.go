@@ -147,6 +147,10 @@ type ServerConfig struct {
 	// connections may start with a PROXY protocol header naming the
 	// client; empty reads no header from anyone.
 	ProxyProtocolFrom []netip.Prefix
+	// ConnContext, when set, is the servers' http.Server.ConnContext: the
+	// context of a client connection, which its requests' contexts derive
+	// from.
+	ConnContext func(context.Context, net.Conn) context.Context
 }
 
 // Server is the pair of front-door listeners. Create it with Listen, run it
@@ -200,6 +204,7 @@ func Listen(cfg ServerConfig) (*Server, error) {
 		s.httpsListener = withProxyProtocol(ln, cfg.ProxyProtocolFrom, limits.ReadHeaderTimeout)
 		s.httpsServer = newHTTPServer(cfg.HTTPSHandler, limits, logger.With("listener", "https"))
 		s.httpsServer.TLSConfig = serverTLSConfig(cfg.GetCertificate)
+		s.httpsServer.ConnContext = cfg.ConnContext
 	}
 	if cfg.HTTPAddr != "" {
 		ln, err := net.Listen("tcp", cfg.HTTPAddr)
@@ -211,6 +216,7 @@ func Listen(cfg ServerConfig) (*Server, error) {
 		}
 		s.httpListener = withProxyProtocol(ln, cfg.ProxyProtocolFrom, limits.ReadHeaderTimeout)
 		s.httpServer = newHTTPServer(cfg.HTTPHandler, limits, logger.With("listener", "http"))
+		s.httpServer.ConnContext = cfg.ConnContext
 	}
 	return s, nil
 }

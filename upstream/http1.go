@@ -64,6 +64,13 @@ func (t *Transport) forwardHTTP1(w http.ResponseWriter, r *http.Request, b *Back
 	upgrade := upgradeType(r)
 	f := t.forwardingFor(r)
 
+	// A request whose client already went away (an HTTP/2 stream reset
+	// right after its HEADERS) must neither dial nor take a pooled
+	// connection: the exchange would be aborted at once and the connection
+	// closed, so a flood of reset streams would churn backend connections.
+	if ctx.Err() != nil {
+		return interrupted(w, r, context.Cause(ctx))
+	}
 	n := len(b.Endpoints)
 	first := b.next()
 	p, err := t.poolFor(b, b.Endpoints[first])
@@ -85,7 +92,7 @@ func (t *Transport) forwardHTTP1(w http.ResponseWriter, r *http.Request, b *Back
 		t.log.Debug("pooled connection was dead, retrying on a new one",
 			"backend", b.Name, "endpoint", p.addr, "error", err)
 		stop()
-		c.close()
+		c.discard(ctx)
 		if c, err = t.dial(ctx, p, b.Name); err != nil {
 			return t.connectFailed(w, r, b, err)
 		}
@@ -94,23 +101,24 @@ func (t *Transport) forwardHTTP1(w http.ResponseWriter, r *http.Request, b *Back
 	}
 	if err != nil {
 		stop()
-		c.close()
+		c.discard(ctx)
 		return t.exchangeFailed(w, r, b, err)
 	}
 
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		if !stop() {
-			c.close()
+			c.discard(ctx)
 			return interrupted(w, r, context.Cause(ctx))
 		}
 		switch {
 		case upgrade == "":
-			c.close()
+			c.discard(ctx)
 			return writeError(w, http.StatusBadGateway, "backend "+b.Name+" sent an invalid response", errUnexpected101)
 		case !strings.EqualFold(resp.Header.Get("Upgrade"), upgrade):
-			c.close()
+			c.discard(ctx)
 			return writeError(w, http.StatusBadGateway, "backend "+b.Name+" sent an invalid response", errUpgradeMismatch)
 		}
+		c.settle(ctx)
 		return t.serveTunnel(w, c, resp, upgrade)
 	}
 
@@ -121,7 +129,7 @@ func (t *Transport) forwardHTTP1(w http.ResponseWriter, r *http.Request, b *Back
 	if stop() && complete && !resp.Close && upgrade == "" && c.br.Buffered() == 0 {
 		t.putIdle(c)
 	} else {
-		c.close()
+		c.discard(ctx)
 	}
 	return out
 }

@@ -39,6 +39,9 @@ type conn struct {
 	peek    func(fd uintptr) bool
 	peekBuf [1]byte
 	peeked  idleState
+	// budget is the client connection's dial budget this connection took
+	// a token from, until its first exchange is over.
+	budget *dialBudget
 }
 
 // idleState is what an idle connection's socket holds.
@@ -234,6 +237,10 @@ func (t *Transport) putIdle(c *conn) {
 		c.close()
 		return
 	}
+	if c.budget != nil {
+		c.budget.refund()
+		c.budget = nil
+	}
 	c.idleSince = now
 	c.reused = true
 	p.idle = append(p.idle, c)
@@ -357,6 +364,11 @@ func (t *Transport) reap() {
 func (t *Transport) getConn(ctx context.Context, p *endpointPool, backend string) (*conn, error) {
 	if c := t.takeUsable(p, backend); c != nil {
 		return c, nil
+	}
+	// The budget is looked up only when a dial is due, so reusing a pooled
+	// connection costs no context walk.
+	if b, ok := ctx.Value(dialBudgetKey{}).(*dialBudget); ok {
+		return t.dialWithin(ctx, b, p, backend)
 	}
 	return t.dial(ctx, p, backend)
 }

@@ -26,6 +26,14 @@ const (
 	// DefaultMaxInformationalResponses bounds the 1xx responses before a
 	// final one: in practice a 100 Continue and a 103 Early Hints or two.
 	DefaultMaxInformationalResponses = 8
+	// DefaultClientDialBurst and DefaultClientDialRate bound the backend
+	// connections one client connection can make Portico open and waste
+	// (see dialBudget). The burst lets a full HTTP/2 connection's worth of
+	// streams reach a cold pool at once only in part, the rest follow as
+	// connections return; the rate is far above what cancelled page loads
+	// waste and far below a reset flood's thousands a second.
+	DefaultClientDialBurst = 64
+	DefaultClientDialRate  = 16
 )
 
 // StatusClientClosedRequest is the status recorded (never sent) when the
@@ -55,6 +63,12 @@ type Config struct {
 	// MaxInformationalResponses bounds the 1xx responses a backend may send
 	// before the final one; above it the client gets a 502. Default 8.
 	MaxInformationalResponses int
+	// ClientDialBurst and ClientDialRate (per second) bound the backend
+	// connections one client connection may have Portico dial beyond those
+	// its completed requests give back, for servers using
+	// ClientConnContext. Defaults 64 and 16.
+	ClientDialBurst int
+	ClientDialRate  int
 	// MaxIdleConnsPerEndpoint is the idle pool one endpoint keeps once
 	// traffic settles. Default 64. A burst may leave more connections idle;
 	// those above the cap are closed after 2s without a request.
@@ -97,6 +111,8 @@ type Transport struct {
 	// maxResponseHeaderBytes and maxInformational bound a response head.
 	maxResponseHeaderBytes int
 	maxInformational       int
+	// dialBurst and dialRate size each client connection's dialBudget.
+	dialBurst, dialRate int
 
 	// pools maps endpoint address to *endpointPool. A sync.Map keeps the
 	// per-request lookup lock-free once an endpoint has been seen.
@@ -138,6 +154,12 @@ func NewTransport(cfg Config) *Transport {
 	}
 	if t.maxResponseHeaderBytes = cfg.MaxResponseHeaderBytes; t.maxResponseHeaderBytes <= 0 {
 		t.maxResponseHeaderBytes = DefaultMaxResponseHeaderBytes
+	}
+	if t.dialBurst = cfg.ClientDialBurst; t.dialBurst <= 0 {
+		t.dialBurst = DefaultClientDialBurst
+	}
+	if t.dialRate = cfg.ClientDialRate; t.dialRate <= 0 {
+		t.dialRate = DefaultClientDialRate
 	}
 	if t.maxInformational = cfg.MaxInformationalResponses; t.maxInformational <= 0 {
 		t.maxInformational = DefaultMaxInformationalResponses

@@ -124,6 +124,8 @@ func newGateway(cfg *config, logger *slog.Logger) (*gateway, error) {
 		Logger:         logger,
 		// Gateway sockets read the header from the same peers.
 		ProxyProtocolFrom: cfg.ProxyProtocolFrom,
+		// Each client connection gets its own backend dial budget.
+		ConnContext: g.transport.ClientConnContext,
 	})
 	if err != nil {
 		g.transport.Close()
@@ -152,6 +154,7 @@ func newGateway(cfg *config, logger *slog.Logger) (*gateway, error) {
 	g.listeners.accessLog = accessLog
 	g.listeners.proxyProtocolFrom = cfg.ProxyProtocolFrom
 	g.listeners.ocsp = g.ocsp
+	g.listeners.connContext = g.transport.ClientConnContext
 	if g.acme != nil {
 		g.listeners.acme = g.acme.manager
 	}

@@ -2,19 +2,28 @@ package main
 
 import (
 	"bufio"
+	"bytes"
+	stdtls "crypto/tls"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+
+	"portico.dev/portico/upstream"
 )
 
 // These tests hold the backend leg: what a pooled backend connection may
-// carry, how much of a response head is read and what happens to requests
-// when a backend restarts.
+// carry, how much of a response head is read, what happens to requests when
+// a backend restarts, and how many connections a client can make the
+// gateway open.
 
 // answer writes a complete response whose body is body.
 func answer(c net.Conn, body string) {
@@ -242,5 +251,159 @@ func TestWireBackendRestartKeepsPOSTsWorking(t *testing.T) {
 	}
 	if failed > 0 {
 		t.Errorf("%d of 8 POSTs failed after the backend restarted", failed)
+	}
+}
+
+// An HTTP/2 client that opens streams and resets them at once (rapid
+// reset) must not make the gateway open a backend connection per stream.
+// Go's HTTP/2 server does not end such a connection by itself: it only
+// answers ENHANCE_YOUR_CALM when more than 4×MaxConcurrentStreams reset
+// streams wait for a handler, and Portico's handlers return at once; the
+// GOAWAYs seen are logged.
+func TestWireBackendRapidResetBoundsBackendConnects(t *testing.T) {
+	e := startEnv(t)
+	var accepts atomic.Int64
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A backend that answers after a while, so every stream is reset
+	// while its exchange is in progress.
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			select {
+			case <-r.Context().Done():
+			case <-time.After(50 * time.Millisecond):
+			}
+			io.WriteString(w, "ok")
+		}),
+		ConnState: func(_ net.Conn, s http.ConnState) {
+			if s == http.StateNew {
+				accepts.Add(1)
+			}
+		},
+	}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	e.routeApp(portOf(ln.Addr().String()))
+
+	const conns, batches, batch = 2, 20, 100
+	start := time.Now()
+	var goaways atomic.Int64
+	var wg sync.WaitGroup
+	for range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			flood(t, e, batches, batch, &goaways)
+		}()
+	}
+	wg.Wait()
+	n := accepts.Load()
+	elapsed := time.Since(start)
+	t.Logf("%d client connections, %d rapid-reset streams each, in %s: %d backend connects, %d GOAWAYs", conns, batches*batch, elapsed, n, goaways.Load())
+	// Each client connection may waste its burst of dials and then the
+	// rate for as long as the flood lasted; a few more connects cover
+	// dials in flight when the count is read.
+	bound := conns*(upstream.DefaultClientDialBurst+int64(upstream.DefaultClientDialRate*elapsed.Seconds())+1) + 8
+	if n > bound {
+		t.Errorf("%d backend connects for %d reset streams, want at most %d", n, conns*batches*batch, bound)
+	}
+}
+
+// flood opens one HTTP/2 connection and sends batches of streams: the
+// HEADERS of a batch, a PING whose answer shows the server has read them
+// and started their handlers, then a RST_STREAM for each. It stops early
+// when the server ends the connection.
+func flood(t *testing.T, e *env, batches, batch int, goaways *atomic.Int64) {
+	cfg := e.tlsConfig("app.example.test")
+	cfg.NextProtos = []string{"h2"}
+	c, err := stdtls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", e.https, cfg)
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+	if _, err := io.WriteString(c, http2.ClientPreface); err != nil {
+		t.Error(err)
+		return
+	}
+	var wmu sync.Mutex
+	fr := http2.NewFramer(c, c)
+	_ = fr.WriteSettings()
+
+	// Read whatever the server sends, acknowledging its settings and
+	// passing on PING answers, until it ends the connection.
+	pong := make(chan struct{}, 1)
+	ended := make(chan struct{})
+	go func() {
+		defer close(ended)
+		rf := http2.NewFramer(nil, c)
+		for {
+			f, err := rf.ReadFrame()
+			if err != nil {
+				return
+			}
+			switch f := f.(type) {
+			case *http2.SettingsFrame:
+				if !f.IsAck() {
+					wmu.Lock()
+					_ = fr.WriteSettingsAck()
+					wmu.Unlock()
+				}
+			case *http2.PingFrame:
+				if f.IsAck() {
+					pong <- struct{}{}
+				}
+			case *http2.GoAwayFrame:
+				goaways.Add(1)
+				return
+			}
+		}
+	}()
+	write := func(f func() error) bool {
+		wmu.Lock()
+		defer wmu.Unlock()
+		return f() == nil
+	}
+
+	var hb bytes.Buffer
+	enc := hpack.NewEncoder(&hb)
+	id := uint32(1)
+	for range batches {
+		first := id
+		for range batch {
+			hb.Reset()
+			for _, f := range [][2]string{{":method", "GET"}, {":scheme", "https"}, {":authority", "app.example.test"}, {":path", "/api/reset"}} {
+				_ = enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+			}
+			if !write(func() error {
+				return fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: hb.Bytes(), EndStream: true, EndHeaders: true})
+			}) {
+				return
+			}
+			id += 2
+		}
+		if !write(func() error { return fr.WritePing(false, [8]byte{1}) }) {
+			return
+		}
+		select {
+		case <-pong:
+		case <-ended:
+			return
+		}
+		for s := first; s < id; s += 2 {
+			if !write(func() error { return fr.WriteRSTStream(s, http2.ErrCodeCancel) }) {
+				return
+			}
+		}
+	}
+	// A last round trip lets a GOAWAY the flood provoked arrive.
+	if write(func() error { return fr.WritePing(false, [8]byte{2}) }) {
+		select {
+		case <-pong:
+		case <-ended:
+		}
 	}
 }
