@@ -267,15 +267,16 @@ func TestWireBackendRapidResetBoundsBackendConnects(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A backend that answers after a while, so every stream is reset
-	// while its exchange is in progress.
+	// A backend that answers only when the gateway gives up on the
+	// request, so every stream is reset while its exchange is in progress
+	// and no connection goes back to the pool, however slow the run.
 	srv := &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			select {
 			case <-r.Context().Done():
-			case <-time.After(50 * time.Millisecond):
+			case <-time.After(10 * time.Second):
 			}
-			io.WriteString(w, "ok")
+			_, _ = io.WriteString(w, "ok")
 		}),
 		ConnState: func(_ net.Conn, s http.ConnState) {
 			if s == http.StateNew {
