@@ -168,3 +168,54 @@ func TestIdleConnectionCheckAllocations(t *testing.T) {
 		t.Errorf("the idle check allocates %v times", n)
 	}
 }
+
+// The reaper closes idle connections the backend closed, without waiting
+// for them to be taken or to expire, and keeps the quiet ones in order.
+func TestReaperSweepsClosedConnections(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the idle check peeks with a Linux recvfrom")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 3)
+	go func() {
+		for range 3 {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c
+		}
+	}()
+	tr := newTestTransport(t, Config{})
+	p := &endpointPool{addr: ln.Addr().String(), lastUsed: time.Now()}
+	var conns []*conn
+	for range 3 {
+		c, err := tr.dial(context.Background(), p, "ns/b:80")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.close()
+		srv := <-accepted
+		defer srv.Close()
+		conns = append(conns, c)
+		if len(conns) == 2 {
+			_ = srv.Close() // the backend closes the middle one
+			waitPending(t, c)
+		}
+	}
+	now := time.Now()
+	for _, c := range conns {
+		c.idleSince = now
+	}
+	p.idle = append([]*conn(nil), conns...)
+	if unused := p.closeExpired(now, time.Minute); unused {
+		t.Error("a pool with quiet connections was reported unused")
+	}
+	if len(p.idle) != 2 || p.idle[0] != conns[0] || p.idle[1] != conns[2] {
+		t.Fatalf("%d idle connections left, want the first and the last in order", len(p.idle))
+	}
+}

@@ -304,6 +304,28 @@ func (p *endpointPool) popOldest(limit int, now time.Time, minIdle time.Duration
 	return expired
 }
 
+// popStale moves to dst the plain idle connections the backend closed or
+// sent bytes on, so that a restarted backend does not leave sockets in
+// CLOSE_WAIT until they are taken or expire. It costs one non-blocking
+// syscall per idle connection per reaper tick, under p.mu, which the
+// caller holds. TLS connections are left to the check at take time, which
+// may have to read through crypto/tls.
+func (p *endpointPool) popStale(dst []*conn) []*conn {
+	kept := p.idle[:0]
+	for _, c := range p.idle {
+		if _, isTLS := c.nc.(*tls.Conn); !isTLS && c.raw != nil && c.peek != nil {
+			if err := c.raw.Read(c.peek); err != nil || c.peeked != idleQuiet {
+				dst = append(dst, c)
+				continue
+			}
+		}
+		kept = append(kept, c)
+	}
+	clear(p.idle[len(kept):])
+	p.idle = kept
+	return dst
+}
+
 // closeAll closes every idle connection of the pool.
 func (p *endpointPool) closeAll() {
 	p.mu.Lock()
@@ -320,6 +342,7 @@ func (p *endpointPool) closeAll() {
 func (p *endpointPool) closeExpired(now time.Time, maxAge time.Duration) (unused bool) {
 	p.mu.Lock()
 	expired := p.popOldest(len(p.idle), now, maxAge)
+	expired = p.popStale(expired)
 	unused = len(p.idle) == 0 && now.Sub(p.lastUsed) >= maxAge
 	if unused {
 		p.retired = true
