@@ -40,6 +40,7 @@ func ServeListener(ln net.Listener, secure bool, cfg ServerConfig, opts ...Liste
 		s.httpListener = withProxyProtocol(ln, cfg.ProxyProtocolFrom, limits.ReadHeaderTimeout)
 		s.httpServer = newHTTPServer(cfg.HTTPHandler, limits, logger.With("listener", "http", "addr", ln.Addr().String()))
 		s.httpServer.Protocols.SetUnencryptedHTTP2(true)
+		s.httpServer.ConnContext = cfg.ConnContext
 		return s, nil
 	}
 	if cfg.GetCertificate == nil {
@@ -51,6 +52,7 @@ func ServeListener(ln net.Listener, secure bool, cfg ServerConfig, opts ...Liste
 	s.httpsListener = withProxyProtocol(ln, cfg.ProxyProtocolFrom, limits.ReadHeaderTimeout)
 	s.httpsServer = newHTTPServer(cfg.HTTPSHandler, limits, logger.With("listener", "https", "addr", ln.Addr().String()))
 	base := serverTLSConfig(cfg.GetCertificate, cfg.LegacyCiphers)
+	s.httpsServer.ConnContext = cfg.ConnContext
 	var o listenerOptions
 	for _, opt := range opts {
 		opt(&o)

@@ -150,6 +150,10 @@ type ServerConfig struct {
 	// LegacyCiphers also offers Go's CBC suites on TLS 1.2, for clients
 	// too old for AEAD ones; by default only TLS12CipherSuites are offered.
 	LegacyCiphers bool
+	// ConnContext, when set, is the servers' http.Server.ConnContext: the
+	// context of a client connection, which its requests' contexts derive
+	// from.
+	ConnContext func(context.Context, net.Conn) context.Context
 }
 
 // TLS12CipherSuites are the suites offered on TLS 1.2 by default: ECDHE
@@ -220,6 +224,7 @@ func Listen(cfg ServerConfig) (*Server, error) {
 		s.httpsListener = withProxyProtocol(ln, cfg.ProxyProtocolFrom, limits.ReadHeaderTimeout)
 		s.httpsServer = newHTTPServer(cfg.HTTPSHandler, limits, logger.With("listener", "https"))
 		s.httpsServer.TLSConfig = serverTLSConfig(cfg.GetCertificate, cfg.LegacyCiphers)
+		s.httpsServer.ConnContext = cfg.ConnContext
 	}
 	if cfg.HTTPAddr != "" {
 		ln, err := net.Listen("tcp", cfg.HTTPAddr)
@@ -231,6 +236,7 @@ func Listen(cfg ServerConfig) (*Server, error) {
 		}
 		s.httpListener = withProxyProtocol(ln, cfg.ProxyProtocolFrom, limits.ReadHeaderTimeout)
 		s.httpServer = newHTTPServer(cfg.HTTPHandler, limits, logger.With("listener", "http"))
+		s.httpServer.ConnContext = cfg.ConnContext
 	}
 	return s, nil
 }

@@ -432,15 +432,17 @@ func oneShotBackend(t *testing.T, closed chan<- struct{}) *rawBackend {
 	})
 }
 
+// A pooled connection the backend closed while it was idle is found closed
+// before the request is written to it, so a request of any method goes to
+// a new connection instead.
 func TestStalePooledConnection(t *testing.T) {
 	tests := []struct {
 		method     string
 		wantStatus int
-		wantConns  int64
 	}{
-		{"GET", 200, 3},
-		{"DELETE", 200, 3},
-		{"POST", 502, 2},
+		{"GET", 200},
+		{"DELETE", 200},
+		{"POST", 200},
 	}
 	for _, tc := range tests {
 		t.Run(tc.method, func(t *testing.T) {

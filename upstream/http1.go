@@ -49,17 +49,28 @@ func watch(ctx context.Context, c *conn) (stop func() bool) {
 // forwardHTTP1 proxies r over a pooled HTTP/1.1 connection.
 //
 // Retry rule: a failed connect is retried once on the next endpoint, for any
-// method, since nothing reached a backend. A pooled connection that turns
-// out to be dead (the write fails, or it reaches EOF or a reset before a
-// single response byte arrives) most likely was closed by the backend while
-// idle; the request is then retried once on a freshly dialed connection to
-// the same endpoint, but only when it is idempotent and no byte of its body
-// has been consumed, because the backend may in fact have processed it.
+// method, since nothing reached a backend. An idle connection found closed
+// by the backend (or carrying bytes nobody asked for) when it is taken from
+// the pool is closed and the next one taken, or a new one dialled, for any
+// method too: nothing was written to it (see conn.usable). A pooled
+// connection that turns out to be dead only once used (the write fails, or
+// it reaches EOF or a reset before a single response byte arrives) was
+// most likely closed by the backend as the request was written; the
+// request is then retried once on a freshly dialed connection to the same
+// endpoint, but only when it is idempotent and no byte of its body has
+// been consumed, because the backend may in fact have processed it.
 func (t *Transport) forwardHTTP1(w http.ResponseWriter, r *http.Request, b *Backend, o *ForwardOptions) Outcome {
 	ctx := r.Context()
 	upgrade := t.upgradeType(r)
 	f := t.forwardingFor(r)
 
+	// A request whose client already went away (an HTTP/2 stream reset
+	// right after its HEADERS) must neither dial nor take a pooled
+	// connection: the exchange would be aborted at once and the connection
+	// closed, so a flood of reset streams would churn backend connections.
+	if ctx.Err() != nil {
+		return interrupted(w, r, context.Cause(ctx))
+	}
 	n := len(b.Endpoints)
 	first := b.next()
 	p, err := t.poolFor(b, b.Endpoints[first])
@@ -81,7 +92,7 @@ func (t *Transport) forwardHTTP1(w http.ResponseWriter, r *http.Request, b *Back
 		t.log.Debug("pooled connection was dead, retrying on a new one",
 			"backend", b.Name, "endpoint", p.addr, "error", err)
 		stop()
-		c.close()
+		c.discard(ctx)
 		if c, err = t.dial(ctx, p, b.Name); err != nil {
 			return t.connectFailed(w, r, b, err)
 		}
@@ -90,23 +101,24 @@ func (t *Transport) forwardHTTP1(w http.ResponseWriter, r *http.Request, b *Back
 	}
 	if err != nil {
 		stop()
-		c.close()
+		c.discard(ctx)
 		return t.exchangeFailed(w, r, b, err)
 	}
 
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		if !stop() {
-			c.close()
+			c.discard(ctx)
 			return interrupted(w, r, context.Cause(ctx))
 		}
 		switch {
 		case upgrade == "":
-			c.close()
+			c.discard(ctx)
 			return writeError(w, http.StatusBadGateway, "backend "+b.Name+" sent an invalid response", errUnexpected101)
 		case !strings.EqualFold(resp.Header.Get("Upgrade"), upgrade):
-			c.close()
+			c.discard(ctx)
 			return writeError(w, http.StatusBadGateway, "backend "+b.Name+" sent an invalid response", errUpgradeMismatch)
 		}
+		c.settle(ctx)
 		return t.serveTunnel(w, c, resp, upgrade)
 	}
 
@@ -117,7 +129,7 @@ func (t *Transport) forwardHTTP1(w http.ResponseWriter, r *http.Request, b *Back
 	if stop() && complete && !resp.Close && upgrade == "" && c.br.Buffered() == 0 {
 		t.putIdle(c)
 	} else {
-		c.close()
+		c.discard(ctx)
 	}
 	return out
 }
@@ -193,16 +205,23 @@ func (t *Transport) roundTrip(c *conn, w http.ResponseWriter, r *http.Request, f
 	if err := c.armHeaderDeadline(t.responseHeaderTimeout); err != nil {
 		return nil, bodyRead, &noResponseError{err}
 	}
+	c.head.arm(t.maxResponseHeaderBytes)
+	defer c.head.disarm()
 	if _, err := c.br.Peek(1); err != nil {
 		return nil, bodyRead, &noResponseError{err}
 	}
-	for {
+	for informational := 0; ; informational++ {
 		resp, err = http.ReadResponse(c.br, r)
 		if err != nil {
 			return nil, bodyRead, &badResponseError{err}
 		}
 		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
 			break
+		}
+		// Each one is relayed to the client: the head budget bounds their
+		// bytes, this bounds their count.
+		if informational == t.maxInformational {
+			return nil, bodyRead, &badResponseError{errTooManyInformational}
 		}
 		// Informational responses (such as 103 Early Hints) precede the
 		// final one. 100 Continue is not relayed: the inbound server has
@@ -237,7 +256,9 @@ func (t *Transport) earlyResponse(c *conn, r *http.Request) *http.Response {
 		return nil
 	}
 	_ = c.armHeaderDeadline(t.responseHeaderTimeout)
+	c.head.arm(t.maxResponseHeaderBytes)
 	resp, err := http.ReadResponse(c.br, r)
+	c.head.disarm()
 	if err != nil || resp.StatusCode < 200 {
 		return nil
 	}

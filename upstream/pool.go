@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -27,6 +29,100 @@ type conn struct {
 	abort func()
 	// readDeadline is the read deadline currently set on nc; zero for none.
 	readDeadline time.Time
+	// head bounds the bytes read from nc while a response head is read;
+	// br reads through it.
+	head *headLimiter
+	// raw is the TCP socket under nc, peeked by usable; nil when
+	// unavailable, and the connection is then trusted until used.
+	raw syscall.RawConn
+	// peek runs the peek on raw; built once so the check allocates nothing.
+	peek    func(fd uintptr) bool
+	peekBuf [1]byte
+	peeked  idleState
+	// budget is the client connection's dial budget this connection took
+	// a token from, until its first exchange is over.
+	budget *dialBudget
+}
+
+// idleState is what an idle connection's socket holds.
+type idleState uint8
+
+const (
+	idleQuiet   idleState = iota // nothing: the connection can carry a request
+	idlePending                  // bytes nobody asked for
+	idleClosed                   // the backend's FIN or a reset
+)
+
+// usable reports whether an idle connection can carry a request: the
+// backend has neither closed it nor sent anything on it since the last
+// response.
+//
+// Go's net/http Transport learns this with a read loop per connection (a
+// goroutine blocked in Read, and a channel handoff to it per request);
+// nginx keeps idle upstream connections registered in its event loop and
+// closes one on any event. Portico checks at take time instead, with one
+// non-blocking recvfrom(MSG_PEEK): no goroutine and no poller registration
+// per connection, one syscall per reused connection, and for plain
+// connections no deadline change.
+// It detects stray bytes (a late or unsolicited response, the body of a
+// HEAD answer) that would otherwise become the next client's response, and
+// a backend that closed the connection while it was idle (a restart, a
+// keep-alive timeout shorter than ours), so a request of any method is
+// sent on another connection instead of failing. Bytes that arrive after
+// the check, while the request is written, are not caught; neither are
+// they by a read loop.
+func (c *conn) usable() bool {
+	if c.br.Buffered() > 0 {
+		return false
+	}
+	if c.raw == nil || c.peek == nil {
+		return true
+	}
+	if err := c.raw.Read(c.peek); err != nil {
+		return false
+	}
+	tc, isTLS := c.nc.(*tls.Conn)
+	switch {
+	case c.peeked == idleClosed:
+		return false
+	case !isTLS:
+		return c.peeked == idleQuiet
+	case c.peeked == idlePending:
+		// Bytes on the socket: let crypto/tls read them, briefly.
+		return c.tlsQuiet(tc, time.Now().Add(time.Millisecond))
+	default:
+		// Nothing on the socket, but crypto/tls may hold records it read
+		// along with the last response, which the peek cannot see: an
+		// expired deadline lets it process those and return without
+		// waiting on the socket.
+		return c.tlsQuiet(tc, aLongTimeAgo)
+	}
+}
+
+// tlsQuiet reads what a TLS backend sent on an idle connection, until
+// deadline. A TLS 1.3 server may send post-handshake messages at any time
+// (a NewSessionTicket, a KeyUpdate): crypto/tls consumes those inside Read,
+// which then waits for application data. A timeout means only such
+// messages came and the connection is fine; application data, a
+// close_notify or EOF make it unusable. For a TLS connection this costs two
+// deadline changes per reuse (runtime timer updates, no syscall), and the
+// header deadline is then armed afresh; the cost of TLS itself dwarfs it.
+// With bytes pending on the socket it may wait up to the 1ms deadline for
+// a record's end, which happens when the backend sent something unasked.
+func (c *conn) tlsQuiet(tc *tls.Conn, deadline time.Time) bool {
+	c.readDeadline = time.Time{}
+	if err := tc.SetReadDeadline(deadline); err != nil {
+		return false
+	}
+	n, err := tc.Read(c.peekBuf[:])
+	if n > 0 || err == nil {
+		return false
+	}
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		return false
+	}
+	return tc.SetReadDeadline(time.Time{}) == nil
 }
 
 func (c *conn) close() { _ = c.nc.Close() }
@@ -141,6 +237,10 @@ func (t *Transport) putIdle(c *conn) {
 		c.close()
 		return
 	}
+	if c.budget != nil {
+		c.budget.refund()
+		c.budget = nil
+	}
 	c.idleSince = now
 	c.reused = true
 	p.idle = append(p.idle, c)
@@ -204,6 +304,28 @@ func (p *endpointPool) popOldest(limit int, now time.Time, minIdle time.Duration
 	return expired
 }
 
+// popStale moves to dst the plain idle connections the backend closed or
+// sent bytes on, so that a restarted backend does not leave sockets in
+// CLOSE_WAIT until they are taken or expire. It costs one non-blocking
+// syscall per idle connection per reaper tick, under p.mu, which the
+// caller holds. TLS connections are left to the check at take time, which
+// may have to read through crypto/tls.
+func (p *endpointPool) popStale(dst []*conn) []*conn {
+	kept := p.idle[:0]
+	for _, c := range p.idle {
+		if _, isTLS := c.nc.(*tls.Conn); !isTLS && c.raw != nil && c.peek != nil {
+			if err := c.raw.Read(c.peek); err != nil || c.peeked != idleQuiet {
+				dst = append(dst, c)
+				continue
+			}
+		}
+		kept = append(kept, c)
+	}
+	clear(p.idle[len(kept):])
+	p.idle = kept
+	return dst
+}
+
 // closeAll closes every idle connection of the pool.
 func (p *endpointPool) closeAll() {
 	p.mu.Lock()
@@ -220,6 +342,7 @@ func (p *endpointPool) closeAll() {
 func (p *endpointPool) closeExpired(now time.Time, maxAge time.Duration) (unused bool) {
 	p.mu.Lock()
 	expired := p.popOldest(len(p.idle), now, maxAge)
+	expired = p.popStale(expired)
 	unused = len(p.idle) == 0 && now.Sub(p.lastUsed) >= maxAge
 	if unused {
 		p.retired = true
@@ -257,12 +380,34 @@ func (t *Transport) reap() {
 	}
 }
 
-// getConn returns an idle connection to addr or dials a new one.
+// getConn returns an idle connection to addr or dials a new one. Idle
+// connections the backend closed or sent stray bytes on are closed and
+// skipped: nothing of the request has been written to them yet, so any
+// method may go to the next one.
 func (t *Transport) getConn(ctx context.Context, p *endpointPool, backend string) (*conn, error) {
-	if c := p.takeIdle(time.Now(), t.idleConnTimeout); c != nil {
+	if c := t.takeUsable(p, backend); c != nil {
 		return c, nil
 	}
+	// The budget is looked up only when a dial is due, so reusing a pooled
+	// connection costs no context walk.
+	if b, ok := ctx.Value(dialBudgetKey{}).(*dialBudget); ok {
+		return t.dialWithin(ctx, b, p, backend)
+	}
 	return t.dial(ctx, p, backend)
+}
+
+// takeUsable pops idle connections until one is usable, closing the others.
+func (t *Transport) takeUsable(p *endpointPool, backend string) *conn {
+	now := time.Now()
+	for {
+		c := p.takeIdle(now, t.idleConnTimeout)
+		if c == nil || c.usable() {
+			return c
+		}
+		t.log.Debug("closing an idle backend connection that was closed or sent unrequested bytes",
+			"backend", backend, "endpoint", p.addr)
+		c.close()
+	}
 }
 
 // dial opens a new connection to the pool's endpoint.
@@ -274,6 +419,10 @@ func (t *Transport) dial(ctx context.Context, p *endpointPool, backend string) (
 		}
 		return nil, &dialError{err: err}
 	}
+	var raw syscall.RawConn
+	if tcp, ok := nc.(*net.TCPConn); ok {
+		raw, _ = tcp.SyscallConn()
+	}
 	if p.tls != nil {
 		if nc, err = t.handshake(ctx, nc, p.tls); err != nil {
 			if ctx.Err() == nil && t.onConnectError != nil {
@@ -282,13 +431,18 @@ func (t *Transport) dial(ctx context.Context, p *endpointPool, backend string) (
 			return nil, &dialError{err: err}
 		}
 	}
-	return &conn{
+	head := &headLimiter{r: nc}
+	c := &conn{
 		nc:    nc,
-		br:    bufio.NewReaderSize(nc, 4<<10),
+		br:    bufio.NewReaderSize(head, 4<<10),
 		bw:    bufio.NewWriterSize(nc, 4<<10),
 		pool:  p,
 		abort: func() { _ = nc.SetDeadline(aLongTimeAgo) },
-	}, nil
+		head:  head,
+		raw:   raw,
+	}
+	c.peek = peekFunc(c)
+	return c, nil
 }
 
 // handshake runs the TLS client handshake on a new connection to a backend,

@@ -17,8 +17,24 @@ import (
 const (
 	DefaultDialTimeout             = 5 * time.Second
 	DefaultResponseHeaderTimeout   = 60 * time.Second
-	DefaultIdleConnTimeout         = 90 * time.Second
+	DefaultIdleConnTimeout         = 15 * time.Second
 	DefaultMaxIdleConnsPerEndpoint = 64
+	// DefaultMaxResponseHeaderBytes is above Envoy's 60 KiB default and far
+	// above nginx's one-page proxy_buffer_size, so real applications with
+	// large cookies and Content-Security-Policy headers fit; Go's 10 MiB
+	// would let one response make the gateway buffer and relay megabytes.
+	DefaultMaxResponseHeaderBytes = 64 << 10
+	// DefaultMaxInformationalResponses bounds the 1xx responses before a
+	// final one: in practice a 100 Continue and a 103 Early Hints or two.
+	DefaultMaxInformationalResponses = 8
+	// DefaultClientDialBurst and DefaultClientDialRate bound the backend
+	// connections one client connection can make Portico open and waste
+	// (see dialBudget). The burst lets a full HTTP/2 connection's worth of
+	// streams reach a cold pool at once only in part, the rest follow as
+	// connections return; the rate is far above what cancelled page loads
+	// waste and far below a reset flood's thousands a second.
+	DefaultClientDialBurst = 64
+	DefaultClientDialRate  = 16
 )
 
 // StatusClientClosedRequest is the status recorded (never sent) when the
@@ -34,8 +50,26 @@ type Config struct {
 	// of itself early (see armHeaderDeadline). Default 60s.
 	ResponseHeaderTimeout time.Duration
 	// IdleConnTimeout closes pooled idle connections older than this.
-	// Default 90s.
+	// Default 15s: below the keep-alive timeout of most servers (nginx 75s,
+	// load balancers 60s, Tomcat 20s), so Portico, not the backend, closes
+	// an idle connection, and a backend never closes one just as a request
+	// is written on it. Backends that close sooner (Node.js and Apache 5s)
+	// are caught by the check every idle connection gets before reuse. The
+	// cost of a shorter timeout is a reconnect after a quiet spell.
 	IdleConnTimeout time.Duration
+	// MaxResponseHeaderBytes bounds a response head, the informational
+	// responses before it included; above it the client gets a 502 and the
+	// connection is closed. Default 64 KiB.
+	MaxResponseHeaderBytes int
+	// MaxInformationalResponses bounds the 1xx responses a backend may send
+	// before the final one; above it the client gets a 502. Default 8.
+	MaxInformationalResponses int
+	// ClientDialBurst and ClientDialRate (per second) bound the backend
+	// connections one client connection may have Portico dial beyond those
+	// its completed requests give back, for servers using
+	// ClientConnContext. Defaults 64 and 16.
+	ClientDialBurst int
+	ClientDialRate  int
 	// MaxIdleConnsPerEndpoint is the idle pool one endpoint keeps once
 	// traffic settles. Default 64. A burst may leave more connections idle;
 	// those above the cap are closed after 2s without a request.
@@ -87,6 +121,12 @@ type Transport struct {
 	log                   *slog.Logger
 	dialer                net.Dialer
 
+	// maxResponseHeaderBytes and maxInformational bound a response head.
+	maxResponseHeaderBytes int
+	maxInformational       int
+	// dialBurst and dialRate size each client connection's dialBudget.
+	dialBurst, dialRate int
+
 	// pools maps endpoint address to *endpointPool. A sync.Map keeps the
 	// per-request lookup lock-free once an endpoint has been seen.
 	pools sync.Map
@@ -126,6 +166,18 @@ func NewTransport(cfg Config) *Transport {
 	if t.maxIdlePerEndpoint <= 0 {
 		t.maxIdlePerEndpoint = DefaultMaxIdleConnsPerEndpoint
 	}
+	if t.maxResponseHeaderBytes = cfg.MaxResponseHeaderBytes; t.maxResponseHeaderBytes <= 0 {
+		t.maxResponseHeaderBytes = DefaultMaxResponseHeaderBytes
+	}
+	if t.dialBurst = cfg.ClientDialBurst; t.dialBurst <= 0 {
+		t.dialBurst = DefaultClientDialBurst
+	}
+	if t.dialRate = cfg.ClientDialRate; t.dialRate <= 0 {
+		t.dialRate = DefaultClientDialRate
+	}
+	if t.maxInformational = cfg.MaxInformationalResponses; t.maxInformational <= 0 {
+		t.maxInformational = DefaultMaxInformationalResponses
+	}
 	if t.log == nil {
 		t.log = slog.Default()
 	}
@@ -153,8 +205,9 @@ func NewTransport(cfg Config) *Transport {
 		Proxy: nil,
 		// Content codings are end to end: never ask for gzip on the
 		// client's behalf and never decode what the backend sends.
-		DisableCompression: true,
-		IdleConnTimeout:    t.idleConnTimeout,
+		DisableCompression:     true,
+		IdleConnTimeout:        t.idleConnTimeout,
+		MaxResponseHeaderBytes: int64(t.maxResponseHeaderBytes),
 		HTTP2: &http.HTTP2Config{
 			SendPingTimeout:  30 * time.Second,
 			PingTimeout:      15 * time.Second,
@@ -300,6 +353,9 @@ var (
 	errUnexpected101   = errors.New("backend switched protocols without an upgrade request")
 	errUpgradeMismatch = errors.New("backend switched to a protocol that was not requested")
 	errNoHijack        = errors.New("client connection cannot be hijacked for an upgrade")
+
+	errResponseHeaderTooLarge = errors.New("response header above the size limit")
+	errTooManyInformational   = errors.New("too many informational (1xx) responses")
 )
 
 // dialError marks a failure to connect: nothing reached the backend, so the

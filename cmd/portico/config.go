@@ -136,7 +136,16 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 	fs.DurationVar(&cfg.Upstream.DialTimeout, "upstream-dial-timeout", 5*time.Second, "time to connect to a backend endpoint before trying another (502 when all fail)")
 	fs.DurationVar(&cfg.Upstream.ResponseHeaderTimeout, "upstream-response-header-timeout", 60*time.Second,
 		"time a backend has to start its response after receiving the request (504 after)")
-	fs.DurationVar(&cfg.Upstream.IdleConnTimeout, "upstream-idle-timeout", 90*time.Second, "idle keep-alive connections to backends are closed after this")
+	fs.DurationVar(&cfg.Upstream.IdleConnTimeout, "upstream-idle-timeout", upstream.DefaultIdleConnTimeout,
+		"idle keep-alive connections to backends are closed after this; keep it below the backends' own keep-alive timeout")
+	fs.IntVar(&cfg.Upstream.MaxResponseHeaderBytes, "upstream-max-response-header-bytes", upstream.DefaultMaxResponseHeaderBytes,
+		"largest backend response head (status line, headers and any 1xx responses before them); larger ones get 502 and the connection is closed")
+	fs.IntVar(&cfg.Upstream.MaxInformationalResponses, "upstream-max-informational-responses", upstream.DefaultMaxInformationalResponses,
+		"1xx responses (such as 103 Early Hints) a backend may send before its final response; more get 502")
+	fs.IntVar(&cfg.Upstream.ClientDialBurst, "upstream-client-dial-burst", upstream.DefaultClientDialBurst,
+		"backend connections one client connection may have dialled at once beyond those its finished requests give back (bounds HTTP/2 rapid reset)")
+	fs.IntVar(&cfg.Upstream.ClientDialRate, "upstream-client-dial-rate", upstream.DefaultClientDialRate,
+		"backend connections per second a client connection may waste by cancelling requests mid-exchange, once its burst is spent; its further requests wait for a connection")
 	fs.IntVar(&cfg.Upstream.MaxIdleConnsPerEndpoint, "upstream-max-idle-per-endpoint", 64, "idle keep-alive connections kept per backend endpoint")
 
 	allowedUpgrades := fs.String("allowed-upgrades", "websocket",
@@ -267,6 +276,15 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 	}
 	if cfg.Limits.MaxHeaderBytes < 4096 {
 		return nil, errors.New("--max-header-bytes: must be at least 4096")
+	}
+	if cfg.Upstream.MaxResponseHeaderBytes < 4096 {
+		return nil, errors.New("--upstream-max-response-header-bytes: must be at least 4096")
+	}
+	if cfg.Upstream.MaxInformationalResponses < 1 {
+		return nil, errors.New("--upstream-max-informational-responses: must be at least 1")
+	}
+	if cfg.Upstream.ClientDialBurst < 1 || cfg.Upstream.ClientDialRate < 1 {
+		return nil, errors.New("--upstream-client-dial-burst and --upstream-client-dial-rate: must be at least 1")
 	}
 	if cfg.Upstream.MaxIdleConnsPerEndpoint < 0 {
 		return nil, errors.New("--upstream-max-idle-per-endpoint: must not be negative")

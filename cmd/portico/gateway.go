@@ -125,6 +125,8 @@ func newGateway(cfg *config, logger *slog.Logger) (*gateway, error) {
 		// Gateway sockets read the header from the same peers.
 		ProxyProtocolFrom: cfg.ProxyProtocolFrom,
 		LegacyCiphers:     cfg.TLSLegacyCiphers,
+		// Each client connection gets its own backend dial budget.
+		ConnContext: g.transport.ClientConnContext,
 	})
 	if err != nil {
 		g.transport.Close()
@@ -154,6 +156,7 @@ func newGateway(cfg *config, logger *slog.Logger) (*gateway, error) {
 	g.listeners.proxyProtocolFrom = cfg.ProxyProtocolFrom
 	g.listeners.legacyCiphers = cfg.TLSLegacyCiphers
 	g.listeners.ocsp = g.ocsp
+	g.listeners.connContext = g.transport.ClientConnContext
 	if g.acme != nil {
 		g.listeners.acme = g.acme.manager
 	}

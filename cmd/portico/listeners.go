@@ -64,6 +64,8 @@ type gatewayListeners struct {
 	// ocsp staples OCSP responses to the sockets' certificates; nil
 	// serves them unstapled.
 	ocsp *porticotls.OCSPStapler
+	// connContext gives each client connection its backend dial budget.
+	connContext func(context.Context, net.Conn) context.Context
 	// acme serves ACME certificates for the hostnames of HTTPS listeners
 	// that ask for them, and answers HTTP-01 challenges on HTTP sockets;
 	// nil without --acme-directory. Set before the first reconcile.
@@ -239,6 +241,7 @@ func (g *gatewayListeners) bind(k listenerKey, l *snapshot.Listener) (*boundList
 		Logger:            g.log.With("gateway", l.Gateway.String()),
 		ProxyProtocolFrom: g.proxyProtocolFrom,
 		LegacyCiphers:     g.legacyCiphers,
+		ConnContext:       g.connContext,
 	}, porticotls.WithClientValidation(validation))
 	if err != nil {
 		ln.Close()
