@@ -65,6 +65,12 @@ bench: build bench-go
 bench-churn:
 	bench/churn.sh
 
+# A normal load through Portico and nginx while each is under HTTP/2 rapid
+# reset, slow uploads and idle connections (about three minutes).
+.PHONY: bench-abuse
+bench-abuse:
+	bench/abuse.sh
+
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem ./routing ./tls ./upstream
 
