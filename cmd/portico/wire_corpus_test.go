@@ -75,7 +75,7 @@ func TestSmugglingCorpus(t *testing.T) {
 			if tc.Expect == "reject" || (tc.OrReject && got.rejected() && len(events) == 0) {
 				r.checkReject(rec)
 			} else {
-				r.checkForward()
+				r.checkForward(rec)
 			}
 			if len(r.problems) > 0 {
 				t.Error(r.String())
@@ -706,13 +706,15 @@ func (r *caseReport) checkReject(rec *corpusRecorder) {
 	}
 }
 
-func (r *caseReport) checkForward() {
+func (r *caseReport) checkForward(rec *corpusRecorder) {
 	tc := r.tc
 	if len(r.events) != len(tc.Forward) {
 		r.fail("the backends received %d complete request(s), want %d", len(r.events), len(tc.Forward))
 	}
 	for _, p := range r.partial {
 		r.fail("%s holds bytes beyond the forwarded request(s)", p.conn.backend)
+		// Reported here; later cases start from a clean slate.
+		rec.forget(p)
 	}
 	for i, ev := range r.events {
 		if routed := routeOf(ev.req); routed != ev.backend {
