@@ -36,10 +36,19 @@ run: build
 # the suite itself is `make conformance`.
 test: fmt-check vet controlplane pebble
 	$(GO) test -race -count=1 -timeout 30m ./...
+	$(MAKE) fuzz-smoke
 	$(MAKE) conformance-test
 
 vet:
 	$(GO) vet ./...
+
+# A short run of each fuzz target (go test takes one per -fuzz), on top of
+# their checked-in seed corpora under */testdata/fuzz, which every go test
+# runs anyway. Inputs that fail are written next to those seeds.
+.PHONY: fuzz-smoke
+fuzz-smoke:
+	$(GO) test -run '^$$' -fuzz '^FuzzWriteRequest$$' -fuzztime 10s ./upstream
+	$(GO) test -run '^$$' -fuzz '^FuzzCleanPath$$' -fuzztime 10s ./routing
 
 fmt-check:
 	@out=$$(gofmt -l .); \
@@ -55,6 +64,12 @@ bench: build bench-go
 # then memory with 10,000 certificates.
 bench-churn:
 	bench/churn.sh
+
+# A normal load through Portico and nginx while each is under HTTP/2 rapid
+# reset, slow uploads and idle connections (about three minutes).
+.PHONY: bench-abuse
+bench-abuse:
+	bench/abuse.sh
 
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem ./routing ./tls ./upstream
