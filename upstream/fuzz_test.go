@@ -69,7 +69,7 @@ func FuzzWriteRequest(f *testing.F) {
 		var out bytes.Buffer
 		c := &conn{bw: bufio.NewWriter(&out), pool: &endpointPool{addr: poolAddr}}
 		fw := tr.forwardingFor(r)
-		if _, err := tr.writeRequest(c, r, &fw, nil, upgradeType(r)); err != nil {
+		if _, err := tr.writeRequest(c, r, &fw, nil, tr.upgradeType(r)); err != nil {
 			return // refused: nothing a backend could misread
 		}
 
@@ -103,7 +103,7 @@ func FuzzWriteRequest(f *testing.F) {
 		}
 		allowed := map[string]bool{
 			http.CanonicalHeaderKey(name): true,
-			"X-Forwarded-For":             true, "X-Forwarded-Proto": true, "X-Forwarded-Host": true, "Forwarded": true,
+			"X-Forwarded-For":             true, "X-Forwarded-Proto": true, "X-Forwarded-Host": true, "Forwarded": true, "X-Real-Ip": true,
 			"Content-Length": true, "Transfer-Encoding": true, "Trailer": true, "Te": true,
 			"Connection": true, "Upgrade": true,
 		}

@@ -119,7 +119,10 @@ func skipRequestHeader(k string, connection []string) bool {
 // modified r.Header before calling Forward.
 func validHeaderValue(v string) bool {
 	for i := 0; i < len(v); i++ {
-		if c := v[i]; c == '\r' || c == '\n' || c == 0 {
+		// RFC 9110 section 5.5: visible characters, obs-text, SP and HTAB.
+		// Other controls are refused by strict parsers (and read as line
+		// ends by lax ones), so a value holding one is not written at all.
+		if c := v[i]; c < ' ' && c != '\t' || c == 0x7f {
 			return false
 		}
 	}
@@ -156,7 +159,12 @@ type forwarding struct {
 }
 
 func (t *Transport) forwardingFor(r *http.Request) forwarding {
-	f := forwarding{proto: "http", host: r.Host}
+	f := forwarding{proto: "http"}
+	if validHeaderValue(r.Host) {
+		// The front door refuses an invalid Host before routing; this
+		// keeps the writer safe for any caller.
+		f.host = r.Host
+	}
 	if r.TLS != nil {
 		f.proto = "https"
 	}
@@ -192,7 +200,9 @@ func (t *Transport) forwardingFor(r *http.Request) forwarding {
 func appendXFF(dst []byte, f *forwarding, inbound []string) []byte {
 	if f.trusted {
 		for _, v := range inbound {
-			if v = strings.TrimSpace(v); v != "" {
+			// A trusted peer's values are kept, but only when they can be
+			// written as one field line.
+			if v = strings.TrimSpace(v); v != "" && validHeaderValue(v) {
 				dst = append(dst, v...)
 				dst = append(dst, ", "...)
 			}
@@ -206,7 +216,9 @@ func appendXFF(dst []byte, f *forwarding, inbound []string) []byte {
 func appendForwarded(dst []byte, f *forwarding, inbound []string) []byte {
 	if f.trusted {
 		for _, v := range inbound {
-			if v = strings.TrimSpace(v); v != "" {
+			// A trusted peer's values are kept, but only when they can be
+			// written as one field line.
+			if v = strings.TrimSpace(v); v != "" && validHeaderValue(v) {
 				dst = append(dst, v...)
 				dst = append(dst, ", "...)
 			}
@@ -257,7 +269,7 @@ func appendForwardedValue(dst []byte, v string) []byte {
 // keptForwardingValue returns the value to send for X-Forwarded-Proto or
 // X-Forwarded-Host: the inbound one from a trusted peer, else Portico's own.
 func keptForwardingValue(f *forwarding, inbound []string, own string) string {
-	if f.trusted && len(inbound) > 0 && inbound[0] != "" {
+	if f.trusted && len(inbound) > 0 && inbound[0] != "" && validHeaderValue(inbound[0]) {
 		return inbound[0]
 	}
 	return own
