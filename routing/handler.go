@@ -96,13 +96,16 @@ var connectionClose = []string{"close"}
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	if r.ProtoMajor == 1 && r.ProtoMinor == 0 {
-		// The HTTP/1.0 server ignores Transfer-Encoding and drops it before
-		// any handler runs, so a request that carried one cannot be told
-		// apart; RFC 9112 section 6.1 says its framing is faulty and the
-		// connection must close after the response, or what a proxy in
-		// front read as body would be served here as a next request.
-		// HTTP/1.0 keep-alive is the price; HTTP/1.1 is untouched.
+	if r.ProtoMajor == 1 && (r.ProtoMinor == 0 || r.ContentLength < 0 && len(r.TransferEncoding) > 0) {
+		// net/http drops what makes these requests ambiguous before any
+		// handler runs: Transfer-Encoding on HTTP/1.0 (ignored), and a
+		// Content-Length beside Transfer-Encoding on HTTP/1.1 (deleted). A
+		// request that carried either cannot be told apart, and RFC 9112
+		// section 6.1 says the connection must close after the response,
+		// or what a proxy in front read as body would be served here as a
+		// next request. Closing after every HTTP/1.0 request and every
+		// chunked HTTP/1.1 request is the price of doing it under
+		// net/http; plain HTTP/1.1 requests keep their connection.
 		w.Header()["Connection"] = connectionClose
 	}
 	if m := h.cfg.Metrics; m != nil {

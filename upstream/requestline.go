@@ -28,8 +28,8 @@ func (e *invalidRequestError) Unwrap() error { return e.err }
 // ("/path?query"), "*" for OPTIONS, absolute-form ("http://..." or
 // "https://...", which RFC 9112 section 3.2.2 obliges a server to accept)
 // or, for CONNECT, an authority; every byte of it a visible ASCII
-// character: SP, TAB, controls and raw non-ASCII bytes must be
-// percent-encoded. authority is empty (HTTP/1.0 and HTTP/2 may omit it) or
+// character but '#': SP, TAB, controls and raw non-ASCII bytes must be
+// percent-encoded, and a fragment is not sent. authority is empty (HTTP/1.0 and HTTP/2 may omit it) or
 // host[:port], host being a reg-name, an IPv4 address or a bracketed IPv6
 // address: no userinfo, path, backslash, whitespace or controls.
 //
@@ -48,11 +48,11 @@ func ValidRequestLine(method, target, authority string) bool {
 	case method == http.MethodConnect:
 		return target == authority && authority != ""
 	case target[0] == '/':
-		return visibleASCII(target)
+		return validTargetChars(target)
 	case target == "*":
 		return method == http.MethodOptions
 	case hasPrefixFold(target, "http://") || hasPrefixFold(target, "https://"):
-		return visibleASCII(target)
+		return validTargetChars(target)
 	}
 	return false
 }
@@ -147,6 +147,14 @@ var charClass = func() (t [256]uint8) {
 // isRegNameChar reports whether c may appear in an RFC 3986 reg-name:
 // unreserved, sub-delims and '%' of a pct-encoding.
 func isRegNameChar(c byte) bool { return charClass[c]&classRegName != 0 }
+
+// validTargetChars reports whether a request target holds only VCHARs and
+// no '#': a fragment is not part of a request target (RFC 9112 section
+// 3.2), and backends differ on whether "/api#x" means "/api", so the route
+// chosen for it and the resource served could differ.
+func validTargetChars(s string) bool {
+	return visibleASCII(s) && strings.IndexByte(s, '#') < 0
+}
 
 // visibleASCII reports whether s holds only VCHARs (0x21 to 0x7e).
 func visibleASCII(s string) bool {

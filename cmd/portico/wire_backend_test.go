@@ -169,11 +169,6 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func isTimeout(err error) bool {
-	ne, ok := err.(net.Error)
-	return ok && ne.Timeout()
-}
-
 // A backend restarted on the same port leaves the pool full of connections
 // it closed; no request, whatever its method, may fail for that.
 func TestWireBackendRestartKeepsPOSTsWorking(t *testing.T) {

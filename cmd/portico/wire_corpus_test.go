@@ -491,11 +491,6 @@ func readFinalResponse(br *bufio.Reader, method string) (clientResponse, error) 
 	}
 }
 
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
-}
-
 // replayH2 sends the case's one request on stream 1 of a new HTTP/2
 // connection, building frames and HPACK by hand so that anything, valid or
 // not, can be sent.

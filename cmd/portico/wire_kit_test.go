@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	stdtls "crypto/tls"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -197,4 +198,10 @@ func exchange(t testing.TB, c net.Conn, br *bufio.Reader, raw string) (*http.Res
 func firstLine(s string) string {
 	line, _, _ := strings.Cut(s, "\r\n")
 	return line
+}
+
+// isTimeout reports whether err is a deadline passing.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
