@@ -219,6 +219,16 @@ type replayBody struct {
 
 func (b replayBody) Close() error { return b.orig.Close() }
 
+// Len tells the upstream Transport how much of a buffered body is left, so
+// a body held whole in memory is sent with its request head in one write;
+// -1 when the body still reads from the client.
+func (b replayBody) Len() int {
+	if l, ok := b.Reader.(interface{ Len() int }); ok {
+		return l.Len()
+	}
+	return -1
+}
+
 type errReader struct{ err error }
 
 func (e errReader) Read([]byte) (int, error) { return 0, e.err }

@@ -135,6 +135,16 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 	fs.DurationVar(&cfg.Upstream.ResponseHeaderTimeout, "upstream-response-header-timeout", 60*time.Second,
 		"time a backend has to start its response after receiving the request (504 after)")
 	fs.DurationVar(&cfg.Upstream.IdleConnTimeout, "upstream-idle-timeout", 90*time.Second, "idle keep-alive connections to backends are closed after this")
+	fs.DurationVar(&cfg.Upstream.ClientBodyTimeout, "client-body-timeout", upstream.DefaultClientBodyTimeout,
+		"longest wait for the next bytes of a request body from a client (idle, not total); then 408, or the connection is cut if the response has started")
+	fs.DurationVar(&cfg.Upstream.SendTimeout, "send-timeout", upstream.DefaultSendTimeout,
+		"longest wait for a client to accept more of a response (idle, not total); then the client's connection or HTTP/2 stream is cut")
+	fs.DurationVar(&cfg.Upstream.UpstreamReadTimeout, "upstream-read-timeout", upstream.DefaultUpstreamReadTimeout,
+		"longest wait for the next bytes of a response body from a backend (idle, not total); then the response to the client is cut")
+	fs.DurationVar(&cfg.Upstream.UpstreamSendTimeout, "upstream-send-timeout", upstream.DefaultUpstreamSendTimeout,
+		"longest wait for a backend to accept more of a request (idle, not total); then 504, or the response is cut")
+	fs.DurationVar(&cfg.Upstream.TunnelIdleTimeout, "tunnel-idle-timeout", upstream.DefaultTunnelIdleTimeout,
+		"an upgraded connection (WebSocket) through which no byte went either way for this long is closed on both sides")
 	fs.IntVar(&cfg.Upstream.MaxIdleConnsPerEndpoint, "upstream-max-idle-per-endpoint", 64, "idle keep-alive connections kept per backend endpoint")
 
 	fs.BoolVar(&cfg.OCSPStapling, "ocsp-stapling", true,
@@ -252,6 +262,9 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 		"--read-header-timeout": cfg.Limits.ReadHeaderTimeout, "--idle-timeout": cfg.Limits.IdleTimeout,
 		"--upstream-dial-timeout": cfg.Upstream.DialTimeout, "--upstream-response-header-timeout": cfg.Upstream.ResponseHeaderTimeout,
 		"--upstream-idle-timeout": cfg.Upstream.IdleConnTimeout,
+		"--client-body-timeout":   cfg.Upstream.ClientBodyTimeout, "--send-timeout": cfg.Upstream.SendTimeout,
+		"--upstream-read-timeout": cfg.Upstream.UpstreamReadTimeout, "--upstream-send-timeout": cfg.Upstream.UpstreamSendTimeout,
+		"--tunnel-idle-timeout": cfg.Upstream.TunnelIdleTimeout,
 	} {
 		if d <= 0 {
 			return nil, fmt.Errorf("%s: must be positive", name)
