@@ -46,7 +46,7 @@ func (t *Transport) forwardH2C(w http.ResponseWriter, r *http.Request, b *Backen
 		// The HTTP/2 client closes the body it is given, also when the dial
 		// fails; the inbound body must survive for a retry on another
 		// endpoint and is closed by the inbound server anyway.
-		body = &trackedBody{r: r.Body, client: clientDeadlines{w: w, h1: r.ProtoMajor == 1}, timeout: t.clientBodyTimeout}
+		body = &trackedBody{r: r.Body, client: clientDeadlines{w: w, h1: r.ProtoMajor == 1, off: inMemory(r.Body, r.ContentLength)}, timeout: t.clientBodyTimeout}
 	}
 
 	host := r.Host

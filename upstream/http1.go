@@ -337,7 +337,8 @@ func (t *Transport) writeRequest(c *conn, w http.ResponseWriter, r *http.Request
 		// wait on the client: the backend sees the request at once, and an
 		// upload as it arrives. A body known to be in memory already (one
 		// a retry policy buffered) goes out with the head in one write.
-		if !inMemory(body, r.ContentLength) {
+		mem := inMemory(body, r.ContentLength)
+		if !mem {
 			if err := c.armWrite(time.Now(), t.upstreamSendTimeout); err != nil {
 				return false, &backendWriteError{err}
 			}
@@ -352,7 +353,7 @@ func (t *Transport) writeRequest(c *conn, w http.ResponseWriter, r *http.Request
 			dst = cw
 		}
 		bodyRead = true
-		client := clientDeadlines{w: w, h1: r.ProtoMajor == 1}
+		client := clientDeadlines{w: w, h1: r.ProtoMajor == 1, off: mem}
 		if err := t.copyRequestBody(c, dst, body, r.ContentLength, chunked, &client); err != nil {
 			return bodyRead, err
 		}

@@ -75,9 +75,9 @@ type clientDeadlines struct {
 	rcSet bool
 	// h1: an HTTP/1.x connection, whose deadlines outlive the request.
 	h1 bool
-	// unsupported: the writer cannot set deadlines (a test recorder);
-	// the bounds are then not enforced.
-	unsupported bool
+	// off: no deadline is set, because the writer cannot set them (a test
+	// recorder), or because nothing can wait (a body held in memory).
+	off         bool
 	read, write time.Time
 }
 
@@ -90,12 +90,12 @@ func (d *clientDeadlines) controller() *http.ResponseController {
 
 // armRead bounds the next read of the request body by timeout.
 func (d *clientDeadlines) armRead(now time.Time, timeout time.Duration) {
-	if d.unsupported || fresh(d.read, now, timeout) {
+	if d.off || fresh(d.read, now, timeout) {
 		return
 	}
 	t := now.Add(timeout)
 	if d.controller().SetReadDeadline(t) != nil {
-		d.unsupported = true
+		d.off = true
 		return
 	}
 	d.read = t
@@ -122,12 +122,12 @@ func (d *clientDeadlines) timedOut(err error) bool {
 
 // armWrite bounds the next write of the response by timeout.
 func (d *clientDeadlines) armWrite(now time.Time, timeout time.Duration) {
-	if d.unsupported || fresh(d.write, now, timeout) {
+	if d.off || fresh(d.write, now, timeout) {
 		return
 	}
 	t := now.Add(timeout)
 	if d.controller().SetWriteDeadline(t) != nil {
-		d.unsupported = true
+		d.off = true
 		return
 	}
 	d.write = t
