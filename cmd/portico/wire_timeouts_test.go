@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -305,4 +306,50 @@ func TestTimeoutH2CBackendBodyStalls(t *testing.T) {
 		t.Fatalf("stalled h2c backend body: %v; want the response cut", err)
 	}
 	closedWithin(t, backendDone, "the request to the stalled h2c backend was not cancelled")
+}
+
+// Over HTTP/2, a client that stops reading a large response has its stream
+// cut by the send timeout once flow control holds the gateway back, and
+// the backend connection is released.
+func TestTimeoutClientNeverReadsHTTP2(t *testing.T) {
+	e := startEnv(t, "--send-timeout", "300ms")
+	backendDone := make(chan struct{})
+	rb := startRawBackend(t, func(c *rawConn) {
+		defer close(backendDone)
+		if _, _, err := c.readRequest(); err != nil {
+			return
+		}
+		_ = c.SetWriteDeadline(time.Now().Add(2 * wireSafety))
+		const size = 256 << 20
+		if _, err := io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 268435456\r\n\r\n"); err != nil {
+			return
+		}
+		chunk := make([]byte, 64<<10)
+		for written := 0; written < size; written += len(chunk) {
+			if _, err := c.Write(chunk); err != nil {
+				return
+			}
+		}
+	})
+	e.routeApp(rb.port())
+
+	// No client timeout: only the gateway may end the stream.
+	client := e.http2Client()
+	client.Timeout = 0
+	ctx, cancel := context.WithTimeout(context.Background(), 3*wireSafety)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://app.example.test/api/big", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.ProtoMajor != 2 {
+		t.Fatalf("response over %s, want HTTP/2", resp.Proto)
+	}
+	// The client reads nothing of the body.
+	closedWithin(t, backendDone, "the backend connection of an HTTP/2 response the client never reads was not released")
 }
