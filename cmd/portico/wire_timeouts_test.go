@@ -353,3 +353,54 @@ func TestTimeoutClientNeverReadsHTTP2(t *testing.T) {
 	// The client reads nothing of the body.
 	closedWithin(t, backendDone, "the backend connection of an HTTP/2 response the client never reads was not released")
 }
+
+// A backend that stops reading an upload is bounded by the send timeout:
+// the client gets 504 (the backend sent no early answer) instead of an
+// upload held forever, and the backend connection is closed.
+func TestTimeoutBackendStopsReading(t *testing.T) {
+	// The response header timeout bounds the wait for an early answer
+	// after the failed write.
+	e := startEnv(t, "--upstream-send-timeout", "300ms", "--upstream-response-header-timeout", "300ms")
+	answered := make(chan struct{})
+	backendDone := make(chan struct{})
+	rb := startRawBackend(t, func(c *rawConn) {
+		if _, err := http.ReadRequest(c.br); err != nil {
+			close(backendDone)
+			return
+		}
+		// Read nothing of the body until the client has its answer.
+		select {
+		case <-answered:
+		case <-time.After(2 * wireSafety):
+		}
+		readUntilClosed(c, backendDone)
+	})
+	e.routeApp(rb.port())
+
+	conn := e.dialHTTPS("app.example.test")
+	_ = conn.SetDeadline(time.Now().Add(wireSafety))
+	const size = 256 << 20
+	go func() {
+		if _, err := io.WriteString(conn, "POST /api/upload HTTP/1.1\r\nHost: app.example.test\r\nContent-Length: "+strconv.Itoa(size)+"\r\n\r\n"); err != nil {
+			return
+		}
+		chunk := make([]byte, 64<<10)
+		for written := 0; written < size; written += len(chunk) {
+			if _, err := conn.Write(chunk); err != nil {
+				return
+			}
+		}
+	}()
+	resp, err := http.ReadResponse(bufio.NewReader(conn), &http.Request{Method: http.MethodPost})
+	close(answered)
+	switch {
+	case err == nil:
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusGatewayTimeout {
+			t.Fatalf("backend stopped reading the upload: status %d, want 504", resp.StatusCode)
+		}
+	case !cutOrEnded(err):
+		t.Fatalf("backend stopped reading the upload: no answer and the connection still open: %v", err)
+	}
+	closedWithin(t, backendDone, "the connection of the backend that stopped reading was not closed")
+}
