@@ -404,3 +404,33 @@ func TestTimeoutBackendStopsReading(t *testing.T) {
 	}
 	closedWithin(t, backendDone, "the connection of the backend that stopped reading was not closed")
 }
+
+// The idle timeouts have nginx's defaults, are set by flag or environment,
+// and must be positive.
+func TestTimeoutFlags(t *testing.T) {
+	cfg, err := parseConfig(nil, func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := cfg.Upstream
+	if u.ClientBodyTimeout != time.Minute || u.SendTimeout != time.Minute || u.UpstreamReadTimeout != time.Minute ||
+		u.UpstreamSendTimeout != time.Minute || u.TunnelIdleTimeout != time.Hour {
+		t.Errorf("defaults: %+v", u)
+	}
+	env := map[string]string{"PORTICO_TUNNEL_IDLE_TIMEOUT": "10m"}
+	cfg, err = parseConfig([]string{"--client-body-timeout", "5s", "--send-timeout", "6s", "--upstream-read-timeout", "7s", "--upstream-send-timeout", "8s"},
+		func(k string) string { return env[k] }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u = cfg.Upstream
+	if u.ClientBodyTimeout != 5*time.Second || u.SendTimeout != 6*time.Second || u.UpstreamReadTimeout != 7*time.Second ||
+		u.UpstreamSendTimeout != 8*time.Second || u.TunnelIdleTimeout != 10*time.Minute {
+		t.Errorf("set: %+v", u)
+	}
+	for _, flag := range []string{"--client-body-timeout", "--send-timeout", "--upstream-read-timeout", "--upstream-send-timeout", "--tunnel-idle-timeout"} {
+		if _, err := parseConfig([]string{flag, "0s"}, func(string) string { return "" }, io.Discard); err == nil || !strings.Contains(err.Error(), flag) {
+			t.Errorf("%s 0s: error %v, want one naming the flag", flag, err)
+		}
+	}
+}
