@@ -93,7 +93,7 @@ func (t *Transport) forwardH2C(w http.ResponseWriter, r *http.Request, b *Backen
 				}
 				return t.connectFailed(w, r, b, err)
 			}
-			if tb, ok := body.(*trackedBody); ok && errors.Is(tb.readErr(), errClientBodyTimeout) && timeoutCause(ctx) == nil {
+			if tb, ok := body.(*trackedBody); ok && errors.Is(tb.readErr(), ErrClientBodyTimeout) && timeoutCause(ctx) == nil {
 				// Before the context: net/http cancels an HTTP/1.x request
 				// whose body read failed.
 				return t.exchangeFailed(w, r, b, &clientBodyError{tb.readErr()})
@@ -139,7 +139,7 @@ func (b *trackedBody) Read(p []byte) (int, error) {
 		b.client.doneReading()
 	} else if err != nil {
 		if b.client.timedOut(err) {
-			err = errors.Join(errClientBodyTimeout, err)
+			err = errors.Join(ErrClientBodyTimeout, err)
 		}
 		b.mu.Lock()
 		b.err = err

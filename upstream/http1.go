@@ -140,7 +140,7 @@ func (t *Transport) connectFailed(w http.ResponseWriter, r *http.Request, b *Bac
 func (t *Transport) exchangeFailed(w http.ResponseWriter, r *http.Request, b *Backend, err error) Outcome {
 	// Checked before the context: net/http cancels an HTTP/1.x request
 	// whose body read failed, a timeout included.
-	if errors.Is(err, errClientBodyTimeout) && timeoutCause(r.Context()) == nil {
+	if errors.Is(err, ErrClientBodyTimeout) && timeoutCause(r.Context()) == nil {
 		return writeError(w, http.StatusRequestTimeout, "the request body did not arrive in time", err)
 	}
 	if r.Context().Err() != nil {
@@ -440,8 +440,10 @@ func (t *Transport) copyRequestBody(c *conn, dst io.Writer, body io.Reader, leng
 		// client for it.
 		if rerr != nil {
 			if client.timedOut(rerr) {
-				return &clientBodyError{errors.Join(errClientBodyTimeout, rerr)}
+				return &clientBodyError{errors.Join(ErrClientBodyTimeout, rerr)}
 			}
+			// A timeout met while the routing tier buffered the body
+			// (BoundedBody) is replayed as it was; errors.Is finds it.
 			return &clientBodyError{rerr}
 		}
 	}

@@ -3,6 +3,7 @@ package upstream
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"os"
 	"sync/atomic"
@@ -21,9 +22,9 @@ import (
 // as armHeaderDeadline does: a fast transfer moves it once per timeout/16,
 // and a bound may end up to 1/16 of itself early.
 
-// errClientBodyTimeout: the client sent no byte of its request body within
-// ClientBodyTimeout.
-var errClientBodyTimeout = errors.New("client body timeout: no byte of the request body within the timeout")
+// ErrClientBodyTimeout is the error (found with errors.Is) of a read of a
+// request body that passed ClientBodyTimeout without a byte.
+var ErrClientBodyTimeout = errors.New("client body timeout: no byte of the request body within the timeout")
 
 // errUpstreamReadTimeout: the backend sent no byte of its response body
 // within UpstreamReadTimeout.
@@ -191,4 +192,30 @@ func (s *streamIdle) armRead(now time.Time, timeout time.Duration) error {
 	s.timer.Reset(timeout)
 	s.next = now.Add(timeout / 16)
 	return nil
+}
+
+// BoundedBody returns r's body with each read bounded by ClientBodyTimeout,
+// for a caller that reads the body before forwarding it: the routing tier,
+// which buffers it for retries and mirrors. A read that times out fails
+// with an error Forward answers with 408 when it replays it.
+func (t *Transport) BoundedBody(w http.ResponseWriter, r *http.Request) io.Reader {
+	return &boundedBody{r: r.Body, client: clientDeadlines{w: w, h1: r.ProtoMajor == 1}, timeout: t.clientBodyTimeout}
+}
+
+type boundedBody struct {
+	r       io.Reader
+	client  clientDeadlines
+	timeout time.Duration
+}
+
+func (b *boundedBody) Read(p []byte) (int, error) {
+	b.client.armRead(time.Now(), b.timeout)
+	n, err := b.r.Read(p)
+	switch {
+	case err == io.EOF:
+		b.client.doneReading()
+	case err != nil && b.client.timedOut(err):
+		err = errors.Join(ErrClientBodyTimeout, err)
+	}
+	return n, err
 }

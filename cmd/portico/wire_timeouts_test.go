@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -432,5 +433,64 @@ func TestTimeoutFlags(t *testing.T) {
 		if _, err := parseConfig([]string{flag, "0s"}, func(string) string { return "" }, io.Discard); err == nil || !strings.Contains(err.Error(), flag) {
 			t.Errorf("%s 0s: error %v, want one naming the flag", flag, err)
 		}
+	}
+}
+
+const retryRouteManifests = `apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: portico}
+spec: {controllerName: portico.dev/gateway-controller}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: edge, namespace: default}
+spec:
+  gatewayClassName: portico
+  addresses: [{value: 127.0.0.1}]
+  listeners:
+  - {name: http, protocol: HTTP, port: %d}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: app, namespace: default}
+spec:
+  parentRefs: [{name: edge}]
+  hostnames: [app.example.test]
+  rules:
+  - matches: [{path: {type: PathPrefix, value: /api}}]
+    backendRefs: [{name: app, port: 80}]
+    retry: {attempts: 1, codes: [503]}
+`
+
+// A route with a retry policy buffers the request body before forwarding
+// it; a client that stalls that body is bounded by the client body timeout
+// too.
+func TestTimeoutClientBodyStallsRetryRoute(t *testing.T) {
+	e := startEnv(t, "--client-body-timeout", "300ms")
+	rb := startRawBackend(t, func(c *rawConn) { readUntilClosed(c, make(chan struct{})) })
+	e.routeApp(rb.port())
+	port := freePort(t)
+	e.write("gateway.yaml", fmt.Sprintf(retryRouteManifests, port))
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	waitSockets(t, e.gw.listeners, "HTTP "+addr)
+
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(wireSafety))
+	if _, err := io.WriteString(conn, "POST /api/upload HTTP/1.1\r\nHost: app.example.test\r\nContent-Length: 100\r\n\r\n0123456789"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), &http.Request{Method: http.MethodPost})
+	switch {
+	case err == nil:
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestTimeout {
+			t.Fatalf("stalled request body on a retry route: status %d, want 408", resp.StatusCode)
+		}
+	case !cutOrEnded(err):
+		t.Fatalf("stalled request body on a retry route: no answer and the connection still open: %v", err)
 	}
 }
