@@ -3,6 +3,7 @@ package routing
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -83,7 +84,9 @@ func (h *Handler) serveGateway(w http.ResponseWriter, r *http.Request, route *Ro
 		r.URL.Path, r.URL.RawPath = path, ""
 		r.RequestURI = u.RequestURI()
 	}
-	h.sendMirrors(r, filters, host)
+	if h.sendMirrors(w, r, filters, host) {
+		return h.bodyTimedOut(w, r, route)
+	}
 
 	o := &upstream.ForwardOptions{Host: host, BackendTimeout: route.Timeouts.BackendRequest}
 	if d := route.Timeouts.Request; d > 0 {
@@ -145,13 +148,14 @@ func (h *Handler) internalError(w http.ResponseWriter, r *http.Request, route *R
 
 // sendMirrors sends a copy of r to each mirror backend that samples it,
 // without waiting for any of them. host is the rewritten Host, if any.
-func (h *Handler) sendMirrors(r *http.Request, filters [2]*Filters, host string) {
+// timedOut reports that the client stalled the body it had to buffer.
+func (h *Handler) sendMirrors(w http.ResponseWriter, r *http.Request, filters [2]*Filters, host string) (timedOut bool) {
 	if !filters[0].hasMirrors() && !filters[1].hasMirrors() {
-		return
+		return false
 	}
 	if isUpgrade(r) {
 		// A tunnel cannot be duplicated.
-		return
+		return false
 	}
 	var targets []*upstream.Backend
 	for _, f := range filters {
@@ -165,17 +169,21 @@ func (h *Handler) sendMirrors(r *http.Request, filters [2]*Filters, host string)
 		}
 	}
 	if len(targets) == 0 {
-		return
+		return false
 	}
-	body, ok := bufferBody(r, h.cfg.MirrorBodyLimit)
+	body, ok, timedOut := h.bufferBoundedBody(w, r, h.cfg.MirrorBodyLimit)
+	if timedOut {
+		return true
+	}
 	if !ok {
 		h.cfg.Logger.LogAttrs(r.Context(), slog.LevelDebug, "request not mirrored: body over the mirror limit or unreadable",
 			slog.Int64("limit", h.cfg.MirrorBodyLimit))
-		return
+		return false
 	}
 	for _, b := range targets {
 		h.mirror(r, b, body, host)
 	}
+	return false
 }
 
 // bufferBody reads r's body, up to limit, so that it can be sent more
@@ -205,6 +213,56 @@ func bufferBody(r *http.Request, limit int64) ([]byte, bool) {
 	return buf, true
 }
 
+// bodyBounder is a Forwarder that bounds the reads of a request body read
+// before it is forwarded, as its own reads are (upstream.Transport, by its
+// client body timeout).
+type bodyBounder interface {
+	BoundedBody(w http.ResponseWriter, r *http.Request) io.Reader
+}
+
+// bufferBoundedBody is bufferBody reading through the Forwarder's bound, so
+// a client that stalls a body buffered for retries or mirrors is not waited
+// for forever; timedOut reports that it passed. The caller then answers
+// 408 itself: net/http has already cancelled an HTTP/1.x request whose
+// body read failed, so the Forwarder would answer nothing.
+func (h *Handler) bufferBoundedBody(w http.ResponseWriter, r *http.Request, limit int64) (buf []byte, ok, timedOut bool) {
+	bb, bounds := h.cfg.Forwarder.(bodyBounder)
+	if !bounds || r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 || r.ContentLength > limit {
+		buf, ok = bufferBody(r, limit)
+		return buf, ok, false
+	}
+	b := &boundedBody{Reader: bb.BoundedBody(w, r), orig: r.Body}
+	r.Body = b
+	buf, ok = bufferBody(r, limit)
+	return buf, ok, errors.Is(b.err, upstream.ErrClientBodyTimeout)
+}
+
+// boundedBody reads through a bound, remembers the read error, and closes
+// the inbound body.
+type boundedBody struct {
+	io.Reader
+	orig io.Closer
+	err  error
+}
+
+func (b *boundedBody) Read(p []byte) (int, error) {
+	n, err := b.Reader.Read(p)
+	if err != nil && err != io.EOF {
+		b.err = err
+	}
+	return n, err
+}
+
+func (b *boundedBody) Close() error { return b.orig.Close() }
+
+// bodyTimedOut answers a request whose client stalled its body.
+func (h *Handler) bodyTimedOut(w http.ResponseWriter, r *http.Request, route *Route) int {
+	h.cfg.Logger.LogAttrs(r.Context(), slog.LevelDebug, "request body timed out",
+		slog.String("route", route.Source.String()))
+	writeText(w, http.StatusRequestTimeout, "408 Request Timeout: the request body did not arrive in time\n")
+	return http.StatusRequestTimeout
+}
+
 // newReplayBody is a request body that reads buf again and closes the
 // inbound body orig.
 func newReplayBody(buf []byte, orig io.Closer) io.ReadCloser {
@@ -218,6 +276,16 @@ type replayBody struct {
 }
 
 func (b replayBody) Close() error { return b.orig.Close() }
+
+// Len tells the upstream Transport how much of a buffered body is left, so
+// a body held whole in memory is sent with its request head in one write;
+// -1 when the body still reads from the client.
+func (b replayBody) Len() int {
+	if l, ok := b.Reader.(interface{ Len() int }); ok {
+		return l.Len()
+	}
+	return -1
+}
 
 type errReader struct{ err error }
 

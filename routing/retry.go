@@ -66,7 +66,10 @@ func (h *Handler) forwardWithRetry(w http.ResponseWriter, r *http.Request, route
 		return h.cfg.Forwarder.ForwardWith(w, r, b, o)
 	}
 	orig := r.Body
-	body, ok := bufferBody(r, h.cfg.RetryBodyLimit)
+	body, ok, timedOut := h.bufferBoundedBody(w, r, h.cfg.RetryBodyLimit)
+	if timedOut {
+		return upstream.Outcome{Status: h.bodyTimedOut(w, r, route), Err: upstream.ErrClientBodyTimeout}
+	}
 	if !ok {
 		h.cfg.Logger.LogAttrs(r.Context(), slog.LevelDebug, "request not retryable: body over the retry limit or unreadable",
 			slog.String("route", route.Source.String()), slog.Int64("limit", h.cfg.RetryBodyLimit))

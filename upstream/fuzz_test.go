@@ -4,11 +4,14 @@ import (
 	"bufio"
 	"bytes"
 	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/net/http/httpguts"
 )
@@ -67,9 +70,9 @@ func FuzzWriteRequest(f *testing.F) {
 		}
 
 		var out bytes.Buffer
-		c := &conn{bw: bufio.NewWriter(&out), pool: &endpointPool{addr: poolAddr}}
+		c := &conn{nc: bufferConn{&out}, bw: bufio.NewWriter(&out), pool: &endpointPool{addr: poolAddr}}
 		fw := tr.forwardingFor(r)
-		if _, err := tr.writeRequest(c, r, &fw, nil, tr.upgradeType(r)); err != nil {
+		if _, err := tr.writeRequest(c, httptest.NewRecorder(), r, &fw, nil, tr.upgradeType(r)); err != nil {
 			return // refused: nothing a backend could misread
 		}
 
@@ -155,3 +158,15 @@ func validRequestTarget(s string) bool {
 	}
 	return true
 }
+
+// bufferConn is a backend connection that only collects what is written.
+type bufferConn struct{ w *bytes.Buffer }
+
+func (c bufferConn) Read([]byte) (int, error)         { return 0, io.EOF }
+func (c bufferConn) Write(p []byte) (int, error)      { return c.w.Write(p) }
+func (c bufferConn) Close() error                     { return nil }
+func (c bufferConn) LocalAddr() net.Addr              { return &net.TCPAddr{} }
+func (c bufferConn) RemoteAddr() net.Addr             { return &net.TCPAddr{} }
+func (c bufferConn) SetDeadline(time.Time) error      { return nil }
+func (c bufferConn) SetReadDeadline(time.Time) error  { return nil }
+func (c bufferConn) SetWriteDeadline(time.Time) error { return nil }

@@ -68,7 +68,7 @@ func (t *Transport) forwardH2C(w http.ResponseWriter, r *http.Request, b *Backen
 		// The HTTP/2 client closes the body it is given, also when the dial
 		// fails; the inbound body must survive for a retry on another
 		// endpoint and is closed by the inbound server anyway.
-		tb := &trackedBody{r: r.Body}
+		tb := &trackedBody{r: r.Body, client: clientDeadlines{w: w, h1: r.ProtoMajor == 1, off: inMemory(r.Body, r.ContentLength)}, timeout: t.clientBodyTimeout}
 		if names := t.forwardedTrailers(r); len(names) > 0 {
 			// The client announces these names, and sends the values the
 			// body's end fills in.
@@ -85,9 +85,11 @@ func (t *Transport) forwardH2C(w http.ResponseWriter, r *http.Request, b *Backen
 	for attempt := 0; ; attempt++ {
 		endpoint := b.Endpoints[(first+attempt)%n]
 		reqCtx, cancel := context.WithCancelCause(ctx)
-		// The HTTP/2 client has no response header timeout of its own: cancel
-		// the request when the headers are late, and disarm once they came.
-		timer := time.AfterFunc(t.responseHeaderTimeout, func() { cancel(errHeaderTimeout) })
+		// The HTTP/2 client has no response header timeout of its own, nor
+		// a read timeout on the body: cancel the request when the headers
+		// are late, then when the body stalls.
+		idle := &streamIdle{cancel: cancel}
+		idle.timer = time.AfterFunc(t.responseHeaderTimeout, idle.fire)
 		out := &http.Request{
 			Method:        r.Method,
 			URL:           targetURL(endpoint, r),
@@ -104,7 +106,7 @@ func (t *Transport) forwardH2C(w http.ResponseWriter, r *http.Request, b *Backen
 		}
 		out = out.WithContext(reqCtx)
 		resp, err := t.h2.RoundTrip(out)
-		timer.Stop()
+		idle.timer.Stop()
 		if err != nil {
 			cause := context.Cause(reqCtx)
 			cancel(nil)
@@ -117,6 +119,11 @@ func (t *Transport) forwardH2C(w http.ResponseWriter, r *http.Request, b *Backen
 					continue
 				}
 				return t.connectFailed(w, r, b, err)
+			}
+			if tb, ok := body.(*trackedBody); ok && errors.Is(tb.readErr(), ErrClientBodyTimeout) && timeoutCause(ctx) == nil {
+				// Before the context: net/http cancels an HTTP/1.x request
+				// whose body read failed.
+				return t.exchangeFailed(w, r, b, &clientBodyError{tb.readErr()})
 			}
 			if ctx.Err() != nil {
 				return interrupted(w, r, err)
@@ -131,7 +138,9 @@ func (t *Transport) forwardH2C(w http.ResponseWriter, r *http.Request, b *Backen
 			}
 			return writeError(w, http.StatusBadGateway, "backend "+b.Name+" failed to answer", err)
 		}
-		_, outcome := t.writeResponse(w, r, resp, o)
+		idle.body.Store(true)
+		_, outcome := t.writeResponse(w, r, resp, o, idle)
+		idle.timer.Stop()
 		_ = resp.Body.Close()
 		cancel(nil)
 		return outcome
@@ -139,12 +148,15 @@ func (t *Transport) forwardH2C(w http.ResponseWriter, r *http.Request, b *Backen
 }
 
 // trackedBody passes the inbound body to the HTTP/2 client without letting it
-// be closed, and remembers a read failure so it is blamed on the client.
-// The client reads it on its own goroutine, hence the lock.
+// be closed, bounds each read by ClientBodyTimeout, and remembers a read
+// failure so it is blamed on the client. The client reads it on its own
+// goroutine, hence the lock; client is touched by that goroutine only.
 type trackedBody struct {
-	r   io.Reader
-	mu  sync.Mutex
-	err error
+	r       io.Reader
+	client  clientDeadlines
+	timeout time.Duration
+	mu      sync.Mutex
+	err     error
 	// trailerTo, when set, gets the values of its keys from
 	// trailerFrom.Trailer once the body ends, which is when the inbound
 	// server has read them and before the client sends them.
@@ -153,13 +165,19 @@ type trackedBody struct {
 }
 
 func (b *trackedBody) Read(p []byte) (int, error) {
+	b.client.armRead(time.Now(), b.timeout)
 	n, err := b.r.Read(p)
-	if err == io.EOF && b.trailerTo != nil {
-		for k := range b.trailerTo {
-			b.trailerTo[k] = b.trailerFrom.Trailer[k]
+	if err == io.EOF {
+		b.client.doneReading()
+		if b.trailerTo != nil {
+			for k := range b.trailerTo {
+				b.trailerTo[k] = b.trailerFrom.Trailer[k]
+			}
 		}
-	}
-	if err != nil && err != io.EOF {
+	} else if err != nil {
+		if b.client.timedOut(err) {
+			err = errors.Join(ErrClientBodyTimeout, err)
+		}
 		b.mu.Lock()
 		b.err = err
 		b.mu.Unlock()

@@ -122,7 +122,11 @@ func (t *Transport) forwardHTTP1(w http.ResponseWriter, r *http.Request, b *Back
 		return t.serveTunnel(w, c, resp, upgrade)
 	}
 
-	complete, out := t.writeResponse(w, r, resp, o)
+	var backend readArmer
+	if !bodyBuffered(resp, c.br) {
+		backend = c
+	}
+	complete, out := t.writeResponse(w, r, resp, o, backend)
 	// The connection is reusable only when the response was read to its
 	// end, neither side asked to close, the backend sent nothing beyond the
 	// response, and the client did not go away meanwhile.
@@ -146,6 +150,11 @@ func (t *Transport) connectFailed(w http.ResponseWriter, r *http.Request, b *Bac
 // exchangeFailed answers a request whose exchange failed before any of the
 // response was sent to the client.
 func (t *Transport) exchangeFailed(w http.ResponseWriter, r *http.Request, b *Backend, err error) Outcome {
+	// Checked before the context: net/http cancels an HTTP/1.x request
+	// whose body read failed, a timeout included.
+	if errors.Is(err, ErrClientBodyTimeout) && timeoutCause(r.Context()) == nil {
+		return writeError(w, http.StatusRequestTimeout, "the request body did not arrive in time", err)
+	}
 	if r.Context().Err() != nil {
 		return interrupted(w, r, err)
 	}
@@ -188,7 +197,7 @@ func deadConnection(err error) bool {
 // roundTrip writes r to c and reads the response headers. bodyRead reports
 // whether any of r's body was consumed, which makes a retry impossible.
 func (t *Transport) roundTrip(c *conn, w http.ResponseWriter, r *http.Request, f *forwarding, o *ForwardOptions, upgrade string) (resp *http.Response, bodyRead bool, err error) {
-	bodyRead, err = t.writeRequest(c, r, f, o, upgrade)
+	bodyRead, err = t.writeRequest(c, w, r, f, o, upgrade)
 	if err != nil {
 		var we *backendWriteError
 		if bodyRead && errors.As(err, &we) {
@@ -231,12 +240,8 @@ func (t *Transport) roundTrip(c *conn, w http.ResponseWriter, r *http.Request, f
 		}
 	}
 	// A body already in the buffer is copied without touching the socket,
-	// so the header deadline may stay armed for the next request.
-	if !bodyBuffered(resp, c.br) {
-		if err := c.clearReadDeadline(); err != nil {
-			return nil, bodyRead, &badResponseError{err}
-		}
-	}
+	// so the header deadline may stay armed for the next request; any
+	// other is read under UpstreamReadTimeout (writeResponse).
 	return resp, bodyRead, nil
 }
 
@@ -283,8 +288,9 @@ func relayInformational(w http.ResponseWriter, resp *http.Response) {
 }
 
 // writeRequest writes the request head straight into the connection's
-// buffered writer, then the body, framed by Portico itself.
-func (t *Transport) writeRequest(c *conn, r *http.Request, f *forwarding, o *ForwardOptions, upgrade string) (bodyRead bool, err error) {
+// buffered writer, then the body, framed by Portico itself. The head is sent
+// before the body is read, and the body as it arrives.
+func (t *Transport) writeRequest(c *conn, w http.ResponseWriter, r *http.Request, f *forwarding, o *ForwardOptions, upgrade string) (bodyRead bool, err error) {
 	bw := c.bw
 	uri := r.RequestURI
 	if !strings.HasPrefix(uri, "/") {
@@ -359,6 +365,19 @@ func (t *Transport) writeRequest(c *conn, r *http.Request, f *forwarding, o *For
 	bw.WriteString("\r\n")
 
 	if hasBody {
+		// The head goes out before the first read of the body, which may
+		// wait on the client: the backend sees the request at once, and an
+		// upload as it arrives. A body known to be in memory already (one
+		// a retry policy buffered) goes out with the head in one write.
+		mem := inMemory(body, r.ContentLength)
+		if !mem {
+			if err := c.armWrite(time.Now(), t.upstreamSendTimeout); err != nil {
+				return false, &backendWriteError{err}
+			}
+			if err := bw.Flush(); err != nil {
+				return false, &backendWriteError{err}
+			}
+		}
 		var dst io.Writer = bw
 		var cw io.WriteCloser
 		if chunked {
@@ -366,7 +385,8 @@ func (t *Transport) writeRequest(c *conn, r *http.Request, f *forwarding, o *For
 			dst = cw
 		}
 		bodyRead = true
-		if err := copyRequestBody(dst, body, r.ContentLength, chunked); err != nil {
+		client := clientDeadlines{w: w, h1: r.ProtoMajor == 1, off: mem}
+		if err := t.copyRequestBody(c, dst, body, r.ContentLength, chunked, &client); err != nil {
 			return bodyRead, err
 		}
 		if chunked {
@@ -382,42 +402,80 @@ func (t *Transport) writeRequest(c *conn, r *http.Request, f *forwarding, o *For
 			bw.WriteString("\r\n")
 		}
 	}
+	if err := c.armWrite(time.Now(), t.upstreamSendTimeout); err != nil {
+		return bodyRead, &backendWriteError{err}
+	}
 	if err := bw.Flush(); err != nil {
 		return bodyRead, &backendWriteError{err}
 	}
 	return bodyRead, nil
 }
 
-// copyRequestBody copies the inbound body to the backend. A fixed-length
-// body must deliver exactly the declared length, or the backend would wait
-// for the rest (or read the excess as a new request).
-func copyRequestBody(dst io.Writer, body io.Reader, length int64, chunked bool) error {
+// inMemory reports whether body is held in memory whole, so that reading
+// it cannot wait on the client: a reader that tells its remaining length
+// (bytes.Reader, strings.Reader, and the routing tier's replay of a
+// buffered body) and has all of length left.
+func inMemory(body io.Reader, length int64) bool {
+	l, ok := body.(interface{ Len() int })
+	return ok && length >= 0 && int64(l.Len()) >= length
+}
+
+// copyRequestBody copies the inbound body to the backend through dst, which
+// writes into c's buffered writer. A fixed-length body must deliver exactly
+// the declared length, or the backend would wait for the rest (or read the
+// excess as a new request).
+//
+// Each read from the client is bounded by ClientBodyTimeout and each write
+// to the backend by UpstreamSendTimeout. What was read is flushed to the
+// backend before the next read, which may wait on the client, so a slow
+// upload streams; the last piece is left to the caller's flush, with the
+// chunked terminator.
+func (t *Transport) copyRequestBody(c *conn, dst io.Writer, body io.Reader, length int64, chunked bool, client *clientDeadlines) error {
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	buf := *bp
 	var written int64
 	for {
 		if !chunked && written == length {
+			client.doneReading()
 			return nil
 		}
 		chunk := buf
 		if !chunked && int64(len(chunk)) > length-written {
 			chunk = chunk[:length-written]
 		}
+		client.armRead(time.Now(), t.clientBodyTimeout)
 		n, rerr := body.Read(chunk)
 		if n > 0 {
+			if err := c.armWrite(time.Now(), t.upstreamSendTimeout); err != nil {
+				return &backendWriteError{err}
+			}
 			if _, err := dst.Write(chunk[:n]); err != nil {
 				return &backendWriteError{err}
 			}
 			written += int64(n)
+			if rerr == nil && (chunked || written < length) {
+				if err := c.bw.Flush(); err != nil {
+					return &backendWriteError{err}
+				}
+			}
 		}
 		if rerr == io.EOF {
 			if !chunked && written < length {
 				return &clientBodyError{io.ErrUnexpectedEOF}
 			}
+			client.doneReading()
 			return nil
 		}
+		// On failure the deadline stays: net/http drains what is left of
+		// the body after the response, and must not wait on a stalled
+		// client for it.
 		if rerr != nil {
+			if client.timedOut(rerr) {
+				return &clientBodyError{errors.Join(ErrClientBodyTimeout, rerr)}
+			}
+			// A timeout met while the routing tier buffered the body
+			// (BoundedBody) is replayed as it was; errors.Is finds it.
 			return &clientBodyError{rerr}
 		}
 	}

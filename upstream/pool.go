@@ -27,8 +27,10 @@ type conn struct {
 	// abort unblocks every read and write in progress; built once per
 	// connection so watching a request's context costs no closure.
 	abort func()
-	// readDeadline is the read deadline currently set on nc; zero for none.
-	readDeadline time.Time
+	// readDeadline and writeDeadline are the deadlines currently set on
+	// nc; zero for none.
+	readDeadline  time.Time
+	writeDeadline time.Time
 	// head bounds the bytes read from nc while a response head is read;
 	// br reads through it.
 	head *headLimiter
@@ -134,7 +136,7 @@ func (c *conn) close() { _ = c.nc.Close() }
 // of twice per request.
 func (c *conn) armHeaderDeadline(timeout time.Duration) error {
 	now := time.Now()
-	if !c.readDeadline.IsZero() && c.readDeadline.Sub(now) >= timeout-timeout/16 {
+	if fresh(c.readDeadline, now, timeout) {
 		return nil
 	}
 	d := now.Add(timeout)

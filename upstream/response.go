@@ -2,15 +2,20 @@ package upstream
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
+	"os"
 	"strings"
+	"time"
 )
 
 // writeResponse sends the backend's response to the client. complete
 // reports whether the backend's body was read to its end, which the caller
-// needs to decide whether the connection can be reused.
-func (t *Transport) writeResponse(w http.ResponseWriter, r *http.Request, resp *http.Response, o *ForwardOptions) (complete bool, out Outcome) {
+// needs to decide whether the connection can be reused. backend bounds each
+// read of the body by UpstreamReadTimeout; it is nil when the whole body is
+// already buffered and no read can block.
+func (t *Transport) writeResponse(w http.ResponseWriter, r *http.Request, resp *http.Response, o *ForwardOptions, backend readArmer) (complete bool, out Outcome) {
 	h := w.Header()
 	copyResponseHeader(h, resp.Header)
 	if o != nil && o.EditResponseHeader != nil {
@@ -40,7 +45,14 @@ func (t *Transport) writeResponse(w http.ResponseWriter, r *http.Request, resp *
 		}
 	}
 
-	clientErr, backendErr := copyResponseBody(w, resp.Body, flush)
+	client := clientDeadlines{w: w, h1: r.ProtoMajor == 1}
+	// A small body of known length cannot block on the client (see
+	// smallResponse): it is written without a deadline.
+	bounded := resp.ContentLength < 0 || resp.ContentLength > smallResponse
+	clientErr, backendErr := t.copyResponseBody(w, resp.Body, flush, backend, &client, bounded)
+	if clientErr == nil && backendErr == nil {
+		clientErr = client.doneWriting()
+	}
 	switch {
 	case clientErr == nil && timeoutCause(r.Context()) != nil:
 		// A route timeout ended the response midway: cut the client's
@@ -90,14 +102,24 @@ func trailerNames(trailer http.Header) string {
 }
 
 // copyResponseBody copies the body with a pooled buffer, separating client
-// write failures from backend read failures.
-func copyResponseBody(w io.Writer, body io.Reader, flush func() error) (clientErr, backendErr error) {
+// write failures from backend read failures. Each read is bounded by
+// UpstreamReadTimeout through backend (when not nil), and, when bounded,
+// each write by SendTimeout.
+func (t *Transport) copyResponseBody(w io.Writer, body io.Reader, flush func() error, backend readArmer, client *clientDeadlines, bounded bool) (clientErr, backendErr error) {
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	buf := *bp
 	for {
+		if backend != nil {
+			if err := backend.armRead(time.Now(), t.upstreamReadTimeout); err != nil {
+				return nil, err
+			}
+		}
 		n, rerr := body.Read(buf)
 		if n > 0 {
+			if bounded {
+				client.armWrite(time.Now(), t.sendTimeout)
+			}
 			if _, err := w.Write(buf[:n]); err != nil {
 				return err, nil
 			}
@@ -111,6 +133,9 @@ func copyResponseBody(w io.Writer, body io.Reader, flush func() error) (clientEr
 			return nil, nil
 		}
 		if rerr != nil {
+			if errors.Is(rerr, os.ErrDeadlineExceeded) {
+				rerr = errors.Join(errUpstreamReadTimeout, rerr)
+			}
 			return nil, rerr
 		}
 	}

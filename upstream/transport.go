@@ -35,6 +35,15 @@ const (
 	// waste and far below a reset flood's thousands a second.
 	DefaultClientDialBurst = 64
 	DefaultClientDialRate  = 16
+
+	// Idle bounds once a request is under way, after nginx's
+	// client_body_timeout, send_timeout, proxy_read_timeout,
+	// proxy_send_timeout and its WebSocket practice.
+	DefaultClientBodyTimeout   = 60 * time.Second
+	DefaultSendTimeout         = 60 * time.Second
+	DefaultUpstreamReadTimeout = 60 * time.Second
+	DefaultUpstreamSendTimeout = 60 * time.Second
+	DefaultTunnelIdleTimeout   = time.Hour
 )
 
 // StatusClientClosedRequest is the status recorded (never sent) when the
@@ -70,6 +79,30 @@ type Config struct {
 	// ClientConnContext. Defaults 64 and 16.
 	ClientDialBurst int
 	ClientDialRate  int
+	// The idle timeouts below each bound the time between two successive
+	// reads or writes that make progress, not a whole transfer, so a long
+	// upload or download that keeps moving is never cut. Each may end up to
+	// 1/16 of itself early: deadlines are refreshed at most once per 1/16
+	// of the timeout rather than per read or write.
+	//
+	// ClientBodyTimeout bounds each wait for the next bytes of a request
+	// body from the client; the client gets 408 if no response has started.
+	// Default 60s.
+	ClientBodyTimeout time.Duration
+	// SendTimeout bounds each wait for a client to accept more of a
+	// response; the client's connection (or HTTP/2 stream) is then cut.
+	// Default 60s.
+	SendTimeout time.Duration
+	// UpstreamReadTimeout bounds each wait for the next bytes of a response
+	// body from a backend; the response to the client is then cut. Default
+	// 60s.
+	UpstreamReadTimeout time.Duration
+	// UpstreamSendTimeout bounds each wait for a backend to accept more of
+	// a request. Default 60s.
+	UpstreamSendTimeout time.Duration
+	// TunnelIdleTimeout closes an upgraded connection (WebSocket) through
+	// which no byte went in either direction for this long. Default 1h.
+	TunnelIdleTimeout time.Duration
 	// MaxIdleConnsPerEndpoint is the idle pool one endpoint keeps once
 	// traffic settles. Default 64. A burst may leave more connections idle;
 	// those above the cap are closed after 2s without a request.
@@ -113,6 +146,11 @@ type Transport struct {
 	dialTimeout           time.Duration
 	responseHeaderTimeout time.Duration
 	idleConnTimeout       time.Duration
+	clientBodyTimeout     time.Duration
+	sendTimeout           time.Duration
+	upstreamReadTimeout   time.Duration
+	upstreamSendTimeout   time.Duration
+	tunnelIdleTimeout     time.Duration
 	maxIdlePerEndpoint    int
 	trusted               []netip.Prefix
 	allowedUpgrades       []string
@@ -154,6 +192,11 @@ func NewTransport(cfg Config) *Transport {
 		dialTimeout:           orDefault(cfg.DialTimeout, DefaultDialTimeout),
 		responseHeaderTimeout: orDefault(cfg.ResponseHeaderTimeout, DefaultResponseHeaderTimeout),
 		idleConnTimeout:       orDefault(cfg.IdleConnTimeout, DefaultIdleConnTimeout),
+		clientBodyTimeout:     orDefault(cfg.ClientBodyTimeout, DefaultClientBodyTimeout),
+		sendTimeout:           orDefault(cfg.SendTimeout, DefaultSendTimeout),
+		upstreamReadTimeout:   orDefault(cfg.UpstreamReadTimeout, DefaultUpstreamReadTimeout),
+		upstreamSendTimeout:   orDefault(cfg.UpstreamSendTimeout, DefaultUpstreamSendTimeout),
+		tunnelIdleTimeout:     orDefault(cfg.TunnelIdleTimeout, DefaultTunnelIdleTimeout),
 		maxIdlePerEndpoint:    cfg.MaxIdleConnsPerEndpoint,
 		trusted:               append([]netip.Prefix(nil), cfg.TrustedProxies...),
 		allowUnderscores:      cfg.AllowUnderscoresInHeaders,
@@ -209,9 +252,11 @@ func NewTransport(cfg Config) *Transport {
 		IdleConnTimeout:        t.idleConnTimeout,
 		MaxResponseHeaderBytes: int64(t.maxResponseHeaderBytes),
 		HTTP2: &http.HTTP2Config{
-			SendPingTimeout:  30 * time.Second,
-			PingTimeout:      15 * time.Second,
-			WriteByteTimeout: 30 * time.Second,
+			SendPingTimeout: 30 * time.Second,
+			PingTimeout:     15 * time.Second,
+			// A backend that stops reading the request (its connection's
+			// window open, its socket full) is bounded like an HTTP/1.1 one.
+			WriteByteTimeout: t.upstreamSendTimeout,
 		},
 	}
 	go t.reap()

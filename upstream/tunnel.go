@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -16,6 +17,15 @@ var errTransportClosed = errors.New("transport closed")
 type tunnel struct {
 	client, backend net.Conn
 	once            sync.Once
+
+	// last is when a byte last went through, in Unix nanoseconds. Each read
+	// only stores the time: no deadline moves per read on a busy tunnel.
+	// The idle timer checks it when it fires, and fires again for the
+	// time left.
+	last    atomic.Int64
+	idle    time.Duration
+	timerMu sync.Mutex
+	timer   *time.Timer
 }
 
 func (tn *tunnel) close() {
@@ -23,6 +33,34 @@ func (tn *tunnel) close() {
 		_ = tn.client.Close()
 		_ = tn.backend.Close()
 	})
+}
+
+func (tn *tunnel) touch() { tn.last.Store(time.Now().UnixNano()) }
+
+// watchIdle closes the tunnel once no byte went through for tn.idle;
+// stopIdle ends the watch.
+func (tn *tunnel) watchIdle() {
+	tn.touch()
+	tn.timerMu.Lock()
+	tn.timer = time.AfterFunc(tn.idle, tn.checkIdle)
+	tn.timerMu.Unlock()
+}
+
+func (tn *tunnel) checkIdle() {
+	quiet := time.Since(time.Unix(0, tn.last.Load()))
+	if quiet >= tn.idle {
+		tn.close()
+		return
+	}
+	tn.timerMu.Lock()
+	tn.timer.Reset(tn.idle - quiet)
+	tn.timerMu.Unlock()
+}
+
+func (tn *tunnel) stopIdle() {
+	tn.timerMu.Lock()
+	tn.timer.Stop()
+	tn.timerMu.Unlock()
 }
 
 // track registers tn, or reports false when the Transport is closed.
@@ -57,7 +95,7 @@ func (t *Transport) serveTunnel(w http.ResponseWriter, c *conn, resp *http.Respo
 	_ = clientConn.SetDeadline(time.Time{})
 	_ = c.nc.SetDeadline(time.Time{})
 
-	tn := &tunnel{client: clientConn, backend: c.nc}
+	tn := &tunnel{client: clientConn, backend: c.nc, idle: t.tunnelIdleTimeout}
 	if !t.track(tn) {
 		tn.close()
 		out.Err = errTransportClosed
@@ -83,6 +121,11 @@ func (t *Transport) serveTunnel(w http.ResponseWriter, c *conn, resp *http.Respo
 		return out
 	}
 
+	// A tunnel through which nothing goes either way for TunnelIdleTimeout
+	// is closed on both sides.
+	tn.watchIdle()
+	defer tn.stopIdle()
+
 	// Bytes the client sent after its request may already sit in the
 	// hijacked reader, and bytes the backend sent after its 101 in the
 	// connection's reader: both directions read through those buffers.
@@ -107,6 +150,7 @@ func relay(tn *tunnel, dst net.Conn, src io.Reader) error {
 	for {
 		n, rerr := src.Read(buf)
 		if n > 0 {
+			tn.touch()
 			if _, err := dst.Write(buf[:n]); err != nil {
 				tn.close()
 				return err

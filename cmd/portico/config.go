@@ -146,6 +146,16 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 		"backend connections one client connection may have dialled at once beyond those its finished requests give back (bounds HTTP/2 rapid reset)")
 	fs.IntVar(&cfg.Upstream.ClientDialRate, "upstream-client-dial-rate", upstream.DefaultClientDialRate,
 		"backend connections per second a client connection may waste by cancelling requests mid-exchange, once its burst is spent; its further requests wait for a connection")
+	fs.DurationVar(&cfg.Upstream.ClientBodyTimeout, "client-body-timeout", upstream.DefaultClientBodyTimeout,
+		"longest wait for the next bytes of a request body from a client (idle, not total); then 408, or the connection is cut if the response has started")
+	fs.DurationVar(&cfg.Upstream.SendTimeout, "send-timeout", upstream.DefaultSendTimeout,
+		"longest wait for a client to accept more of a response (idle, not total); then the client's connection or HTTP/2 stream is cut")
+	fs.DurationVar(&cfg.Upstream.UpstreamReadTimeout, "upstream-read-timeout", upstream.DefaultUpstreamReadTimeout,
+		"longest wait for the next bytes of a response body from a backend (idle, not total); then the response to the client is cut")
+	fs.DurationVar(&cfg.Upstream.UpstreamSendTimeout, "upstream-send-timeout", upstream.DefaultUpstreamSendTimeout,
+		"longest wait for a backend to accept more of a request (idle, not total); then 504, or the response is cut")
+	fs.DurationVar(&cfg.Upstream.TunnelIdleTimeout, "tunnel-idle-timeout", upstream.DefaultTunnelIdleTimeout,
+		"an upgraded connection (WebSocket) through which no byte went either way for this long is closed on both sides")
 	fs.IntVar(&cfg.Upstream.MaxIdleConnsPerEndpoint, "upstream-max-idle-per-endpoint", 64, "idle keep-alive connections kept per backend endpoint")
 
 	allowedUpgrades := fs.String("allowed-upgrades", "websocket",
@@ -269,6 +279,9 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 		"--read-header-timeout": cfg.Limits.ReadHeaderTimeout, "--idle-timeout": cfg.Limits.IdleTimeout,
 		"--upstream-dial-timeout": cfg.Upstream.DialTimeout, "--upstream-response-header-timeout": cfg.Upstream.ResponseHeaderTimeout,
 		"--upstream-idle-timeout": cfg.Upstream.IdleConnTimeout,
+		"--client-body-timeout":   cfg.Upstream.ClientBodyTimeout, "--send-timeout": cfg.Upstream.SendTimeout,
+		"--upstream-read-timeout": cfg.Upstream.UpstreamReadTimeout, "--upstream-send-timeout": cfg.Upstream.UpstreamSendTimeout,
+		"--tunnel-idle-timeout": cfg.Upstream.TunnelIdleTimeout,
 	} {
 		if d <= 0 {
 			return nil, fmt.Errorf("%s: must be positive", name)
