@@ -26,18 +26,44 @@ type dialBudget struct {
 	burst  float64
 }
 
-type dialBudgetKey struct{}
+// clientState is what the gateway keeps per client connection: the
+// budget of backend dials its cancelled requests may waste, and of the
+// HTTP/2 streams it may cancel before it is cut off.
+type clientState struct {
+	dials  dialBudget
+	resets resetGuard
+}
 
-// ClientConnContext gives each client connection its own dial budget. It
-// is meant as the inbound http.Server's ConnContext; requests without one
-// dial unbounded.
-func (t *Transport) ClientConnContext(ctx context.Context, _ net.Conn) context.Context {
-	return context.WithValue(ctx, dialBudgetKey{}, &dialBudget{
-		tokens: float64(t.dialBurst),
-		last:   time.Now(),
-		rate:   float64(t.dialRate),
-		burst:  float64(t.dialBurst),
+type clientStateKey struct{}
+
+// ClientConnContext gives each client connection its own dial budget and
+// reset guard. It is meant as the inbound http.Server's ConnContext;
+// requests without one dial unbounded and are never cut off.
+func (t *Transport) ClientConnContext(ctx context.Context, nc net.Conn) context.Context {
+	now := time.Now()
+	return context.WithValue(ctx, clientStateKey{}, &clientState{
+		dials: dialBudget{
+			tokens: float64(t.dialBurst),
+			last:   now,
+			rate:   float64(t.dialRate),
+			burst:  float64(t.dialBurst),
+		},
+		resets: resetGuard{
+			tokens: float64(t.resetLimit),
+			last:   now,
+			rate:   float64(t.resetLimit) / resetWindow.Seconds(),
+			burst:  float64(t.resetLimit),
+			conn:   nc,
+			log:    t.log,
+		},
 	})
+}
+
+// clientStateOf returns the client connection's state, or nil for
+// requests served without ClientConnContext.
+func clientStateOf(ctx context.Context) *clientState {
+	s, _ := ctx.Value(clientStateKey{}).(*clientState)
+	return s
 }
 
 // take takes a token if one is left; otherwise it says how long until the

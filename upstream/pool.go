@@ -392,8 +392,8 @@ func (t *Transport) getConn(ctx context.Context, p *endpointPool, backend string
 	}
 	// The budget is looked up only when a dial is due, so reusing a pooled
 	// connection costs no context walk.
-	if b, ok := ctx.Value(dialBudgetKey{}).(*dialBudget); ok {
-		return t.dialWithin(ctx, b, p, backend)
+	if cs := clientStateOf(ctx); cs != nil {
+		return t.dialWithin(ctx, &cs.dials, p, backend)
 	}
 	return t.dial(ctx, p, backend)
 }

@@ -35,6 +35,10 @@ const (
 	// waste and far below a reset flood's thousands a second.
 	DefaultClientDialBurst = 64
 	DefaultClientDialRate  = 16
+	// DefaultHTTP2ResetLimit is far above the streams a browser cancels in
+	// 10 s (leaving a page, seeking in a video) and far below a rapid-reset
+	// flood's thousands a second.
+	DefaultHTTP2ResetLimit = 100
 
 	// Idle bounds once a request is under way, after nginx's
 	// client_body_timeout, send_timeout, proxy_read_timeout,
@@ -79,6 +83,10 @@ type Config struct {
 	// ClientConnContext. Defaults 64 and 16.
 	ClientDialBurst int
 	ClientDialRate  int
+	// HTTP2ResetLimit is how many proxied requests one HTTP/2 client
+	// connection may cancel (reset) in 10 s, for servers using
+	// ClientConnContext; past it the connection is closed. Default 100.
+	HTTP2ResetLimit int
 	// The idle timeouts below each bound the time between two successive
 	// reads or writes that make progress, not a whole transfer, so a long
 	// upload or download that keeps moving is never cut. Each may end up to
@@ -164,6 +172,8 @@ type Transport struct {
 	maxInformational       int
 	// dialBurst and dialRate size each client connection's dialBudget.
 	dialBurst, dialRate int
+	// resetLimit sizes each client connection's resetGuard.
+	resetLimit int
 
 	// pools maps endpoint address to *endpointPool. A sync.Map keeps the
 	// per-request lookup lock-free once an endpoint has been seen.
@@ -217,6 +227,9 @@ func NewTransport(cfg Config) *Transport {
 	}
 	if t.dialRate = cfg.ClientDialRate; t.dialRate <= 0 {
 		t.dialRate = DefaultClientDialRate
+	}
+	if t.resetLimit = cfg.HTTP2ResetLimit; t.resetLimit <= 0 {
+		t.resetLimit = DefaultHTTP2ResetLimit
 	}
 	if t.maxInformational = cfg.MaxInformationalResponses; t.maxInformational <= 0 {
 		t.maxInformational = DefaultMaxInformationalResponses
@@ -361,10 +374,14 @@ func (t *Transport) ForwardWith(w http.ResponseWriter, r *http.Request, b *Backe
 	if r.Method == http.MethodConnect {
 		return writeError(w, http.StatusMethodNotAllowed, "CONNECT is not proxied to backend "+b.Name, errConnect)
 	}
+	var out Outcome
 	if b.Protocol == H2C && b.TLS == nil {
-		return t.forwardH2C(w, r, b, o)
+		out = t.forwardH2C(w, r, b, o)
+	} else {
+		out = t.forwardHTTP1(w, r, b, o)
 	}
-	return t.forwardHTTP1(w, r, b, o)
+	noteOutcome(r, out)
+	return out
 }
 
 // timeoutCause returns the ForwardOptions bound that ended ctx, or nil when

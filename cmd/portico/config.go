@@ -146,6 +146,8 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 		"backend connections one client connection may have dialled at once beyond those its finished requests give back (bounds HTTP/2 rapid reset)")
 	fs.IntVar(&cfg.Upstream.ClientDialRate, "upstream-client-dial-rate", upstream.DefaultClientDialRate,
 		"backend connections per second a client connection may waste by cancelling requests mid-exchange, once its burst is spent; its further requests wait for a connection")
+	fs.IntVar(&cfg.Upstream.HTTP2ResetLimit, "http2-reset-limit", upstream.DefaultHTTP2ResetLimit,
+		"proxied requests one HTTP/2 client connection may cancel (RST_STREAM) in 10s; past it the connection is closed (rapid reset)")
 	fs.DurationVar(&cfg.Upstream.ClientBodyTimeout, "client-body-timeout", upstream.DefaultClientBodyTimeout,
 		"longest wait for the next bytes of a request body from a client (idle, not total); then 408, or the connection is cut if the response has started")
 	fs.DurationVar(&cfg.Upstream.SendTimeout, "send-timeout", upstream.DefaultSendTimeout,

@@ -307,23 +307,55 @@ func TestWireBackendRapidResetBoundsBackendConnects(t *testing.T) {
 	}
 }
 
+// A client connection that resets streams faster than any browser is
+// closed: the flood cannot go on for as long as its client likes.
+func TestWireResetFloodClosesClientConnection(t *testing.T) {
+	e := startEnv(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-time.After(10 * time.Second):
+		}
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	e.routeApp(portOf(ln.Addr().String()))
+
+	const batches, batch = 20, 50
+	var goaways atomic.Int64
+	resets, cut := flood(t, e, batches, batch, &goaways)
+	t.Logf("%d streams reset before the connection ended (cut %v)", resets, cut)
+	if !cut {
+		t.Fatalf("the gateway kept a connection that reset %d streams", resets)
+	}
+	// The limit, plus the batch in flight when it was reached.
+	if limit := upstream.DefaultHTTP2ResetLimit + 2*batch; resets > limit {
+		t.Errorf("%d streams reset before the connection was closed, want at most %d", resets, limit)
+	}
+}
+
 // flood opens one HTTP/2 connection and sends batches of streams: the
 // HEADERS of a batch, a PING whose answer shows the server has read them
 // and started their handlers, then a RST_STREAM for each. It stops early
-// when the server ends the connection.
-func flood(t *testing.T, e *env, batches, batch int, goaways *atomic.Int64) {
+// when the server ends the connection, and reports how many streams it
+// reset and whether the server ended the connection.
+func flood(t *testing.T, e *env, batches, batch int, goaways *atomic.Int64) (resets int, cut bool) {
 	cfg := e.tlsConfig("app.example.test")
 	cfg.NextProtos = []string{"h2"}
 	c, err := stdtls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", e.https, cfg)
 	if err != nil {
 		t.Error(err)
-		return
+		return 0, false
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
 	if _, err := io.WriteString(c, http2.ClientPreface); err != nil {
 		t.Error(err)
-		return
+		return 0, false
 	}
 	var wmu sync.Mutex
 	fr := http2.NewFramer(c, c)
@@ -377,22 +409,23 @@ func flood(t *testing.T, e *env, batches, batch int, goaways *atomic.Int64) {
 			if !write(func() error {
 				return fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: hb.Bytes(), EndStream: true, EndHeaders: true})
 			}) {
-				return
+				return resets, true // the server closed the connection
 			}
 			id += 2
 		}
 		if !write(func() error { return fr.WritePing(false, [8]byte{1}) }) {
-			return
+			return resets, true
 		}
 		select {
 		case <-pong:
 		case <-ended:
-			return
+			return resets, true
 		}
 		for s := first; s < id; s += 2 {
 			if !write(func() error { return fr.WriteRSTStream(s, http2.ErrCodeCancel) }) {
-				return
+				return resets, true
 			}
+			resets++
 		}
 	}
 	// A last round trip lets a GOAWAY the flood provoked arrive.
@@ -401,5 +434,16 @@ func flood(t *testing.T, e *env, batches, batch int, goaways *atomic.Int64) {
 		case <-pong:
 		case <-ended:
 		}
+	}
+	return resets, isEnded(ended)
+}
+
+// isEnded reports whether ch is closed.
+func isEnded(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
 	}
 }
