@@ -132,6 +132,15 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 	fs.IntVar(&cfg.Limits.MaxHeaderBytes, "max-header-bytes", 64<<10,
 		"largest request line plus headers accepted; larger requests get 431")
 	maxStreams := fs.Uint("http2-max-concurrent-streams", 250, "concurrent HTTP/2 streams allowed per client connection")
+	maxFrame := fs.Uint("http2-max-frame-size", 1<<20, "largest HTTP/2 frame accepted from a client, 16384 to 16777216 bytes")
+	fs.IntVar(&cfg.Limits.HTTP2MaxReceiveBufferPerStream, "http2-stream-window", 1<<20,
+		"HTTP/2 flow-control window per stream: the most of one request body a client can make Portico buffer (below 4 MiB)")
+	fs.IntVar(&cfg.Limits.HTTP2MaxReceiveBufferPerConnection, "http2-connection-window", 4<<20-1,
+		"HTTP/2 flow-control window shared by the streams of a connection (64 KiB to just under 4 MiB)")
+	fs.DurationVar(&cfg.Limits.HTTP2PingTimeout, "http2-ping-timeout", 30*time.Second,
+		"after this long without a frame from an HTTP/2 client, a PING is sent; the connection is closed if it goes unanswered as long")
+	fs.DurationVar(&cfg.Limits.WriteByteTimeout, "http2-write-timeout", 60*time.Second,
+		"an HTTP/2 connection on which no byte could be written for this long (a client that stopped reading) is closed")
 
 	fs.DurationVar(&cfg.Upstream.DialTimeout, "upstream-dial-timeout", 5*time.Second, "time to connect to a backend endpoint before trying another (502 when all fail)")
 	fs.DurationVar(&cfg.Upstream.ResponseHeaderTimeout, "upstream-response-header-timeout", 60*time.Second,
@@ -260,6 +269,10 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 		return nil, fmt.Errorf("--http2-max-concurrent-streams: must be between 1 and 2147483647")
 	}
 	cfg.Limits.HTTP2MaxConcurrentStreams = uint32(*maxStreams)
+	if *maxFrame < 16<<10 || *maxFrame > 16<<20 {
+		return nil, fmt.Errorf("--http2-max-frame-size: must be between 16384 and 16777216")
+	}
+	cfg.Limits.HTTP2MaxReadFrameSize = uint32(*maxFrame)
 	if (cfg.DefaultCertFile == "") != (cfg.DefaultKeyFile == "") {
 		return nil, errors.New("--default-cert-file and --default-key-file must be given together")
 	}
