@@ -135,16 +135,7 @@ func (c *conn) close() { _ = c.nc.Close() }
 // busy connection updates its deadline timer once every timeout/16 instead
 // of twice per request.
 func (c *conn) armHeaderDeadline(timeout time.Duration) error {
-	now := time.Now()
-	if fresh(c.readDeadline, now, timeout) {
-		return nil
-	}
-	d := now.Add(timeout)
-	if err := c.nc.SetReadDeadline(d); err != nil {
-		return err
-	}
-	c.readDeadline = d
-	return nil
+	return c.armRead(time.Now(), timeout)
 }
 
 // clearReadDeadline removes the read deadline before a body is streamed:

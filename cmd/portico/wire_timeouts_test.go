@@ -78,24 +78,7 @@ func TestTimeoutClientBodyStalls(t *testing.T) {
 // is closed.
 func TestTimeoutClientNeverReads(t *testing.T) {
 	e := startEnv(t, "--send-timeout", "300ms")
-	backendDone := make(chan struct{})
-	rb := startRawBackend(t, func(c *rawConn) {
-		defer close(backendDone)
-		if _, _, err := c.readRequest(); err != nil {
-			return
-		}
-		_ = c.SetWriteDeadline(time.Now().Add(2 * wireSafety))
-		const size = 256 << 20
-		if _, err := io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 268435456\r\n\r\n"); err != nil {
-			return
-		}
-		chunk := make([]byte, 64<<10)
-		for written := 0; written < size; written += len(chunk) {
-			if _, err := c.Write(chunk); err != nil {
-				return
-			}
-		}
-	})
+	rb, backendDone := startLargeResponseBackend(t)
 	e.routeApp(rb.port())
 
 	conn := e.dialHTTPS("app.example.test")
@@ -314,24 +297,7 @@ func TestTimeoutH2CBackendBodyStalls(t *testing.T) {
 // the backend connection is released.
 func TestTimeoutClientNeverReadsHTTP2(t *testing.T) {
 	e := startEnv(t, "--send-timeout", "300ms")
-	backendDone := make(chan struct{})
-	rb := startRawBackend(t, func(c *rawConn) {
-		defer close(backendDone)
-		if _, _, err := c.readRequest(); err != nil {
-			return
-		}
-		_ = c.SetWriteDeadline(time.Now().Add(2 * wireSafety))
-		const size = 256 << 20
-		if _, err := io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 268435456\r\n\r\n"); err != nil {
-			return
-		}
-		chunk := make([]byte, 64<<10)
-		for written := 0; written < size; written += len(chunk) {
-			if _, err := c.Write(chunk); err != nil {
-				return
-			}
-		}
-	})
+	rb, backendDone := startLargeResponseBackend(t)
 	e.routeApp(rb.port())
 
 	// No client timeout: only the gateway may end the stream.
@@ -493,4 +459,29 @@ func TestTimeoutClientBodyStallsRetryRoute(t *testing.T) {
 	case !cutOrEnded(err):
 		t.Fatalf("stalled request body on a retry route: no answer and the connection still open: %v", err)
 	}
+}
+
+// startLargeResponseBackend answers one request with a 256 MiB body,
+// written for as long as the gateway reads it; backendDone is closed when
+// it stops writing.
+func startLargeResponseBackend(t *testing.T) (rb *rawBackend, backendDone chan struct{}) {
+	backendDone = make(chan struct{})
+	rb = startRawBackend(t, func(c *rawConn) {
+		defer close(backendDone)
+		if _, _, err := c.readRequest(); err != nil {
+			return
+		}
+		_ = c.SetWriteDeadline(time.Now().Add(2 * wireSafety))
+		const size = 256 << 20
+		if _, err := io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 268435456\r\n\r\n"); err != nil {
+			return
+		}
+		chunk := make([]byte, 64<<10)
+		for written := 0; written < size; written += len(chunk) {
+			if _, err := c.Write(chunk); err != nil {
+				return
+			}
+		}
+	})
+	return rb, backendDone
 }
