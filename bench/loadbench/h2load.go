@@ -52,8 +52,11 @@ func ceilSeconds(d time.Duration) int64 {
 }
 
 // runH2load runs one bounded h2load load (warm-up included) and parses its
-// output and per-request log.
-func runH2load(ctx context.Context, cfg Config, url, addr, logFile string) (WrkResult, error) {
+// output and per-request log. measureStart, when not nil, is called when the
+// warm-up ends and the measured period starts: h2load starts its warm-up
+// timer on its first connection, a few milliseconds after it starts on
+// loopback, so measureStart runs that much before the measured period.
+func runH2load(ctx context.Context, cfg Config, url, addr, logFile string, measureStart func()) (WrkResult, error) {
 	argv := H2loadCommand(cfg, url, addr, logFile, cfg.Warmup, cfg.Duration)
 	ctx, cancel := context.WithTimeout(ctx, cfg.Warmup+cfg.Duration+30*time.Second)
 	defer cancel()
@@ -61,7 +64,7 @@ func runH2load(ctx context.Context, cfg Config, url, addr, logFile string) (WrkR
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
+	if err := runNotifying(cmd, time.Duration(ceilSeconds(cfg.Warmup))*time.Second, measureStart); err != nil {
 		return WrkResult{}, fmt.Errorf("%s: %w: %s", strings.Join(argv, " "), err, lastLines(stderr.String()+stdout.String(), 10))
 	}
 	res, err := ParseH2loadOutput(stdout.String())
@@ -86,6 +89,27 @@ func runH2load(ctx context.Context, cfg Config, url, addr, logFile string) (WrkR
 		return res, fmt.Errorf("h2load completed no requests in the measured period: %s", lastLines(stdout.String(), 12))
 	}
 	return res, nil
+}
+
+// runNotifying runs cmd and calls notify (when not nil) after delay, unless
+// cmd has exited by then. notify has returned when runNotifying returns.
+func runNotifying(cmd *exec.Cmd, delay time.Duration, notify func()) error {
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+	if notify != nil {
+		timer := time.NewTimer(delay)
+		select {
+		case err := <-waited:
+			timer.Stop()
+			return err
+		case <-timer.C:
+			notify()
+		}
+	}
+	return <-waited
 }
 
 // ParseH2loadOutput reads h2load's summary:

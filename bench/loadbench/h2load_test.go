@@ -285,7 +285,7 @@ func TestH2loadSendsVirtualHostOverLoopback(t *testing.T) {
 
 	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 	cfg := Config{H2Clients: 2, H2Streams: 2, Warmup: time.Second, Duration: time.Second}
-	res, err := runH2load(context.Background(), cfg, "https://bench.example.test:"+port+"/", "127.0.0.1:"+port, filepath.Join(t.TempDir(), "h2.log"))
+	res, err := runH2load(context.Background(), cfg, "https://bench.example.test:"+port+"/", "127.0.0.1:"+port, filepath.Join(t.TempDir(), "h2.log"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

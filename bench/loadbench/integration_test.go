@@ -135,6 +135,13 @@ func TestExecuteNginxTargets(t *testing.T) {
 	if m := runs[1].Memory; m.RSS <= 0 || m.PSS <= 0 || m.PSS > m.RSS {
 		t.Errorf("nginx-2tier memory = %+v", m)
 	}
+	// direct is charged with the backend's CPU time, nginx-2tier with
+	// both tiers'.
+	for _, r := range runs {
+		if r.CPU <= 0 || r.CPUPerRequest() <= 0 {
+			t.Errorf("%s: CPU %s for %d requests", r.Target, r.CPU, r.Result.Requests)
+		}
+	}
 }
 
 // A target that cannot start is recorded as failed with its log, and the

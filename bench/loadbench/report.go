@@ -175,8 +175,11 @@ type Summary struct {
 	P99         time.Duration
 	RSS         int64 // bytes; 0 when the target has no proxy
 	PSS         int64 // bytes; 0 when the target has no proxy
-	Errors      int64 // summed over all successful runs
-	FirstErr    error
+	// CPUPerReq is the CPU time of the target's processes per request, in
+	// microseconds (Run.CPUPerRequest); 0 when not measured.
+	CPUPerReq float64
+	Errors    int64 // summed over all successful runs
+	FirstErr  error
 	// Skipped says why the target did not take the workload.
 	Skipped string
 }
@@ -190,6 +193,7 @@ func Summarize(targets []Target, runs []Run) []Summary {
 		var rps []float64
 		var p50, p99 []time.Duration
 		var rss, pss []int64
+		var cpu []float64
 		for _, r := range runs {
 			if r.Target != t.Name {
 				continue
@@ -212,12 +216,16 @@ func Summarize(targets []Target, runs []Run) []Summary {
 			p99 = append(p99, r.Result.P99)
 			rss = append(rss, r.Memory.RSS)
 			pss = append(pss, r.Memory.PSS)
+			if c := r.CPUPerRequest(); c > 0 {
+				cpu = append(cpu, c)
+			}
 		}
 		s.RPS = median(rps)
 		s.P50 = median(p50)
 		s.P99 = median(p99)
 		s.RSS = median(rss)
 		s.PSS = median(pss)
+		s.CPUPerReq = median(cpu)
 		out = append(out, s)
 	}
 	return out
@@ -323,6 +331,10 @@ func writeReportBody(bw *bufio.Writer, r Report) {
 	p("Figures are medians over rounds, each taken independently. Ratios divide the target's req/s by the reference's. " +
 		"RSS and PSS are the peak memory of the proxy processes (all tiers, masters and workers) during the measured run; " +
 		"RSS counts pages shared between processes once per process, PSS splits them, so PSS is the fairer figure for multi-process servers. " +
+		"CPU µs/req is the user + system CPU time of the target's processes (every tier, master and workers; the backend for `direct`, which has no proxy) " +
+		"during the measured period, without the warm-up, divided by the requests completed in that period; " +
+		"it excludes the load generator and, for proxies, the backend, so it is the cost of the proxy hop (for `direct`: of the backend alone). " +
+		"CPU/req vs portico divides it by Portico's: below 1 is cheaper than Portico. " +
 		"Errors are socket errors plus responses outside 2xx/3xx.\n\n")
 
 	if len(r.Workloads) == 0 {
@@ -387,6 +399,12 @@ func writeWorkload(bw *bufio.Writer, r Report, w Workload, runs []Run) {
 		return 0
 	}
 	porticoRPS, directRPS := ref("portico"), ref("direct")
+	var porticoCPU float64
+	for _, x := range sums {
+		if x.Target == "portico" && x.Runs > 0 {
+			porticoCPU = x.CPUPerReq
+		}
+	}
 	directName := "direct"
 	if directRPS == 0 && w.Tool == ToolH2load {
 		// No plain-HTTP direct path under HTTP/2: the TLS ceiling stands in.
@@ -399,22 +417,22 @@ func writeWorkload(bw *bufio.Writer, r Report, w Workload, runs []Run) {
 		return fmt.Sprintf("%.2f", v/base)
 	}
 
-	p("| target | req/s | p50 | p99 | RSS MiB | PSS MiB | req/s vs portico | req/s vs %s | errors | runs |\n", directName)
-	p("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	p("| target | req/s | p50 | p99 | CPU µs/req | RSS MiB | PSS MiB | req/s vs portico | req/s vs %s | CPU/req vs portico | errors | runs |\n", directName)
+	p("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	var skipped []Summary
 	for _, x := range sums {
 		if x.Skipped != "" && x.Runs == 0 && x.Failed == 0 {
-			p("| %s | skipped | | | | | | | | |\n", x.Target)
+			p("| %s | skipped | | | | | | | | | | |\n", x.Target)
 			skipped = append(skipped, x)
 			continue
 		}
 		if x.Runs == 0 {
-			p("| %s | failed | | | | | | | | 0/%d |\n", x.Target, x.Failed)
+			p("| %s | failed | | | | | | | | | | 0/%d |\n", x.Target, x.Failed)
 			continue
 		}
-		p("| %s | %.0f | %s | %s | %s | %s | %s | %s | %d | %d/%d |\n",
-			x.Target, x.RPS, formatLatency(x.P50), formatLatency(x.P99), formatMiB(x.RSS), formatMiB(x.PSS),
-			ratio(x.RPS, porticoRPS), ratio(x.RPS, directRPS), x.Errors, x.Runs, x.Runs+x.Failed)
+		p("| %s | %.0f | %s | %s | %s | %s | %s | %s | %s | %s | %d | %d/%d |\n",
+			x.Target, x.RPS, formatLatency(x.P50), formatLatency(x.P99), formatCPUPerReq(x.CPUPerReq), formatMiB(x.RSS), formatMiB(x.PSS),
+			ratio(x.RPS, porticoRPS), ratio(x.RPS, directRPS), ratio(x.CPUPerReq, porticoCPU), x.Errors, x.Runs, x.Runs+x.Failed)
 	}
 	p("\n")
 	for _, x := range skipped {
@@ -439,20 +457,21 @@ func writeWorkload(bw *bufio.Writer, r Report, w Workload, runs []Run) {
 		summary = "Every run of `" + w.Name + "`"
 	}
 	p("\n<details><summary>%s</summary>\n\n", summary)
-	p("| round | target | req/s | p50 | p90 | p99 | p99.9 | max | RSS MiB | PSS MiB | errors |\n")
-	p("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	p("| round | target | req/s | p50 | p90 | p99 | p99.9 | max | CPU s | CPU µs/req | RSS MiB | PSS MiB | errors |\n")
+	p("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, run := range runs {
 		if run.Skipped != "" {
 			continue
 		}
 		if run.Err != nil {
-			p("| %d | %s | failed | | | | | | | | |\n", run.Round, run.Target)
+			p("| %d | %s | failed | | | | | | | | | | |\n", run.Round, run.Target)
 			continue
 		}
 		res := run.Result
-		p("| %d | %s | %.0f | %s | %s | %s | %s | %s | %s | %s | %d |\n",
+		p("| %d | %s | %.0f | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d |\n",
 			run.Round, run.Target, res.RPS, formatLatency(res.P50), formatLatency(res.P90),
 			formatLatency(res.P99), formatLatency(res.P999), formatLatency(res.Max),
+			formatCPUSeconds(run.CPU), formatCPUPerReq(run.CPUPerRequest()),
 			formatMiB(run.Memory.RSS), formatMiB(run.Memory.PSS), res.Errors)
 	}
 	p("\n</details>\n")
@@ -471,6 +490,29 @@ func formatLatency(d time.Duration) string {
 	default:
 		return fmt.Sprintf("%.2fs", d.Seconds())
 	}
+}
+
+// formatCPUPerReq prints microseconds of CPU per request with three
+// significant figures (two decimals below 10); "–" when not measured.
+func formatCPUPerReq(us float64) string {
+	switch {
+	case us <= 0:
+		return "–"
+	case us < 10:
+		return fmt.Sprintf("%.2f", us)
+	case us < 100:
+		return fmt.Sprintf("%.1f", us)
+	default:
+		return fmt.Sprintf("%.0f", us)
+	}
+}
+
+// formatCPUSeconds prints a CPU time in seconds; "–" when not measured.
+func formatCPUSeconds(d time.Duration) string {
+	if d <= 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f", d.Seconds())
 }
 
 // formatMiB prints a memory size in MiB; "–" when nothing was measured

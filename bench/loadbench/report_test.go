@@ -41,15 +41,15 @@ func testRuns() ([]Target, []Run) {
 	}
 	ms := time.Millisecond
 	runs := []Run{
-		{Target: "portico", Round: 1, Result: res(30000, 2*ms, 5*ms, 0), Memory: Memory{RSS: 20 << 20, PSS: 20 << 19}},
-		{Target: "direct", Round: 1, Result: res(80000, 1*ms, 3*ms, 0)},
+		{Target: "portico", Round: 1, Result: res(30000, 2*ms, 5*ms, 0), Memory: Memory{RSS: 20 << 20, PSS: 20 << 19}, CPU: 600 * ms},
+		{Target: "direct", Round: 1, Result: res(80000, 1*ms, 3*ms, 0), CPU: 400 * ms},
 		{Target: "nginx", Round: 1, Err: errors.New("nginx exited\nbadly | really")},
-		{Target: "portico", Round: 2, Result: res(40000, 1*ms, 4*ms, 2), Memory: Memory{RSS: 30 << 20, PSS: 30 << 19}},
-		{Target: "direct", Round: 2, Result: res(60000, 1*ms, 2*ms, 0)},
+		{Target: "portico", Round: 2, Result: res(40000, 1*ms, 4*ms, 2), Memory: Memory{RSS: 30 << 20, PSS: 30 << 19}, CPU: 1000 * ms},
+		{Target: "direct", Round: 2, Result: res(60000, 1*ms, 2*ms, 0), CPU: 360 * ms},
 		{Target: "nginx", Round: 2, Err: errors.New("again")},
-		{Target: "portico", Round: 3, Result: res(35000, 3*ms, 6*ms, 1), Memory: Memory{RSS: 25 << 20, PSS: 25 << 19}},
+		{Target: "portico", Round: 3, Result: res(35000, 3*ms, 6*ms, 1), Memory: Memory{RSS: 25 << 20, PSS: 25 << 19}, CPU: 700 * ms},
 		{Target: "direct", Round: 3, Result: res(70000, 1*ms, 2*ms, 0)},
-		{Target: "nginx", Round: 3, Result: res(35000, 2*ms, 4*ms, 0), Memory: Memory{RSS: 10 << 20, PSS: 10 << 19}},
+		{Target: "nginx", Round: 3, Result: res(35000, 2*ms, 4*ms, 0), Memory: Memory{RSS: 10 << 20, PSS: 10 << 19}, CPU: 525 * ms},
 	}
 	return targets, runs
 }
@@ -64,6 +64,14 @@ func TestSummarize(t *testing.T) {
 	if p.Target != "portico" || p.RPS != 35000 || p.P50 != 2*time.Millisecond || p.P99 != 5*time.Millisecond ||
 		p.RSS != 25<<20 || p.PSS != 25<<19 || p.Errors != 3 || p.Runs != 3 || p.Failed != 0 {
 		t.Errorf("portico summary = %+v", p)
+	}
+	// CPU µs/req per round: 20, 25, 20 -> median 20.
+	if p.CPUPerReq != 20 {
+		t.Errorf("portico CPU µs/req = %v, want 20", p.CPUPerReq)
+	}
+	// 5 and 6; the round without a CPU reading is left out.
+	if d := got[1]; d.CPUPerReq != 5.5 {
+		t.Errorf("direct CPU µs/req = %v, want 5.5", d.CPUPerReq)
 	}
 	n := got[2]
 	if n.Runs != 1 || n.Failed != 2 || n.FirstErr == nil || n.FirstErr.Error() != "nginx exited\nbadly | really" {
@@ -100,10 +108,13 @@ func TestWriteMarkdown(t *testing.T) {
 		"- Command: `BENCH_ROUNDS=3 bench/run.sh`",
 		"wrk pinned to CPU 1",
 		"- Note: a note",
-		"| target | req/s | p50 | p99 | RSS MiB | PSS MiB | req/s vs portico | req/s vs direct | errors | runs |",
-		"| portico | 35000 | 2.00ms | 5.00ms | 25.0 | 12.5 | 1.00 | 0.50 | 3 | 3/3 |",
-		"| direct | 70000 | 1.00ms | 2.00ms | – | – | 2.00 | 1.00 | 0 | 3/3 |",
-		"| nginx | 35000 | 2.00ms | 4.00ms | 10.0 | 5.0 | 1.00 | 0.50 | 0 | 1/3 |",
+		"| target | req/s | p50 | p99 | CPU µs/req | RSS MiB | PSS MiB | req/s vs portico | req/s vs direct | CPU/req vs portico | errors | runs |",
+		"| portico | 35000 | 2.00ms | 5.00ms | 20.0 | 25.0 | 12.5 | 1.00 | 0.50 | 1.00 | 3 | 3/3 |",
+		"| direct | 70000 | 1.00ms | 2.00ms | 5.50 | – | – | 2.00 | 1.00 | 0.28 | 0 | 3/3 |",
+		"| nginx | 35000 | 2.00ms | 4.00ms | 15.0 | 10.0 | 5.0 | 1.00 | 0.50 | 0.75 | 0 | 1/3 |",
+		"| round | target | req/s | p50 | p90 | p99 | p99.9 | max | CPU s | CPU µs/req | RSS MiB | PSS MiB | errors |",
+		"| 2 | portico | 40000 | 1.00ms | – | 4.00ms | – | – | 1.00 | 25.0 | 30.0 | 15.0 | 2 |",
+		"| 3 | direct | 70000 | 1.00ms | – | 2.00ms | – | – | – | – | – | – | 0 |",
 		"- `nginx` (2 failed): nginx exited badly   really",
 		"| 1 | nginx | failed |",
 	} {
@@ -122,7 +133,7 @@ func TestWriteMarkdownWithoutReferences(t *testing.T) {
 	if err := WriteMarkdown(&b, r); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(b.String(), "| nginx | failed | | | | | | | | 0/1 |") {
+	if !strings.Contains(b.String(), "| nginx | failed | | | | | | | | | | 0/1 |") {
 		t.Errorf("failed target row missing:\n%s", b.String())
 	}
 }

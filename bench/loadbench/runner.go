@@ -122,8 +122,16 @@ type Run struct {
 	// Memory is the peak memory of the target's proxy processes during the
 	// measured run; zero when there is no proxy.
 	Memory Memory
-	Err    error
+	// CPU is the user + system CPU time of the target's processes (every
+	// tier, master and workers; the backend for direct) during the
+	// measured period, without the warm-up; zero when not measured.
+	CPU time.Duration
+	Err error
 }
+
+// CPUPerRequest is CPU divided by the requests of the measured period, in
+// microseconds; 0 when not measured.
+func (r Run) CPUPerRequest() float64 { return cpuPerRequest(r.CPU, r.Result.Requests) }
 
 // Execute runs every round and returns all runs. A target that fails to
 // start or to run is recorded as a failed run and the benchmark goes on; a
@@ -180,7 +188,9 @@ func Execute(ctx context.Context, cfg Config) ([]Run, error) {
 					log.Info("run done", "workload", w.Name, "round", round, "target", t.Name,
 						"rps", fmt.Sprintf("%.0f", r.Result.RPS), "p50", r.Result.P50, "p99", r.Result.P99,
 						"rss_mib", fmt.Sprintf("%.1f", float64(r.Memory.RSS)/(1<<20)),
-						"pss_mib", fmt.Sprintf("%.1f", float64(r.Memory.PSS)/(1<<20)), "errors", r.Result.Errors)
+						"pss_mib", fmt.Sprintf("%.1f", float64(r.Memory.PSS)/(1<<20)),
+						"cpu_s", fmt.Sprintf("%.2f", r.CPU.Seconds()), "cpu_us_per_req", fmt.Sprintf("%.1f", r.CPUPerRequest()),
+						"errors", r.Result.Errors)
 				}
 				runs = append(runs, r)
 			}
@@ -253,6 +263,7 @@ func prepare(ctx context.Context, cfg Config) (*Env, *Process, error) {
 		backend.Stop()
 		return nil, nil, fmt.Errorf("backend: %w", err)
 	}
+	env.Backend = backend
 	return env, backend, nil
 }
 
@@ -324,12 +335,47 @@ func runTarget(ctx context.Context, cfg Config, env *Env, w Workload, t Target, 
 	if len(in.Procs) > 0 {
 		sampler = StartMemorySampler(in.Procs, 250*time.Millisecond)
 	}
+	// CPU time is read when the measured period starts and when it ends.
+	cpuProcs := in.cpuProcs()
+	var (
+		cpuStart    time.Duration
+		cpuStarted  bool
+		cpuStartErr error
+	)
+	startCPU := func() {
+		if len(cpuProcs) > 0 {
+			cpuStart, cpuStartErr = CPUTime(cpuProcs)
+			cpuStarted = cpuStartErr == nil
+		}
+	}
 	var res WrkResult
 	if w.Tool == ToolH2load {
-		// h2load warms up itself (--warm-up-time) on the same connections.
-		res, err = runH2load(ctx, cfg, url, loopbackConnectTo(in.Addr), filepath.Join(dir, "h2load.log"))
+		// h2load warms up itself (--warm-up-time) on the same connections;
+		// it calls startCPU when its warm-up ends.
+		res, err = runH2load(ctx, cfg, url, loopbackConnectTo(in.Addr), filepath.Join(dir, "h2load.log"), startCPU)
 	} else {
+		startCPU()
 		res, err = runWrkFor(ctx, cfg, w, scriptPath, url, cfg.Duration)
+	}
+	for _, p := range in.Procs {
+		if exited, werr := p.Exited(); exited && err == nil {
+			err = fmt.Errorf("%s exited during the run (%v): %s", p.Name, werr, p.LogTail())
+		}
+	}
+	if len(cpuProcs) > 0 && err == nil {
+		end, cerr := CPUTime(cpuProcs)
+		switch {
+		case cpuStartErr != nil:
+			err = fmt.Errorf("measure CPU: %w", cpuStartErr)
+		case cerr != nil:
+			err = fmt.Errorf("measure CPU: %w", cerr)
+		case !cpuStarted:
+			err = errors.New("measure CPU: the measured period did not start")
+		case end < cpuStart:
+			err = fmt.Errorf("measure CPU: CPU time went back from %s to %s (a process left the tree)", cpuStart, end)
+		default:
+			r.CPU = end - cpuStart
+		}
 	}
 	if sampler != nil {
 		mem, serr := sampler.Stop()
@@ -337,11 +383,6 @@ func runTarget(ctx context.Context, cfg Config, env *Env, w Workload, t Target, 
 			err = fmt.Errorf("measure memory: %w", serr)
 		}
 		r.Memory = mem
-	}
-	for _, p := range in.Procs {
-		if exited, werr := p.Exited(); exited && err == nil {
-			err = fmt.Errorf("%s exited during the run (%v): %s", p.Name, werr, p.LogTail())
-		}
 	}
 	r.Result, r.Err = res, err
 	return r

@@ -252,6 +252,9 @@ type Env struct {
 	Programs map[string]string
 	// ReadyTimeout bounds a target's start-up.
 	ReadyTimeout time.Duration
+	// Backend is the shared backend process, charged with the CPU time of
+	// targets that send the load straight to it.
+	Backend *Process
 }
 
 func (e *Env) program(name string) string {
@@ -268,6 +271,19 @@ type Instance struct {
 	// Procs are the proxy processes whose memory is reported; empty when
 	// there is no proxy.
 	Procs []*Process
+	// CPUProcs are the processes whose CPU time is charged to the target
+	// when they are not Procs: the backend for direct. They are not
+	// stopped with the instance.
+	CPUProcs []*Process
+}
+
+// cpuProcs are the processes (with their descendants) whose CPU time the
+// target is charged with.
+func (in *Instance) cpuProcs() []*Process {
+	if len(in.CPUProcs) > 0 {
+		return in.CPUProcs
+	}
+	return in.Procs
 }
 
 // Stop stops every process of the instance, front first.
@@ -466,8 +482,13 @@ func startTiers(ctx context.Context, env *Env, dir string, tiers []Tier) (*Insta
 }
 
 // startDirect points the load at the backend itself: there is no proxy.
+// Its CPU time is the backend's.
 func startDirect(_ context.Context, env *Env, _ string) (*Instance, error) {
-	return &Instance{Addr: env.BackendAddr}, nil
+	in := &Instance{Addr: env.BackendAddr}
+	if env.Backend != nil {
+		in.CPUProcs = []*Process{env.Backend}
+	}
+	return in, nil
 }
 
 // startPortico writes the benchmark manifests and runs the Portico binary
