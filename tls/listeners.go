@@ -20,6 +20,9 @@ import (
 // section 3.3), which the Gateway API expects of HTTP listeners; HTTP/1.1
 // clients are told apart by the connection preface and served as before.
 // The h2c upgrade from HTTP/1.1 is deprecated and not offered.
+//
+// With the portico HTTP/1 engine, secure sockets use it for HTTP/1.1 as
+// Listen's do; plain sockets stay with net/http, which tells h2c apart.
 func ServeListener(ln net.Listener, secure bool, cfg ServerConfig, opts ...ListenerOption) (*Server, error) {
 	if ln == nil {
 		return nil, errors.New("no listener")
@@ -53,6 +56,8 @@ func ServeListener(ln net.Listener, secure bool, cfg ServerConfig, opts ...Liste
 	s.httpsServer = newHTTPServer(cfg.HTTPSHandler, limits, logger.With("listener", "https", "addr", ln.Addr().String()))
 	base := serverTLSConfig(cfg.GetCertificate, cfg.LegacyCiphers)
 	s.httpsServer.ConnContext = cfg.ConnContext
+	s.httpsEngine = newEngine(cfg.HTTPSHandler, limits, logger.With("listener", "https", "addr", ln.Addr().String()), cfg.ConnContext)
+	s.handshakeTimeout = limits.ReadHeaderTimeout
 	var o listenerOptions
 	for _, opt := range opts {
 		opt(&o)

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"portico.dev/portico/http1"
 )
 
 // Limits bounds what a single client can make the front door hold. Zero
@@ -63,7 +65,18 @@ type Limits struct {
 	// be written for this long, such as a client that stopped reading while
 	// the server has data queued. Default 60s.
 	WriteByteTimeout time.Duration
+
+	// HTTP1Engine selects what serves HTTP/1.x: HTTP1EngineNetHTTP (""
+	// too) or HTTP1EnginePortico; see newEngine. It sits with the limits
+	// because it reaches every listener the same way they do.
+	HTTP1Engine string
 }
+
+// The values of Limits.HTTP1Engine.
+const (
+	HTTP1EngineNetHTTP = "net/http"
+	HTTP1EnginePortico = "portico"
+)
 
 // DefaultLimits returns the limits applied to zero fields.
 func DefaultLimits() Limits {
@@ -113,6 +126,11 @@ func (l Limits) withDefaults() Limits {
 }
 
 func (l Limits) validate() error {
+	switch l.HTTP1Engine {
+	case "", HTTP1EngineNetHTTP, HTTP1EnginePortico:
+	default:
+		return fmt.Errorf("HTTP/1 engine %q is neither %q nor %q", l.HTTP1Engine, HTTP1EngineNetHTTP, HTTP1EnginePortico)
+	}
 	if l.HTTP2MaxReadFrameSize < 16<<10 || l.HTTP2MaxReadFrameSize > 16<<20 {
 		return fmt.Errorf("HTTP/2 max read frame size %d is outside 16 KiB to 16 MiB", l.HTTP2MaxReadFrameSize)
 	}
@@ -183,6 +201,14 @@ type Server struct {
 	httpsServer   *http.Server
 	httpServer    *http.Server
 
+	// With the portico HTTP/1 engine: httpsEngine takes the HTTPS
+	// listener's connections, handshakes them and passes those that
+	// negotiate h2 on to httpsServer; httpEngine takes the plain
+	// listener's. Nil with net/http.
+	httpsEngine      *http1.Server
+	httpEngine       *http1.Server
+	handshakeTimeout time.Duration
+
 	mu       sync.Mutex
 	serving  bool
 	shutdown bool
@@ -225,6 +251,7 @@ func Listen(cfg ServerConfig) (*Server, error) {
 		s.httpsServer = newHTTPServer(cfg.HTTPSHandler, limits, logger.With("listener", "https"))
 		s.httpsServer.TLSConfig = serverTLSConfig(cfg.GetCertificate, cfg.LegacyCiphers)
 		s.httpsServer.ConnContext = cfg.ConnContext
+		s.httpsEngine = newEngine(cfg.HTTPSHandler, limits, logger.With("listener", "https"), cfg.ConnContext)
 	}
 	if cfg.HTTPAddr != "" {
 		ln, err := net.Listen("tcp", cfg.HTTPAddr)
@@ -237,8 +264,53 @@ func Listen(cfg ServerConfig) (*Server, error) {
 		s.httpListener = withProxyProtocol(ln, cfg.ProxyProtocolFrom, limits.ReadHeaderTimeout)
 		s.httpServer = newHTTPServer(cfg.HTTPHandler, limits, logger.With("listener", "http"))
 		s.httpServer.ConnContext = cfg.ConnContext
+		s.httpEngine = newEngine(cfg.HTTPHandler, limits, logger.With("listener", "http"), cfg.ConnContext)
 	}
+	s.handshakeTimeout = limits.ReadHeaderTimeout
 	return s, nil
+}
+
+// newEngine returns the http1 engine for a listener when the limits select
+// it, nil otherwise.
+func newEngine(h http.Handler, l Limits, logger *slog.Logger, connContext func(context.Context, net.Conn) context.Context) *http1.Server {
+	if l.HTTP1Engine != HTTP1EnginePortico {
+		return nil
+	}
+	return &http1.Server{
+		Handler:           h,
+		ReadHeaderTimeout: l.ReadHeaderTimeout,
+		IdleTimeout:       l.IdleTimeout,
+		MaxHeaderBytes:    l.MaxHeaderBytes,
+		ConnContext:       connContext,
+		Logger:            logger,
+	}
+}
+
+// serveHTTPSEngine runs the HTTPS listener with the http1 engine: it
+// handshakes every connection and serves HTTP/1.1 itself, while h2
+// connections go to httpsServer through a listener of handshaken
+// connections, so HTTP/2 is served exactly as with net/http alone.
+func (s *Server) serveHTTPSEngine() error {
+	h2 := http1.NewConnListener(s.httpsListener.Addr())
+	go func() {
+		if err := s.httpsServer.Serve(h2); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("HTTP/2 server stopped", "error", err)
+		}
+	}()
+	err := s.httpsEngine.ServeTLS(s.httpsListener, s.httpsServer.TLSConfig, s.handshakeTimeout, func(c *stdtls.Conn) { h2.Push(c) })
+	h2.Close()
+	return err
+}
+
+// engines returns the http1 engines in use.
+func (s *Server) engines() []*http1.Server {
+	var out []*http1.Server
+	for _, e := range []*http1.Server{s.httpsEngine, s.httpEngine} {
+		if e != nil {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // serverTLSConfig is the TLS configuration of every HTTPS socket, the
@@ -310,6 +382,9 @@ func (s *Server) RegisterOnShutdown(fn func()) {
 	for _, srv := range s.servers() {
 		srv.RegisterOnShutdown(run)
 	}
+	for _, e := range s.engines() {
+		e.RegisterOnShutdown(run)
+	}
 }
 
 func (s *Server) servers() []*http.Server {
@@ -348,6 +423,10 @@ func (s *Server) Serve() error {
 	if s.httpsServer != nil {
 		running++
 		go func() {
+			if s.httpsEngine != nil {
+				results <- result{"HTTPS", s.serveHTTPSEngine()}
+				return
+			}
 			// Certificates come from TLSConfig.GetCertificate, hence no files.
 			results <- result{"HTTPS", s.httpsServer.ServeTLS(s.httpsListener, "", "")}
 		}()
@@ -355,6 +434,10 @@ func (s *Server) Serve() error {
 	if s.httpServer != nil {
 		running++
 		go func() {
+			if s.httpEngine != nil {
+				results <- result{"HTTP", s.httpEngine.Serve(s.httpListener)}
+				return
+			}
 			results <- result{"HTTP", s.httpServer.Serve(s.httpListener)}
 		}()
 	}
@@ -369,6 +452,9 @@ func (s *Server) Serve() error {
 		s.log.Error("front-door listener failed; closing the others", "error", first)
 		for _, srv := range s.servers() {
 			srv.Close()
+		}
+		for _, e := range s.engines() {
+			e.Close()
 		}
 	}
 	return first
@@ -390,12 +476,16 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Unlock()
 
 	servers := s.servers()
-	errs := make(chan error, len(servers))
+	engines := s.engines()
+	errs := make(chan error, len(servers)+len(engines))
 	for _, srv := range servers {
 		go func() { errs <- srv.Shutdown(ctx) }()
 	}
+	for _, e := range engines {
+		go func() { errs <- e.Shutdown(ctx) }()
+	}
 	var first error
-	for range servers {
+	for range len(servers) + len(engines) {
 		if err := <-errs; err != nil && first == nil {
 			first = err
 		}
@@ -403,6 +493,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if first != nil {
 		for _, srv := range servers {
 			srv.Close()
+		}
+		for _, e := range engines {
+			e.Close()
 		}
 	}
 	// http.Server only closes listeners it is serving; when Serve was never

@@ -131,6 +131,8 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 	fs.DurationVar(&cfg.Limits.IdleTimeout, "idle-timeout", 120*time.Second, "idle keep-alive connections (HTTP/1.1 and HTTP/2) are closed after this")
 	fs.IntVar(&cfg.Limits.MaxHeaderBytes, "max-header-bytes", 64<<10,
 		"largest request line plus headers accepted; larger requests get 431")
+	fs.StringVar(&cfg.Limits.HTTP1Engine, "http1-engine", porticotls.HTTP1EngineNetHTTP,
+		"what serves HTTP/1.x on the front door: net/http, or portico (experimental; HTTP/2 stays on net/http)")
 	maxStreams := fs.Uint("http2-max-concurrent-streams", 250, "concurrent HTTP/2 streams allowed per client connection")
 	maxFrame := fs.Uint("http2-max-frame-size", 1<<20, "largest HTTP/2 frame accepted from a client, 16384 to 16777216 bytes")
 	fs.IntVar(&cfg.Limits.HTTP2MaxReceiveBufferPerStream, "http2-stream-window", 1<<20,

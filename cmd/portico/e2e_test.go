@@ -242,6 +242,9 @@ func startEnv(t *testing.T, extraArgs ...string) *env {
 	certFile, keyFile := e.ca.defaultCertificateFiles(t)
 	args := append([]string{"--manifests", e.dir, "--default-cert-file", certFile, "--default-key-file", keyFile, "--https-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
 		"--admin-addr", "127.0.0.1:0", "--log-level", "debug"}, extraArgs...)
+	if engine := os.Getenv("PORTICO_TEST_HTTP1_ENGINE"); engine != "" {
+		args = append(args, "--http1-engine", engine)
+	}
 	cfg, err := parseConfig(args, func(string) string { return "" }, io.Discard)
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,309 @@
+package http1
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// ErrServerClosed is returned by Serve after Shutdown or Close; it is
+// net/http's, so callers test one error for both servers.
+var ErrServerClosed = http.ErrServerClosed
+
+// Server serves HTTP/1.x on connections it accepts (Serve, ServeTLS) or is
+// given (ServeConn). The zero value is not usable: set Handler.
+type Server struct {
+	// Handler serves every request.
+	Handler http.Handler
+	// ReadHeaderTimeout bounds reading a request head once its first byte
+	// has arrived (and, for the first request, from the start). Zero means
+	// 10s.
+	ReadHeaderTimeout time.Duration
+	// IdleTimeout bounds the wait for the next request on a keep-alive
+	// connection. Zero means ReadHeaderTimeout.
+	IdleTimeout time.Duration
+	// MaxHeaderBytes bounds the request line and header fields together,
+	// and separately a request's trailer section; larger heads get 431.
+	// Zero means 64 KiB.
+	MaxHeaderBytes int
+	// ConnContext, when set, derives a connection's context, which every
+	// request context on it derives from, as http.Server.ConnContext.
+	ConnContext func(ctx context.Context, c net.Conn) context.Context
+	// ConnState, when set, is told of state changes as http.Server's is:
+	// StateNew, StateActive, StateIdle, StateHijacked, StateClosed.
+	ConnState func(net.Conn, http.ConnState)
+	// Logger receives refused requests (debug) and internal errors; nil
+	// means slog.Default().
+	Logger *slog.Logger
+
+	inShutdown atomic.Bool
+	mu         sync.Mutex
+	listeners  map[*net.Listener]struct{}
+	conns      map[*conn]struct{}
+	onShutdown []func()
+	// connsDone is signalled (non-blocking) when a tracked connection ends.
+	connsDone chan struct{}
+}
+
+func (s *Server) logger() *slog.Logger {
+	if s.Logger != nil {
+		return s.Logger
+	}
+	return slog.Default()
+}
+
+func (s *Server) readHeaderTimeout() time.Duration {
+	if s.ReadHeaderTimeout > 0 {
+		return s.ReadHeaderTimeout
+	}
+	return 10 * time.Second
+}
+
+func (s *Server) idleTimeout() time.Duration {
+	if s.IdleTimeout > 0 {
+		return s.IdleTimeout
+	}
+	return s.readHeaderTimeout()
+}
+
+func (s *Server) maxHeaderBytes() int {
+	if s.MaxHeaderBytes > 0 {
+		return s.MaxHeaderBytes
+	}
+	return 64 << 10
+}
+
+// RegisterOnShutdown registers fn to run, in its own goroutine, when
+// Shutdown starts: connections a handler hijacked (WebSocket tunnels) are
+// not the server's any more, and whoever tracks them closes them here.
+func (s *Server) RegisterOnShutdown(fn func()) {
+	s.mu.Lock()
+	s.onShutdown = append(s.onShutdown, fn)
+	s.mu.Unlock()
+}
+
+func (s *Server) trackListener(ln *net.Listener, add bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if add {
+		if s.inShutdown.Load() {
+			return false
+		}
+		if s.listeners == nil {
+			s.listeners = map[*net.Listener]struct{}{}
+		}
+		s.listeners[ln] = struct{}{}
+	} else {
+		delete(s.listeners, ln)
+	}
+	return true
+}
+
+// Serve accepts plain connections on ln and serves each on its own
+// goroutine until Shutdown or Close, when it returns ErrServerClosed, or
+// until Accept fails permanently.
+func (s *Server) Serve(ln net.Listener) error {
+	return s.serve(ln, func(nc net.Conn) { s.ServeConn(nc) })
+}
+
+// ServeTLS accepts connections on ln and completes the TLS handshake with
+// config on each connection's own goroutine, within handshakeTimeout.
+// Connections that negotiated "h2" are handed to h2 (nil closes them);
+// every other one is served here as HTTP/1.x.
+func (s *Server) ServeTLS(ln net.Listener, config *tls.Config, handshakeTimeout time.Duration, h2 func(*tls.Conn)) error {
+	return s.serve(ln, func(nc net.Conn) {
+		tc := tls.Server(nc, config)
+		// Until the handshake is done the connection is new: Shutdown
+		// closes it like an idle one.
+		c := s.newConn(tc)
+		if !s.track(c, true) {
+			tc.Close()
+			return
+		}
+		s.setState(c, http.StateNew)
+		_ = nc.SetDeadline(time.Now().Add(handshakeTimeout))
+		err := tc.HandshakeContext(context.Background())
+		if err == nil {
+			err = nc.SetDeadline(time.Time{})
+		}
+		if err != nil {
+			s.logger().Debug("http: TLS handshake error", "remote", nc.RemoteAddr().String(), "error", err)
+			s.finish(c)
+			return
+		}
+		if tc.ConnectionState().NegotiatedProtocol == "h2" {
+			s.untrack(c)
+			if h2 == nil {
+				tc.Close()
+				return
+			}
+			h2(tc)
+			return
+		}
+		c.serve()
+	})
+}
+
+func (s *Server) serve(ln net.Listener, handle func(net.Conn)) error {
+	if !s.trackListener(&ln, true) {
+		return ErrServerClosed
+	}
+	defer s.trackListener(&ln, false)
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if s.inShutdown.Load() {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, errTemporaryAccept) {
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.logger().Warn("http: accept error; retrying", "error", err, "delay", backoff)
+				time.Sleep(backoff)
+				continue
+			}
+			return err
+		}
+		backoff = 0
+		go handle(nc)
+	}
+}
+
+// errTemporaryAccept stands for accept errors worth retrying that are not
+// timeouts; none are recognised besides net.Error timeouts today.
+var errTemporaryAccept = errors.New("temporary accept error")
+
+// ServeConn serves HTTP/1.x on nc, a plain connection or a *tls.Conn whose
+// handshake is done, until the client or the server closes it or a handler
+// hijacks it. It blocks for the connection's lifetime. The connection is
+// tracked for Shutdown.
+func (s *Server) ServeConn(nc net.Conn) {
+	c := s.newConn(nc)
+	if !s.track(c, true) {
+		nc.Close()
+		return
+	}
+	s.setState(c, http.StateNew)
+	c.serve()
+}
+
+func (s *Server) track(c *conn, add bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.inShutdown.Load() {
+		return false
+	}
+	if s.conns == nil {
+		s.conns = map[*conn]struct{}{}
+	}
+	s.conns[c] = struct{}{}
+	return true
+}
+
+func (s *Server) untrack(c *conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	done := s.connsDone
+	s.mu.Unlock()
+	if done != nil {
+		select {
+		case done <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (s *Server) setState(c *conn, st http.ConnState) {
+	c.state.Store(int32(st))
+	if s.ConnState != nil {
+		s.ConnState(c.nc, st)
+	}
+}
+
+// finish closes and forgets a connection the server still owns.
+func (s *Server) finish(c *conn) {
+	c.nc.Close()
+	c.cancelConn()
+	s.setState(c, http.StateClosed)
+	s.untrack(c)
+}
+
+// Shutdown stops accepting, closes idle connections (and those still in
+// their TLS handshake) and waits for the active ones to finish their
+// request, closing each as it goes idle. It returns nil when none are left,
+// or ctx's error if ctx ends first, leaving the rest to Close. Request
+// contexts are not cancelled by Shutdown: in-flight requests may finish.
+// Hijacked connections are not waited for; RegisterOnShutdown functions,
+// started here, are expected to close them.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.inShutdown.Store(true)
+	for ln := range s.listeners {
+		(*ln).Close()
+	}
+	for _, fn := range s.onShutdown {
+		go fn()
+	}
+	if s.connsDone == nil {
+		s.connsDone = make(chan struct{}, 1)
+	}
+	done := s.connsDone
+	s.mu.Unlock()
+
+	// A connection between its last byte and the idle state is closed at
+	// the next poll; the interval grows like net/http's, so shutting down
+	// many slow connections does not spin.
+	interval := time.Millisecond
+	timer := time.NewTimer(interval)
+	defer timer.Stop()
+	for {
+		if s.closeIdle() {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-done:
+		case <-timer.C:
+			interval = min(2*interval, 500*time.Millisecond)
+			timer.Reset(interval)
+		}
+	}
+}
+
+// closeIdle closes idle and new connections and reports whether none are
+// left.
+func (s *Server) closeIdle() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		switch http.ConnState(c.state.Load()) {
+		case http.StateIdle, http.StateNew:
+			c.nc.Close()
+		}
+	}
+	return len(s.conns) == 0
+}
+
+// Close closes the listeners and every connection the server still owns at
+// once, cancelling their requests' contexts.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.inShutdown.Store(true)
+	for ln := range s.listeners {
+		(*ln).Close()
+	}
+	for c := range s.conns {
+		c.nc.Close()
+		c.cancelConn()
+	}
+	s.mu.Unlock()
+	return nil
+}
