@@ -477,7 +477,7 @@ func plainPath(p string) bool {
 		c := p[i]
 		switch {
 		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case strings.IndexByte("-._~!$&'()*+,;=:@/", c) >= 0:
+		case strings.IndexByte("-._~$&+,;=:@/", c) >= 0:
 		default:
 			return false
 		}
