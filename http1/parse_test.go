@@ -331,6 +331,4 @@ func FuzzParseRequestHead(f *testing.F) {
 	})
 }
 
-
-
 func bufioReader(s string) *bufio.Reader { return bufio.NewReader(strings.NewReader(s)) }
