@@ -34,7 +34,6 @@ type bodyReader struct {
 	// data's CRLF.
 	inChunk bool
 	trailer http.Header
-	cont    bool // 100 Continue still owed on the first read
 	started bool // the head deadline has been cleared
 	eof     bool
 	err     error // sticky framing or read error
@@ -58,10 +57,7 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 	}
 	if !b.started {
 		b.started = true
-		if b.cont {
-			b.cont = false
-			b.c.resp.writeContinue()
-		}
+		b.c.resp.writeContinue()
 		if err := b.c.clearHeadDeadline(); err != nil {
 			b.err = err
 			return 0, err
@@ -233,7 +229,7 @@ func (b *bodyReader) close(keep bool) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	ok := b.eof
-	if !ok && keep && b.err == nil && !b.cont {
+	if !ok && keep && b.err == nil && !b.c.resp.continueOwed() {
 		// The client was told to continue (or did not ask): it is sending.
 		// Bounded like a head: a client that stops sending is not waited
 		// for.

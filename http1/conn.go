@@ -82,6 +82,9 @@ type conn struct {
 	userDeadline atomic.Bool
 
 	hijacked bool
+	// lingering says the server ends a connection the client may still be
+	// writing to; see linger.
+	lingering bool
 }
 
 func (s *Server) newConn(nc net.Conn) *conn {
@@ -115,6 +118,9 @@ func (c *conn) serve() {
 			c.watchTimer.Stop()
 		}
 		if !c.hijacked {
+			if c.lingering {
+				c.linger()
+			}
 			s.finish(c)
 		}
 	}()
@@ -266,10 +272,30 @@ func (c *conn) refuse(e *headError) {
 	c.out = append(c.out, text...)
 	_ = c.nc.SetWriteDeadline(time.Now().Add(c.srv.readHeaderTimeout()))
 	_, _ = c.nc.Write(c.out)
-	// Let the answer reach the client before the close: a reset would
-	// discard it if unread request bytes remain.
+	c.lingering = true
+}
+
+// lingerTime is how long a connection the server closes keeps reading and
+// discarding what the client still sends, as net/http does: closing a
+// socket with unread bytes sends a reset, which can make the client drop
+// the response it has not read yet.
+const lingerTime = 500 * time.Millisecond
+
+// linger half-closes the connection and reads until the client closes its
+// side, lingerTime passes or a bounded number of reads is done.
+func (c *conn) linger() {
 	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
-		_ = cw.CloseWrite()
+		if cw.CloseWrite() != nil {
+			return
+		}
+	}
+	if c.nc.SetReadDeadline(time.Now().Add(lingerTime)) != nil {
+		return
+	}
+	for range 64 {
+		if _, err := c.nc.Read(c.buf); err != nil {
+			return
+		}
 	}
 }
 
@@ -338,12 +364,11 @@ func (c *conn) serveRequest(head string) (keep bool) {
 	case rh.chunked:
 		req.ContentLength = -1
 		req.TransferEncoding = chunkedTE
-		body = &bodyReader{c: c, chunked: true, trailer: trailer, cont: rh.expectCont}
+		body = &bodyReader{c: c, chunked: true, trailer: trailer}
 	case rh.contentLength > 0:
 		req.ContentLength = rh.contentLength
-		body = &bodyReader{c: c, remaining: rh.contentLength, cont: rh.expectCont}
+		body = &bodyReader{c: c, remaining: rh.contentLength}
 	}
-	c.bodyDone = body == nil
 	if body != nil {
 		req.Body = body
 	} else {
@@ -353,7 +378,7 @@ func (c *conn) serveRequest(head string) (keep bool) {
 
 	w := &c.resp
 	w.reset(c, r, rh, body)
-	c.armWatch()
+	c.armWatch(body == nil)
 	c.callHandler(w, r)
 	c.stopWatch()
 	if c.hijacked {
@@ -364,7 +389,9 @@ func (c *conn) serveRequest(head string) (keep bool) {
 	if body != nil && !body.close(keep) {
 		keep = false
 	}
-	return keep && !s.inShutdown.Load()
+	keep = keep && !s.inShutdown.Load()
+	c.lingering = !keep && c.rerr == nil && w.werr == nil
+	return keep
 }
 
 func (c *conn) callHandler(w *response, r *http.Request) {
@@ -425,9 +452,10 @@ func declaredTrailers(v string) (http.Header, *headError) {
 // and learn of a disconnect at most watchDelay late. Bytes the reader
 // receives (a pipelined request) are kept for the next request, and the
 // reader stops at the first of them as a client sending is not gone.
-func (c *conn) armWatch() {
+func (c *conn) armWatch(bodyDone bool) {
 	c.userDeadline.Store(false)
 	c.watchMu.Lock()
+	c.bodyDone = bodyDone
 	c.watchState = watchArmed
 	c.watchMu.Unlock()
 	if c.watchTimer == nil {

@@ -57,8 +57,16 @@ type response struct {
 	// by the body reader on the handler's behalf must not follow or
 	// interleave with the final head.
 	contMu    sync.Mutex
-	contSent  bool
+	contOwed  bool // the client waits for 100 Continue before its body
 	headGoing bool
+}
+
+// continueOwed reports whether the client still waits for a 100 Continue
+// that was never sent, and so may never send its body.
+func (w *response) continueOwed() bool {
+	w.contMu.Lock()
+	defer w.contMu.Unlock()
+	return w.contOwed
 }
 
 func (w *response) reset(c *conn, r *http.Request, rh *requestHead, body *bodyReader) {
@@ -73,6 +81,7 @@ func (w *response) reset(c *conn, r *http.Request, rh *requestHead, body *bodyRe
 		reqWantsClose: rh.close,
 		contentLen:    -1,
 		pending:       c.resp.pending[:0],
+		contOwed:      rh.expectCont && body != nil,
 	}
 	if w.pending == nil {
 		w.pending = make([]byte, 0, smallBody)
@@ -114,15 +123,10 @@ func (w *response) writeInformational(code int) {
 	w.contMu.Lock()
 	defer w.contMu.Unlock()
 	if code == http.StatusContinue {
-		if w.contSent {
+		if !w.contOwed {
 			return
 		}
-		w.contSent = true
-		if w.body != nil {
-			w.body.mu.Lock()
-			w.body.cont = false
-			w.body.mu.Unlock()
-		}
+		w.contOwed = false
 	}
 	out := w.c.out[:0]
 	out = appendStatusLine(out, w.proto11, code)
@@ -142,10 +146,10 @@ func (w *response) writeInformational(code int) {
 func (w *response) writeContinue() {
 	w.contMu.Lock()
 	defer w.contMu.Unlock()
-	if w.contSent || w.headGoing {
+	if !w.contOwed || w.headGoing {
 		return
 	}
-	w.contSent = true
+	w.contOwed = false
 	if w.proto11 {
 		w.rawWrite([]byte("HTTP/1.1 100 Continue\r\n\r\n"))
 	}
@@ -230,9 +234,8 @@ func (w *response) appendBody(p []byte) {
 func (w *response) commit(final bool) {
 	w.contMu.Lock()
 	w.headGoing = true
-	contSent := w.contSent
+	contOwed := w.contOwed
 	w.contMu.Unlock()
-	_ = contSent
 	w.committed = true
 	c := w.c
 	h := w.header
@@ -241,7 +244,7 @@ func (w *response) commit(final bool) {
 	}
 
 	// The client may still be sending a body we never asked for.
-	if w.body != nil && w.body.cont && !contSent {
+	if contOwed {
 		w.closeAfter = true
 	}
 	if w.reqWantsClose || w.c.srv.inShutdown.Load() {
