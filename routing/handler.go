@@ -38,6 +38,13 @@ type HandlerConfig struct {
 	// AccessLog, when set, gets one record per request (see accesslog.go);
 	// nil turns access logging off at the cost of one nil check.
 	AccessLog *slog.Logger
+	// BodyLimits bound what the routing tier buffers for mirrors and
+	// retries; zero fields take the defaults.
+	BodyLimits
+}
+
+// BodyLimits bound the request bodies the routing tier holds in memory.
+type BodyLimits struct {
 	// MirrorBodyLimit is the largest request body copied to RequestMirror
 	// backends; a request with a larger body is not mirrored. Default
 	// DefaultMirrorBodyLimit.

@@ -92,7 +92,7 @@ func startGateway(t *testing.T, routes ...*Route) *httptest.Server {
 		Table:           func() *Table { return table },
 		Forwarder:       tr,
 		Logger:          logger,
-		MirrorBodyLimit: 1 << 10,
+		BodyLimits: BodyLimits{MirrorBodyLimit: 1 << 10},
 	}))
 	t.Cleanup(srv.Close)
 	return srv

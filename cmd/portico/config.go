@@ -14,6 +14,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/types"
 
+	"portico.dev/portico/routing"
 	"portico.dev/portico/status"
 	porticotls "portico.dev/portico/tls"
 	"portico.dev/portico/upstream"
@@ -68,7 +69,9 @@ type config struct {
 	ShutdownTimeout time.Duration
 	Limits          porticotls.Limits
 	Upstream        upstream.Config
-	ACME            acmeConfig
+	// Bodies bounds the request bodies buffered for mirrors and retries.
+	Bodies routing.BodyLimits
+	ACME   acmeConfig
 	// OCSPStapling staples OCSP responses to certificates from Secrets.
 	OCSPStapling bool
 	// TLSLegacyCiphers offers CBC suites on TLS 1.2 as well as AEAD ones.
@@ -134,6 +137,12 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 	fs.StringVar(&cfg.Limits.HTTP1Engine, "http1-engine", porticotls.HTTP1EngineNetHTTP,
 		"what serves HTTP/1.x on the front door: net/http, or portico (experimental; HTTP/2 stays on net/http)")
 	maxStreams := fs.Uint("http2-max-concurrent-streams", 250, "concurrent HTTP/2 streams allowed per client connection")
+	fs.Int64Var(&cfg.Bodies.RetryBodyLimit, "retry-body-limit", routing.DefaultRetryBodyLimit,
+		"largest request body buffered so that an HTTPRoute retry can send it again; a larger body is sent once, without retries")
+	fs.Int64Var(&cfg.Bodies.MirrorBodyLimit, "mirror-body-limit", routing.DefaultMirrorBodyLimit,
+		"largest request body copied to HTTPRoute RequestMirror backends; a request with a larger body is not mirrored")
+	fs.IntVar(&cfg.Bodies.MaxMirrorsInFlight, "max-mirrors-in-flight", routing.DefaultMaxMirrorsInFlight,
+		"mirror requests in progress at once; mirrors beyond it are dropped so a slow mirror backend holds nothing up")
 	maxFrame := fs.Uint("http2-max-frame-size", 1<<20, "largest HTTP/2 frame accepted from a client, 16384 to 16777216 bytes")
 	fs.IntVar(&cfg.Limits.HTTP2MaxReceiveBufferPerStream, "http2-stream-window", 1<<20,
 		"HTTP/2 flow-control window per stream: the most of one request body a client can make Portico buffer (below 4 MiB)")
@@ -309,6 +318,9 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 	}
 	if cfg.Upstream.MaxResponseHeaderBytes < 4096 {
 		return nil, errors.New("--upstream-max-response-header-bytes: must be at least 4096")
+	}
+	if cfg.Bodies.RetryBodyLimit < 1 || cfg.Bodies.MirrorBodyLimit < 1 || cfg.Bodies.MaxMirrorsInFlight < 1 {
+		return nil, errors.New("--retry-body-limit, --mirror-body-limit and --max-mirrors-in-flight: must be at least 1")
 	}
 	if cfg.Upstream.MaxInformationalResponses < 1 {
 		return nil, errors.New("--upstream-max-informational-responses: must be at least 1")

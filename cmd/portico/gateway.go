@@ -145,14 +145,16 @@ func newGateway(cfg *config, logger *slog.Logger) (*gateway, error) {
 			}
 			return nil
 		},
-		Forwarder: g.transport,
-		Metrics:   g.metrics,
-		HTTPSPort: redirectPort(cfg, g.server.HTTPSAddr()),
-		Logger:    logger,
-		AccessLog: accessLog,
+		Forwarder:  g.transport,
+		Metrics:    g.metrics,
+		HTTPSPort:  redirectPort(cfg, g.server.HTTPSAddr()),
+		Logger:     logger,
+		AccessLog:  accessLog,
+		BodyLimits: cfg.Bodies,
 	})
 	g.listeners = newGatewayListeners(cfg.Limits, g.transport, g.metrics, redirectPort(cfg, g.server.HTTPSAddr()), cfg.ShutdownTimeout, logger)
 	g.listeners.accessLog = accessLog
+	g.listeners.bodyLimits = cfg.Bodies
 	g.listeners.proxyProtocolFrom = cfg.ProxyProtocolFrom
 	g.listeners.legacyCiphers = cfg.TLSLegacyCiphers
 	g.listeners.ocsp = g.ocsp

@@ -57,6 +57,9 @@ type gatewayListeners struct {
 	log          *slog.Logger
 	// accessLog gets a record per request on every socket; nil for none.
 	accessLog *slog.Logger
+	// bodyLimits bound what each socket's routing handler buffers for
+	// mirrors and retries.
+	bodyLimits routing.BodyLimits
 	// proxyProtocolFrom are the peers whose PROXY protocol headers are read.
 	proxyProtocolFrom []netip.Prefix
 	// legacyCiphers offers CBC suites on TLS 1.2 (--tls-legacy-ciphers).
@@ -199,11 +202,12 @@ func (g *gatewayListeners) bind(k listenerKey, l *snapshot.Listener) (*boundList
 			}
 			return nil
 		},
-		Forwarder: g.forwarder,
-		Metrics:   g.metrics,
-		HTTPSPort: g.httpsPort,
-		Logger:    g.log,
-		AccessLog: g.accessLog,
+		Forwarder:  g.forwarder,
+		Metrics:    g.metrics,
+		HTTPSPort:  g.httpsPort,
+		Logger:     g.log,
+		AccessLog:  g.accessLog,
+		BodyLimits: g.bodyLimits,
 	})
 	lookup := func(serverName string) *porticotls.KeyPair {
 		if cur := b.current.Load(); cur != nil {
