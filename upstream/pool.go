@@ -222,6 +222,12 @@ func (p *endpointPool) takeIdle(now time.Time, maxAge time.Duration) *conn {
 // the Transport is closed. Connections above the idle cap are kept for
 // surplusIdleTime, then closed unless they were used again.
 func (t *Transport) putIdle(c *conn) {
+	// The exchange ended with the client still there: its dial token goes
+	// back whatever becomes of the connection.
+	if c.budget != nil {
+		c.budget.refund()
+		c.budget = nil
+	}
 	p := c.pool
 	now := time.Now()
 	p.mu.Lock()
@@ -229,10 +235,6 @@ func (t *Transport) putIdle(c *conn) {
 		p.mu.Unlock()
 		c.close()
 		return
-	}
-	if c.budget != nil {
-		c.budget.refund()
-		c.budget = nil
 	}
 	c.idleSince = now
 	c.reused = true
