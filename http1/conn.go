@@ -497,9 +497,15 @@ func (c *conn) bodyEOF() {
 	}
 }
 
+// testHookWatch, when set by a test, is called as a watch starts.
+var testHookWatch func()
+
 // watch reads from the client while the handler runs; see armWatch.
 func (c *conn) watch() {
 	defer close(c.watchDone)
+	if testHookWatch != nil {
+		testHookWatch()
+	}
 	for range 2 {
 		if c.w == len(c.buf) {
 			if c.r == 0 {

@@ -405,3 +405,98 @@ func TestServeTLSDispatch(t *testing.T) {
 		t.Errorf("h2 connections %v", h2)
 	}
 }
+
+// watchStarts makes the disconnect watch report its starts on the
+// returned channel for the rest of the test.
+func watchStarts(t *testing.T) <-chan struct{} {
+	ch := make(chan struct{}, 16)
+	testHookWatch = func() {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+	t.Cleanup(func() { testHookWatch = nil })
+	return ch
+}
+
+func TestServeWatchKeepsPipelinedRequest(t *testing.T) {
+	started := watchStarts(t)
+	release := make(chan struct{})
+	_, addr := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			io.ReadAll(r.Body)
+			<-release
+		}
+		io.WriteString(w, r.URL.Path)
+	}))
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, "POST /slow HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi")
+	<-started
+	// The watch is reading now: the next request lands in its hands.
+	io.WriteString(c, "GET /next HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+	close(release)
+	b, _ := io.ReadAll(c)
+	if got := string(b); !strings.HasSuffix(got, "/next") || strings.Count(got, "200 OK") != 2 || !strings.Contains(got, "/slow") {
+		t.Errorf("got %q", got)
+	}
+}
+
+func TestServeDisconnectAfterBodyCancelsContext(t *testing.T) {
+	started := watchStarts(t)
+	cancelled := make(chan error, 1)
+	_, addr := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.ReadAll(r.Body)
+		<-r.Context().Done()
+		cancelled <- r.Context().Err()
+	}))
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(c, "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
+	<-started
+	c.Close()
+	if err := <-cancelled; !errors.Is(err, context.Canceled) {
+		t.Errorf("context error %v", err)
+	}
+}
+
+func TestServeShutdownDoesNotWaitForHijacked(t *testing.T) {
+	hijacked := make(chan net.Conn, 1)
+	s, addr := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		nc, _, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		hijacked <- nc
+	}))
+	var closed sync.WaitGroup
+	closed.Add(1)
+	var tunnel net.Conn
+	s.RegisterOnShutdown(func() {
+		defer closed.Done()
+		tunnel.Close()
+	})
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	tunnel = <-hijacked
+	if err := s.Shutdown(context.Background()); err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+	closed.Wait()
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err != io.EOF {
+		t.Errorf("tunnel read: %v, want EOF after the shutdown hook closed it", err)
+	}
+}
