@@ -50,6 +50,9 @@ type conn struct {
 
 	ctx        context.Context // the connection's context
 	cancelConn context.CancelFunc
+	// abort cancels ctx from any goroutine (Close); it never changes.
+	abortCtx context.Context
+	abort    context.CancelFunc
 
 	// The read buffer: unread bytes are buf[r:w].
 	buf  []byte
@@ -89,15 +92,27 @@ type conn struct {
 
 func (s *Server) newConn(nc net.Conn) *conn {
 	c := &conn{srv: s, nc: nc, remoteAddr: nc.RemoteAddr().String()}
-	ctx := context.WithValue(context.Background(), http.LocalAddrContextKey, nc.LocalAddr())
-	if s.ConnContext != nil {
-		ctx = s.ConnContext(ctx, nc)
+	c.abortCtx, c.abort = context.WithCancel(context.Background())
+	return c
+}
+
+// initContext derives the connection's context through ConnContext, once
+// the connection is known to be served here (not handed on as h2).
+func (c *conn) initContext() {
+	ctx := context.WithValue(context.Background(), http.LocalAddrContextKey, c.nc.LocalAddr())
+	if c.srv.ConnContext != nil {
+		ctx = c.srv.ConnContext(ctx, c.nc)
 		if ctx == nil {
 			panic("http1: ConnContext returned nil")
 		}
 	}
-	c.ctx, c.cancelConn = context.WithCancel(ctx)
-	return c
+	ctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(c.abortCtx, cancel)
+	c.ctx = ctx
+	c.cancelConn = func() {
+		stop()
+		cancel()
+	}
 }
 
 var chunkedTE = []string{"chunked"}
@@ -110,6 +125,7 @@ func (c *conn) serve() {
 		c.tlsStateV = tc.ConnectionState()
 		c.tlsState = &c.tlsStateV
 	}
+	c.initContext()
 	defer func() {
 		if err := recover(); err != nil && err != http.ErrAbortHandler {
 			s.logger().Error("http: panic serving", "remote", c.remoteAddr, "panic", err)

@@ -116,8 +116,8 @@ func (w *response) WriteHeader(code int) {
 	}
 }
 
-// writeInformational sends a 1xx response at once. As net/http does, the
-// header map is not reset: fields set for a 103 are also sent with the
+// writeInformational sends a 1xx response at once (to HTTP/1.1 clients
+// only). As net/http does, the header map is not reset: fields set for a 103 are also sent with the
 // final response unless the handler removes them.
 func (w *response) writeInformational(code int) {
 	w.contMu.Lock()
@@ -127,6 +127,10 @@ func (w *response) writeInformational(code int) {
 			return
 		}
 		w.contOwed = false
+	}
+	if !w.proto11 {
+		// RFC 9110 section 15.2: no 1xx to an HTTP/1.0 client.
+		return
 	}
 	out := w.c.out[:0]
 	out = appendStatusLine(out, w.proto11, code)

@@ -122,7 +122,7 @@ func (s *Server) ServeTLS(ln net.Listener, config *tls.Config, handshakeTimeout 
 		// Until the handshake is done the connection is new: Shutdown
 		// closes it like an idle one.
 		c := s.newConn(tc)
-		if !s.track(c, true) {
+		if !s.track(c) {
 			tc.Close()
 			return
 		}
@@ -186,7 +186,7 @@ var errTemporaryAccept = errors.New("temporary accept error")
 // tracked for Shutdown.
 func (s *Server) ServeConn(nc net.Conn) {
 	c := s.newConn(nc)
-	if !s.track(c, true) {
+	if !s.track(c) {
 		nc.Close()
 		return
 	}
@@ -194,7 +194,8 @@ func (s *Server) ServeConn(nc net.Conn) {
 	c.serve()
 }
 
-func (s *Server) track(c *conn, add bool) bool {
+// track adds c to the connections Shutdown waits for, unless shutting down.
+func (s *Server) track(c *conn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.inShutdown.Load() {
@@ -230,7 +231,10 @@ func (s *Server) setState(c *conn, st http.ConnState) {
 // finish closes and forgets a connection the server still owns.
 func (s *Server) finish(c *conn) {
 	c.nc.Close()
-	c.cancelConn()
+	c.abort()
+	if c.cancelConn != nil {
+		c.cancelConn()
+	}
 	s.setState(c, http.StateClosed)
 	s.untrack(c)
 }
@@ -302,7 +306,7 @@ func (s *Server) Close() error {
 	}
 	for c := range s.conns {
 		c.nc.Close()
-		c.cancelConn()
+		c.abort()
 	}
 	s.mu.Unlock()
 	return nil
