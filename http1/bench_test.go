@@ -140,3 +140,48 @@ func processCPU() time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// BenchmarkWatch measures the two costs armWatch chooses between, on a
+// loopback connection: arming and stopping the timer (what every request
+// pays), and starting a reader and interrupting it (what a request still
+// running after watchDelay pays once, and about what net/http's per-request
+// background read costs).
+func BenchmarkWatch(b *testing.B) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer client.Close()
+	nc, err := ln.Accept()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer nc.Close()
+	s := &Server{}
+	c := s.newConn(nc)
+	c.buf = make([]byte, readBufferSize)
+	c.cancelReq = func() {}
+	b.Run("timer", func(b *testing.B) {
+		b.ReportAllocs()
+		for range b.N {
+			c.armWatch(true)
+			c.stopWatch()
+		}
+	})
+	b.Run("reader", func(b *testing.B) {
+		b.ReportAllocs()
+		for range b.N {
+			c.watchMu.Lock()
+			c.watchState = watchPending
+			c.watchMu.Unlock()
+			c.bodyEOF() // starts the reader
+			c.stopWatch()
+			c.r, c.w = 0, 0
+		}
+	})
+}

@@ -455,19 +455,22 @@ func declaredTrailers(v string) (http.Header, *headError) {
 // armWatch starts the disconnect watch of a request.
 //
 // net/http learns that a client went away through a read it starts on a
-// background goroutine for every request, which costs a goroutine handoff
-// and two deadline changes per request (about 2-3 µs of CPU with TLS on the
-// 2-core benchmark machine) whether or not the handler is quick. Here a
-// per-connection timer is re-armed instead (Reset and Stop cost tens of
-// nanoseconds). Only a handler still running after watchDelay (a slow
+// background goroutine for every request, and stops before the next: a
+// goroutine, a channel handoff and deadline changes per request, whether
+// or not the handler is quick. Here a per-connection timer is re-armed
+// instead, and only a handler still running after watchDelay (a slow
 // backend, a long poll, a stream) gets a reader, on the timer's own
 // goroutine, and only once the request body has been read to its end, as
-// until then the handler's own reads see a disconnect. Proxied requests
-// that take less than watchDelay, the common case, pay nothing more; those
-// that take longer pay the reader once, well under 0.1% of their time,
-// and learn of a disconnect at most watchDelay late. Bytes the reader
+// until then the handler's own reads see a disconnect. BenchmarkWatch
+// measures both on the 2-core machine: arming and stopping the timer
+// takes about 0.12 µs and no allocation; starting a reader and
+// interrupting it takes about 0.7-0.8 µs and three allocations. So every
+// request pays the first, and the second is paid once, only by requests
+// that last at least watchDelay, for which it is under 0.02% of their
+// time; a disconnect is noticed at most watchDelay late. Bytes the reader
 // receives (a pipelined request) are kept for the next request, and the
-// reader stops at the first of them as a client sending is not gone.
+// reader stops at the first of them, as a client still sending is not
+// gone.
 func (c *conn) armWatch(bodyDone bool) {
 	c.userDeadline.Store(false)
 	c.watchMu.Lock()
