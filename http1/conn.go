@@ -298,12 +298,13 @@ func (c *conn) refuse(e *headError) {
 const lingerTime = 500 * time.Millisecond
 
 // linger half-closes the connection and reads until the client closes its
-// side, lingerTime passes or a bounded number of reads is done.
+// side, lingerTime passes or a bounded number of reads is done. A
+// connection that cannot be half-closed (a PROXY protocol wrapper) is
+// closed at once: a client reading to the end would wait out lingerTime.
 func (c *conn) linger() {
-	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
-		if cw.CloseWrite() != nil {
-			return
-		}
+	cw, ok := c.nc.(interface{ CloseWrite() error })
+	if !ok || cw.CloseWrite() != nil {
+		return
 	}
 	if c.nc.SetReadDeadline(time.Now().Add(lingerTime)) != nil {
 		return

@@ -305,7 +305,8 @@ func (w *response) commit(final bool) {
 	default:
 		w.closeAfter = true
 	}
-	if allowed && !haveType && te == "" && len(w.pending) > 0 {
+	// As net/http: sniff a missing type, unless the body is encoded.
+	if allowed && !haveType && te == "" && h.Get("Content-Encoding") == "" && len(w.pending) > 0 {
 		h.Set("Content-Type", http.DetectContentType(w.pending))
 	}
 
@@ -344,12 +345,12 @@ func (w *response) commit(final bool) {
 		out = append(out, "\r\n"...)
 	}
 	switch {
+	case w.status == http.StatusSwitchingProtocols:
+		out = appendField(out, "Connection", h["Connection"])
 	case w.closeAfter:
 		out = append(out, "Connection: close\r\n"...)
 	case !w.proto11:
 		out = append(out, "Connection: keep-alive\r\n"...)
-	case w.status == http.StatusSwitchingProtocols:
-		out = appendField(out, "Connection", h["Connection"])
 	}
 	out = append(out, "\r\n"...)
 	c.out = out

@@ -500,3 +500,48 @@ func TestServeShutdownDoesNotWaitForHijacked(t *testing.T) {
 		t.Errorf("tunnel read: %v, want EOF after the shutdown hook closed it", err)
 	}
 }
+
+// countingConn counts the writes made to a connection.
+type countingConn struct {
+	net.Conn
+	mu     sync.Mutex
+	writes int
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	c.writes++
+	c.mu.Unlock()
+	return c.Conn.Write(p)
+}
+
+func TestServeSmallResponseIsOneWrite(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	s := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		io.WriteString(w, "hello, ")
+		io.WriteString(w, "world")
+	})}
+	served := make(chan *countingConn, 1)
+	go func() {
+		nc, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		cc := &countingConn{Conn: nc}
+		s.ServeConn(cc)
+		served <- cc
+	}()
+	got := rawExchange(t, ln.Addr().String(), "GET /1 HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+	cc := <-served
+	if strings.Count(got, "Content-Length: 12\r\n") != 2 || strings.Count(got, "hello, world") != 2 {
+		t.Errorf("got %q", got)
+	}
+	if cc.writes != 2 {
+		t.Errorf("%d writes for two small responses, want 2", cc.writes)
+	}
+}
