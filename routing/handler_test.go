@@ -89,9 +89,9 @@ func startGateway(t *testing.T, routes ...*Route) *httptest.Server {
 	tr := upstream.NewTransport(upstream.Config{Logger: logger})
 	t.Cleanup(func() { _ = tr.Close() })
 	srv := httptest.NewServer(NewHandler(HandlerConfig{
-		Table:           func() *Table { return table },
-		Forwarder:       tr,
-		Logger:          logger,
+		Table:      func() *Table { return table },
+		Forwarder:  tr,
+		Logger:     logger,
 		BodyLimits: BodyLimits{MirrorBodyLimit: 1 << 10},
 	}))
 	t.Cleanup(srv.Close)
