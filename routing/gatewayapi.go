@@ -4,6 +4,7 @@ import (
 	"regexp"
 	"time"
 
+	"portico.dev/portico/hostname"
 	"portico.dev/portico/upstream"
 )
 
@@ -19,16 +20,26 @@ const PathRegex PathKind = PathAny + 1
 type HostMode uint8
 
 const (
-	// IngressHosts: "*.example.com" matches exactly one extra label, and a
-	// host whose routes match no path falls through to less specific hosts.
+	// IngressHosts: "*.example.com" matches exactly one extra label
+	// (hostname.OneLabel), and a host whose routes match no path falls
+	// through to less specific hosts.
 	IngressHosts HostMode = iota
-	// GatewayHosts: "*.example.com" matches any number of extra labels, and
-	// a route's hostname ranks before its path: the exact host first, then
-	// the longer wildcard suffix, then routes without hostname, falling
-	// through to the next when a pattern's routes match no path or
-	// conditions (the Gateway API hostname rules within one listener).
+	// GatewayHosts: "*.example.com" matches any number of extra labels
+	// (hostname.AnyLabels), and a route's hostname ranks before its path:
+	// the exact host first, then the longer wildcard suffix, then routes
+	// without hostname, falling through to the next when a pattern's
+	// routes match no path or conditions (the Gateway API hostname rules
+	// within one listener).
 	GatewayHosts
 )
+
+// wildcards is the wildcard rule of the mode's tables.
+func (m HostMode) wildcards() hostname.Mode {
+	if m == GatewayHosts {
+		return hostname.AnyLabels
+	}
+	return hostname.OneLabel
+}
 
 // HeaderMatch is one request header condition; the header's value must
 // equal Value, or match Regexp (as a whole: Compile anchors it) when it is

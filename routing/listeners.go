@@ -1,6 +1,6 @@
 package routing
 
-import "strings"
+import "portico.dev/portico/hostname"
 
 // This file holds the table of a socket shared by several Gateway
 // listeners. The Gateway API isolates listeners: a request belongs to the
@@ -84,19 +84,19 @@ func NewListenerHosts(hostnames []string) *ListenerHosts {
 		catchAll:  -1,
 	}
 	for i, h := range hostnames {
-		h = strings.ToLower(strings.TrimSuffix(h, "."))
+		p := hostname.NewPattern(hostname.Normalize(h))
 		m := l.exact
 		switch {
-		case h == "":
+		case p.IsAny():
 			if l.catchAll < 0 {
 				l.catchAll = i
 			}
 			continue
-		case strings.HasPrefix(h, "*."):
-			m, h = l.wildcard, h[2:]
+		case p.IsWildcard():
+			m = l.wildcard
 		}
-		if _, ok := m[h]; !ok {
-			m[h] = i
+		if _, ok := m[p.Key()]; !ok {
+			m[p.Key()] = i
 		}
 	}
 	return l
@@ -108,7 +108,7 @@ func NewListenerHosts(hostnames []string) *ListenerHosts {
 // not "example.com"), else the listener without a hostname; -1 when none.
 func (l *ListenerHosts) Listener(host string) int {
 	var buf [256]byte
-	return l.listenerOf(normalizeHost(host, buf[:0]))
+	return l.listenerOf(hostname.AppendHost(buf[:0], host))
 }
 
 // listenerOf is Listener for a normalized host.
@@ -118,11 +118,9 @@ func (l *ListenerHosts) listenerOf(h []byte) int {
 			return i
 		}
 		if len(l.wildcard) > 0 {
-			for i := 1; i < len(h); i++ {
-				if h[i] != '.' {
-					continue
-				}
-				if li, ok := l.wildcard[string(h[i+1:])]; ok {
+			// The Gateway API rule: the longest wildcard suffix first.
+			for i := hostname.FirstKey(h, hostname.AnyLabels); i >= 0; i = hostname.NextKey(h, i, hostname.AnyLabels) {
+				if li, ok := l.wildcard[string(h[i:])]; ok {
 					return li
 				}
 			}

@@ -23,6 +23,7 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"portico.dev/portico/hostname"
 	"portico.dev/portico/metrics"
 	"portico.dev/portico/upstream"
 )
@@ -220,8 +221,8 @@ func (t *Table) vhostFor(host string) *vhost {
 			t.anyHost = newVhost()
 		}
 		return t.anyHost
-	case strings.HasPrefix(host, "*."):
-		suffix := host[2:]
+	case hostname.IsWildcard(host):
+		suffix := hostname.NewPattern(host).Key()
 		v := t.wildcard[suffix]
 		if v == nil {
 			v = newVhost()
@@ -330,7 +331,7 @@ func (t *Table) MatchRequest(r *http.Request, path string) *Route {
 
 func (t *Table) match(host, path string, req *http.Request) *Route {
 	var buf [256]byte
-	h := normalizeHost(host, buf[:0])
+	h := hostname.AppendHost(buf[:0], host)
 	if t.scopes != nil {
 		i := t.selector.listenerOf(h)
 		if i < 0 {
@@ -349,21 +350,14 @@ func (t *Table) match(host, path string, req *http.Request) *Route {
 		}
 	}
 	if len(t.wildcard) > 0 {
-		// Suffixes after each dot, longest first.
-		for i, c := range h {
-			if c != '.' {
-				continue
-			}
-			if i > 0 {
-				if v := t.wildcard[string(h[i+1:])]; v != nil {
-					if r := v.match(path, req); r != nil {
-						return r
-					}
+		// The suffixes wildcards may be keyed by, longest first; an
+		// Ingress wildcard covers exactly one label, so it has only one.
+		mode := t.hostMode.wildcards()
+		for i := hostname.FirstKey(h, mode); i >= 0; i = hostname.NextKey(h, i, mode) {
+			if v := t.wildcard[string(h[i:])]; v != nil {
+				if r := v.match(path, req); r != nil {
+					return r
 				}
-			}
-			if t.hostMode == IngressHosts {
-				// An Ingress wildcard covers exactly one label.
-				break
 			}
 		}
 	}
@@ -425,32 +419,4 @@ func pick(list []candidate, req *http.Request) *Route {
 		}
 	}
 	return nil
-}
-
-// normalizeHost appends to dst the lower-cased Host header value without its
-// port and trailing dot. It returns an empty slice for an empty host or one
-// longer than cap(dst), which then matches only routes without host.
-func normalizeHost(host string, dst []byte) []byte {
-	if i := strings.LastIndexByte(host, ':'); i >= 0 {
-		if strings.HasPrefix(host, "[") {
-			// IPv6 literal: "[::1]:8443" or "[::1]".
-			if end := strings.IndexByte(host, ']'); end > 0 {
-				host = host[:end+1]
-			}
-		} else {
-			host = host[:i]
-		}
-	}
-	host = strings.TrimSuffix(host, ".")
-	if len(host) > cap(dst) {
-		return dst[:0]
-	}
-	for i := 0; i < len(host); i++ {
-		c := host[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		dst = append(dst, c)
-	}
-	return dst
 }

@@ -2,10 +2,11 @@ package snapshot
 
 import (
 	"slices"
-	"strings"
 	"time"
 
 	networkingv1 "k8s.io/api/networking/v1"
+
+	"portico.dev/portico/hostname"
 )
 
 // annotationACME, "true" on an Ingress, lets Portico obtain certificates
@@ -67,16 +68,17 @@ func (b *builder) acmeHosts(owned []*networkingv1.Ingress) []string {
 				}
 			}
 			for _, h := range hosts {
-				secretHosts[strings.ToLower(h)] = true
+				secretHosts[hostname.Lower(h)] = true
 			}
 		}
 	}
 	for _, binding := range b.bindings {
 		secretHosts[binding.Host] = true
 	}
+	// Certificate bindings follow the one-label rule (tls.Certificates).
 	coveredByWildcard := func(host string) bool {
-		_, parent, ok := strings.Cut(host, ".")
-		return ok && secretHosts["*."+parent]
+		i := hostname.FirstKey(host, hostname.OneLabel)
+		return i >= 0 && secretHosts["*."+host[i:]]
 	}
 
 	seen := make(map[string]bool)
@@ -106,7 +108,7 @@ func (b *builder) acmeHosts(owned []*networkingv1.Ingress) []string {
 		for _, host := range acmeCandidates(ing) {
 			switch {
 			case secretHosts[host] || coveredByWildcard(host) || seen[host]:
-			case strings.HasPrefix(host, "*."):
+			case hostname.IsWildcard(host):
 				b.problems.add(ingressRef(ing), Warning, "ACMEWildcardHost", "host %s is a wildcard, which ACME HTTP-01 challenges cannot validate; give it a TLS Secret, or it is served with the default certificate", host)
 			default:
 				seen[host] = true
@@ -153,7 +155,7 @@ func acmeCandidates(ing *networkingv1.Ingress) []string {
 	}
 	var out []string
 	for _, h := range hosts {
-		h = strings.ToLower(h)
+		h = hostname.Lower(h)
 		if h != "" && validateHost(h) == "" {
 			out = append(out, h)
 		}
@@ -164,7 +166,7 @@ func acmeCandidates(ing *networkingv1.Ingress) []string {
 // ACMEHostAllowed reports whether host, as a client sent it in SNI, is one
 // of hosts (a sorted ACMEHosts list). It ignores case and a trailing dot.
 func ACMEHostAllowed(hosts []string, host string) bool {
-	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	host = hostname.Normalize(host)
 	_, found := slices.BinarySearch(hosts, host)
 	return found
 }

@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
+	"portico.dev/portico/hostname"
 	"portico.dev/portico/routing"
 	porticotls "portico.dev/portico/tls"
 	"portico.dev/portico/upstream"
@@ -287,22 +288,18 @@ func (t *gatewayTranslator) attach(r *gatewayv1.HTTPRoute, tr *routeTranslation,
 // whose hostname matches it (Gateway API listener isolation), so l never
 // sees those requests.
 func isolatingListener(info *gatewayInfo, l *listenerInfo, host string) *listenerInfo {
-	own := hostnameSpecificity(l.hostname)
+	own := hostname.NewPattern(l.hostname).Specificity()
+	target := hostname.NewPattern(host)
 	for _, other := range info.listeners {
 		if other == l || other.spec.Port != l.spec.Port || !other.programmed() {
 			continue
 		}
-		if hostnameSpecificity(other.hostname) > own && hostnameCovers(other.hostname, host) {
+		op := hostname.NewPattern(other.hostname)
+		if op.Specificity() > own && op.Covers(target, hostname.AnyLabels) {
 			return other
 		}
 	}
 	return nil
-}
-
-// hostnameCovers reports whether every host the pattern host matches is
-// also matched by the listener hostname pattern ("" matches any host).
-func hostnameCovers(pattern, host string) bool {
-	return pattern == "" || pattern == host || wildcardCovers(pattern, host)
 }
 
 // routeHostname is one hostname a route serves on a listener: the route's
@@ -320,45 +317,18 @@ func intersectHostnames(listener string, route []gatewayv1.Hostname) []routeHost
 	if len(route) == 0 {
 		return []routeHostname{{own: "", effective: listener}}
 	}
+	lp := hostname.NewPattern(listener)
 	var out []routeHostname
 	for _, h := range route {
-		rh := strings.ToLower(string(h))
+		rh := hostname.Lower(string(h))
 		if slices.ContainsFunc(out, func(o routeHostname) bool { return o.own == rh }) {
 			continue
 		}
-		switch {
-		case listener == "" || listener == rh || wildcardCovers(listener, rh):
-			out = append(out, routeHostname{own: rh, effective: rh})
-		case wildcardCovers(rh, listener):
-			out = append(out, routeHostname{own: rh, effective: listener})
+		if eff, ok := hostname.Intersect(lp, hostname.NewPattern(rh)); ok {
+			out = append(out, routeHostname{own: rh, effective: eff.String()})
 		}
 	}
 	return out
-}
-
-// hostnameSpecificity ranks listener hostnames: an exact name above any
-// wildcard, a wildcard with a longer suffix above a shorter one, and no
-// hostname last.
-func hostnameSpecificity(h string) int {
-	switch {
-	case h == "":
-		return -1
-	case strings.HasPrefix(h, "*"):
-		return len(h)
-	default:
-		return 1 << 16
-	}
-}
-
-// wildcardCovers reports whether the pattern "*.suffix" covers host, which
-// may itself be a (more specific) wildcard.
-func wildcardCovers(pattern, host string) bool {
-	suffix, ok := strings.CutPrefix(pattern, "*")
-	if !ok {
-		return false
-	}
-	name := strings.TrimPrefix(host, "*")
-	return len(name) > len(suffix) && strings.HasSuffix(name, suffix)
 }
 
 // translateRoute compiles an HTTPRoute's rules.

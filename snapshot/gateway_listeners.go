@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
+	"portico.dev/portico/hostname"
 	"portico.dev/portico/routing"
 	porticotls "portico.dev/portico/tls"
 )
@@ -170,7 +171,7 @@ func (t *gatewayTranslator) listener(info *gatewayInfo, spec *gatewayv1.Listener
 		l.owner = set.ref
 	}
 	if spec.Hostname != nil {
-		l.hostname = strings.ToLower(string(*spec.Hostname))
+		l.hostname = hostname.Lower(string(*spec.Hostname))
 	}
 	switch spec.Protocol {
 	case gatewayv1.HTTPProtocolType, gatewayv1.HTTPSProtocolType:
@@ -327,7 +328,7 @@ func (t *gatewayTranslator) listenerACME(l *listenerInfo) {
 		reject("tls.options %s asks for a certificate from the ACME CA but Portico runs without --acme-directory; set tls.certificateRefs or enable ACME", annotationACME)
 	case l.hostname == "":
 		reject("tls.options %s needs an exact listener hostname: ACME certificates are ordered per name", annotationACME)
-	case strings.HasPrefix(l.hostname, "*."):
+	case hostname.IsWildcard(l.hostname):
 		reject("tls.options %s: hostname %s is a wildcard, which ACME HTTP-01 challenges cannot validate; use tls.certificateRefs", annotationACME, l.hostname)
 	default:
 		l.acme = true

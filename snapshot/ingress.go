@@ -7,6 +7,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 
+	"portico.dev/portico/hostname"
 	"portico.dev/portico/routing"
 )
 
@@ -103,7 +104,7 @@ func translateIngress(ing *networkingv1.Ingress, backends *backendResolver) ingr
 	var hosts []string
 	for i, rule := range ing.Spec.Rules {
 		where := fmt.Sprintf("spec.rules[%d]", i)
-		host := strings.ToLower(rule.Host)
+		host := hostname.Lower(rule.Host)
 		if msg := validateHost(host); msg != "" {
 			tr.invalid = append(tr.invalid, where+".host: "+msg)
 			continue
@@ -148,7 +149,7 @@ func translateIngress(ing *networkingv1.Ingress, backends *backendResolver) ingr
 		}
 		var valid []string
 		for j, h := range tlsHosts {
-			h = strings.ToLower(h)
+			h = hostname.Lower(h)
 			if msg := validateHost(h); msg != "" || h == "" {
 				if msg == "" {
 					msg = "must not be empty"

@@ -4,6 +4,8 @@ import (
 	stdtls "crypto/tls"
 	"errors"
 	"strings"
+
+	"portico.dev/portico/hostname"
 )
 
 // Binding attaches a key pair to one host name.
@@ -23,7 +25,7 @@ type Binding struct {
 // not allocate, so it can sit on every handshake.
 type Certificates struct {
 	exact    map[string]*KeyPair
-	wildcard map[string]*KeyPair // keyed by the suffix after "*."
+	wildcard map[string]*KeyPair // keyed by the suffix after "*." (hostname.Pattern.Key)
 	fallback *KeyPair
 	bindings []Binding // the bindings that won their host, normalized, in input order
 }
@@ -48,21 +50,20 @@ func NewCertificates(bindings []Binding, defaultPair *KeyPair) *Certificates {
 		if b.Pair == nil || b.Pair.Certificate == nil {
 			continue
 		}
-		host, isWildcard, err := normalizeBindingHost(b.Host)
+		host, err := normalizeBindingHost(b.Host)
 		if err != nil {
 			continue
 		}
 		m := c.exact
-		key := host
-		if isWildcard {
+		if host.IsWildcard() {
 			m = c.wildcard
-			key = host[len("*."):]
 		}
+		key := host.Key()
 		if _, taken := m[key]; taken {
 			continue
 		}
 		m[key] = b.Pair
-		b.Host = host
+		b.Host = host.String()
 		c.bindings = append(c.bindings, b)
 	}
 	return c
@@ -72,29 +73,32 @@ func NewCertificates(bindings []Binding, defaultPair *KeyPair) *Certificates {
 // DNS name or "*." followed by one. The snapshot builder uses it to turn a bad
 // Ingress TLS host into a reported problem rather than a silent skip.
 func ValidateHost(host string) error {
-	_, _, err := normalizeBindingHost(host)
+	_, err := normalizeBindingHost(host)
 	return err
 }
 
-func normalizeBindingHost(host string) (normalized string, isWildcard bool, err error) {
-	host = strings.ToLower(strings.TrimSuffix(host, "."))
-	name := host
-	if strings.HasPrefix(host, "*.") {
-		isWildcard = true
-		name = host[len("*."):]
-	}
+func normalizeBindingHost(host string) (hostname.Pattern, error) {
+	p := hostname.NewPattern(hostname.Normalize(host))
+	name := p.Key()
 	switch {
 	case name == "":
-		return "", false, errors.New("empty host name")
-	case len(host) > maxHostLen:
-		return "", false, errors.New("host name longer than 253 characters")
+		return hostname.Pattern{}, errors.New("empty host name")
+	case len(p.String()) > maxHostLen:
+		return hostname.Pattern{}, errors.New("host name longer than 253 characters")
 	case strings.Contains(name, "*"):
-		return "", false, errors.New("a wildcard may only be the whole first label, as in *.example.com")
+		return hostname.Pattern{}, errors.New("a wildcard may only be the whole first label, as in *.example.com")
 	case strings.Contains(name, ".."), strings.HasPrefix(name, "."):
-		return "", false, errors.New("host name has an empty label")
+		return hostname.Pattern{}, errors.New("host name has an empty label")
 	}
-	return host, isWildcard, nil
+	return p, nil
 }
+
+// wildcards is the wildcard rule of certificate bindings on every socket,
+// a Gateway socket's included: "*.example.com" serves exactly one label in
+// place of "*", as an X.509 wildcard name does (RFC 6125, section 6.4.3),
+// while a Gateway socket selects its listener by the Host under
+// hostname.AnyLabels.
+const wildcards = hostname.OneLabel
 
 // Lookup returns the key pair to present for serverName: an exact match, else
 // a wildcard covering exactly the first label ("*.example.com" serves
@@ -105,40 +109,24 @@ func (c *Certificates) Lookup(serverName string) *KeyPair {
 	if c == nil {
 		return nil
 	}
-	serverName = strings.TrimSuffix(serverName, ".")
-	if serverName == "" || len(serverName) > maxHostLen {
-		return c.fallback
-	}
 	var buf [maxHostLen]byte
-	name := buf[:len(serverName)]
-	for i := 0; i < len(serverName); i++ {
-		b := serverName[i]
-		if 'A' <= b && b <= 'Z' {
-			b += 'a' - 'A'
-		}
-		name[i] = b
+	// Empty for an empty name or one longer than maxHostLen.
+	name := hostname.AppendName(buf[:0], serverName)
+	if len(name) == 0 {
+		return c.fallback
 	}
 	// string(name) used directly as a map index does not allocate.
 	if p := c.exact[string(name)]; p != nil {
 		return p
 	}
 	if len(c.wildcard) > 0 {
-		if dot := indexByte(name, '.'); dot > 0 && dot < len(name)-1 {
-			if p := c.wildcard[string(name[dot+1:])]; p != nil {
+		if i := hostname.FirstKey(name, wildcards); i >= 0 {
+			if p := c.wildcard[string(name[i:])]; p != nil {
 				return p
 			}
 		}
 	}
 	return c.fallback
-}
-
-func indexByte(b []byte, c byte) int {
-	for i, x := range b {
-		if x == c {
-			return i
-		}
-	}
-	return -1
 }
 
 // Default returns the key pair served when no binding matches; it may be nil.

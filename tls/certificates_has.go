@@ -1,6 +1,6 @@
 package tls
 
-import "strings"
+import "portico.dev/portico/hostname"
 
 // Has reports whether a binding (exact, or a wildcard covering the first
 // label) serves serverName, that is whether Lookup would return something
@@ -11,15 +11,15 @@ func (c *Certificates) Has(serverName string) bool {
 	if c == nil {
 		return false
 	}
-	name := strings.ToLower(strings.TrimSuffix(serverName, "."))
+	name := hostname.Normalize(serverName)
 	if name == "" || len(name) > maxHostLen {
 		return false
 	}
 	if c.exact[name] != nil {
 		return true
 	}
-	if dot := strings.IndexByte(name, '.'); dot > 0 && dot < len(name)-1 {
-		return c.wildcard[name[dot+1:]] != nil
+	if i := hostname.FirstKey(name, wildcards); i >= 0 {
+		return c.wildcard[name[i:]] != nil
 	}
 	return false
 }
