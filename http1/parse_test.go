@@ -192,8 +192,8 @@ func TestParseTargetMatchesParseRequestURI(t *testing.T) {
 }
 
 // chunkedBody serves raw (a head, then a body) and returns what the
-// handler read from the body, its error and the trailers.
-func chunkedBody(t *testing.T, raw string) (string, error, http.Header) {
+// handler read from the body, the trailers and its error.
+func chunkedBody(t *testing.T, raw string) (string, http.Header, error) {
 	t.Helper()
 	type result struct {
 		body    string
@@ -216,7 +216,7 @@ func chunkedBody(t *testing.T, raw string) (string, error, http.Header) {
 		cw.CloseWrite()
 	}
 	r := <-got
-	return r.body, r.err, r.trailer
+	return r.body, r.trailer, r.err
 }
 
 func TestChunkedBodies(t *testing.T) {
@@ -249,7 +249,7 @@ func TestChunkedBodies(t *testing.T) {
 		{"truncated", "5\r\nhel", "", true, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			body, err, tr := chunkedBody(t, head+tc.body)
+			body, tr, err := chunkedBody(t, head+tc.body)
 			if tc.wantErr {
 				if err == nil {
 					t.Errorf("read %q without error", body)
