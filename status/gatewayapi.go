@@ -17,12 +17,12 @@ import (
 	"portico.dev/portico/snapshot"
 )
 
-// MergeConditions returns want with the LastTransitionTime of every
+// mergeConditions returns want with the LastTransitionTime of every
 // condition whose status, reason and message match the current condition of
 // the same type kept from current, and now on every other one, as the
 // Gateway API asks: the time says when the condition last changed, not when
 // it was last written.
-func MergeConditions(current, want []metav1.Condition, now metav1.Time) []metav1.Condition {
+func mergeConditions(current, want []metav1.Condition, now metav1.Time) []metav1.Condition {
 	if want == nil {
 		return nil
 	}
@@ -42,12 +42,12 @@ func MergeConditions(current, want []metav1.Condition, now metav1.Time) []metav1
 	return out
 }
 
-// MergeOwnedConditions is MergeConditions for a condition list other
+// mergeOwnedConditions is mergeConditions for a condition list other
 // controllers may write to as well: the current conditions of a type
 // owned does not claim, and want does not hold, are kept as they are, in
 // their place, before ours. Conditions of owned types that want no longer
 // holds are dropped.
-func MergeOwnedConditions(current, want []metav1.Condition, owned func(conditionType string) bool, now metav1.Time) []metav1.Condition {
+func mergeOwnedConditions(current, want []metav1.Condition, owned func(conditionType string) bool, now metav1.Time) []metav1.Condition {
 	var out []metav1.Condition
 	for _, c := range current {
 		if owned(c.Type) || slices.ContainsFunc(want, func(w metav1.Condition) bool { return w.Type == c.Type }) {
@@ -55,7 +55,7 @@ func MergeOwnedConditions(current, want []metav1.Condition, owned func(condition
 		}
 		out = append(out, c)
 	}
-	merged := MergeConditions(current, want, now)
+	merged := mergeConditions(current, want, now)
 	if out == nil {
 		return merged
 	}
@@ -98,31 +98,31 @@ func conditionTypes(types ...string) func(string) bool {
 	return func(t string) bool { return slices.Contains(types, t) }
 }
 
-// DesiredGatewayClassStatus is want with transition times merged from the
+// desiredGatewayClassStatus is want with transition times merged from the
 // class's current status; conditions of other controllers are kept.
-func DesiredGatewayClassStatus(current, want gatewayv1.GatewayClassStatus, now metav1.Time) gatewayv1.GatewayClassStatus {
+func desiredGatewayClassStatus(current, want gatewayv1.GatewayClassStatus, now metav1.Time) gatewayv1.GatewayClassStatus {
 	out := *want.DeepCopy()
-	out.Conditions = MergeOwnedConditions(current.Conditions, want.Conditions, gatewayClassConditionTypes, now)
+	out.Conditions = mergeOwnedConditions(current.Conditions, want.Conditions, gatewayClassConditionTypes, now)
 	return out
 }
 
-// DesiredGatewayStatus is want with transition times merged from the
+// desiredGatewayStatus is want with transition times merged from the
 // Gateway's current status, listener by listener name. Conditions of
 // types the Gateway API does not define and we do not write, on the
 // Gateway and on its listeners, belong to other controllers and are kept.
-func DesiredGatewayStatus(current, want gatewayv1.GatewayStatus, now metav1.Time) gatewayv1.GatewayStatus {
+func desiredGatewayStatus(current, want gatewayv1.GatewayStatus, now metav1.Time) gatewayv1.GatewayStatus {
 	out := *want.DeepCopy()
-	out.Conditions = MergeOwnedConditions(current.Conditions, want.Conditions, gatewayConditionTypes, now)
+	out.Conditions = mergeOwnedConditions(current.Conditions, want.Conditions, gatewayConditionTypes, now)
 	mergeListeners(current.Listeners, out.Listeners, func(l *gatewayv1.ListenerStatus) listenerFields {
 		return listenerFields{l.Name, &l.Conditions, &l.SupportedKinds}
 	}, now)
 	return out
 }
 
-// DesiredListenerSetStatus is DesiredGatewayStatus for a ListenerSet.
-func DesiredListenerSetStatus(current, want gatewayv1.ListenerSetStatus, now metav1.Time) gatewayv1.ListenerSetStatus {
+// desiredListenerSetStatus is desiredGatewayStatus for a ListenerSet.
+func desiredListenerSetStatus(current, want gatewayv1.ListenerSetStatus, now metav1.Time) gatewayv1.ListenerSetStatus {
 	out := *want.DeepCopy()
-	out.Conditions = MergeOwnedConditions(current.Conditions, want.Conditions, listenerSetConditionTypes, now)
+	out.Conditions = mergeOwnedConditions(current.Conditions, want.Conditions, listenerSetConditionTypes, now)
 	mergeListeners(current.Listeners, out.Listeners, func(l *gatewayv1.ListenerEntryStatus) listenerFields {
 		return listenerFields{l.Name, &l.Conditions, &l.SupportedKinds}
 	}, now)
@@ -150,7 +150,7 @@ func mergeListeners[L any](current, out []L, fields func(*L) listenerFields, now
 				break
 			}
 		}
-		*l.conditions = MergeOwnedConditions(cur, *l.conditions, listenerConditionTypes, now)
+		*l.conditions = mergeOwnedConditions(cur, *l.conditions, listenerConditionTypes, now)
 		if *l.conditions == nil {
 			*l.conditions = []metav1.Condition{}
 		}
@@ -160,11 +160,11 @@ func mergeListeners[L any](current, out []L, fields func(*L) listenerFields, now
 	}
 }
 
-// DesiredRouteParents returns a route's status.parents with ours (the
+// desiredRouteParents returns a route's status.parents with ours (the
 // entries whose controllerName is controller) replaced by want, transition
 // times merged from our current entry for the same parentRef. Entries of
 // other controllers are kept as they are, in their place; ours follow them.
-func DesiredRouteParents(current []gatewayv1.RouteParentStatus, controller gatewayv1.GatewayController,
+func desiredRouteParents(current []gatewayv1.RouteParentStatus, controller gatewayv1.GatewayController,
 	want []gatewayv1.RouteParentStatus, now metav1.Time) []gatewayv1.RouteParentStatus {
 	// status.parents is required, even when empty.
 	out := []gatewayv1.RouteParentStatus{}
@@ -183,7 +183,7 @@ func DesiredRouteParents(current []gatewayv1.RouteParentStatus, controller gatew
 				break
 			}
 		}
-		w.Conditions = MergeConditions(cur, w.Conditions, now)
+		w.Conditions = mergeConditions(cur, w.Conditions, now)
 		out = append(out, w)
 	}
 	return out
@@ -193,12 +193,12 @@ func DesiredRouteParents(current []gatewayv1.RouteParentStatus, controller gatew
 // hold (the CRD's maxItems), all controllers together.
 const maxPolicyAncestors = 16
 
-// DesiredPolicyAncestors returns a policy's status.ancestors with ours (the
+// desiredPolicyAncestors returns a policy's status.ancestors with ours (the
 // entries whose controllerName is controller) replaced by want, transition
 // times merged from our current entry for the same ancestorRef. Entries of
 // other controllers are kept as they are, in their place; ours follow
 // them, as many as the list has room for. dropped counts ours left out.
-func DesiredPolicyAncestors(current []gatewayv1.PolicyAncestorStatus, controller gatewayv1.GatewayController,
+func desiredPolicyAncestors(current []gatewayv1.PolicyAncestorStatus, controller gatewayv1.GatewayController,
 	want []gatewayv1.PolicyAncestorStatus, now metav1.Time) (out []gatewayv1.PolicyAncestorStatus, dropped int) {
 	// status.ancestors is required, even when empty.
 	out = []gatewayv1.PolicyAncestorStatus{}
@@ -220,7 +220,7 @@ func DesiredPolicyAncestors(current []gatewayv1.PolicyAncestorStatus, controller
 				break
 			}
 		}
-		w.Conditions = MergeConditions(cur, w.Conditions, now)
+		w.Conditions = mergeConditions(cur, w.Conditions, now)
 		out = append(out, w)
 	}
 	return out, 0
@@ -283,7 +283,7 @@ func (w *Writer) writeGatewayClass(ctx context.Context, obj *gatewayv1.GatewayCl
 	return writeOwnedStatus(ctx, w, "GatewayClass", obj, w.Gateway.GatewayV1().GatewayClasses(), (*gatewayv1.GatewayClass).DeepCopy,
 		func(o *gatewayv1.GatewayClass) *gatewayv1.GatewayClassStatus { return &o.Status },
 		func(cur gatewayv1.GatewayClassStatus, now metav1.Time) gatewayv1.GatewayClassStatus {
-			return DesiredGatewayClassStatus(cur, want, now)
+			return desiredGatewayClassStatus(cur, want, now)
 		})
 }
 
@@ -291,7 +291,7 @@ func (w *Writer) writeGateway(ctx context.Context, obj *gatewayv1.Gateway, want 
 	return writeOwnedStatus(ctx, w, "Gateway", obj, w.Gateway.GatewayV1().Gateways(obj.Namespace), (*gatewayv1.Gateway).DeepCopy,
 		func(o *gatewayv1.Gateway) *gatewayv1.GatewayStatus { return &o.Status },
 		func(cur gatewayv1.GatewayStatus, now metav1.Time) gatewayv1.GatewayStatus {
-			return DesiredGatewayStatus(cur, want, now)
+			return desiredGatewayStatus(cur, want, now)
 		})
 }
 
@@ -299,7 +299,7 @@ func (w *Writer) writeListenerSet(ctx context.Context, obj *gatewayv1.ListenerSe
 	return writeOwnedStatus(ctx, w, "ListenerSet", obj, w.Gateway.GatewayV1().ListenerSets(obj.Namespace), (*gatewayv1.ListenerSet).DeepCopy,
 		func(o *gatewayv1.ListenerSet) *gatewayv1.ListenerSetStatus { return &o.Status },
 		func(cur gatewayv1.ListenerSetStatus, now metav1.Time) gatewayv1.ListenerSetStatus {
-			return DesiredListenerSetStatus(cur, want, now)
+			return desiredListenerSetStatus(cur, want, now)
 		})
 }
 
@@ -329,7 +329,7 @@ func (w *Writer) writeHTTPRoute(ctx context.Context, obj *gatewayv1.HTTPRoute, w
 	}
 	return updateStatus(ctx, w, "HTTPRoute", obj, w.Gateway.GatewayV1().HTTPRoutes(obj.Namespace),
 		func(o *gatewayv1.HTTPRoute) (*gatewayv1.HTTPRoute, bool) {
-			desired := DesiredRouteParents(o.Status.Parents, w.GatewayController, want, w.now())
+			desired := desiredRouteParents(o.Status.Parents, w.GatewayController, want, w.now())
 			if equality.Semantic.DeepEqual(o.Status.Parents, desired) {
 				return nil, false
 			}
@@ -347,7 +347,7 @@ func (w *Writer) writeBackendTLSPolicy(ctx context.Context, obj *gatewayv1.Backe
 	}
 	return updateStatus(ctx, w, "BackendTLSPolicy", obj, w.Gateway.GatewayV1().BackendTLSPolicies(obj.Namespace),
 		func(o *gatewayv1.BackendTLSPolicy) (*gatewayv1.BackendTLSPolicy, bool) {
-			desired, dropped := DesiredPolicyAncestors(o.Status.Ancestors, w.GatewayController, want, w.now())
+			desired, dropped := desiredPolicyAncestors(o.Status.Ancestors, w.GatewayController, want, w.now())
 			if equality.Semantic.DeepEqual(o.Status.Ancestors, desired) {
 				return nil, false
 			}

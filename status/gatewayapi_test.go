@@ -87,7 +87,7 @@ func TestMergeConditions(t *testing.T) {
 		},
 	}
 	for _, tc := range cases {
-		got := MergeConditions(tc.current, tc.want, t1)
+		got := mergeConditions(tc.current, tc.want, t1)
 		if !equality.Semantic.DeepEqual(got, tc.expect) {
 			t.Errorf("%s:\n got %+v\nwant %+v", tc.name, got, tc.expect)
 		}
@@ -123,7 +123,7 @@ func TestMergeOwnedConditions(t *testing.T) {
 		},
 	}
 	for _, tc := range cases {
-		got := MergeOwnedConditions(tc.current, tc.want, owned, t1)
+		got := mergeOwnedConditions(tc.current, tc.want, owned, t1)
 		if !equality.Semantic.DeepEqual(got, tc.expect) {
 			t.Errorf("%s:\n got %+v\nwant %+v", tc.name, got, tc.expect)
 		}
@@ -171,7 +171,7 @@ func TestDesiredRouteParents(t *testing.T) {
 		},
 	}
 	for _, tc := range cases {
-		got := DesiredRouteParents(tc.current, ourController, tc.want, t1)
+		got := desiredRouteParents(tc.current, ourController, tc.want, t1)
 		if !equality.Semantic.DeepEqual(got, tc.expect) {
 			t.Errorf("%s:\n got %+v\nwant %+v", tc.name, got, tc.expect)
 		}
@@ -224,7 +224,7 @@ func TestDesiredPolicyAncestors(t *testing.T) {
 		},
 	}
 	for _, tc := range cases {
-		got, dropped := DesiredPolicyAncestors(tc.current, ourController, tc.want, t1)
+		got, dropped := desiredPolicyAncestors(tc.current, ourController, tc.want, t1)
 		if dropped != tc.wantDropped {
 			t.Errorf("%s: dropped %d, want %d", tc.name, dropped, tc.wantDropped)
 		}

@@ -80,11 +80,11 @@ func sameEntry(x, y networkingv1.IngressLoadBalancerIngress) bool {
 	return x.IP == y.IP && x.Hostname == y.Hostname
 }
 
-// DesiredStatus returns the load-balancer status an Ingress should have
+// desiredStatus returns the load-balancer status an Ingress should have
 // and whether it differs from its current one. An owned Ingress gets ours;
 // one we do not own loses ours if it still carries exactly ours (we wrote
 // it before it changed class), and is otherwise left to its controller.
-func DesiredStatus(ing *networkingv1.Ingress, owned bool, ours []networkingv1.IngressLoadBalancerIngress) ([]networkingv1.IngressLoadBalancerIngress, bool) {
+func desiredStatus(ing *networkingv1.Ingress, owned bool, ours []networkingv1.IngressLoadBalancerIngress) ([]networkingv1.IngressLoadBalancerIngress, bool) {
 	current := ing.Status.LoadBalancer.Ingress
 	switch {
 	case owned && len(ours) > 0:
@@ -140,7 +140,7 @@ func (w *Writer) Sync(ctx context.Context, objs snapshot.Objects, snap *snapshot
 	ours := w.Addresses.Resolve(objs.Services)
 	var firstErr error
 	for _, ing := range objs.Ingresses {
-		want, change := DesiredStatus(ing, owned[types.NamespacedName{Namespace: ing.Namespace, Name: ing.Name}], ours)
+		want, change := desiredStatus(ing, owned[types.NamespacedName{Namespace: ing.Namespace, Name: ing.Name}], ours)
 		if !change {
 			continue
 		}

@@ -42,7 +42,7 @@ func TestDesiredStatus(t *testing.T) {
 		{"no address known: never clear", ingressWith("a", theirs...), true, nil, theirs, false},
 	}
 	for _, tc := range cases {
-		got, change := DesiredStatus(tc.ing, tc.owned, tc.ours)
+		got, change := desiredStatus(tc.ing, tc.owned, tc.ours)
 		if change != tc.wantChange || !equalEntries(got, tc.want) {
 			t.Errorf("%s: got %v change %v, want %v change %v", tc.name, got, change, tc.want, tc.wantChange)
 		}
