@@ -36,11 +36,20 @@ run: build
 # the suite itself is `make conformance`.
 test: fmt-check vet controlplane pebble
 	$(GO) test -race -count=1 -timeout 30m ./...
+	$(MAKE) test-http1-engine
 	$(MAKE) fuzz-smoke
 	$(MAKE) conformance-test
 
 vet:
 	$(GO) vet ./...
+
+# The whole-gateway wire tests again with the HTTP/1.1 front end served by
+# the http1 engine (--http1-engine=portico), so both engines stay held to
+# the same smuggling corpus, limits and timeouts.
+.PHONY: test-http1-engine
+test-http1-engine:
+	PORTICO_TEST_HTTP1_ENGINE=portico $(GO) test -race -count=1 -timeout 10m \
+		-run 'TestSmugglingCorpus|TestFrontdoor|TestTimeout|TestWire|TestRouting|TestWebSocket|TestPlain' ./cmd/portico
 
 # A short run of each fuzz target (go test takes one per -fuzz), on top of
 # their checked-in seed corpora under */testdata/fuzz, which every go test
