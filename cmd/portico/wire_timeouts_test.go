@@ -104,24 +104,7 @@ func TestTimeoutBackendBodyStalls(t *testing.T) {
 	})
 	e.routeApp(rb.port())
 
-	conn := e.dialHTTPS("app.example.test")
-	_ = conn.SetDeadline(time.Now().Add(wireSafety))
-	if _, err := io.WriteString(conn, "GET /api/stall HTTP/1.1\r\nHost: app.example.test\r\n\r\n"); err != nil {
-		t.Fatal(err)
-	}
-	// The head may still sit in the gateway's buffer when the response is
-	// cut: either way the client must see the connection end.
-	resp, err := http.ReadResponse(bufio.NewReader(conn), &http.Request{Method: http.MethodGet})
-	if err == nil {
-		var body []byte
-		body, err = io.ReadAll(resp.Body)
-		if err == nil {
-			t.Fatalf("stalled backend body: got a whole response %q", body)
-		}
-	}
-	if !cutOrEnded(err) {
-		t.Fatalf("stalled backend body: %v; want the response cut", err)
-	}
+	expectResponseCut(t, e, "stalled backend body")
 	closedWithin(t, backendDone, "the connection of the stalled backend was not closed")
 }
 
@@ -273,22 +256,7 @@ func TestTimeoutH2CBackendBodyStalls(t *testing.T) {
 			"---\n"+manifestService("legacy-fallback", legacy))
 	})
 
-	conn := e.dialHTTPS("app.example.test")
-	_ = conn.SetDeadline(time.Now().Add(wireSafety))
-	if _, err := io.WriteString(conn, "GET /api/stall HTTP/1.1\r\nHost: app.example.test\r\n\r\n"); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.ReadResponse(bufio.NewReader(conn), &http.Request{Method: http.MethodGet})
-	if err == nil {
-		var body []byte
-		body, err = io.ReadAll(resp.Body)
-		if err == nil {
-			t.Fatalf("stalled h2c backend body: got a whole response %q", body)
-		}
-	}
-	if !cutOrEnded(err) {
-		t.Fatalf("stalled h2c backend body: %v; want the response cut", err)
-	}
+	expectResponseCut(t, e, "stalled h2c backend body")
 	closedWithin(t, backendDone, "the request to the stalled h2c backend was not cancelled")
 }
 
@@ -484,4 +452,28 @@ func startLargeResponseBackend(t *testing.T) (rb *rawBackend, backendDone chan s
 		}
 	})
 	return rb, backendDone
+}
+
+// expectResponseCut asks for /api/stall over HTTPS/1.1 and fails unless the
+// response ends early: no answer, or a body cut short. The head may still
+// sit in the gateway's buffer when the response is cut: either way the
+// client must see the connection end.
+func expectResponseCut(t *testing.T, e *env, what string) {
+	t.Helper()
+	conn := e.dialHTTPS("app.example.test")
+	_ = conn.SetDeadline(time.Now().Add(wireSafety))
+	if _, err := io.WriteString(conn, "GET /api/stall HTTP/1.1\r\nHost: app.example.test\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), &http.Request{Method: http.MethodGet})
+	if err == nil {
+		var body []byte
+		body, err = io.ReadAll(resp.Body)
+		if err == nil {
+			t.Fatalf("%s: got a whole response %q", what, body)
+		}
+	}
+	if !cutOrEnded(err) {
+		t.Fatalf("%s: %v; want the response cut", what, err)
+	}
 }
