@@ -68,7 +68,7 @@ func (t *Transport) forwardH2C(w http.ResponseWriter, r *http.Request, b *Backen
 		// The HTTP/2 client closes the body it is given, also when the dial
 		// fails; the inbound body must survive for a retry on another
 		// endpoint and is closed by the inbound server anyway.
-		tb := &trackedBody{r: r.Body, client: clientDeadlines{w: w, h1: r.ProtoMajor == 1, off: inMemory(r.Body, r.ContentLength)}, timeout: t.clientBodyTimeout}
+		tb := &trackedBody{boundedBody: boundedBody{r: r.Body, client: clientDeadlines{w: w, h1: r.ProtoMajor == 1, off: inMemory(r.Body, r.ContentLength)}, timeout: t.clientBodyTimeout}}
 		if names := t.forwardedTrailers(r); len(names) > 0 {
 			// The client announces these names, and sends the values the
 			// body's end fills in.
@@ -148,15 +148,14 @@ func (t *Transport) forwardH2C(w http.ResponseWriter, r *http.Request, b *Backen
 }
 
 // trackedBody passes the inbound body to the HTTP/2 client without letting it
-// be closed, bounds each read by ClientBodyTimeout, and remembers a read
-// failure so it is blamed on the client. The client reads it on its own
-// goroutine, hence the lock; client is touched by that goroutine only.
+// be closed, bounds each read by ClientBodyTimeout (boundedBody), and
+// remembers a read failure so it is blamed on the client. The client reads
+// it on its own goroutine, hence the lock; the boundedBody is touched by
+// that goroutine only.
 type trackedBody struct {
-	r       io.Reader
-	client  clientDeadlines
-	timeout time.Duration
-	mu      sync.Mutex
-	err     error
+	boundedBody
+	mu  sync.Mutex
+	err error
 	// trailerTo, when set, gets the values of its keys from
 	// trailerFrom.Trailer once the body ends, which is when the inbound
 	// server has read them and before the client sends them.
@@ -165,19 +164,12 @@ type trackedBody struct {
 }
 
 func (b *trackedBody) Read(p []byte) (int, error) {
-	b.client.armRead(time.Now(), b.timeout)
-	n, err := b.r.Read(p)
+	n, err := b.boundedBody.Read(p)
 	if err == io.EOF {
-		b.client.doneReading()
-		if b.trailerTo != nil {
-			for k := range b.trailerTo {
-				b.trailerTo[k] = b.trailerFrom.Trailer[k]
-			}
+		for k := range b.trailerTo {
+			b.trailerTo[k] = b.trailerFrom.Trailer[k]
 		}
 	} else if err != nil {
-		if b.client.timedOut(err) {
-			err = errors.Join(ErrClientBodyTimeout, err)
-		}
 		b.mu.Lock()
 		b.err = err
 		b.mu.Unlock()
