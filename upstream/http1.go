@@ -385,8 +385,8 @@ func (t *Transport) writeRequest(c *conn, w http.ResponseWriter, r *http.Request
 			dst = cw
 		}
 		bodyRead = true
-		client := clientDeadlines{w: w, h1: r.ProtoMajor == 1, off: mem}
-		if err := t.copyRequestBody(c, dst, body, r.ContentLength, chunked, &client); err != nil {
+		src := boundedBody{r: body, client: clientDeadlines{w: w, h1: r.ProtoMajor == 1, off: mem}, timeout: t.clientBodyTimeout}
+		if err := t.copyRequestBody(c, dst, &src, r.ContentLength, chunked); err != nil {
 			return bodyRead, err
 		}
 		if chunked {
@@ -430,21 +430,20 @@ func inMemory(body io.Reader, length int64) bool {
 // backend before the next read, which may wait on the client, so a slow
 // upload streams; the last piece is left to the caller's flush, with the
 // chunked terminator.
-func (t *Transport) copyRequestBody(c *conn, dst io.Writer, body io.Reader, length int64, chunked bool, client *clientDeadlines) error {
+func (t *Transport) copyRequestBody(c *conn, dst io.Writer, body *boundedBody, length int64, chunked bool) error {
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	buf := *bp
 	var written int64
 	for {
 		if !chunked && written == length {
-			client.doneReading()
+			body.client.doneReading()
 			return nil
 		}
 		chunk := buf
 		if !chunked && int64(len(chunk)) > length-written {
 			chunk = chunk[:length-written]
 		}
-		client.armRead(time.Now(), t.clientBodyTimeout)
 		n, rerr := body.Read(chunk)
 		if n > 0 {
 			if err := c.armWrite(time.Now(), t.upstreamSendTimeout); err != nil {
@@ -464,18 +463,13 @@ func (t *Transport) copyRequestBody(c *conn, dst io.Writer, body io.Reader, leng
 			if !chunked && written < length {
 				return &clientBodyError{io.ErrUnexpectedEOF}
 			}
-			client.doneReading()
 			return nil
 		}
 		// On failure the deadline stays: net/http drains what is left of
 		// the body after the response, and must not wait on a stalled
-		// client for it.
+		// client for it. A timeout, met here or while the routing tier
+		// buffered the body (BoundedBody), carries ErrClientBodyTimeout.
 		if rerr != nil {
-			if client.timedOut(rerr) {
-				return &clientBodyError{errors.Join(ErrClientBodyTimeout, rerr)}
-			}
-			// A timeout met while the routing tier buffered the body
-			// (BoundedBody) is replayed as it was; errors.Is finds it.
 			return &clientBodyError{rerr}
 		}
 	}
