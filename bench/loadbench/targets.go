@@ -131,6 +131,12 @@ func Targets() []Target {
 			start:       startDirectGoTLS,
 		},
 		{
+			Name:        "go-fasthttp",
+			Description: "a minimal Go proxy for reference: fasthttp Server on crypto/tls, host and prefix check, two forwarding headers, fasthttp.HostClient keep-alive to the backend; no HTTP/2, no limits",
+			Scheme:      "https",
+			start:       startGoFastHTTP,
+		},
+		{
 			Name:        "nginx",
 			Description: "one nginx: TLS termination, host/path routing, upstream keep-alive to the backend",
 			Scheme:      "https",

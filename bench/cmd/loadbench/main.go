@@ -35,6 +35,13 @@ func main() {
 		}
 		return
 	}
+	if len(os.Args) > 1 && os.Args[1] == loadbench.ServeFastHTTPProxyCommand {
+		if err := loadbench.ServeFastHTTPProxy(os.Args[2:]); err != nil {
+			slog.Error("go-fasthttp proxy failed", "err", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(os.Args[1:], os.Getenv, os.Stdout); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			os.Exit(2)

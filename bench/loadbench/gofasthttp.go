@@ -1,0 +1,108 @@
+package loadbench
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// ServeFastHTTPProxyCommand is the hidden loadbench subcommand that runs the
+// go-fasthttp target.
+const ServeFastHTTPProxyCommand = "serve-fasthttp-proxy"
+
+// ServeFastHTTPProxy runs the smallest useful Go proxy: a fasthttp Server on
+// crypto/tls, a host and path-prefix check, two forwarding headers and a
+// keep-alive fasthttp.HostClient to the backend. It routes nothing else,
+// enforces none of Portico's limits and has no HTTP/2: it is the floor a
+// Go proxy on the standard netpoller reaches, one goroutine per connection
+// and nothing per request beyond the exchange, against which Portico's own
+// engine is measured.
+func ServeFastHTTPProxy(args []string) error {
+	fs := flag.NewFlagSet(ServeFastHTTPProxyCommand, flag.ContinueOnError)
+	addr := fs.String("addr", "", "loopback listen address")
+	certFile := fs.String("cert", "", "certificate PEM file")
+	keyFile := fs.String("key", "", "key PEM file")
+	backend := fs.String("backend", "", "backend address")
+	host := fs.String("host", "", "virtual host routed to the backend")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cert, err := tls.LoadX509KeyPair(*certFile, *keyFile)
+	if err != nil {
+		return err
+	}
+	client := &fasthttp.HostClient{
+		Addr:                          *backend,
+		MaxConns:                      1024,
+		MaxIdleConnDuration:           15 * time.Second,
+		ReadTimeout:                   60 * time.Second,
+		WriteTimeout:                  60 * time.Second,
+		DisableHeaderNamesNormalizing: true,
+		DisablePathNormalizing:        true,
+	}
+	srv := &fasthttp.Server{
+		ReadTimeout:                   60 * time.Second,
+		IdleTimeout:                   60 * time.Second,
+		DisableHeaderNamesNormalizing: true,
+		NoDefaultServerHeader:         true,
+		NoDefaultContentType:          true,
+		Handler: func(ctx *fasthttp.RequestCtx) {
+			h := ctx.Host()
+			if i := bytes.LastIndexByte(h, ':'); i >= 0 {
+				h = h[:i]
+			}
+			if string(h) != *host || len(ctx.Path()) == 0 || ctx.Path()[0] != '/' {
+				ctx.SetStatusCode(fasthttp.StatusNotFound)
+				return
+			}
+			req := &ctx.Request
+			req.Header.Set("X-Forwarded-For", ctx.RemoteIP().String())
+			req.Header.Set("X-Forwarded-Proto", "https")
+			req.URI().SetScheme("http") // the backend leg is plain HTTP
+			if err := client.Do(req, &ctx.Response); err != nil {
+				ctx.Response.Reset()
+				ctx.SetStatusCode(fasthttp.StatusBadGateway)
+				ctx.SetBodyString(err.Error())
+			}
+		},
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	return srv.Serve(tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"http/1.1"}}))
+}
+
+// startGoFastHTTP starts the go-fasthttp target: the loadbench binary
+// re-executed as ServeFastHTTPProxy.
+func startGoFastHTTP(ctx context.Context, env *Env, dir string) (*Instance, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	port, err := FreeLoopbackPort()
+	if err != nil {
+		return nil, err
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	argv := []string{self, ServeFastHTTPProxyCommand, "-addr", addr, "-cert", env.CertFile, "-key", env.KeyFile,
+		"-backend", env.BackendAddr, "-host", env.Host}
+	p, err := StartProcess("go-fasthttp", argv, []string{"GOMAXPROCS=" + strconv.Itoa(env.Workers)}, filepath.Join(dir, "output.log"))
+	if err != nil {
+		return nil, err
+	}
+	if err := waitFor(ctx, []*Process{p}, func(ctx context.Context) error { return probeTarget(ctx, env, "https", addr) }); err != nil {
+		p.Stop()
+		return nil, fmt.Errorf("go-fasthttp: %w", err)
+	}
+	return &Instance{Addr: addr, Procs: []*Process{p}}, nil
+}
