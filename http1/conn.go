@@ -117,6 +117,39 @@ func (c *conn) initContext() {
 
 var chunkedTE = []string{"chunked"}
 
+// h2cPrefaceHead is the part of the HTTP/2 connection preface that parses
+// as an HTTP/1 head ("SM\r\n\r\n" follows it).
+const h2cPrefaceHead = "PRI * HTTP/2.0\r\n\r\n"
+
+// handOffH2C gives the connection, with the preface and whatever followed
+// it unread again, to Server.H2C.
+func (c *conn) handOffH2C() {
+	c.hijacked = true // the deferred close is the HTTP/2 server's now
+	c.srv.untrack(c)
+	c.abort()
+	c.cancelConn()
+	_ = c.nc.SetReadDeadline(time.Time{})
+	left := make([]byte, 0, len(h2cPrefaceHead)+c.w-c.r)
+	left = append(append(left, h2cPrefaceHead...), c.buf[c.r:c.w]...)
+	c.r, c.w = 0, 0
+	c.srv.H2C(&replayConn{Conn: c.nc, pending: left})
+}
+
+// replayConn is a connection whose first reads return pending.
+type replayConn struct {
+	net.Conn
+	pending []byte
+}
+
+func (r *replayConn) Read(p []byte) (int, error) {
+	if len(r.pending) > 0 {
+		n := copy(p, r.pending)
+		r.pending = r.pending[n:]
+		return n, nil
+	}
+	return r.Conn.Read(p)
+}
+
 // serve runs the keep-alive loop: read a head, serve the request inline,
 // write the response, repeat.
 func (c *conn) serve() {
@@ -155,10 +188,14 @@ func (c *conn) serve() {
 			}
 		}
 		head, herr, err := c.readHead(first)
-		first = false
 		if err != nil {
 			return
 		}
+		if first && head == h2cPrefaceHead && s.H2C != nil && c.tlsState == nil {
+			c.handOffH2C()
+			return
+		}
+		first = false
 		if herr != nil {
 			c.refuse(herr)
 			return

@@ -51,6 +51,13 @@
 // (see conn.armWatch) and when Close is called; Shutdown lets requests in
 // flight finish.
 //
+// # HTTP/2
+//
+// HTTP/2 is not served here. ServeTLS hands connections that negotiated
+// "h2" to a callback, and a plain connection that opens with the HTTP/2
+// preface goes to Server.H2C when set, so that net/http's HTTP/2 server,
+// with its flood defences, serves both.
+//
 // The ResponseWriter implements http.Flusher, http.Hijacker, io.StringWriter
 // and, for http.NewResponseController, FlushError, SetReadDeadline,
 // SetWriteDeadline and EnableFullDuplex. WriteHeader with a 1xx status

@@ -41,6 +41,12 @@ type Server struct {
 	// Logger receives refused requests (debug) and internal errors; nil
 	// means slog.Default().
 	Logger *slog.Logger
+	// H2C, when set, receives the plain connections whose first bytes are
+	// the HTTP/2 connection preface (prior knowledge, RFC 9113 section
+	// 3.3), with those bytes still to be read, so that an HTTP/2 server
+	// serves them; without it such a connection gets 505 like any other
+	// version but 1.0 and 1.1.
+	H2C func(net.Conn)
 
 	inShutdown atomic.Bool
 	mu         sync.Mutex

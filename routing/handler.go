@@ -97,24 +97,8 @@ const badRequestLineBody = "400 Bad Request: invalid request method, target or a
 
 const notReadyBody = "503 Service Unavailable: Portico has not loaded its configuration yet\n"
 
-// connectionClose is shared by every HTTP/1.0 response so that closing
-// costs no allocation; nothing appends to it (cap 1, so an append would copy).
-var connectionClose = []string{"close"}
-
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	if r.ProtoMajor == 1 && (r.ProtoMinor == 0 || r.ContentLength < 0 && len(r.TransferEncoding) > 0) {
-		// net/http drops what makes these requests ambiguous before any
-		// handler runs: Transfer-Encoding on HTTP/1.0 (ignored), and a
-		// Content-Length beside Transfer-Encoding on HTTP/1.1 (deleted). A
-		// request that carried either cannot be told apart, and RFC 9112
-		// section 6.1 says the connection must close after the response,
-		// or what a proxy in front read as body would be served here as a
-		// next request. Closing after every HTTP/1.0 request and every
-		// chunked HTTP/1.1 request is the price of doing it under
-		// net/http; plain HTTP/1.1 requests keep their connection.
-		w.Header()["Connection"] = connectionClose
-	}
 	if m := h.cfg.Metrics; m != nil {
 		m.InFlight.Inc()
 		defer m.InFlight.Dec()

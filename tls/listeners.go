@@ -21,8 +21,9 @@ import (
 // clients are told apart by the connection preface and served as before.
 // The h2c upgrade from HTTP/1.1 is deprecated and not offered.
 //
-// With the portico HTTP/1 engine, secure sockets use it for HTTP/1.1 as
-// Listen's do; plain sockets stay with net/http, which tells h2c apart.
+// With the portico HTTP/1 engine, both kinds of socket use it for HTTP/1.x
+// as Listen's do; it hands h2 (by ALPN) and h2c (by preface) connections to
+// net/http's HTTP/2 server.
 func ServeListener(ln net.Listener, secure bool, cfg ServerConfig, opts ...ListenerOption) (*Server, error) {
 	if ln == nil {
 		return nil, errors.New("no listener")
@@ -44,6 +45,7 @@ func ServeListener(ln net.Listener, secure bool, cfg ServerConfig, opts ...Liste
 		s.httpServer = newHTTPServer(cfg.HTTPHandler, limits, logger.With("listener", "http", "addr", ln.Addr().String()))
 		s.httpServer.Protocols.SetUnencryptedHTTP2(true)
 		s.httpServer.ConnContext = cfg.ConnContext
+		s.httpEngine = newEngine(cfg.HTTPHandler, limits, logger.With("listener", "http", "addr", ln.Addr().String()), cfg.ConnContext)
 		return s, nil
 	}
 	if cfg.GetCertificate == nil {

@@ -41,9 +41,19 @@ func serveListener(t *testing.T, secure bool, cfg ServerConfig, opts ...Listener
 }
 
 // TestServeListenerPlainSpeaksH2C: a plain Gateway socket serves HTTP/2
-// with prior knowledge, and HTTP/1.1 on the same socket.
+// with prior knowledge, and HTTP/1.1 on the same socket, whichever engine
+// serves HTTP/1.x (the portico engine hands h2c connections on by their
+// preface).
 func TestServeListenerPlainSpeaksH2C(t *testing.T) {
-	addr := serveListener(t, false, ServerConfig{HTTPHandler: http.HandlerFunc(echoProtocol)})
+	for _, engine := range []string{HTTP1EnginePortico, HTTP1EngineNetHTTP} {
+		t.Run(engine, func(t *testing.T) {
+			addr := serveListener(t, false, ServerConfig{HTTPHandler: http.HandlerFunc(echoProtocol), Limits: Limits{HTTP1Engine: engine}})
+			testPlainSpeaksH2C(t, addr)
+		})
+	}
+}
+
+func testPlainSpeaksH2C(t *testing.T, addr string) {
 	for _, tc := range []struct {
 		name  string
 		proto func(*http.Protocols)

@@ -66,8 +66,8 @@ type Limits struct {
 	// the server has data queued. Default 60s.
 	WriteByteTimeout time.Duration
 
-	// HTTP1Engine selects what serves HTTP/1.x: HTTP1EngineNetHTTP (""
-	// too) or HTTP1EnginePortico; see newEngine. It sits with the limits
+	// HTTP1Engine selects what serves HTTP/1.x: HTTP1EnginePortico (""
+	// too) or HTTP1EngineNetHTTP; see newEngine. It sits with the limits
 	// because it reaches every listener the same way they do.
 	HTTP1Engine string
 }
@@ -273,7 +273,7 @@ func Listen(cfg ServerConfig) (*Server, error) {
 // newEngine returns the http1 engine for a listener when the limits select
 // it, nil otherwise.
 func newEngine(h http.Handler, l Limits, logger *slog.Logger, connContext func(context.Context, net.Conn) context.Context) *http1.Server {
-	if l.HTTP1Engine != HTTP1EnginePortico {
+	if l.HTTP1Engine == HTTP1EngineNetHTTP {
 		return nil
 	}
 	return &http1.Server{
@@ -299,6 +299,26 @@ func (s *Server) serveHTTPSEngine() error {
 	}()
 	err := s.httpsEngine.ServeTLS(s.httpsListener, s.httpsServer.TLSConfig, s.handshakeTimeout, func(c *stdtls.Conn) { h2.Push(c) })
 	h2.Close()
+	return err
+}
+
+// serveHTTPEngine runs the plain listener with the http1 engine. When the
+// socket accepts h2c (Gateway HTTP listeners), the engine hands
+// connections that open with the HTTP/2 preface to httpServer, which
+// serves them as HTTP/2 with prior knowledge.
+func (s *Server) serveHTTPEngine() error {
+	if !s.httpServer.Protocols.UnencryptedHTTP2() {
+		return s.httpEngine.Serve(s.httpListener)
+	}
+	h2c := http1.NewConnListener(s.httpListener.Addr())
+	s.httpEngine.H2C = func(c net.Conn) { h2c.Push(c) }
+	go func() {
+		if err := s.httpServer.Serve(h2c); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("h2c server stopped", "error", err)
+		}
+	}()
+	err := s.httpEngine.Serve(s.httpListener)
+	h2c.Close()
 	return err
 }
 
@@ -335,6 +355,9 @@ func serverTLSConfig(getCertificate func(*stdtls.ClientHelloInfo) (*stdtls.Certi
 // golang.org/x/net/http2.ConfigureServer now merely forwards to; that
 // function's Server type is deprecated.
 func newHTTPServer(h http.Handler, l Limits, logger *slog.Logger) *http.Server {
+	if l.HTTP1Engine == HTTP1EngineNetHTTP {
+		h = closeAmbiguous(h)
+	}
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
 	protocols.SetHTTP2(true) // only offered over TLS, via ALPN
@@ -355,6 +378,29 @@ func newHTTPServer(h http.Handler, l Limits, logger *slog.Logger) *http.Server {
 		},
 		ErrorLog: log.New(errorLogWriter{logger}, "", 0),
 	}
+}
+
+// connectionClose is shared by every response closeAmbiguous marks, so
+// that closing costs no allocation; nothing appends to it (cap 1, so an
+// append would copy).
+var connectionClose = []string{"close"}
+
+// closeAmbiguous closes the connection after HTTP/1.0 and chunked HTTP/1.1
+// requests when net/http serves HTTP/1.x. net/http drops what makes these
+// requests ambiguous before any handler runs: Transfer-Encoding on
+// HTTP/1.0 (ignored), and a Content-Length beside Transfer-Encoding on
+// HTTP/1.1 (deleted). A request that carried either cannot be told apart,
+// and RFC 9112 section 6.1 says the connection must close after the
+// response, or what a proxy in front read as body would be served here as
+// a next request. The portico engine refuses both framings with 400, so
+// it needs none of this.
+func closeAmbiguous(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ProtoMajor == 1 && (r.ProtoMinor == 0 || r.ContentLength < 0 && len(r.TransferEncoding) > 0) {
+			w.Header()["Connection"] = connectionClose
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // HTTPSAddr returns the bound HTTPS address, or nil without an HTTPS listener.
@@ -435,7 +481,7 @@ func (s *Server) Serve() error {
 		running++
 		go func() {
 			if s.httpEngine != nil {
-				results <- result{"HTTP", s.httpEngine.Serve(s.httpListener)}
+				results <- result{"HTTP", s.serveHTTPEngine()}
 				return
 			}
 			results <- result{"HTTP", s.httpServer.Serve(s.httpListener)}

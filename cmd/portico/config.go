@@ -134,8 +134,8 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 	fs.DurationVar(&cfg.Limits.IdleTimeout, "idle-timeout", 120*time.Second, "idle keep-alive connections (HTTP/1.1 and HTTP/2) are closed after this")
 	fs.IntVar(&cfg.Limits.MaxHeaderBytes, "max-header-bytes", 64<<10,
 		"largest request line plus headers accepted; larger requests get 431")
-	fs.StringVar(&cfg.Limits.HTTP1Engine, "http1-engine", porticotls.HTTP1EngineNetHTTP,
-		"what serves HTTP/1.x on the front door: net/http, or portico (experimental; HTTP/2 stays on net/http)")
+	fs.StringVar(&cfg.Limits.HTTP1Engine, "http1-engine", porticotls.HTTP1EnginePortico,
+		"what serves HTTP/1.x on the front door: portico (one goroutine per connection, the backend exchange inline) or net/http's server; HTTP/2 is net/http's either way")
 	maxStreams := fs.Uint("http2-max-concurrent-streams", 250, "concurrent HTTP/2 streams allowed per client connection")
 	fs.Int64Var(&cfg.Bodies.RetryBodyLimit, "retry-body-limit", routing.DefaultRetryBodyLimit,
 		"largest request body buffered so that an HTTPRoute retry can send it again; a larger body is sent once, without retries")
