@@ -58,6 +58,7 @@ test-nethttp-engine:
 .PHONY: fuzz-smoke
 fuzz-smoke:
 	$(GO) test -run '^$$' -fuzz '^FuzzWriteRequest$$' -fuzztime 10s ./upstream
+	$(GO) test -run '^$$' -fuzz '^FuzzResponseHead$$' -fuzztime 10s ./upstream
 	$(GO) test -run '^$$' -fuzz '^FuzzCleanPath$$' -fuzztime 10s ./routing
 
 fmt-check:

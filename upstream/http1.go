@@ -42,8 +42,21 @@ func (e *badResponseError) Unwrap() error  { return e.err }
 // watch makes the connection's blocked reads and writes fail as soon as the
 // client goes away. The returned stop reports false if that has happened,
 // in which case the connection must not be reused.
+//
+// A context with an AfterFunc method of its own (the HTTP/1.1 engine's
+// request context) is asked directly: context.AfterFunc would allocate a
+// context and a closure to reach the same method. Such a registration must
+// be stopped before the handler returns, which every path here does.
 func watch(ctx context.Context, c *conn) (stop func() bool) {
+	if a, ok := ctx.(afterFuncer); ok {
+		return a.AfterFunc(c.abort)
+	}
 	return context.AfterFunc(ctx, c.abort)
+}
+
+// afterFuncer is what context.AfterFunc looks for in a context.
+type afterFuncer interface {
+	AfterFunc(func()) func() bool
 }
 
 // forwardHTTP1 proxies r over a pooled HTTP/1.1 connection.
@@ -220,7 +233,7 @@ func (t *Transport) roundTrip(c *conn, w http.ResponseWriter, r *http.Request, f
 		return nil, bodyRead, &noResponseError{err}
 	}
 	for informational := 0; ; informational++ {
-		resp, err = http.ReadResponse(c.br, r)
+		resp, err = c.readResponse(w, r)
 		if err != nil {
 			return nil, bodyRead, &badResponseError{err}
 		}

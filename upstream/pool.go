@@ -41,6 +41,9 @@ type conn struct {
 	peek    func(fd uintptr) bool
 	peekBuf [1]byte
 	peeked  idleState
+	// fast holds what readResponse reuses from one response to the next;
+	// nil until the first response it parses itself.
+	fast *fastResponse
 	// budget is the client connection's dial budget this connection took
 	// a token from, until its first exchange is over.
 	budget *dialBudget
