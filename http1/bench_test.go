@@ -2,6 +2,7 @@ package http1
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"net"
 	"net/http"
@@ -165,7 +166,7 @@ func BenchmarkWatch(b *testing.B) {
 	s := &Server{}
 	c := s.newConn(nc)
 	c.buf = make([]byte, readBufferSize)
-	c.cancelReq = func() {}
+	c.rctx = newRequestContext(context.Background())
 	b.Run("timer", func(b *testing.B) {
 		b.ReportAllocs()
 		for range b.N {

@@ -69,11 +69,15 @@ type conn struct {
 	resp    response
 	reqHdr  http.Header
 	respHdr http.Header
+	// values backs response.HeaderValues.
+	values []string
 	keys    []string
 	out     []byte // output assembled for one write
 
-	// cancelReq cancels the current request's context.
-	cancelReq context.CancelFunc
+	// rctx is the request context, and rreq the request bound to it,
+	// re-armed for each request while that is safe; see requestContext.
+	rctx *requestContext
+	rreq *http.Request
 
 	// Disconnect watch; see armWatch.
 	watchMu      sync.Mutex
@@ -394,9 +398,19 @@ func (c *conn) serveRequest(head string) (keep bool) {
 		delete(c.reqHdr, "Expect")
 	}
 
-	ctx, cancel := context.WithCancel(c.ctx)
-	c.cancelReq = cancel
-	defer cancel()
+	rc, r := c.requestContext()
+	defer func() {
+		reuse := rc.end()
+		if !reusableRequest(r) {
+			if reuse {
+				rc.stopConn()
+			}
+			reuse = false
+		}
+		if !reuse {
+			c.rctx, c.rreq = nil, nil
+		}
+	}()
 
 	req := &c.req
 	*req = http.Request{
@@ -428,7 +442,7 @@ func (c *conn) serveRequest(head string) (keep bool) {
 	} else {
 		req.Body = http.NoBody
 	}
-	r := req.WithContext(ctx)
+	setRequest(r, req)
 
 	w := &c.resp
 	w.reset(c, r, rh, body)
@@ -446,6 +460,19 @@ func (c *conn) serveRequest(head string) (keep bool) {
 	keep = keep && !s.inShutdown.Load()
 	c.lingering = !keep && c.rerr == nil && w.werr == nil
 	return keep
+}
+
+// requestContext returns the context for the next request and the request
+// bound to it: the previous request's when they could be kept (see
+// requestContext), otherwise new ones.
+func (c *conn) requestContext() (*requestContext, *http.Request) {
+	if c.rctx != nil {
+		c.rctx.rearm()
+		return c.rctx, c.rreq
+	}
+	c.rctx = newRequestContext(c.ctx)
+	c.rreq = c.req.WithContext(c.rctx)
+	return c.rctx, c.rreq
 }
 
 func (c *conn) callHandler(w *response, r *http.Request) {
@@ -591,7 +618,7 @@ func (c *conn) watch() {
 			continue
 		}
 		c.rerr = err
-		c.cancelReq()
+		c.rctx.cancel(context.Canceled)
 		return
 	}
 }

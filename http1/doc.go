@@ -10,11 +10,10 @@
 // engine runs each connection to completion on one goroutine: it reads a
 // head, calls the handler inline (the backend exchange happens on that
 // goroutine), writes a small response's status line, fields and body in one
-// write, and reads the next head. The request, its header map, URL, value
-// slices, response writer and buffers are reused for every request of a
-// connection; a keep-alive request without a body costs four allocations
-// in the engine (the head's string, the request context and its cancel
-// function, and the request copy WithContext makes).
+// write, and reads the next head. The request, its context, header map,
+// URL, value slices, response writer and buffers are reused for every
+// request of a connection; a keep-alive request without a body costs one
+// allocation in the engine, the head's string (TestServeAllocs).
 //
 // github.com/valyala/fasthttp (v1.79.0 was read) would give the same
 // one-goroutine loop, but its handler type is func(*fasthttp.RequestCtx):
@@ -49,7 +48,12 @@
 // ServeHTTP returns only to get an error, as with net/http. The request
 // context is cancelled when ServeHTTP returns, when the client goes away
 // (see conn.armWatch) and when Close is called; Shutdown lets requests in
-// flight finish.
+// flight finish. The context is re-armed for the next request when nothing
+// can still be watching it (see requestContext): a handler that calls its
+// AfterFunc method directly must call the stop function it returns before
+// ServeHTTP returns; context.AfterFunc, Done and derived contexts need no
+// care. ResponseWriter.HeaderValues lends value slices for Header that live
+// as long as the request.
 //
 // # HTTP/2
 //

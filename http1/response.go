@@ -71,6 +71,8 @@ func (w *response) continueOwed() bool {
 
 func (w *response) reset(c *conn, r *http.Request, rh *requestHead, body *bodyReader) {
 	clear(c.respHdr)
+	clear(c.values) // drop the previous request's strings
+	c.values = c.values[:0]
 	*w = response{
 		c:             c,
 		req:           r,
@@ -89,6 +91,22 @@ func (w *response) reset(c *conn, r *http.Request, rh *requestHead, body *bodyRe
 }
 
 func (w *response) Header() http.Header { return w.header }
+
+// HeaderValues returns n empty strings, with no room to append, that the
+// handler may use as value slices of Header until the request ends, like
+// Header itself. The backend leg takes them for the fields of a response
+// it copies, which then costs no slice per field; they are reused by the
+// connection's next request.
+func (w *response) HeaderValues(n int) []string {
+	c := w.c
+	if cap(c.values)-len(c.values) < n {
+		// The full array stays with the fields that use it.
+		c.values = make([]string, 0, max(2*cap(c.values), n, 32))
+	}
+	i := len(c.values)
+	c.values = c.values[:i+n]
+	return c.values[i : i+n : i+n]
+}
 
 func (w *response) WriteHeader(code int) {
 	if w.c.hijacked {

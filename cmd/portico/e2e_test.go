@@ -231,6 +231,12 @@ spec:
 
 func startEnv(t *testing.T, extraArgs ...string) *env {
 	t.Helper()
+	return startEnvLogging(t, slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})), extraArgs...)
+}
+
+// startEnvLogging is startEnv with the gateway's logger given.
+func startEnvLogging(t testing.TB, logger *slog.Logger, extraArgs ...string) *env {
+	t.Helper()
 	e := &env{t: t, dir: t.TempDir(), ca: newTestCA(t), app: newBackend(t, "app"), legacy: newBackend(t, "legacy")}
 	appCert, appKey := e.ca.issue(t, 1, "app.example.test", "*.apps.example.test")
 	otherCert, otherKey := e.ca.issue(t, 100, "other.example.test")
@@ -249,7 +255,7 @@ func startEnv(t *testing.T, extraArgs ...string) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.run(cfg, slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})), 10*time.Second)
+	e.run(cfg, logger, 10*time.Second)
 	return e
 }
 
