@@ -71,8 +71,8 @@ type conn struct {
 	respHdr http.Header
 	// values backs response.HeaderValues.
 	values []string
-	keys    []string
-	out     []byte // output assembled for one write
+	keys   []string
+	out    []byte // output assembled for one write
 
 	// rctx is the request context, and rreq the request bound to it,
 	// re-armed for each request while that is safe; see requestContext.

@@ -58,7 +58,7 @@ func newRequestContext(conn context.Context) *requestContext {
 }
 
 func (rc *requestContext) Deadline() (time.Time, bool) { return rc.values.Deadline() }
-func (rc *requestContext) Value(key any) any          { return rc.values.Value(key) }
+func (rc *requestContext) Value(key any) any           { return rc.values.Value(key) }
 
 func (rc *requestContext) Done() <-chan struct{} {
 	rc.mu.Lock()
