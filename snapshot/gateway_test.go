@@ -14,10 +14,7 @@ import (
 	"testing"
 	"time"
 
-	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
-	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -81,54 +78,15 @@ func loadGatewayFile(t *testing.T, file string) snapshot.Objects {
 		if err != nil {
 			t.Fatalf("%s: document %d: %v", file, i+1, err)
 		}
-		if m, ok := obj.(metav1.Object); ok && m.GetNamespace() == "" {
-			switch obj.(type) {
-			case *gatewayv1.GatewayClass, *corev1.Namespace, *networkingv1.IngressClass:
-			default:
-				m.SetNamespace("default")
-			}
-		}
-		switch o := obj.(type) {
-		case *gatewayv1.GatewayClass:
-			objs.GatewayClasses = append(objs.GatewayClasses, o)
-		case *gatewayv1.Gateway:
-			objs.Gateways = append(objs.Gateways, o)
-		case *gatewayv1.HTTPRoute:
-			objs.HTTPRoutes = append(objs.HTTPRoutes, o)
-		case *gatewayv1.ReferenceGrant:
-			objs.ReferenceGrants = append(objs.ReferenceGrants, o)
-		case *gatewayv1.BackendTLSPolicy:
-			objs.BackendTLSPolicies = append(objs.BackendTLSPolicies, o)
-		case *gatewayv1.ListenerSet:
-			objs.ListenerSets = append(objs.ListenerSets, o)
-		case *networkingv1.Ingress:
-			objs.Ingresses = append(objs.Ingresses, o)
-		case *networkingv1.IngressClass:
-			objs.IngressClasses = append(objs.IngressClasses, o)
-		case *corev1.ConfigMap:
-			objs.ConfigMaps = append(objs.ConfigMaps, o)
-		case *certificatesv1.ClusterTrustBundle:
-			objs.ClusterTrustBundles = append(objs.ClusterTrustBundles, o)
-		case *corev1.Namespace:
-			objs.Namespaces = append(objs.Namespaces, o)
-		case *corev1.Service:
-			objs.Services = append(objs.Services, o)
-		case *corev1.Endpoints:
-			objs.Endpoints = append(objs.Endpoints, o)
-		case *discoveryv1.EndpointSlice:
-			objs.EndpointSlices = append(objs.EndpointSlices, o)
-		case *corev1.Secret:
-			if o.Data == nil {
-				o.Data = map[string][]byte{}
-			}
-			for k, v := range o.StringData {
-				o.Data[k] = []byte(v)
-			}
-			o.StringData = nil
-			objs.Secrets = append(objs.Secrets, o)
-		default:
+		k := snapshot.KindOf(obj)
+		if k == nil {
 			t.Fatalf("%s: document %d: unexpected kind %T", file, i+1, obj)
 		}
+		if m := obj.(metav1.Object); k.Namespaced && m.GetNamespace() == "" {
+			m.SetNamespace("default")
+		}
+		k.Default(obj)
+		objs.Add(obj)
 	}
 	return objs
 }
