@@ -3,8 +3,11 @@ package snapshot
 // This file translates Gateway API objects (GatewayClass, Gateway, HTTPRoute,
 // ReferenceGrant, BackendTLSPolicy) into Listeners with compiled route
 // tables and certificates, and computes the status of every object we own.
-// The listener side is in gateway_listeners.go, the routes in
-// gateway_httproute.go, backend TLS in gateway_backendtls.go.
+// The listener side is split by job: validation in gateway_listeners.go,
+// listener certificates in gateway_listenertls.go, addresses in
+// gateway_addresses.go, sockets in gateway_sockets.go and Gateway status
+// in gateway_status.go. The routes are in gateway_httproute.go, backend
+// TLS in gateway_backendtls.go.
 
 import (
 	"cmp"
