@@ -96,25 +96,6 @@ func describeACME(s *snapshot.Snapshot) []byte {
 	return []byte(out.String())
 }
 
-func TestACMEHostAllowed(t *testing.T) {
-	hosts := []string{"a.example.org", "b.example.org", "new.example.org"}
-	for _, tc := range []struct {
-		sni  string
-		want bool
-	}{
-		{"a.example.org", true},
-		{"New.Example.Org.", true},
-		{"c.example.org", false},
-		{"example.org", false},
-		{"x.a.example.org", false},
-		{"", false},
-	} {
-		if got := snapshot.ACMEHostAllowed(hosts, tc.sni); got != tc.want {
-			t.Errorf("ACMEHostAllowed(%q) = %v, want %v", tc.sni, got, tc.want)
-		}
-	}
-}
-
 // TestCertificateExpiresSoon checks the warning given 14 days before a
 // Secret's certificate expires, and not earlier.
 func TestCertificateExpiresSoon(t *testing.T) {
@@ -165,21 +146,6 @@ func TestCertificateExpiresSoon(t *testing.T) {
 		}
 		if got := strings.Join(reasons, ","); got != tc.want {
 			t.Errorf("%s before expiry: certificate problems %q, want %q", pair.NotAfter.Sub(tc.now), got, tc.want)
-		}
-	}
-}
-
-// BenchmarkACMEHostAllowed is the cost of the ACME name check on a
-// handshake, with a thousand ACME hosts.
-func BenchmarkACMEHostAllowed(b *testing.B) {
-	var hosts []string
-	for i := range 1000 {
-		hosts = append(hosts, fmt.Sprintf("h%04d.example.org", i))
-	}
-	b.ReportAllocs()
-	for b.Loop() {
-		if !snapshot.ACMEHostAllowed(hosts, "h0500.example.org") || snapshot.ACMEHostAllowed(hosts, "stranger.example.org") {
-			b.Fatal("wrong answer")
 		}
 	}
 }
