@@ -75,12 +75,12 @@ func freePort(t *testing.T) int32 {
 }
 
 func tableTo(backend string) *routing.Table {
-	table, _ := routing.CompileHosts(routing.GatewayHosts, []*routing.Route{{
+	table, _ := routing.CompileListeners([]routing.ListenerRoutes{{Routes: []*routing.Route{{
 		Source:   routing.Source{Kind: "HTTPRoute", Namespace: "shop", Name: backend},
 		PathKind: routing.PathPrefix,
 		Path:     "/",
 		Backend:  &upstream.Backend{Name: backend},
-	}}, nil)
+	}}}}, nil)
 	return table
 }
 
