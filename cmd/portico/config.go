@@ -395,12 +395,10 @@ func (cfg *config) resolveFrontDoorLimits(text *flagText) error {
 		return fmt.Errorf("--http2-max-frame-size: must be between 16384 and 16777216")
 	}
 	cfg.Limits.HTTP2MaxReadFrameSize = uint32(*text.maxFrame)
-	for name, d := range map[string]time.Duration{
+	if err := positive(map[string]time.Duration{
 		"--read-header-timeout": cfg.Limits.ReadHeaderTimeout, "--idle-timeout": cfg.Limits.IdleTimeout,
-	} {
-		if d <= 0 {
-			return fmt.Errorf("%s: must be positive", name)
-		}
+	}); err != nil {
+		return err
 	}
 	if cfg.Limits.MaxHeaderBytes < 4096 {
 		return errors.New("--max-header-bytes: must be at least 4096")
@@ -411,16 +409,14 @@ func (cfg *config) resolveFrontDoorLimits(text *flagText) error {
 // resolveUpstream checks the upstream flags and hands the upstream its
 // share of the rest (the trusted proxies).
 func (cfg *config) resolveUpstream(text *flagText) error {
-	for name, d := range map[string]time.Duration{
+	if err := positive(map[string]time.Duration{
 		"--upstream-dial-timeout": cfg.Upstream.DialTimeout, "--upstream-response-header-timeout": cfg.Upstream.ResponseHeaderTimeout,
 		"--upstream-idle-timeout": cfg.Upstream.IdleConnTimeout,
 		"--client-body-timeout":   cfg.Upstream.ClientBodyTimeout, "--send-timeout": cfg.Upstream.SendTimeout,
 		"--upstream-read-timeout": cfg.Upstream.UpstreamReadTimeout, "--upstream-send-timeout": cfg.Upstream.UpstreamSendTimeout,
 		"--tunnel-idle-timeout": cfg.Upstream.TunnelIdleTimeout,
-	} {
-		if d <= 0 {
-			return fmt.Errorf("%s: must be positive", name)
-		}
+	}); err != nil {
+		return err
 	}
 	if cfg.Upstream.MaxResponseHeaderBytes < 4096 {
 		return errors.New("--upstream-max-response-header-bytes: must be at least 4096")
@@ -438,6 +434,16 @@ func (cfg *config) resolveUpstream(text *flagText) error {
 	var err error
 	if cfg.Upstream.AllowedUpgrades, err = parseUpgrades(*text.allowedUpgrades); err != nil {
 		return fmt.Errorf("--allowed-upgrades: %w", err)
+	}
+	return nil
+}
+
+// positive checks that each duration flag, by name, is above zero.
+func positive(durations map[string]time.Duration) error {
+	for name, d := range durations {
+		if d <= 0 {
+			return fmt.Errorf("%s: must be positive", name)
+		}
 	}
 	return nil
 }
