@@ -12,8 +12,7 @@ package fallback
 
 import (
 	"net/http"
-
-	corev1 "k8s.io/api/core/v1"
+	"slices"
 )
 
 // PortName is the fallback Service port Portico sends traffic to when the
@@ -21,19 +20,19 @@ import (
 // name.
 const PortName = "http"
 
-// ServicePort picks the fallback Service's port: the one named "http", or
-// else the first. It returns nil for a Service without ports.
-func ServicePort(svc *corev1.Service) *corev1.ServicePort {
-	ports := svc.Spec.Ports
-	for i := range ports {
-		if ports[i].Name == PortName {
-			return &ports[i]
-		}
+// Port picks the fallback Service's port from the names of its ports, in
+// spec order: the one named PortName, or else the first. It returns -1 for
+// a Service without ports. It takes names rather than the Service so that
+// this package, which the routing tier imports, knows nothing of the
+// Kubernetes API; the builder reads the Service.
+func Port(names []string) int {
+	if i := slices.Index(names, PortName); i >= 0 {
+		return i
 	}
-	if len(ports) > 0 {
-		return &ports[0]
+	if len(names) > 0 {
+		return 0
 	}
-	return nil
+	return -1
 }
 
 // notFoundBody is short and says why, so a user debugging with curl can tell

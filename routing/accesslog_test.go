@@ -77,7 +77,7 @@ func TestAccessLog(t *testing.T) {
 	backend := &upstream.Backend{Name: "shop/app:80", Endpoints: []string{be.Listener.Addr().String()}}
 	route := &Route{PathKind: PathPrefix, Path: "/app", Backend: backend,
 		Source: Source{Kind: "Ingress", Namespace: "shop", Name: "app", Rule: "0/0"}}
-	table, _ := CompileHosts(IngressHosts, []*Route{route}, nil)
+	table, _ := compileHosts(ingressHosts, []*Route{route}, nil)
 
 	logger := slog.New(slog.DiscardHandler)
 	tr := upstream.NewTransport(upstream.Config{Logger: logger, AllowedUpgrades: []string{"echo"}})

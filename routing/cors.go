@@ -35,15 +35,15 @@ type CORS struct {
 	// every header).
 	ExposeHeaders []string
 	// MaxAge is how long, in seconds, the browser may cache a preflight
-	// answer; zero means DefaultCORSMaxAge.
+	// answer; zero means defaultCORSMaxAge.
 	MaxAge int32
 	// AllowCredentials sends Access-Control-Allow-Credentials: true.
 	AllowCredentials bool
 }
 
-// DefaultCORSMaxAge is the Access-Control-Max-Age sent when the filter
+// defaultCORSMaxAge is the Access-Control-Max-Age sent when the filter
 // sets none (the Gateway API default).
-const DefaultCORSMaxAge = 5
+const defaultCORSMaxAge = 5
 
 // isPreflight reports whether r is a CORS preflight request.
 func isPreflight(r *http.Request) bool {
@@ -154,7 +154,7 @@ func (c *CORS) preflight(w http.ResponseWriter, r *http.Request) int {
 		}
 		maxAge := c.MaxAge
 		if maxAge <= 0 {
-			maxAge = DefaultCORSMaxAge
+			maxAge = defaultCORSMaxAge
 		}
 		h.Set("Access-Control-Max-Age", strconv.Itoa(int(maxAge)))
 	}

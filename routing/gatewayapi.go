@@ -16,26 +16,26 @@ import (
 // HTTPRoute RegularExpression path match, RE2 syntax).
 const PathRegex PathKind = PathAny + 1
 
-// HostMode says how a table's wildcard hosts match.
-type HostMode uint8
+// hostMode says how a table's wildcard hosts match.
+type hostMode uint8
 
 const (
-	// IngressHosts: "*.example.com" matches exactly one extra label
+	// ingressHosts: "*.example.com" matches exactly one extra label
 	// (hostname.OneLabel), and a host whose routes match no path falls
 	// through to less specific hosts.
-	IngressHosts HostMode = iota
-	// GatewayHosts: "*.example.com" matches any number of extra labels
+	ingressHosts hostMode = iota
+	// gatewayHosts: "*.example.com" matches any number of extra labels
 	// (hostname.AnyLabels), and a route's hostname ranks before its path:
 	// the exact host first, then the longer wildcard suffix, then routes
 	// without hostname, falling through to the next when a pattern's
 	// routes match no path or conditions (the Gateway API hostname rules
 	// within one listener).
-	GatewayHosts
+	gatewayHosts
 )
 
 // wildcards is the wildcard rule of the mode's tables.
-func (m HostMode) wildcards() hostname.Mode {
-	if m == GatewayHosts {
+func (m hostMode) wildcards() hostname.Mode {
+	if m == gatewayHosts {
 		return hostname.AnyLabels
 	}
 	return hostname.OneLabel
@@ -157,12 +157,12 @@ type Timeouts struct {
 	BackendRequest time.Duration
 }
 
-// CompileHosts is Compile for a table whose hosts follow mode; Compile
-// itself builds an IngressHosts table. A GatewayHosts table is that of one
+// compileHosts is Compile for a table whose hosts follow mode; Compile
+// itself builds an ingressHosts table. A gatewayHosts table is that of one
 // Gateway listener without hostname; CompileListeners builds the table of
 // a socket several listeners share.
-func CompileHosts(mode HostMode, routes []*Route, fallback *Route) (t *Table, shadowed []*Route) {
+func compileHosts(mode hostMode, routes []*Route, fallback *Route) (t *Table, shadowed []*Route) {
 	t, shadowed = Compile(routes, fallback)
-	t.hostMode = mode
+	t.hostRules = mode
 	return t, shadowed
 }

@@ -41,7 +41,7 @@ func BenchmarkServeHTTP(b *testing.B) {
 			ResponseHeaders: &HeaderModifier{Remove: []string{"Server"}},
 		},
 	}
-	gateway, _ := CompileHosts(GatewayHosts, []*Route{gatewayRoute}, nil)
+	gateway, _ := compileHosts(gatewayHosts, []*Route{gatewayRoute}, nil)
 
 	for _, c := range []struct {
 		name  string

@@ -81,7 +81,7 @@ func (e *echoBackend) backend() *upstream.Backend {
 // compiled from routes, with the production upstream Transport.
 func startGateway(t *testing.T, routes ...*Route) *httptest.Server {
 	t.Helper()
-	table, shadowed := CompileHosts(GatewayHosts, routes, nil)
+	table, shadowed := compileHosts(gatewayHosts, routes, nil)
 	if len(shadowed) > 0 {
 		t.Fatalf("shadowed routes: %v", shadowed)
 	}
@@ -431,7 +431,7 @@ func TestGatewayRouteMetrics(t *testing.T) {
 	redirected := prefixRoute("/redirect", nil)
 	redirected.Source.Rule = "1/0"
 	redirected.Filters = &Filters{Redirect: &Redirect{Hostname: "example.org"}}
-	table, _ := CompileHosts(GatewayHosts, []*Route{forwarded, redirected}, nil)
+	table, _ := compileHosts(gatewayHosts, []*Route{forwarded, redirected}, nil)
 	logger := slog.New(slog.DiscardHandler)
 	tr := upstream.NewTransport(upstream.Config{Logger: logger})
 	t.Cleanup(func() { _ = tr.Close() })

@@ -24,7 +24,7 @@ type ListenerRoutes struct {
 // hostname, else the longest matching wildcard, which covers any number of
 // labels, else the listener without hostname; none means no match), then
 // the request is matched against that listener's routes only, with the
-// GatewayHosts rules. A listener without routes answers every request it
+// gatewayHosts rules. A listener without routes answers every request it
 // is picked for with no match.
 //
 // shadowed[i] lists listener i's routes that an earlier route of the same
@@ -32,16 +32,16 @@ type ListenerRoutes struct {
 // hostname, the first one serves it.
 func CompileListeners(listeners []ListenerRoutes, fallback *Route) (t *Table, shadowed [][]*Route) {
 	t = newTable(fallback)
-	t.hostMode = GatewayHosts
+	t.hostRules = gatewayHosts
 	hostnames := make([]string, len(listeners))
 	for i, l := range listeners {
 		hostnames[i] = l.Hostname
 	}
-	t.selector = NewListenerHosts(hostnames)
+	t.selector = newListenerHosts(hostnames)
 	t.scopes = make([]*Table, len(listeners))
 	shadowed = make([][]*Route, len(listeners))
 	for i, l := range listeners {
-		scope, sh := CompileHosts(GatewayHosts, l.Routes, nil)
+		scope, sh := compileHosts(gatewayHosts, l.Routes, nil)
 		t.scopes[i], shadowed[i] = scope, sh
 		t.routes = append(t.routes, scope.routes...)
 	}
@@ -62,9 +62,9 @@ func (t *Table) Listeners() []ListenerRoutes {
 	return out
 }
 
-// ListenerHosts picks, among the listeners sharing a socket, the one that
+// listenerHosts picks, among the listeners sharing a socket, the one that
 // serves a host. It is immutable.
-type ListenerHosts struct {
+type listenerHosts struct {
 	hostnames []string
 	exact     map[string]int // by lower-case hostname
 	// wildcard is keyed by the suffix after "*.", as in Table.
@@ -73,11 +73,11 @@ type ListenerHosts struct {
 	catchAll int
 }
 
-// NewListenerHosts compiles the hostnames of the listeners sharing a
+// newListenerHosts compiles the hostnames of the listeners sharing a
 // socket; hostnames[i] is listener i's hostname, "" for a listener without
 // one. When two listeners have the same hostname, the first one counts.
-func NewListenerHosts(hostnames []string) *ListenerHosts {
-	l := &ListenerHosts{
+func newListenerHosts(hostnames []string) *listenerHosts {
+	l := &listenerHosts{
 		hostnames: hostnames,
 		exact:     make(map[string]int),
 		wildcard:  make(map[string]int),
@@ -106,13 +106,13 @@ func NewListenerHosts(hostnames []string) *ListenerHosts {
 // header or SNI name; a port is ignored): an exact hostname, else the
 // longest wildcard suffix ("*.example.com" matches "a.b.example.com" but
 // not "example.com"), else the listener without a hostname; -1 when none.
-func (l *ListenerHosts) Listener(host string) int {
+func (l *listenerHosts) Listener(host string) int {
 	var buf [256]byte
 	return l.listenerOf(hostname.AppendHost(buf[:0], host))
 }
 
 // listenerOf is Listener for a normalized host.
-func (l *ListenerHosts) listenerOf(h []byte) int {
+func (l *listenerHosts) listenerOf(h []byte) int {
 	if len(h) > 0 {
 		if i, ok := l.exact[string(h)]; ok {
 			return i

@@ -81,13 +81,13 @@ func (q req) build() *http.Request {
 	return r
 }
 
-func compileSpecs(t *testing.T, mode HostMode, specs []rs) (*Table, []*Route) {
+func compileSpecs(t *testing.T, mode hostMode, specs []rs) (*Table, []*Route) {
 	t.Helper()
 	routes := make([]*Route, len(specs))
 	for i, s := range specs {
 		routes[i] = s.route(i)
 	}
-	return CompileHosts(mode, routes, nil)
+	return compileHosts(mode, routes, nil)
 }
 
 func runCases(t *testing.T, table *Table, cases []req) {
@@ -322,7 +322,7 @@ func TestConformanceMatching(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			table, shadowed := compileSpecs(t, GatewayHosts, tc.routes)
+			table, shadowed := compileSpecs(t, gatewayHosts, tc.routes)
 			if len(shadowed) != 0 {
 				t.Fatalf("unexpected shadowed routes: %v", shadowed)
 			}
@@ -334,7 +334,7 @@ func TestConformanceMatching(t *testing.T) {
 func TestIdenticalConditionsAreShadowed(t *testing.T) {
 	// HTTPRouteRuleOrder: the same headers in another order are the same
 	// conditions, so the later rule never matches.
-	table, shadowed := compileSpecs(t, GatewayHosts, []rs{
+	table, shadowed := compileSpecs(t, gatewayHosts, []rs{
 		{kind: PathExact, path: "/rule-order", headers: []string{"x-version=one", "x-color=blue"}, backend: "v1"},
 		{kind: PathExact, path: "/rule-order", headers: []string{"x-color=blue", "x-version=one"}, backend: "v2"},
 		{kind: PathExact, path: "/rule-order", headers: []string{"x-color=blue"}, backend: "kept"},
@@ -357,7 +357,7 @@ func TestIdenticalConditionsAreShadowed(t *testing.T) {
 }
 
 func TestHeaderConditionDetails(t *testing.T) {
-	table, _ := compileSpecs(t, GatewayHosts, []rs{
+	table, _ := compileSpecs(t, gatewayHosts, []rs{
 		{headers: []string{"x-list=a, b"}, backend: "joined"},
 		{headers: []string{"x-tag=two"}, backend: "any-line"},
 		{headers: []string{"x-re~v[0-9]+"}, backend: "regex"},
@@ -382,7 +382,7 @@ func TestGatewayHostMatching(t *testing.T) {
 		{host: "*.c.example.com", kind: PathPrefix, path: "/c", backend: "wild-c"},
 		{host: "", backend: "any"},
 	}
-	table, _ := compileSpecs(t, GatewayHosts, specs)
+	table, _ := compileSpecs(t, gatewayHosts, specs)
 	runCases(t, table, []req{
 		{target: "foo.example.com/foo/x", want: "exact"},
 		{target: "FOO.example.com:8080/foo", want: "exact"},
@@ -398,7 +398,7 @@ func TestGatewayHostMatching(t *testing.T) {
 	})
 
 	// The same routes in an Ingress table keep the Ingress rules.
-	ingress, _ := compileSpecs(t, IngressHosts, specs)
+	ingress, _ := compileSpecs(t, ingressHosts, specs)
 	runCases(t, ingress, []req{
 		{target: "foo.example.com/bar", want: "wild"},
 		{target: "x.y.z.example.com/bar", want: "any"},
@@ -472,7 +472,7 @@ func conditionTable() *Table {
 		&Route{Host: "api.example.com", PathKind: PathPrefix, Path: "/api", Headers: []HeaderMatch{{Name: "X-Canary", Value: "true"}}},
 		&Route{Host: "api.example.com", PathKind: PathPrefix, Path: "/"},
 	)
-	t, _ := CompileHosts(GatewayHosts, routes, nil)
+	t, _ := compileHosts(gatewayHosts, routes, nil)
 	return t
 }
 

@@ -18,7 +18,7 @@ import "net/http"
 // connection made with serverName (the SNI) belongs to a different
 // listener than the connection. A connection without SNI (a client
 // connecting by IP address) is never misdirected.
-func (l *ListenerHosts) Misdirected(serverName, host string) bool {
+func (l *listenerHosts) Misdirected(serverName, host string) bool {
 	if l == nil || serverName == "" {
 		return false
 	}

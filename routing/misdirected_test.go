@@ -40,7 +40,7 @@ var misdirectedCases = []struct {
 }
 
 func TestListenerHostsMisdirected(t *testing.T) {
-	l := NewListenerHosts(conformanceHTTPSListeners)
+	l := newListenerHosts(conformanceHTTPSListeners)
 	for _, tc := range misdirectedCases {
 		if got := l.Misdirected(tc.serverName, tc.host); got != (tc.status == 421) {
 			t.Errorf("Misdirected(%q, %q) = %v", tc.serverName, tc.host, got)
@@ -60,12 +60,12 @@ func TestListenerHostsMisdirected(t *testing.T) {
 			t.Errorf("Misdirected(%q, %q) = %v, want %v", tc.serverName, tc.host, got, tc.want)
 		}
 	}
-	if (*ListenerHosts)(nil).Misdirected("a", "b") {
+	if (*listenerHosts)(nil).Misdirected("a", "b") {
 		t.Error("a nil set must not report anything misdirected")
 	}
 	// Without a catch-all listener, names no listener serves share the
 	// "no listener" answer.
-	noCatchAll := NewListenerHosts([]string{"a.example", "a.example", "*.example"})
+	noCatchAll := newListenerHosts([]string{"a.example", "a.example", "*.example"})
 	for _, tc := range []struct {
 		host string
 		want int

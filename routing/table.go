@@ -74,7 +74,7 @@ type Source struct {
 type Route struct {
 	Source Source
 	// Host is "" for any host, "*.example.com" for a wildcard (one label in
-	// an IngressHosts table, any number of labels in a GatewayHosts one),
+	// an ingressHosts table, any number of labels in a gatewayHosts one),
 	// or an exact lower-case host name. A Gateway API route keeps its own
 	// hostname here, which ranks it within its listener.
 	Host     string
@@ -122,12 +122,12 @@ type Table struct {
 	// unmatched labels the metrics of requests answered 404 because nothing
 	// matched and no fallback is configured.
 	unmatched *Route
-	hostMode  HostMode
+	hostRules hostMode
 	// selector and scopes are set in a Gateway socket's table
 	// (CompileListeners): a request is matched only against the routes of
 	// the listener selector picks for its host, scopes[i] holding those
 	// of listener i. The host maps above are then empty.
-	selector *ListenerHosts
+	selector *listenerHosts
 	scopes   []*Table
 	// misdirect, when set, answers 421 to HTTPS requests whose Host
 	// selects another listener than their SNI (misdirected.go).
@@ -169,7 +169,7 @@ func (t *Table) Hosts() int {
 	return n
 }
 
-// Compile builds an IngressHosts Table (see CompileHosts for Gateway API
+// Compile builds an ingressHosts Table (see compileHosts for Gateway API
 // tables).
 //
 // Routes are taken in input order, which breaks every tie: when two routes
@@ -314,8 +314,8 @@ func (v *vhost) sort() {
 // Host patterns are tried from the most specific: the exact host, then
 // wildcards, then routes without host, and when a pattern's routes match
 // no path (or no conditions), the next, less specific pattern is tried. In
-// an IngressHosts table a wildcard covers exactly one label; in a
-// GatewayHosts table it covers any number of labels, the longest suffix
+// an ingressHosts table a wildcard covers exactly one label; in a
+// gatewayHosts table it covers any number of labels, the longest suffix
 // first. A Gateway socket's table (CompileListeners) first picks the one
 // listener that serves the host, and tries that listener's routes only.
 func (t *Table) Match(host, path string) *Route {
@@ -352,7 +352,7 @@ func (t *Table) match(host, path string, req *http.Request) *Route {
 	if len(t.wildcard) > 0 {
 		// The suffixes wildcards may be keyed by, longest first; an
 		// Ingress wildcard covers exactly one label, so it has only one.
-		mode := t.hostMode.wildcards()
+		mode := t.hostRules.wildcards()
 		for i := hostname.FirstKey(h, mode); i >= 0; i = hostname.NextKey(h, i, mode) {
 			if v := t.wildcard[string(h[i:])]; v != nil {
 				if r := v.match(path, req); r != nil {

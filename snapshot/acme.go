@@ -162,11 +162,3 @@ func acmeCandidates(ing *networkingv1.Ingress) []string {
 	}
 	return out
 }
-
-// ACMEHostAllowed reports whether host, as a client sent it in SNI, is one
-// of hosts (a sorted ACMEHosts list). It ignores case and a trailing dot.
-func ACMEHostAllowed(hosts []string, host string) bool {
-	host = hostname.Normalize(host)
-	_, found := slices.BinarySearch(hosts, host)
-	return found
-}

@@ -1,10 +1,7 @@
 package snapshot_test
 
 import (
-	"crypto/x509"
-	"encoding/pem"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,9 +11,9 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"portico.dev/portico/internal/testkit"
+	"portico.dev/portico/internal/testkit/fixture"
 	"portico.dev/portico/snapshot"
-	"portico.dev/portico/source/manifests"
-	porticotls "portico.dev/portico/tls"
 )
 
 // TestACMEHostsGolden builds testdata/acme/<case>/objects.yaml once per
@@ -42,32 +39,13 @@ func TestACMEHostsGolden(t *testing.T) {
 	}
 	for _, in := range dirs {
 		dir := filepath.Dir(in)
-		objs, problems, err := manifests.Load(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, p := range problems {
-			t.Errorf("fixture problem: %v", p)
-		}
+		objs := fixture.Manifests(t, dir)
 		for name, acme := range configs {
 			t.Run(filepath.Base(dir)+"/"+name, func(t *testing.T) {
 				cfg := goldenConfig
 				cfg.ACME = acme
 				got := describeACME(snapshot.Build(objs, cfg, nil))
-				golden := filepath.Join(dir, name+".golden")
-				if *update {
-					if err := os.WriteFile(golden, got, 0o644); err != nil {
-						t.Fatal(err)
-					}
-					return
-				}
-				want, err := os.ReadFile(golden)
-				if err != nil {
-					t.Fatalf("%v (run go test -run TestACMEHostsGolden -update to create it)", err)
-				}
-				if string(want) != string(got) {
-					t.Errorf("ACME hosts differ from %s (run with -update and review the diff):\n--- got\n%s", golden, got)
-				}
+				testkit.Golden(t, filepath.Join(dir, name+".golden"), got)
 			})
 		}
 	}
@@ -96,38 +74,12 @@ func describeACME(s *snapshot.Snapshot) []byte {
 	return []byte(out.String())
 }
 
-func TestACMEHostAllowed(t *testing.T) {
-	hosts := []string{"a.example.org", "b.example.org", "new.example.org"}
-	for _, tc := range []struct {
-		sni  string
-		want bool
-	}{
-		{"a.example.org", true},
-		{"New.Example.Org.", true},
-		{"c.example.org", false},
-		{"example.org", false},
-		{"x.a.example.org", false},
-		{"", false},
-	} {
-		if got := snapshot.ACMEHostAllowed(hosts, tc.sni); got != tc.want {
-			t.Errorf("ACMEHostAllowed(%q) = %v, want %v", tc.sni, got, tc.want)
-		}
-	}
-}
-
 // TestCertificateExpiresSoon checks the warning given 14 days before a
 // Secret's certificate expires, and not earlier.
 func TestCertificateExpiresSoon(t *testing.T) {
-	pair, err := porticotls.SelfSigned("soon.example.org", 30*24*time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: pair.Certificate.Certificate[0]})
-	keyDER, err := x509.MarshalPKCS8PrivateKey(pair.Certificate.PrivateKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
+	notAfter := time.Now().Add(30 * 24 * time.Hour).Truncate(time.Second)
+	c := testkit.SelfSigned(t, testkit.Leaf{DNSNames: []string{"soon.example.org"}, NotAfter: notAfter})
+	certPEM, keyPEM := c.CertPEM, c.KeyPEM
 	class := "portico"
 	objs := snapshot.Objects{
 		IngressClasses: []*networkingv1.IngressClass{{
@@ -151,9 +103,9 @@ func TestCertificateExpiresSoon(t *testing.T) {
 		now  time.Time
 		want string
 	}{
-		{pair.NotAfter.Add(-15 * 24 * time.Hour), ""},
-		{pair.NotAfter.Add(-13 * 24 * time.Hour), "CertificateExpiresSoon"},
-		{pair.NotAfter.Add(time.Hour), "CertificateExpired"},
+		{notAfter.Add(-15 * 24 * time.Hour), ""},
+		{notAfter.Add(-13 * 24 * time.Hour), "CertificateExpiresSoon"},
+		{notAfter.Add(time.Hour), "CertificateExpired"},
 	} {
 		cfg := goldenConfig
 		cfg.Now = tc.now
@@ -164,22 +116,7 @@ func TestCertificateExpiresSoon(t *testing.T) {
 			}
 		}
 		if got := strings.Join(reasons, ","); got != tc.want {
-			t.Errorf("%s before expiry: certificate problems %q, want %q", pair.NotAfter.Sub(tc.now), got, tc.want)
-		}
-	}
-}
-
-// BenchmarkACMEHostAllowed is the cost of the ACME name check on a
-// handshake, with a thousand ACME hosts.
-func BenchmarkACMEHostAllowed(b *testing.B) {
-	var hosts []string
-	for i := range 1000 {
-		hosts = append(hosts, fmt.Sprintf("h%04d.example.org", i))
-	}
-	b.ReportAllocs()
-	for b.Loop() {
-		if !snapshot.ACMEHostAllowed(hosts, "h0500.example.org") || snapshot.ACMEHostAllowed(hosts, "stranger.example.org") {
-			b.Fatal("wrong answer")
+			t.Errorf("%s before expiry: certificate problems %q, want %q", notAfter.Sub(tc.now), got, tc.want)
 		}
 	}
 }

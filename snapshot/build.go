@@ -224,12 +224,17 @@ func (b *builder) fallbackRoute() *routing.Route {
 		route.Backend = b.backends.resolve(servicePortRef{Service: fb, Name: fallback.PortName}).backend
 		return route
 	}
-	port := fallback.ServicePort(svc)
-	if port == nil {
+	names := make([]string, len(svc.Spec.Ports))
+	for i, p := range svc.Spec.Ports {
+		names[i] = p.Name
+	}
+	i := fallback.Port(names)
+	if i < 0 {
 		b.problems.add(ref, Warning, "FallbackNoPorts", "the fallback Service %s has no ports; unmatched requests are answered with 503", fb)
 		route.Backend = b.backends.resolve(servicePortRef{Service: fb, Name: fallback.PortName}).backend
 		return route
 	}
+	port := svc.Spec.Ports[i]
 	rb := b.backends.resolve(servicePortRef{Service: fb, Number: port.Port})
 	route.Backend = b.withServiceTLS(rb.backend)
 	if len(rb.backend.Endpoints) == 0 {

@@ -1,9 +1,7 @@
 package snapshot_test
 
 import (
-	"flag"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -11,12 +9,11 @@ import (
 
 	"k8s.io/apimachinery/pkg/types"
 
+	"portico.dev/portico/internal/testkit"
+	"portico.dev/portico/internal/testkit/fixture"
 	"portico.dev/portico/routing"
 	"portico.dev/portico/snapshot"
-	"portico.dev/portico/source/manifests"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata from the current output")
 
 // goldenConfig is the configuration every golden case is built with. Now is
 // fixed so that certificate expiry does not change the output over time.
@@ -40,31 +37,11 @@ func TestBuildGolden(t *testing.T) {
 		t.Run(filepath.Base(dir), func(t *testing.T) {
 			var got []byte
 			if isGatewayCase(dir) {
-				got = describe(snapshot.Build(loadGatewayFixture(t, dir), gatewayConfig, nil))
+				got = describe(snapshot.Build(fixture.Dir(t, dir), gatewayConfig, nil))
 			} else {
-				objs, problems, err := manifests.Load(dir)
-				if err != nil {
-					t.Fatal(err)
-				}
-				for _, p := range problems {
-					t.Errorf("fixture problem: %v", p)
-				}
-				got = describe(snapshot.Build(objs, goldenConfig, nil))
+				got = describe(snapshot.Build(fixture.Manifests(t, dir), goldenConfig, nil))
 			}
-			golden := filepath.Join(dir, "snapshot.golden")
-			if *update {
-				if err := os.WriteFile(golden, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test -run TestBuildGolden -update to create it)", err)
-			}
-			if string(want) != string(got) {
-				t.Errorf("snapshot differs from %s (run with -update and review the diff):\n--- got\n%s", golden, got)
-			}
+			testkit.Golden(t, filepath.Join(dir, "snapshot.golden"), got)
 		})
 	}
 }

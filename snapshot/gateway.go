@@ -3,8 +3,11 @@ package snapshot
 // This file translates Gateway API objects (GatewayClass, Gateway, HTTPRoute,
 // ReferenceGrant, BackendTLSPolicy) into Listeners with compiled route
 // tables and certificates, and computes the status of every object we own.
-// The listener side is in gateway_listeners.go, the routes in
-// gateway_httproute.go, backend TLS in gateway_backendtls.go.
+// The listener side is split by job: validation in gateway_listeners.go,
+// listener certificates in gateway_listenertls.go, addresses in
+// gateway_addresses.go, sockets in gateway_sockets.go and Gateway status
+// in gateway_status.go. The routes are in gateway_httproute.go, backend
+// TLS in gateway_backendtls.go.
 
 import (
 	"cmp"
@@ -23,9 +26,9 @@ import (
 	porticotls "portico.dev/portico/tls"
 )
 
-// GatewayAPIVersion is the Gateway API bundle version the translation
+// gatewayAPIVersion is the Gateway API bundle version the translation
 // implements; it is reported in the GatewayClass SupportedVersion condition.
-const GatewayAPIVersion = "v1.7.0"
+const gatewayAPIVersion = "v1.7.0"
 
 // SupportedFeatures lists the Gateway API features Portico implements,
 // sorted. It is published in the status of our GatewayClasses, and the
@@ -246,7 +249,7 @@ func (t *gatewayTranslator) gatewayClassStatus(c *gatewayv1.GatewayClass) gatewa
 			condition(string(gatewayv1.GatewayClassConditionStatusAccepted), true, string(gatewayv1.GatewayClassReasonAccepted),
 				"Portico serves Gateways of this class", gen),
 			condition(string(gatewayv1.GatewayClassConditionStatusSupportedVersion), true, string(gatewayv1.GatewayClassReasonSupportedVersion),
-				"Portico implements Gateway API "+GatewayAPIVersion, gen),
+				"Portico implements Gateway API "+gatewayAPIVersion, gen),
 		},
 	}
 	for _, f := range SupportedFeatures {

@@ -2,7 +2,6 @@ package snapshot_test
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,6 +11,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
+	"portico.dev/portico/internal/testkit"
+	"portico.dev/portico/internal/testkit/fixture"
 	"portico.dev/portico/snapshot"
 )
 
@@ -26,26 +27,13 @@ func TestGatewayACMEListenersGolden(t *testing.T) {
 	cfg.ACME = snapshot.ACMEConfig{Enabled: true, Expiring: map[string]time.Time{
 		"shop.example.com": time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC),
 	}}
-	s := snapshot.Build(loadGatewayFixture(t, dir), cfg, nil)
+	s := snapshot.Build(fixture.Dir(t, dir), cfg, nil)
 	var out strings.Builder
 	fmt.Fprintf(&out, "acme hosts: %s\n", strings.Join(s.ACMEHosts, " "))
 	out.Write(describe(s))
 	got := out.String()
 
-	golden := filepath.Join(dir, "acme-enabled.golden")
-	if *update {
-		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (run go test -run TestGatewayACMEListenersGolden -update to create it)", err)
-	}
-	if string(want) != got {
-		t.Errorf("snapshot differs from %s (run with -update and review the diff):\n--- got\n%s", golden, got)
-	}
+	testkit.Golden(t, filepath.Join(dir, "acme-enabled.golden"), []byte(got))
 }
 
 // TestGatewayACMEListenerConditions pins the listener conditions and the

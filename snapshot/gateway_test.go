@@ -7,25 +7,19 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
-	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/apimachinery/pkg/types"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
+	"portico.dev/portico/internal/testkit/fixture"
 	"portico.dev/portico/routing"
 	"portico.dev/portico/snapshot"
 	porticotls "portico.dev/portico/tls"
@@ -46,101 +40,6 @@ var gatewayConfig = func() snapshot.Config {
 
 func isGatewayCase(dir string) bool {
 	return strings.HasPrefix(filepath.Base(dir), "gateway-")
-}
-
-var fixtureDecoder = func() runtime.Decoder {
-	s := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, gatewayv1.Install} {
-		if err := add(s); err != nil {
-			panic(err)
-		}
-	}
-	return serializer.NewCodecFactory(s, serializer.EnableStrict).UniversalDeserializer()
-}()
-
-// loadGatewayFixture reads a multi-document objects.yaml holding core and
-// Gateway API objects, defaulting namespaces as the API server would.
-func loadGatewayFixture(t *testing.T, dir string) snapshot.Objects {
-	t.Helper()
-	return loadGatewayFile(t, filepath.Join(dir, "objects.yaml"))
-}
-
-// loadGatewayFile is loadGatewayFixture for one file.
-func loadGatewayFile(t *testing.T, file string) snapshot.Objects {
-	t.Helper()
-	data, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var objs snapshot.Objects
-	for i, doc := range bytes.Split(data, []byte("\n---\n")) {
-		if len(bytes.TrimSpace(stripComments(doc))) == 0 {
-			continue
-		}
-		obj, _, err := fixtureDecoder.Decode(doc, nil, nil)
-		if err != nil {
-			t.Fatalf("%s: document %d: %v", file, i+1, err)
-		}
-		if m, ok := obj.(metav1.Object); ok && m.GetNamespace() == "" {
-			switch obj.(type) {
-			case *gatewayv1.GatewayClass, *corev1.Namespace, *networkingv1.IngressClass:
-			default:
-				m.SetNamespace("default")
-			}
-		}
-		switch o := obj.(type) {
-		case *gatewayv1.GatewayClass:
-			objs.GatewayClasses = append(objs.GatewayClasses, o)
-		case *gatewayv1.Gateway:
-			objs.Gateways = append(objs.Gateways, o)
-		case *gatewayv1.HTTPRoute:
-			objs.HTTPRoutes = append(objs.HTTPRoutes, o)
-		case *gatewayv1.ReferenceGrant:
-			objs.ReferenceGrants = append(objs.ReferenceGrants, o)
-		case *gatewayv1.BackendTLSPolicy:
-			objs.BackendTLSPolicies = append(objs.BackendTLSPolicies, o)
-		case *gatewayv1.ListenerSet:
-			objs.ListenerSets = append(objs.ListenerSets, o)
-		case *networkingv1.Ingress:
-			objs.Ingresses = append(objs.Ingresses, o)
-		case *networkingv1.IngressClass:
-			objs.IngressClasses = append(objs.IngressClasses, o)
-		case *corev1.ConfigMap:
-			objs.ConfigMaps = append(objs.ConfigMaps, o)
-		case *certificatesv1.ClusterTrustBundle:
-			objs.ClusterTrustBundles = append(objs.ClusterTrustBundles, o)
-		case *corev1.Namespace:
-			objs.Namespaces = append(objs.Namespaces, o)
-		case *corev1.Service:
-			objs.Services = append(objs.Services, o)
-		case *corev1.Endpoints:
-			objs.Endpoints = append(objs.Endpoints, o)
-		case *discoveryv1.EndpointSlice:
-			objs.EndpointSlices = append(objs.EndpointSlices, o)
-		case *corev1.Secret:
-			if o.Data == nil {
-				o.Data = map[string][]byte{}
-			}
-			for k, v := range o.StringData {
-				o.Data[k] = []byte(v)
-			}
-			o.StringData = nil
-			objs.Secrets = append(objs.Secrets, o)
-		default:
-			t.Fatalf("%s: document %d: unexpected kind %T", file, i+1, obj)
-		}
-	}
-	return objs
-}
-
-func stripComments(doc []byte) []byte {
-	var out []byte
-	for line := range bytes.Lines(doc) {
-		if !bytes.HasPrefix(bytes.TrimSpace(line), []byte("#")) {
-			out = append(out, line...)
-		}
-	}
-	return out
 }
 
 // describeGateway appends the Gateway API sections of a snapshot, each
@@ -582,7 +481,7 @@ func TestGatewayWithoutPool(t *testing.T) {
 // stops parsing keeps serving the last good certificate, while the status
 // says the reference is not resolved.
 func TestGatewayCertificateLastGood(t *testing.T) {
-	base := loadGatewayFixture(t, "testdata/gateway-basic")
+	base := fixture.Dir(t, "testdata/gateway-basic")
 	var a *corev1.Secret
 	for _, s := range base.Secrets {
 		if s.Name == "a-tls" {
@@ -656,7 +555,7 @@ func TestGatewayCertificateLastGood(t *testing.T) {
 // suite's listener isolation case to the compiled table: each is served
 // only by the routes of the most specific listener matching its host.
 func TestGatewayListenerIsolation(t *testing.T) {
-	s := snapshot.Build(loadGatewayFixture(t, "testdata/gateway-isolation"), gatewayConfig, nil)
+	s := snapshot.Build(fixture.Dir(t, "testdata/gateway-isolation"), gatewayConfig, nil)
 	var table *routing.Table
 	for _, l := range s.Listeners {
 		if l.Gateway.Name == "isolation" {
@@ -709,7 +608,7 @@ func TestGatewayListenerIsolation(t *testing.T) {
 func TestGatewayHostnameConformance(t *testing.T) {
 	cfg := gatewayConfig
 	cfg.Gateway.AddressPool = []netip.Prefix{netip.MustParsePrefix("10.250.3.0/24")}
-	s := snapshot.Build(loadGatewayFile(t, "testdata/conformance-hostnames/gateways.yaml"), cfg, nil)
+	s := snapshot.Build(fixture.File(t, "testdata/conformance-hostnames/gateways.yaml"), cfg, nil)
 	const ns = "gateway-conformance-infra"
 	tables := make(map[string]*routing.Table)
 	for _, l := range s.Listeners {
@@ -855,7 +754,7 @@ func (backendRecorder) ForwardWith(w http.ResponseWriter, _ *http.Request, b *up
 // whose Host belongs to another listener of the socket than its SNI gets
 // 421.
 func TestGatewayMisdirectedRequests(t *testing.T) {
-	s := snapshot.Build(loadGatewayFixture(t, "testdata/gateway-misdirected"), gatewayConfig, nil)
+	s := snapshot.Build(fixture.Dir(t, "testdata/gateway-misdirected"), gatewayConfig, nil)
 	if len(s.Listeners) != 1 {
 		t.Fatalf("%d sockets, want 1", len(s.Listeners))
 	}
@@ -901,7 +800,7 @@ func TestGatewayDeterminism(t *testing.T) {
 	dirs, _ := filepath.Glob("testdata/gateway-*")
 	for _, dir := range dirs {
 		t.Run(filepath.Base(dir), func(t *testing.T) {
-			objs := loadGatewayFixture(t, dir)
+			objs := fixture.Dir(t, dir)
 			want := describe(snapshot.Build(objs, gatewayConfig, nil))
 			slices.Reverse(objs.Gateways)
 			slices.Reverse(objs.HTTPRoutes)
@@ -971,7 +870,7 @@ func ptrTo[T any](v T) *T { return &v }
 // and get their own between Gateways with different ones (or none), so
 // connection pools are never shared across client certificates.
 func TestBackendClientCertificateBackends(t *testing.T) {
-	objs := loadGatewayFixture(t, "testdata/gateway-backend-clientcert")
+	objs := fixture.Dir(t, "testdata/gateway-backend-clientcert")
 	cfg := gatewayConfig
 	cfg.Gateway.AddressPool = []netip.Prefix{netip.MustParsePrefix("10.250.1.0/28")}
 	s := snapshot.Build(objs, cfg, nil)
@@ -1015,7 +914,7 @@ func TestBackendClientCertificateBackends(t *testing.T) {
 // Secret that disappears keeps its last good key pair presented while the
 // Gateway says the reference is broken.
 func TestBackendClientCertificateLastGood(t *testing.T) {
-	objs := loadGatewayFixture(t, "testdata/gateway-backend-clientcert")
+	objs := fixture.Dir(t, "testdata/gateway-backend-clientcert")
 	first := snapshot.Build(objs, gatewayConfig, nil)
 	objs.Secrets = slices.DeleteFunc(slices.Clone(objs.Secrets), func(s *corev1.Secret) bool {
 		return s.Namespace == "infra" && s.Name == "client"
@@ -1049,7 +948,7 @@ func TestBackendClientCertificateLastGood(t *testing.T) {
 // settings, so their requests share connection pools (keyed by endpoint
 // and TLS settings).
 func TestIngressAndGatewayShareTLSBackend(t *testing.T) {
-	s := snapshot.Build(loadGatewayFixture(t, "testdata/gateway-ingress-backendtls"), gatewayConfig, nil)
+	s := snapshot.Build(fixture.Dir(t, "testdata/gateway-ingress-backendtls"), gatewayConfig, nil)
 	var fromIngress, fromGateway *upstream.Backend
 	for _, r := range s.Routes.Routes() {
 		if r.Path == "/secure" {

@@ -37,7 +37,7 @@ type Snapshot struct {
 	// Ingresses lists the Ingresses this controller owns, sorted.
 	Ingresses []types.NamespacedName
 	// ACMEHosts lists, sorted, the host names ACME may obtain certificates
-	// for (see ACMEHostAllowed); no other name ever reaches the ACME issuer.
+	// for (see acme.Manager.Allowed); no other name ever reaches the ACME issuer.
 	ACMEHosts []string
 
 	// Listeners are the sockets Gateways ask for, sorted by address and

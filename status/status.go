@@ -27,7 +27,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/record"
@@ -185,7 +184,7 @@ func (w *Writer) recordEvents(objs snapshot.Objects, problems []snapshot.Problem
 		if w.evented[p] {
 			continue
 		}
-		obj := find(objs, p.Object)
+		obj := objs.Find(p.Object)
 		if obj == nil {
 			continue // the object is gone, or is our own flag (the fallback)
 		}
@@ -193,39 +192,4 @@ func (w *Writer) recordEvents(objs snapshot.Objects, problems []snapshot.Problem
 		w.Recorder.Event(obj, corev1.EventTypeWarning, p.Reason, p.Message)
 	}
 	w.evented = now
-}
-
-func find(objs snapshot.Objects, ref snapshot.ObjectRef) runtime.Object {
-	switch ref.Kind {
-	case "Ingress":
-		return findIn(objs.Ingresses, ref)
-	case "Service":
-		return findIn(objs.Services, ref)
-	case "GatewayClass":
-		return findIn(objs.GatewayClasses, ref)
-	case "Gateway":
-		return findIn(objs.Gateways, ref)
-	case "ListenerSet":
-		return findIn(objs.ListenerSets, ref)
-	case "HTTPRoute":
-		return findIn(objs.HTTPRoutes, ref)
-	case "ReferenceGrant":
-		return findIn(objs.ReferenceGrants, ref)
-	case "BackendTLSPolicy":
-		return findIn(objs.BackendTLSPolicies, ref)
-	}
-	return nil
-}
-
-// findIn returns the object of list that ref names, or nil.
-func findIn[T interface {
-	metav1.Object
-	runtime.Object
-}](list []T, ref snapshot.ObjectRef) runtime.Object {
-	for _, o := range list {
-		if o.GetNamespace() == ref.Namespace && o.GetName() == ref.Name {
-			return o
-		}
-	}
-	return nil
 }

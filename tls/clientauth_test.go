@@ -1,10 +1,8 @@
 package tls
 
 import (
-	"crypto/rand"
 	stdtls "crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"io"
 	"math/big"
 	"net/http"
@@ -12,30 +10,22 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"portico.dev/portico/internal/testkit"
 )
 
 // clientCert issues a client certificate signed by ca.
 func clientCert(t *testing.T, ca *testCA) stdtls.Certificate {
 	t.Helper()
-	key := newTestKey(t, ecdsaKey)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(nextSerial()),
-		Subject:      pkix.Name{CommonName: "client"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, key.Public(), ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return stdtls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+	return ca.Issue(t, testkit.Leaf{
+		CommonName:  "client",
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}).TLSCertificate()
 }
 
 func TestNewClientValidation(t *testing.T) {
 	ca := newTestCA(t)
-	if _, err := NewClientValidation(ca.pem, AllowValidOnly); err != nil {
+	if _, err := NewClientValidation(ca.PEM, AllowValidOnly); err != nil {
 		t.Errorf("valid bundle: %v", err)
 	}
 	for _, bad := range []string{"", "not a certificate", "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"} {
@@ -53,11 +43,11 @@ func TestClientValidationHandshakes(t *testing.T) {
 	ca, otherCA := newTestCA(t), newTestCA(t)
 	server := ca.pair(t, "example.org")
 	good, wrong := clientCert(t, ca), clientCert(t, otherCA)
-	validOnly, err := NewClientValidation(ca.pem, AllowValidOnly)
+	validOnly, err := NewClientValidation(ca.PEM, AllowValidOnly)
 	if err != nil {
 		t.Fatal(err)
 	}
-	fallback, err := NewClientValidation(ca.pem, AllowInsecureFallback)
+	fallback, err := NewClientValidation(ca.PEM, AllowInsecureFallback)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +86,7 @@ func TestClientValidationHandshakes(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			current.Store(tc.validation)
-			cfg := &stdtls.Config{RootCAs: ca.pool, ServerName: "example.org", NextProtos: []string{"h2"}}
+			cfg := &stdtls.Config{RootCAs: ca.Pool, ServerName: "example.org", NextProtos: []string{"h2"}}
 			if tc.client != nil {
 				cfg.Certificates = []stdtls.Certificate{*tc.client}
 			}

@@ -8,27 +8,29 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"portico.dev/portico/internal/testkit"
 )
 
 func TestParseKeyPair(t *testing.T) {
 	root := newTestCA(t)
-	inter := root.intermediate(t)
+	inter := root.Intermediate(t, "Portico Test Intermediate")
 
-	ecdsaLeaf := root.issue(t, leafSpec{dnsNames: []string{"a.example.com", "b.example.com"}})
-	rsaLeaf := root.issue(t, leafSpec{dnsNames: []string{"rsa.example.com"}, key: rsaKey})
-	chained := inter.issue(t, leafSpec{dnsNames: []string{"chained.example.com"}})
-	other := root.issue(t, leafSpec{dnsNames: []string{"other.example.com"}})
-	expired := root.issue(t, leafSpec{
-		dnsNames:  []string{"old.example.com"},
-		notBefore: time.Now().Add(-48 * time.Hour),
-		notAfter:  time.Now().Add(-24 * time.Hour),
+	ecdsaLeaf := root.Issue(t, testkit.Leaf{DNSNames: []string{"a.example.com", "b.example.com"}})
+	rsaLeaf := root.Issue(t, testkit.Leaf{DNSNames: []string{"rsa.example.com"}, RSA: true})
+	chained := inter.Issue(t, testkit.Leaf{DNSNames: []string{"chained.example.com"}})
+	other := root.Issue(t, testkit.Leaf{DNSNames: []string{"other.example.com"}})
+	expired := root.Issue(t, testkit.Leaf{
+		DNSNames:  []string{"old.example.com"},
+		NotBefore: time.Now().Add(-48 * time.Hour),
+		NotAfter:  time.Now().Add(-24 * time.Hour),
 	})
 
 	_, edKey, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	corruptDER := pemBlock("CERTIFICATE", []byte("not DER at all"))
+	corruptDER := testkit.PEM("CERTIFICATE", []byte("not DER at all"))
 
 	tests := []struct {
 		name       string
@@ -40,37 +42,37 @@ func TestParseKeyPair(t *testing.T) {
 		wantNames  []string
 		wantExpire bool
 	}{
-		{name: "ECDSA with SEC 1 key", certPEM: ecdsaLeaf.certPEM, keyPEM: ecdsaLeaf.keyPEM,
-			wantSerial: ecdsaLeaf.serial, wantChain: 1, wantNames: []string{"a.example.com", "b.example.com"}},
-		{name: "RSA with PKCS#1 key", certPEM: rsaLeaf.certPEM, keyPEM: rsaLeaf.keyPEM,
-			wantSerial: rsaLeaf.serial, wantChain: 1, wantNames: []string{"rsa.example.com"}},
-		{name: "RSA with PKCS#8 key", certPEM: rsaLeaf.certPEM, keyPEM: pkcs8PEM(t, sharedRSAKey(t)),
-			wantSerial: rsaLeaf.serial, wantChain: 1, wantNames: []string{"rsa.example.com"}},
-		{name: "chain with intermediate", certPEM: chained.certPEM, keyPEM: chained.keyPEM,
-			wantSerial: chained.serial, wantChain: 2, wantNames: []string{"chained.example.com"}},
-		{name: "expired certificate parses", certPEM: expired.certPEM, keyPEM: expired.keyPEM,
-			wantSerial: expired.serial, wantChain: 1, wantNames: []string{"old.example.com"}, wantExpire: true},
-		{name: "mismatched key", certPEM: ecdsaLeaf.certPEM, keyPEM: other.keyPEM,
+		{name: "ECDSA with SEC 1 key", certPEM: ecdsaLeaf.CertPEM, keyPEM: ecdsaLeaf.KeyPEM,
+			wantSerial: ecdsaLeaf.Serial.Text(16), wantChain: 1, wantNames: []string{"a.example.com", "b.example.com"}},
+		{name: "RSA with PKCS#1 key", certPEM: rsaLeaf.CertPEM, keyPEM: rsaLeaf.KeyPEM,
+			wantSerial: rsaLeaf.Serial.Text(16), wantChain: 1, wantNames: []string{"rsa.example.com"}},
+		{name: "RSA with PKCS#8 key", certPEM: rsaLeaf.CertPEM, keyPEM: testkit.PKCS8PEM(t, rsaLeaf.Key),
+			wantSerial: rsaLeaf.Serial.Text(16), wantChain: 1, wantNames: []string{"rsa.example.com"}},
+		{name: "chain with intermediate", certPEM: chained.CertPEM, keyPEM: chained.KeyPEM,
+			wantSerial: chained.Serial.Text(16), wantChain: 2, wantNames: []string{"chained.example.com"}},
+		{name: "expired certificate parses", certPEM: expired.CertPEM, keyPEM: expired.KeyPEM,
+			wantSerial: expired.Serial.Text(16), wantChain: 1, wantNames: []string{"old.example.com"}, wantExpire: true},
+		{name: "mismatched key", certPEM: ecdsaLeaf.CertPEM, keyPEM: other.KeyPEM,
 			wantErr: "tls.key does not match the certificate in tls.crt"},
-		{name: "key of another algorithm", certPEM: ecdsaLeaf.certPEM, keyPEM: pkcs8PEM(t, edKey),
+		{name: "key of another algorithm", certPEM: ecdsaLeaf.CertPEM, keyPEM: testkit.PKCS8PEM(t, edKey),
 			wantErr: "tls.key does not match the certificate in tls.crt"},
-		{name: "garbage certificate", certPEM: []byte("hello world"), keyPEM: ecdsaLeaf.keyPEM,
+		{name: "garbage certificate", certPEM: []byte("hello world"), keyPEM: ecdsaLeaf.KeyPEM,
 			wantErr: "no certificate in tls.crt"},
-		{name: "empty certificate", certPEM: nil, keyPEM: ecdsaLeaf.keyPEM,
+		{name: "empty certificate", certPEM: nil, keyPEM: ecdsaLeaf.KeyPEM,
 			wantErr: "no certificate in tls.crt"},
-		{name: "corrupt certificate DER", certPEM: corruptDER, keyPEM: ecdsaLeaf.keyPEM,
+		{name: "corrupt certificate DER", certPEM: corruptDER, keyPEM: ecdsaLeaf.KeyPEM,
 			wantErr: "tls.crt: x509: "},
-		{name: "key only in tls.crt", certPEM: ecdsaLeaf.keyPEM, keyPEM: ecdsaLeaf.keyPEM,
+		{name: "key only in tls.crt", certPEM: ecdsaLeaf.KeyPEM, keyPEM: ecdsaLeaf.KeyPEM,
 			wantErr: "no certificate in tls.crt (it holds a private key"},
-		{name: "swapped fields", certPEM: ecdsaLeaf.keyPEM, keyPEM: ecdsaLeaf.certPEM,
+		{name: "swapped fields", certPEM: ecdsaLeaf.KeyPEM, keyPEM: ecdsaLeaf.CertPEM,
 			wantErr: "are tls.crt and tls.key swapped?"},
-		{name: "no key", certPEM: ecdsaLeaf.certPEM, keyPEM: []byte("garbage"),
+		{name: "no key", certPEM: ecdsaLeaf.CertPEM, keyPEM: []byte("garbage"),
 			wantErr: "no private key in tls.key"},
-		{name: "corrupt key DER", certPEM: ecdsaLeaf.certPEM, keyPEM: pemBlock("PRIVATE KEY", []byte{1, 2, 3}),
+		{name: "corrupt key DER", certPEM: ecdsaLeaf.CertPEM, keyPEM: testkit.PEM("PRIVATE KEY", []byte{1, 2, 3}),
 			wantErr: "tls.key: not a PKCS#1, PKCS#8 or SEC 1 private key"},
-		{name: "encrypted key", certPEM: ecdsaLeaf.certPEM, keyPEM: pemBlock("ENCRYPTED PRIVATE KEY", []byte{1, 2, 3}),
+		{name: "encrypted key", certPEM: ecdsaLeaf.CertPEM, keyPEM: testkit.PEM("ENCRYPTED PRIVATE KEY", []byte{1, 2, 3}),
 			wantErr: "tls.key: the private key is encrypted"},
-		{name: "oversized input", certPEM: bytes.Repeat([]byte{'a'}, maxPEMBytes+1), keyPEM: ecdsaLeaf.keyPEM,
+		{name: "oversized input", certPEM: bytes.Repeat([]byte{'a'}, maxPEMBytes+1), keyPEM: ecdsaLeaf.KeyPEM,
 			wantErr: "tls.crt is larger than"},
 	}
 	for _, tt := range tests {

@@ -80,7 +80,7 @@ func TestServeListenerClientValidation(t *testing.T) {
 	ca, otherCA := newTestCA(t), newTestCA(t)
 	server := ca.pair(t, "example.org")
 	good, wrong := clientCert(t, ca), clientCert(t, otherCA)
-	validOnly, err := NewClientValidation(ca.pem, AllowValidOnly)
+	validOnly, err := NewClientValidation(ca.PEM, AllowValidOnly)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +106,7 @@ func TestServeListenerClientValidation(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			current.Store(tc.validation)
-			cfg := &stdtls.Config{RootCAs: ca.pool, ServerName: "example.org"}
+			cfg := &stdtls.Config{RootCAs: ca.Pool, ServerName: "example.org"}
 			if tc.client != nil {
 				cfg.Certificates = []stdtls.Certificate{*tc.client}
 			}

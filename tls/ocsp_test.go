@@ -3,13 +3,10 @@ package tls
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	stdtls "crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
+	"errors"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -20,6 +17,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ocsp"
+
+	"portico.dev/portico/internal/testkit"
 )
 
 // ocspResponder is a loopback OCSP responder signing with a test CA.
@@ -72,7 +71,7 @@ func (r *ocspResponder) serve(w http.ResponseWriter, req *http.Request) {
 		tmpl.RevokedAt = now.Add(-time.Minute)
 		tmpl.RevocationReason = ocsp.KeyCompromise
 	}
-	der, err := ocsp.CreateResponse(r.ca.cert, r.signer.cert, tmpl, r.signer.key)
+	der, err := ocsp.CreateResponse(r.ca.Cert, r.signer.Cert, tmpl, r.signer.Key)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
@@ -98,22 +97,8 @@ func (r *ocspResponder) snapshot() (requests int, last []byte) {
 // issuer in the chain.
 func ocspPair(t testing.TB, ca *testCA, responderURL string) *KeyPair {
 	t.Helper()
-	key := newTestKey(t, ecdsaKey)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(nextSerial()),
-		Subject:      pkix.Name{CommonName: "ocsp.example.com"},
-		DNSNames:     []string{"ocsp.example.com"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		OCSPServer:   []string{responderURL},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, key.Public(), ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := ParseKeyPair(append(pemBlock("CERTIFICATE", der), ca.pem...), keyPEM(t, key))
+	c := ca.Issue(t, testkit.Leaf{DNSNames: []string{"ocsp.example.com"}, OCSPServer: []string{responderURL}})
+	p, err := ParseKeyPair(append(c.CertPEM, ca.PEM...), c.KeyPEM)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,24 +114,22 @@ func handshakeOCSP(t *testing.T, ca *testCA, getCertificate func(*stdtls.ClientH
 	defer s.Close()
 	server := stdtls.Server(s, &stdtls.Config{GetCertificate: getCertificate})
 	go func() { _ = server.Handshake() }()
-	client := stdtls.Client(c, &stdtls.Config{ServerName: "ocsp.example.com", RootCAs: ca.pool})
+	client := stdtls.Client(c, &stdtls.Config{ServerName: "ocsp.example.com", RootCAs: ca.Pool})
 	if err := client.Handshake(); err != nil {
 		t.Fatalf("handshake: %v", err)
 	}
 	return client.ConnectionState().OCSPResponse
 }
 
-// eventually polls cond, bounded, for things the stapler does in the
-// background.
+// eventually polls cond, for things the stapler does in the background.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for range 2000 {
-		if cond() {
-			return
+	testkit.Eventually(t, 20*time.Second, what, func() error {
+		if !cond() {
+			return errors.New("never happened")
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("never happened: %s", what)
+		return nil
+	})
 }
 
 // syncBuffer collects log output written from the stapler's goroutines.
@@ -204,7 +187,7 @@ func TestOCSPStaplesVerifiedResponse(t *testing.T) {
 	f := newOCSPFixture(t, OCSPConfig{}, nil)
 	var got []byte
 	eventually(t, "a stapled handshake", func() bool { got = f.stapled(t); return got != nil })
-	resp, err := ocsp.ParseResponseForCert(got, f.pair.Certificate.Leaf, f.ca.cert)
+	resp, err := ocsp.ParseResponseForCert(got, f.pair.Certificate.Leaf, f.ca.Cert)
 	if err != nil {
 		t.Fatalf("stapled response does not verify: %v", err)
 	}
@@ -243,7 +226,7 @@ func TestOCSPRefreshesBeforeExpiry(t *testing.T) {
 		if !bytes.Equal(f.stapled(t), last) {
 			return false
 		}
-		resp, err := ocsp.ParseResponse(last, f.ca.cert)
+		resp, err := ocsp.ParseResponse(last, f.ca.Cert)
 		return err == nil && time.Until(resp.NextUpdate) > 30*time.Minute
 	})
 }

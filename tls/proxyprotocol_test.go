@@ -45,7 +45,7 @@ func TestProxyProtocol(t *testing.T) {
 		}
 		var conn net.Conn = raw
 		if secure {
-			tc := stdtls.Client(raw, &stdtls.Config{RootCAs: ca.pool, ServerName: "example.org", NextProtos: []string{"http/1.1"}})
+			tc := stdtls.Client(raw, &stdtls.Config{RootCAs: ca.Pool, ServerName: "example.org", NextProtos: []string{"http/1.1"}})
 			if err := tc.Handshake(); err != nil {
 				return "", err
 			}

@@ -94,7 +94,7 @@ func (ts *testServer) httpsURL() string { return "https://" + ts.HTTPSAddr().Str
 func (ts *testServer) httpURL() string  { return "http://" + ts.HTTPAddr().String() + "/" }
 
 func (ts *testServer) clientTLS(serverName string) *stdtls.Config {
-	return &stdtls.Config{RootCAs: ts.ca.pool, ServerName: serverName}
+	return &stdtls.Config{RootCAs: ts.ca.Pool, ServerName: serverName}
 }
 
 func h2Client(cfg *stdtls.Config) *http.Client {

@@ -12,6 +12,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"portico.dev/portico/internal/testkit"
 )
 
 // TestBackendTLSPolicyAndForeignStatusKubernetesMode runs the Kubernetes
@@ -94,7 +96,7 @@ func TestBackendTLSPolicyAndForeignStatusKubernetesMode(t *testing.T) {
 	// Discovery is asked every 10s; the deadline is a safety net.
 	eventually := func(what string, check func() error) {
 		t.Helper()
-		eventuallyWithin(t, 90*time.Second, what, check)
+		testkit.Eventually(t, 90*time.Second, what, check)
 	}
 	isTrue := func(conds []metav1.Condition, typ string) error {
 		if c := meta.FindStatusCondition(conds, typ); c == nil || c.Status != metav1.ConditionTrue {

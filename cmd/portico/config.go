@@ -85,109 +85,13 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 	fs := flag.NewFlagSet("portico", flag.ContinueOnError)
 	fs.SetOutput(usageOut)
 
-	fs.StringVar(&cfg.ManifestsDir, "manifests", "examples/quickstart",
-		"serve the Kubernetes manifests (YAML or JSON) in this folder, watching it for changes; the embedded default mode, no cluster needed")
-	fs.StringVar(&cfg.Kubeconfig, "kubeconfig", "",
-		"read objects from the Kubernetes API server this kubeconfig names, instead of a manifest folder; inside a Pod, without --manifests, the in-cluster configuration is used")
-	watchNamespaces := fs.String("watch-namespaces", "",
-		"comma-separated namespaces whose Ingresses, Services, endpoints and TLS Secrets are watched (Kubernetes mode); empty watches all")
-	publishAddress := fs.String("publish-address", "",
-		"comma-separated IP addresses or host names written to the status of every Ingress Portico serves (Kubernetes mode)")
-	publishService := fs.String("publish-service", "",
-		"NAMESPACE/NAME of the Service (typically type LoadBalancer) whose load-balancer addresses are written to the status of every Ingress Portico serves")
-	fs.StringVar(&cfg.LeaderElectionNamespace, "leader-election-namespace", "",
-		"namespace of the Lease replicas elect the status writer with; default: the Pod's namespace (POD_NAMESPACE), else \"default\"")
-	fs.StringVar(&cfg.LeaderElectionID, "leader-election-id", "portico-status",
-		"name of that Lease; replicas of one deployment share it")
-	fs.StringVar(&cfg.HTTPSAddr, "https-addr", ":8443", "address of the HTTPS listener (TLS 1.2 and 1.3, HTTP/2 and HTTP/1.1); empty disables it")
-	fs.StringVar(&cfg.HTTPAddr, "http-addr", ":8080", "address of the plain-HTTP listener; empty disables it")
-	fs.StringVar(&cfg.AdminAddr, "admin-addr", "127.0.0.1:9090", "address of the admin listener: /metrics, /healthz, /readyz; empty disables it")
-	fs.StringVar(&cfg.IngressClass, "ingress-class", "portico",
-		"class name answered to in the legacy kubernetes.io/ingress.class annotation")
-	fs.StringVar(&cfg.ControllerName, "controller-name", "portico.dev/controller",
-		"controller name: Ingresses whose IngressClass has this spec.controller are served")
-	fs.StringVar(&cfg.GatewayControllerName, "gateway-controller-name", "portico.dev/gateway-controller",
-		"Gateway API controller name: Gateways whose GatewayClass has this spec.controllerName are served, each listener on its own socket; empty turns Gateway API support off")
-	gatewayPool := fs.String("gateway-address-pool", "",
-		"comma-separated CIDRs the addresses of Gateways that ask for none in spec.addresses are taken from (e.g. 127.0.1.0/24 for local runs); empty: such Gateways get no address")
-	fallback := fs.String("fallback-service", "default/legacy-fallback",
-		"NAMESPACE/NAME of the Service that receives every request no route matches; empty answers them with 404")
-	fs.StringVar(&cfg.DefaultCertFile, "default-cert-file", "",
-		"PEM certificate chain served to clients whose SNI matches no certificate; a self-signed one is generated when empty")
-	fs.StringVar(&cfg.DefaultKeyFile, "default-key-file", "", "PEM private key of --default-cert-file")
-	fs.IntVar(&cfg.RedirectHTTPSPort, "redirect-https-port", 0,
-		"port put in redirects to HTTPS (routes with portico.dev/ssl-redirect); 0 uses the port of --https-addr")
-	proxyProtocol := fs.String("proxy-protocol-from", "",
-		"comma-separated CIDRs of L4 load balancers whose connections may start with a PROXY protocol header (v1 or v2) naming the client; headers from other peers are never read")
-	trusted := fs.String("trusted-proxies", "",
-		"comma-separated CIDRs of proxies in front of Portico whose X-Forwarded-For, X-Forwarded-Proto, X-Forwarded-Host, Forwarded and X-Real-IP headers are kept, and whose True-Client-IP, X-Forwarded-Port and X-Forwarded-Prefix are passed on; from any other peer the first are replaced and the others dropped")
-	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
-	fs.StringVar(&cfg.LogFormat, "log-format", "text", "log format: text or json")
-	fs.StringVar(&cfg.AccessLog, "access-log", "off",
-		"one record per request (client, method, host, request target, status, bytes, duration, route, user agent) in --log-format: off, stdout or stderr")
-	fs.DurationVar(&cfg.DrainDelay, "drain-delay", 0,
-		"on SIGTERM, report not ready and keep serving this long before closing listeners, so load balancers stop sending traffic first")
-	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGTERM, how long in-flight requests may take to finish")
-
-	fs.DurationVar(&cfg.Limits.ReadHeaderTimeout, "read-header-timeout", 10*time.Second,
-		"time a client has to complete the TLS handshake and send its request headers (bounds slow clients)")
-	fs.DurationVar(&cfg.Limits.IdleTimeout, "idle-timeout", 120*time.Second, "idle keep-alive connections (HTTP/1.1 and HTTP/2) are closed after this")
-	fs.IntVar(&cfg.Limits.MaxHeaderBytes, "max-header-bytes", 64<<10,
-		"largest request line plus headers accepted; larger requests get 431")
-	fs.StringVar(&cfg.Limits.HTTP1Engine, "http1-engine", porticotls.HTTP1EnginePortico,
-		"what serves HTTP/1.x on the front door: portico (one goroutine per connection, the backend exchange inline) or net/http's server; HTTP/2 is net/http's either way")
-	maxStreams := fs.Uint("http2-max-concurrent-streams", 250, "concurrent HTTP/2 streams allowed per client connection")
-	fs.Int64Var(&cfg.Bodies.RetryBodyLimit, "retry-body-limit", routing.DefaultRetryBodyLimit,
-		"largest request body buffered so that an HTTPRoute retry can send it again; a larger body is sent once, without retries")
-	fs.Int64Var(&cfg.Bodies.MirrorBodyLimit, "mirror-body-limit", routing.DefaultMirrorBodyLimit,
-		"largest request body copied to HTTPRoute RequestMirror backends; a request with a larger body is not mirrored")
-	fs.IntVar(&cfg.Bodies.MaxMirrorsInFlight, "max-mirrors-in-flight", routing.DefaultMaxMirrorsInFlight,
-		"mirror requests in progress at once; mirrors beyond it are dropped so a slow mirror backend holds nothing up")
-	maxFrame := fs.Uint("http2-max-frame-size", 1<<20, "largest HTTP/2 frame accepted from a client, 16384 to 16777216 bytes")
-	fs.IntVar(&cfg.Limits.HTTP2MaxReceiveBufferPerStream, "http2-stream-window", 1<<20,
-		"HTTP/2 flow-control window per stream: the most of one request body a client can make Portico buffer (below 4 MiB)")
-	fs.IntVar(&cfg.Limits.HTTP2MaxReceiveBufferPerConnection, "http2-connection-window", 4<<20-1,
-		"HTTP/2 flow-control window shared by the streams of a connection (64 KiB to just under 4 MiB)")
-	fs.DurationVar(&cfg.Limits.HTTP2PingTimeout, "http2-ping-timeout", 30*time.Second,
-		"after this long without a frame from an HTTP/2 client, a PING is sent; the connection is closed if it goes unanswered as long")
-	fs.DurationVar(&cfg.Limits.WriteByteTimeout, "http2-write-timeout", 60*time.Second,
-		"an HTTP/2 connection on which no byte could be written for this long (a client that stopped reading) is closed")
-
-	fs.DurationVar(&cfg.Upstream.DialTimeout, "upstream-dial-timeout", 5*time.Second, "time to connect to a backend endpoint before trying another (502 when all fail)")
-	fs.DurationVar(&cfg.Upstream.ResponseHeaderTimeout, "upstream-response-header-timeout", 60*time.Second,
-		"time a backend has to start its response after receiving the request (504 after)")
-	fs.DurationVar(&cfg.Upstream.IdleConnTimeout, "upstream-idle-timeout", upstream.DefaultIdleConnTimeout,
-		"idle keep-alive connections to backends are closed after this; keep it below the backends' own keep-alive timeout")
-	fs.IntVar(&cfg.Upstream.MaxResponseHeaderBytes, "upstream-max-response-header-bytes", upstream.DefaultMaxResponseHeaderBytes,
-		"largest backend response head (status line, headers and any 1xx responses before them); larger ones get 502 and the connection is closed")
-	fs.IntVar(&cfg.Upstream.MaxInformationalResponses, "upstream-max-informational-responses", upstream.DefaultMaxInformationalResponses,
-		"1xx responses (such as 103 Early Hints) a backend may send before its final response; more get 502")
-	fs.IntVar(&cfg.Upstream.ClientDialBurst, "upstream-client-dial-burst", upstream.DefaultClientDialBurst,
-		"backend connections one client connection may have dialled at once beyond those its finished requests give back (bounds HTTP/2 rapid reset)")
-	fs.IntVar(&cfg.Upstream.ClientDialRate, "upstream-client-dial-rate", upstream.DefaultClientDialRate,
-		"backend connections per second a client connection may waste by cancelling requests mid-exchange, once its burst is spent; its further requests wait for a connection")
-	fs.IntVar(&cfg.Upstream.HTTP2ResetLimit, "http2-reset-limit", upstream.DefaultHTTP2ResetLimit,
-		"proxied requests one HTTP/2 client connection may cancel (RST_STREAM) in 10s; past it the connection is closed (rapid reset)")
-	fs.DurationVar(&cfg.Upstream.ClientBodyTimeout, "client-body-timeout", upstream.DefaultClientBodyTimeout,
-		"longest wait for the next bytes of a request body from a client (idle, not total); then 408, or the connection is cut if the response has started")
-	fs.DurationVar(&cfg.Upstream.SendTimeout, "send-timeout", upstream.DefaultSendTimeout,
-		"longest wait for a client to accept more of a response (idle, not total); then the client's connection or HTTP/2 stream is cut")
-	fs.DurationVar(&cfg.Upstream.UpstreamReadTimeout, "upstream-read-timeout", upstream.DefaultUpstreamReadTimeout,
-		"longest wait for the next bytes of a response body from a backend (idle, not total); then the response to the client is cut")
-	fs.DurationVar(&cfg.Upstream.UpstreamSendTimeout, "upstream-send-timeout", upstream.DefaultUpstreamSendTimeout,
-		"longest wait for a backend to accept more of a request (idle, not total); then 504, or the response is cut")
-	fs.DurationVar(&cfg.Upstream.TunnelIdleTimeout, "tunnel-idle-timeout", upstream.DefaultTunnelIdleTimeout,
-		"an upgraded connection (WebSocket) through which no byte went either way for this long is closed on both sides")
-	fs.IntVar(&cfg.Upstream.MaxIdleConnsPerEndpoint, "upstream-max-idle-per-endpoint", 64, "idle keep-alive connections kept per backend endpoint")
-
-	allowedUpgrades := fs.String("allowed-upgrades", "websocket",
-		"comma-separated protocols a client may switch to with Upgrade (tunnelled to the backend once it answers 101); websocket is always allowed, h2c never is; other Upgrade requests are proxied as ordinary requests without it")
-	fs.BoolVar(&cfg.Upstream.AllowUnderscoresInHeaders, "allow-underscores-in-headers", false,
-		"forward request headers whose names contain '_'; by default they are dropped, as nginx does, since some backends read X_Forwarded_For as X-Forwarded-For")
-	fs.BoolVar(&cfg.TLSLegacyCiphers, "tls-legacy-ciphers", false,
-		"also offer ECDHE with AES-CBC (SHA-1 MAC) suites on TLS 1.2, for clients too old for AES-GCM or ChaCha20-Poly1305; TLS 1.3 is unaffected")
-	fs.BoolVar(&cfg.OCSPStapling, "ocsp-stapling", true,
-		"fetch OCSP responses for certificates from Secrets (and --default-cert-file) whose leaf names a responder and whose chain holds the issuer, and staple them to handshakes; ACME certificates are stapled regardless")
+	var text flagText
+	registerSourceFlags(fs, cfg, &text)
+	registerListenerFlags(fs, cfg, &text)
+	registerRoutingFlags(fs, cfg, &text)
+	registerLogFlags(fs, cfg, &text)
+	registerFrontDoorLimitFlags(fs, cfg, &text)
+	registerUpstreamFlags(fs, cfg, &text)
 	registerACMEFlags(fs, &cfg.ACME)
 
 	fs.Usage = func() {
@@ -219,29 +123,192 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 		return nil, fmt.Errorf("unexpected argument %q (all options are flags; see --help)", fs.Arg(0))
 	}
 
+	for _, resolve := range []func() error{
+		func() error { return cfg.resolveSource(&text, given, getenv) },
+		func() error { return cfg.resolveRouting(&text) },
+		func() error { return cfg.resolveListeners(&text) },
+		func() error { return cfg.resolveLogs(&text) },
+		func() error { return cfg.resolveFrontDoorLimits(&text) },
+		func() error { return cfg.resolveUpstream(&text) },
+		func() error { return cfg.ACME.validate(cfg) },
+	} {
+		if err := resolve(); err != nil {
+			return nil, err
+		}
+	}
+	return cfg, nil
+}
+
+// flagText holds the flags that are parsed into config only once the
+// command line is read: lists, names and numbers with a syntax or range of
+// their own.
+type flagText struct {
+	watchNamespaces, publishAddress, publishService *string
+	gatewayPool, fallback                           *string
+	proxyProtocol, trusted                          *string
+	level                                           *string
+	maxStreams, maxFrame                            *uint
+	allowedUpgrades                                 *string
+}
+
+// registerSourceFlags adds the flags of where objects come from and of the
+// status writer.
+func registerSourceFlags(fs *flag.FlagSet, cfg *config, text *flagText) {
+	fs.StringVar(&cfg.ManifestsDir, "manifests", "examples/quickstart",
+		"serve the Kubernetes manifests (YAML or JSON) in this folder, watching it for changes; the embedded default mode, no cluster needed")
+	fs.StringVar(&cfg.Kubeconfig, "kubeconfig", "",
+		"read objects from the Kubernetes API server this kubeconfig names, instead of a manifest folder; inside a Pod, without --manifests, the in-cluster configuration is used")
+	text.watchNamespaces = fs.String("watch-namespaces", "",
+		"comma-separated namespaces whose Ingresses, Services, endpoints and TLS Secrets are watched (Kubernetes mode); empty watches all")
+	text.publishAddress = fs.String("publish-address", "",
+		"comma-separated IP addresses or host names written to the status of every Ingress Portico serves (Kubernetes mode)")
+	text.publishService = fs.String("publish-service", "",
+		"NAMESPACE/NAME of the Service (typically type LoadBalancer) whose load-balancer addresses are written to the status of every Ingress Portico serves")
+	fs.StringVar(&cfg.LeaderElectionNamespace, "leader-election-namespace", "",
+		"namespace of the Lease replicas elect the status writer with; default: the Pod's namespace (POD_NAMESPACE), else \"default\"")
+	fs.StringVar(&cfg.LeaderElectionID, "leader-election-id", "portico-status",
+		"name of that Lease; replicas of one deployment share it")
+}
+
+// registerListenerFlags adds the flags of the flag-configured listeners:
+// addresses, the default certificate, the proxies in front, shutdown and
+// TLS options.
+func registerListenerFlags(fs *flag.FlagSet, cfg *config, text *flagText) {
+	fs.StringVar(&cfg.HTTPSAddr, "https-addr", ":8443", "address of the HTTPS listener (TLS 1.2 and 1.3, HTTP/2 and HTTP/1.1); empty disables it")
+	fs.StringVar(&cfg.HTTPAddr, "http-addr", ":8080", "address of the plain-HTTP listener; empty disables it")
+	fs.StringVar(&cfg.AdminAddr, "admin-addr", "127.0.0.1:9090", "address of the admin listener: /metrics, /healthz, /readyz; empty disables it")
+	fs.StringVar(&cfg.DefaultCertFile, "default-cert-file", "",
+		"PEM certificate chain served to clients whose SNI matches no certificate; a self-signed one is generated when empty")
+	fs.StringVar(&cfg.DefaultKeyFile, "default-key-file", "", "PEM private key of --default-cert-file")
+	fs.IntVar(&cfg.RedirectHTTPSPort, "redirect-https-port", 0,
+		"port put in redirects to HTTPS (routes with portico.dev/ssl-redirect); 0 uses the port of --https-addr")
+	text.proxyProtocol = fs.String("proxy-protocol-from", "",
+		"comma-separated CIDRs of L4 load balancers whose connections may start with a PROXY protocol header (v1 or v2) naming the client; headers from other peers are never read")
+	text.trusted = fs.String("trusted-proxies", "",
+		"comma-separated CIDRs of proxies in front of Portico whose X-Forwarded-For, X-Forwarded-Proto, X-Forwarded-Host, Forwarded and X-Real-IP headers are kept, and whose True-Client-IP, X-Forwarded-Port and X-Forwarded-Prefix are passed on; from any other peer the first are replaced and the others dropped")
+	fs.DurationVar(&cfg.DrainDelay, "drain-delay", 0,
+		"on SIGTERM, report not ready and keep serving this long before closing listeners, so load balancers stop sending traffic first")
+	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGTERM, how long in-flight requests may take to finish")
+	fs.BoolVar(&cfg.TLSLegacyCiphers, "tls-legacy-ciphers", false,
+		"also offer ECDHE with AES-CBC (SHA-1 MAC) suites on TLS 1.2, for clients too old for AES-GCM or ChaCha20-Poly1305; TLS 1.3 is unaffected")
+	fs.BoolVar(&cfg.OCSPStapling, "ocsp-stapling", true,
+		"fetch OCSP responses for certificates from Secrets (and --default-cert-file) whose leaf names a responder and whose chain holds the issuer, and staple them to handshakes; ACME certificates are stapled regardless")
+}
+
+// registerRoutingFlags adds the flags of what is served and how: the
+// Ingress and Gateway API controller names, the fallback, and the bodies
+// buffered for retries and mirrors.
+func registerRoutingFlags(fs *flag.FlagSet, cfg *config, text *flagText) {
+	fs.StringVar(&cfg.IngressClass, "ingress-class", "portico",
+		"class name answered to in the legacy kubernetes.io/ingress.class annotation")
+	fs.StringVar(&cfg.ControllerName, "controller-name", "portico.dev/controller",
+		"controller name: Ingresses whose IngressClass has this spec.controller are served")
+	fs.StringVar(&cfg.GatewayControllerName, "gateway-controller-name", "portico.dev/gateway-controller",
+		"Gateway API controller name: Gateways whose GatewayClass has this spec.controllerName are served, each listener on its own socket; empty turns Gateway API support off")
+	text.gatewayPool = fs.String("gateway-address-pool", "",
+		"comma-separated CIDRs the addresses of Gateways that ask for none in spec.addresses are taken from (e.g. 127.0.1.0/24 for local runs); empty: such Gateways get no address")
+	text.fallback = fs.String("fallback-service", "default/legacy-fallback",
+		"NAMESPACE/NAME of the Service that receives every request no route matches; empty answers them with 404")
+	fs.Int64Var(&cfg.Bodies.RetryBodyLimit, "retry-body-limit", routing.DefaultRetryBodyLimit,
+		"largest request body buffered so that an HTTPRoute retry can send it again; a larger body is sent once, without retries")
+	fs.Int64Var(&cfg.Bodies.MirrorBodyLimit, "mirror-body-limit", routing.DefaultMirrorBodyLimit,
+		"largest request body copied to HTTPRoute RequestMirror backends; a request with a larger body is not mirrored")
+	fs.IntVar(&cfg.Bodies.MaxMirrorsInFlight, "max-mirrors-in-flight", routing.DefaultMaxMirrorsInFlight,
+		"mirror requests in progress at once; mirrors beyond it are dropped so a slow mirror backend holds nothing up")
+}
+
+// registerLogFlags adds the flags of the process log and the access log.
+func registerLogFlags(fs *flag.FlagSet, cfg *config, text *flagText) {
+	text.level = fs.String("log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&cfg.LogFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&cfg.AccessLog, "access-log", "off",
+		"one record per request (client, method, host, request target, status, bytes, duration, route, user agent) in --log-format: off, stdout or stderr")
+}
+
+// registerFrontDoorLimitFlags adds the limits on client connections:
+// header size and time, idle keep-alive, the HTTP/1.x engine and HTTP/2.
+func registerFrontDoorLimitFlags(fs *flag.FlagSet, cfg *config, text *flagText) {
+	fs.DurationVar(&cfg.Limits.ReadHeaderTimeout, "read-header-timeout", 10*time.Second,
+		"time a client has to complete the TLS handshake and send its request headers (bounds slow clients)")
+	fs.DurationVar(&cfg.Limits.IdleTimeout, "idle-timeout", 120*time.Second, "idle keep-alive connections (HTTP/1.1 and HTTP/2) are closed after this")
+	fs.IntVar(&cfg.Limits.MaxHeaderBytes, "max-header-bytes", 64<<10,
+		"largest request line plus headers accepted; larger requests get 431")
+	fs.StringVar(&cfg.Limits.HTTP1Engine, "http1-engine", porticotls.HTTP1EnginePortico,
+		"what serves HTTP/1.x on the front door: portico (one goroutine per connection, the backend exchange inline) or net/http's server; HTTP/2 is net/http's either way")
+	text.maxStreams = fs.Uint("http2-max-concurrent-streams", 250, "concurrent HTTP/2 streams allowed per client connection")
+	text.maxFrame = fs.Uint("http2-max-frame-size", 1<<20, "largest HTTP/2 frame accepted from a client, 16384 to 16777216 bytes")
+	fs.IntVar(&cfg.Limits.HTTP2MaxReceiveBufferPerStream, "http2-stream-window", 1<<20,
+		"HTTP/2 flow-control window per stream: the most of one request body a client can make Portico buffer (below 4 MiB)")
+	fs.IntVar(&cfg.Limits.HTTP2MaxReceiveBufferPerConnection, "http2-connection-window", 4<<20-1,
+		"HTTP/2 flow-control window shared by the streams of a connection (64 KiB to just under 4 MiB)")
+	fs.DurationVar(&cfg.Limits.HTTP2PingTimeout, "http2-ping-timeout", 30*time.Second,
+		"after this long without a frame from an HTTP/2 client, a PING is sent; the connection is closed if it goes unanswered as long")
+	fs.DurationVar(&cfg.Limits.WriteByteTimeout, "http2-write-timeout", 60*time.Second,
+		"an HTTP/2 connection on which no byte could be written for this long (a client that stopped reading) is closed")
+}
+
+// registerUpstreamFlags adds the flags of forwarding to backends: dial and
+// idle timeouts, response limits, each client connection's dial budget,
+// the idle timeouts of both legs, upgrades and header names.
+func registerUpstreamFlags(fs *flag.FlagSet, cfg *config, text *flagText) {
+	fs.DurationVar(&cfg.Upstream.DialTimeout, "upstream-dial-timeout", 5*time.Second, "time to connect to a backend endpoint before trying another (502 when all fail)")
+	fs.DurationVar(&cfg.Upstream.ResponseHeaderTimeout, "upstream-response-header-timeout", 60*time.Second,
+		"time a backend has to start its response after receiving the request (504 after)")
+	fs.DurationVar(&cfg.Upstream.IdleConnTimeout, "upstream-idle-timeout", upstream.DefaultIdleConnTimeout,
+		"idle keep-alive connections to backends are closed after this; keep it below the backends' own keep-alive timeout")
+	fs.IntVar(&cfg.Upstream.MaxResponseHeaderBytes, "upstream-max-response-header-bytes", upstream.DefaultMaxResponseHeaderBytes,
+		"largest backend response head (status line, headers and any 1xx responses before them); larger ones get 502 and the connection is closed")
+	fs.IntVar(&cfg.Upstream.MaxInformationalResponses, "upstream-max-informational-responses", upstream.DefaultMaxInformationalResponses,
+		"1xx responses (such as 103 Early Hints) a backend may send before its final response; more get 502")
+	fs.IntVar(&cfg.Upstream.ClientDialBurst, "upstream-client-dial-burst", upstream.DefaultClientDialBurst,
+		"backend connections one client connection may have dialled at once beyond those its finished requests give back (bounds HTTP/2 rapid reset)")
+	fs.IntVar(&cfg.Upstream.ClientDialRate, "upstream-client-dial-rate", upstream.DefaultClientDialRate,
+		"backend connections per second a client connection may waste by cancelling requests mid-exchange, once its burst is spent; its further requests wait for a connection")
+	fs.IntVar(&cfg.Upstream.HTTP2ResetLimit, "http2-reset-limit", upstream.DefaultHTTP2ResetLimit,
+		"proxied requests one HTTP/2 client connection may cancel (RST_STREAM) in 10s; past it the connection is closed (rapid reset)")
+	fs.DurationVar(&cfg.Upstream.ClientBodyTimeout, "client-body-timeout", upstream.DefaultClientBodyTimeout,
+		"longest wait for the next bytes of a request body from a client (idle, not total); then 408, or the connection is cut if the response has started")
+	fs.DurationVar(&cfg.Upstream.SendTimeout, "send-timeout", upstream.DefaultSendTimeout,
+		"longest wait for a client to accept more of a response (idle, not total); then the client's connection or HTTP/2 stream is cut")
+	fs.DurationVar(&cfg.Upstream.UpstreamReadTimeout, "upstream-read-timeout", upstream.DefaultUpstreamReadTimeout,
+		"longest wait for the next bytes of a response body from a backend (idle, not total); then the response to the client is cut")
+	fs.DurationVar(&cfg.Upstream.UpstreamSendTimeout, "upstream-send-timeout", upstream.DefaultUpstreamSendTimeout,
+		"longest wait for a backend to accept more of a request (idle, not total); then 504, or the response is cut")
+	fs.DurationVar(&cfg.Upstream.TunnelIdleTimeout, "tunnel-idle-timeout", upstream.DefaultTunnelIdleTimeout,
+		"an upgraded connection (WebSocket) through which no byte went either way for this long is closed on both sides")
+	fs.IntVar(&cfg.Upstream.MaxIdleConnsPerEndpoint, "upstream-max-idle-per-endpoint", 64, "idle keep-alive connections kept per backend endpoint")
+	text.allowedUpgrades = fs.String("allowed-upgrades", "websocket",
+		"comma-separated protocols a client may switch to with Upgrade (tunnelled to the backend once it answers 101); websocket is always allowed, h2c never is; other Upgrade requests are proxied as ordinary requests without it")
+	fs.BoolVar(&cfg.Upstream.AllowUnderscoresInHeaders, "allow-underscores-in-headers", false,
+		"forward request headers whose names contain '_'; by default they are dropped, as nginx does, since some backends read X_Forwarded_For as X-Forwarded-For")
+}
+
+// resolveSource picks the source and reads the status writer's flags.
+func (cfg *config) resolveSource(text *flagText, given map[string]bool, getenv func(string) string) error {
 	// The embedded default (a manifest folder) unless a cluster is named,
 	// or Portico runs in a Pod and no folder is asked for.
 	cfg.Source = "manifests"
 	switch {
 	case cfg.Kubeconfig != "" && given["manifests"]:
-		return nil, errors.New("--manifests and --kubeconfig both given: choose one source")
+		return errors.New("--manifests and --kubeconfig both given: choose one source")
 	case cfg.Kubeconfig != "":
 		cfg.Source = "kubernetes"
 	case getenv("KUBERNETES_SERVICE_HOST") != "" && !given["manifests"]:
 		cfg.Source, cfg.InCluster = "kubernetes", true
 	}
-	for _, ns := range strings.Split(*watchNamespaces, ",") {
+	for _, ns := range strings.Split(*text.watchNamespaces, ",") {
 		if ns = strings.TrimSpace(ns); ns != "" {
 			cfg.WatchNamespaces = append(cfg.WatchNamespaces, ns)
 		}
 	}
-	for _, a := range strings.Split(*publishAddress, ",") {
+	for _, a := range strings.Split(*text.publishAddress, ",") {
 		if a = strings.TrimSpace(a); a != "" {
 			cfg.Publish.Fixed = append(cfg.Publish.Fixed, a)
 		}
 	}
-	if cfg.Publish.Service, err = parseNamespacedName(*publishService); err != nil {
-		return nil, fmt.Errorf("--publish-service: %w", err)
+	var err error
+	if cfg.Publish.Service, err = parseNamespacedName(*text.publishService); err != nil {
+		return fmt.Errorf("--publish-service: %w", err)
 	}
 	if cfg.LeaderElectionNamespace == "" {
 		cfg.LeaderElectionNamespace = getenv("POD_NAMESPACE")
@@ -253,92 +320,132 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 		host, _ := os.Hostname()
 		cfg.Identity = fmt.Sprintf("%s-%d", host, os.Getpid())
 	}
-	if cfg.Fallback, err = parseNamespacedName(*fallback); err != nil {
-		return nil, fmt.Errorf("--fallback-service: %w", err)
+	return nil
+}
+
+// resolveRouting reads the fallback, the Gateway address pool and the body
+// limits.
+func (cfg *config) resolveRouting(text *flagText) error {
+	var err error
+	if cfg.Fallback, err = parseNamespacedName(*text.fallback); err != nil {
+		return fmt.Errorf("--fallback-service: %w", err)
 	}
-	if cfg.GatewayAddressPool, err = parsePrefixes(*gatewayPool); err != nil {
-		return nil, fmt.Errorf("--gateway-address-pool: %w", err)
+	if cfg.GatewayAddressPool, err = parsePrefixes(*text.gatewayPool); err != nil {
+		return fmt.Errorf("--gateway-address-pool: %w", err)
 	}
-	if cfg.ProxyProtocolFrom, err = parsePrefixes(*proxyProtocol); err != nil {
-		return nil, fmt.Errorf("--proxy-protocol-from: %w", err)
+	if cfg.Bodies.RetryBodyLimit < 1 || cfg.Bodies.MirrorBodyLimit < 1 || cfg.Bodies.MaxMirrorsInFlight < 1 {
+		return errors.New("--retry-body-limit, --mirror-body-limit and --max-mirrors-in-flight: must be at least 1")
 	}
-	if cfg.TrustedProxies, err = parsePrefixes(*trusted); err != nil {
-		return nil, fmt.Errorf("--trusted-proxies: %w", err)
+	return nil
+}
+
+// resolveListeners checks the listeners' addresses and certificate files
+// and reads the proxies in front.
+func (cfg *config) resolveListeners(text *flagText) error {
+	var err error
+	if cfg.ProxyProtocolFrom, err = parsePrefixes(*text.proxyProtocol); err != nil {
+		return fmt.Errorf("--proxy-protocol-from: %w", err)
 	}
-	if err := cfg.LogLevel.UnmarshalText([]byte(*level)); err != nil {
-		return nil, fmt.Errorf("--log-level: %q is not one of debug, info, warn, error", *level)
+	if cfg.TrustedProxies, err = parsePrefixes(*text.trusted); err != nil {
+		return fmt.Errorf("--trusted-proxies: %w", err)
 	}
-	if cfg.LogFormat != "text" && cfg.LogFormat != "json" {
-		return nil, fmt.Errorf("--log-format: %q is not text or json", cfg.LogFormat)
-	}
-	switch cfg.AccessLog {
-	case "off", "stdout", "stderr":
-	default:
-		return nil, fmt.Errorf("--access-log: %q is not off, stdout or stderr", cfg.AccessLog)
-	}
-	if *maxStreams == 0 || *maxStreams > 1<<31-1 {
-		return nil, fmt.Errorf("--http2-max-concurrent-streams: must be between 1 and 2147483647")
-	}
-	cfg.Limits.HTTP2MaxConcurrentStreams = uint32(*maxStreams)
-	if *maxFrame < 16<<10 || *maxFrame > 16<<20 {
-		return nil, fmt.Errorf("--http2-max-frame-size: must be between 16384 and 16777216")
-	}
-	cfg.Limits.HTTP2MaxReadFrameSize = uint32(*maxFrame)
 	if (cfg.DefaultCertFile == "") != (cfg.DefaultKeyFile == "") {
-		return nil, errors.New("--default-cert-file and --default-key-file must be given together")
+		return errors.New("--default-cert-file and --default-key-file must be given together")
 	}
 	if cfg.HTTPSAddr == "" && cfg.HTTPAddr == "" {
-		return nil, errors.New("--https-addr and --http-addr are both empty: nothing to serve")
+		return errors.New("--https-addr and --http-addr are both empty: nothing to serve")
 	}
 	for name, addr := range map[string]string{"--https-addr": cfg.HTTPSAddr, "--http-addr": cfg.HTTPAddr, "--admin-addr": cfg.AdminAddr} {
 		if addr == "" {
 			continue
 		}
 		if _, _, err := net.SplitHostPort(addr); err != nil {
-			return nil, fmt.Errorf("%s: %q is not HOST:PORT", name, addr)
+			return fmt.Errorf("%s: %q is not HOST:PORT", name, addr)
 		}
 	}
 	if cfg.RedirectHTTPSPort < 0 || cfg.RedirectHTTPSPort > 65535 {
-		return nil, fmt.Errorf("--redirect-https-port: %d is not a port", cfg.RedirectHTTPSPort)
+		return fmt.Errorf("--redirect-https-port: %d is not a port", cfg.RedirectHTTPSPort)
 	}
-	for name, d := range map[string]time.Duration{
+	return nil
+}
+
+// resolveLogs checks the log flags.
+func (cfg *config) resolveLogs(text *flagText) error {
+	if err := cfg.LogLevel.UnmarshalText([]byte(*text.level)); err != nil {
+		return fmt.Errorf("--log-level: %q is not one of debug, info, warn, error", *text.level)
+	}
+	if cfg.LogFormat != "text" && cfg.LogFormat != "json" {
+		return fmt.Errorf("--log-format: %q is not text or json", cfg.LogFormat)
+	}
+	switch cfg.AccessLog {
+	case "off", "stdout", "stderr":
+	default:
+		return fmt.Errorf("--access-log: %q is not off, stdout or stderr", cfg.AccessLog)
+	}
+	return nil
+}
+
+// resolveFrontDoorLimits checks the limits on client connections.
+func (cfg *config) resolveFrontDoorLimits(text *flagText) error {
+	if *text.maxStreams == 0 || *text.maxStreams > 1<<31-1 {
+		return fmt.Errorf("--http2-max-concurrent-streams: must be between 1 and 2147483647")
+	}
+	cfg.Limits.HTTP2MaxConcurrentStreams = uint32(*text.maxStreams)
+	if *text.maxFrame < 16<<10 || *text.maxFrame > 16<<20 {
+		return fmt.Errorf("--http2-max-frame-size: must be between 16384 and 16777216")
+	}
+	cfg.Limits.HTTP2MaxReadFrameSize = uint32(*text.maxFrame)
+	if err := positive(map[string]time.Duration{
 		"--read-header-timeout": cfg.Limits.ReadHeaderTimeout, "--idle-timeout": cfg.Limits.IdleTimeout,
+	}); err != nil {
+		return err
+	}
+	if cfg.Limits.MaxHeaderBytes < 4096 {
+		return errors.New("--max-header-bytes: must be at least 4096")
+	}
+	return nil
+}
+
+// resolveUpstream checks the upstream flags and hands the upstream its
+// share of the rest (the trusted proxies).
+func (cfg *config) resolveUpstream(text *flagText) error {
+	if err := positive(map[string]time.Duration{
 		"--upstream-dial-timeout": cfg.Upstream.DialTimeout, "--upstream-response-header-timeout": cfg.Upstream.ResponseHeaderTimeout,
 		"--upstream-idle-timeout": cfg.Upstream.IdleConnTimeout,
 		"--client-body-timeout":   cfg.Upstream.ClientBodyTimeout, "--send-timeout": cfg.Upstream.SendTimeout,
 		"--upstream-read-timeout": cfg.Upstream.UpstreamReadTimeout, "--upstream-send-timeout": cfg.Upstream.UpstreamSendTimeout,
 		"--tunnel-idle-timeout": cfg.Upstream.TunnelIdleTimeout,
-	} {
-		if d <= 0 {
-			return nil, fmt.Errorf("%s: must be positive", name)
-		}
-	}
-	if cfg.Limits.MaxHeaderBytes < 4096 {
-		return nil, errors.New("--max-header-bytes: must be at least 4096")
+	}); err != nil {
+		return err
 	}
 	if cfg.Upstream.MaxResponseHeaderBytes < 4096 {
-		return nil, errors.New("--upstream-max-response-header-bytes: must be at least 4096")
-	}
-	if cfg.Bodies.RetryBodyLimit < 1 || cfg.Bodies.MirrorBodyLimit < 1 || cfg.Bodies.MaxMirrorsInFlight < 1 {
-		return nil, errors.New("--retry-body-limit, --mirror-body-limit and --max-mirrors-in-flight: must be at least 1")
+		return errors.New("--upstream-max-response-header-bytes: must be at least 4096")
 	}
 	if cfg.Upstream.MaxInformationalResponses < 1 {
-		return nil, errors.New("--upstream-max-informational-responses: must be at least 1")
+		return errors.New("--upstream-max-informational-responses: must be at least 1")
 	}
 	if cfg.Upstream.ClientDialBurst < 1 || cfg.Upstream.ClientDialRate < 1 {
-		return nil, errors.New("--upstream-client-dial-burst and --upstream-client-dial-rate: must be at least 1")
+		return errors.New("--upstream-client-dial-burst and --upstream-client-dial-rate: must be at least 1")
 	}
 	if cfg.Upstream.MaxIdleConnsPerEndpoint < 0 {
-		return nil, errors.New("--upstream-max-idle-per-endpoint: must not be negative")
+		return errors.New("--upstream-max-idle-per-endpoint: must not be negative")
 	}
 	cfg.Upstream.TrustedProxies = cfg.TrustedProxies
-	if cfg.Upstream.AllowedUpgrades, err = parseUpgrades(*allowedUpgrades); err != nil {
-		return nil, fmt.Errorf("--allowed-upgrades: %w", err)
+	var err error
+	if cfg.Upstream.AllowedUpgrades, err = parseUpgrades(*text.allowedUpgrades); err != nil {
+		return fmt.Errorf("--allowed-upgrades: %w", err)
 	}
-	if err := cfg.ACME.validate(cfg); err != nil {
-		return nil, err
+	return nil
+}
+
+// positive checks that each duration flag, by name, is above zero.
+func positive(durations map[string]time.Duration) error {
+	for name, d := range durations {
+		if d <= 0 {
+			return fmt.Errorf("%s: must be positive", name)
+		}
 	}
-	return cfg, nil
+	return nil
 }
 
 // applyEnv sets each flag from its environment variable, before the command

@@ -16,6 +16,8 @@ import (
 	gatewayclient "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
 
 	"portico.dev/portico/hack/controlplane"
+
+	"portico.dev/portico/internal/testkit"
 )
 
 // TestGatewayAPIKubernetesMode installs the Gateway API CRDs into a cluster
@@ -85,7 +87,7 @@ func TestGatewayAPIKubernetesMode(t *testing.T) {
 	// Discovery is asked every 10s; the deadline below is a safety net.
 	slow := func(what string, check func() error) {
 		t.Helper()
-		eventuallyWithin(t, 90*time.Second, what, check)
+		testkit.Eventually(t, 90*time.Second, what, check)
 	}
 	c := &http.Client{Transport: &http.Transport{DialContext: f.gw.dialGateway(fmt.Sprintf("127.0.0.1:%d", port))}}
 	defer c.CloseIdleConnections()

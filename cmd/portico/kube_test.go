@@ -20,6 +20,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"portico.dev/portico/hack/controlplane"
+
+	"portico.dev/portico/internal/testkit"
 )
 
 // TestKubernetesMode runs Portico against a real kube-apiserver, etcd and
@@ -331,24 +333,7 @@ func expectBody(c *http.Client, url, wantPrefix string) error {
 // not a speed assertion.
 func eventually(t testing.TB, what string, check func() error) {
 	t.Helper()
-	eventuallyWithin(t, 30*time.Second, what, check)
-}
-
-// eventuallyWithin is eventually with another safety net, for changes that
-// wait on a periodic check (the Gateway API discovery every 10s).
-func eventuallyWithin(t testing.TB, limit time.Duration, what string, check func() error) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %v", what, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testkit.Eventually(t, 30*time.Second, what, check)
 }
 
 // BenchmarkConvergence measures, for each change, the time from the API

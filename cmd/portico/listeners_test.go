@@ -3,17 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	stdtls "crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptrace"
@@ -31,6 +25,8 @@ import (
 	"portico.dev/portico/snapshot"
 	porticotls "portico.dev/portico/tls"
 	"portico.dev/portico/upstream"
+
+	"portico.dev/portico/internal/testkit"
 )
 
 // nameForwarder answers every request with its backend's name, after
@@ -79,12 +75,12 @@ func freePort(t *testing.T) int32 {
 }
 
 func tableTo(backend string) *routing.Table {
-	table, _ := routing.CompileHosts(routing.GatewayHosts, []*routing.Route{{
+	table, _ := routing.CompileListeners([]routing.ListenerRoutes{{Routes: []*routing.Route{{
 		Source:   routing.Source{Kind: "HTTPRoute", Namespace: "shop", Name: backend},
 		PathKind: routing.PathPrefix,
 		Path:     "/",
 		Backend:  &upstream.Backend{Name: backend},
-	}}, nil)
+	}}}}, nil)
 	return table
 }
 
@@ -320,33 +316,9 @@ func TestFailedBindIsRetried(t *testing.T) {
 // issued.
 func testClientCA(t *testing.T) (caPEM []byte, client stdtls.Certificate) {
 	t.Helper()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "client CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, caKey.Public(), caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caCert, _ := x509.ParseCertificate(caDER)
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{
-		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "client"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}, caCert, key.Public(), caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), stdtls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+	ca := testkit.NewCA(t, "client CA")
+	c := ca.Issue(t, testkit.Leaf{CommonName: "client", ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+	return ca.PEM, c.TLSCertificate()
 }
 
 // TestGatewaySocketValidatesClientCertificates: an HTTPS Gateway socket

@@ -2,17 +2,10 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	stdtls "crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -24,6 +17,8 @@ import (
 
 	"portico.dev/portico/snapshot"
 	porticotls "portico.dev/portico/tls"
+
+	"portico.dev/portico/internal/testkit"
 )
 
 // startOCSPResponder answers every OCSP request "good", signed by ca.
@@ -56,28 +51,8 @@ func startOCSPResponder(t *testing.T, ca *testCA) (url string, requests *atomic.
 // issueWithOCSP returns a chain (leaf, then ca) whose leaf names responder.
 func (ca *testCA) issueWithOCSP(t *testing.T, serial int64, responder string, hosts ...string) (certPEM, keyPEM []byte) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial),
-		Subject:      pkix.Name{CommonName: hosts[0]},
-		DNSNames:     hosts,
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		OCSPServer:   []string{responder},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, _ := x509.MarshalECPrivateKey(key)
-	certPEM = append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.cert.Raw})...)
-	return certPEM, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
+	c := ca.kit.Issue(t, testkit.Leaf{DNSNames: hosts, Serial: serial, OCSPServer: []string{responder}})
+	return append(c.CertPEM, ca.kit.PEM...), c.KeyPEM
 }
 
 func (e *env) handshakeOCSP(serverName string) ([]byte, error) {

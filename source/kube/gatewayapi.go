@@ -23,10 +23,10 @@ import (
 	"portico.dev/portico/snapshot"
 )
 
-// DefaultDiscoveryInterval is how often the source asks the API server
+// defaultDiscoveryInterval is how often the source asks the API server
 // whether the Gateway API CRDs appeared or went away. Installing them is
 // rare; a few seconds' delay before the first Gateway is served is fine.
-const DefaultDiscoveryInterval = 10 * time.Second
+const defaultDiscoveryInterval = 10 * time.Second
 
 // gatewaySyncWait bounds how long the first snapshot waits for the Gateway
 // API informers. They can fail to list for good (RBAC missing for the
@@ -189,7 +189,7 @@ func (w *gatewayWatch) interval() time.Duration {
 	if w.source.DiscoveryInterval > 0 {
 		return w.source.DiscoveryInterval
 	}
-	return DefaultDiscoveryInterval
+	return defaultDiscoveryInterval
 }
 
 // discover reports whether every resource in gatewayResources is served,

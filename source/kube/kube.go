@@ -37,12 +37,12 @@ import (
 
 // Defaults for coalescing events.
 const (
-	// DefaultQuiet is how long the source waits for more events before it
+	// defaultQuiet is how long the source waits for more events before it
 	// rebuilds: a rollout or a Helm release changes many objects at once.
-	DefaultQuiet = 100 * time.Millisecond
-	// DefaultMaxDelay bounds how long a steady stream of events can hold
+	defaultQuiet = 100 * time.Millisecond
+	// defaultMaxDelay bounds how long a steady stream of events can hold
 	// a rebuild back.
-	DefaultMaxDelay = time.Second
+	defaultMaxDelay = time.Second
 )
 
 // tlsSecrets selects only TLS Secrets on the server side: clusters hold many
@@ -59,11 +59,12 @@ type Source struct {
 	// IngressClasses, GatewayClasses and Namespaces are cluster-scoped and
 	// always watched.
 	Namespaces []string
-	Quiet      time.Duration
-	MaxDelay   time.Duration
+	// Quiet and MaxDelay coalesce events into rebuilds; zero means
+	// defaultQuiet (100 ms) and defaultMaxDelay (1 s).
+	Quiet    time.Duration
+	MaxDelay time.Duration
 	// DiscoveryInterval is how often the API server is asked whether the
-	// Gateway API CRDs were installed (or removed); DefaultDiscoveryInterval
-	// when zero.
+	// Gateway API CRDs were installed (or removed); zero means 10 s.
 	DiscoveryInterval time.Duration
 	Logger            *slog.Logger
 }
@@ -91,10 +92,10 @@ func (s *Source) Run(ctx context.Context, onChange func(snapshot.Objects)) error
 	log = log.With("source", "kubernetes")
 	quiet, maxDelay := s.Quiet, s.MaxDelay
 	if quiet <= 0 {
-		quiet = DefaultQuiet
+		quiet = defaultQuiet
 	}
 	if maxDelay < quiet {
-		maxDelay = max(DefaultMaxDelay, quiet)
+		maxDelay = max(defaultMaxDelay, quiet)
 	}
 
 	changed := make(chan struct{}, 1)

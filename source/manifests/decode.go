@@ -10,10 +10,7 @@ import (
 	"strconv"
 	"strings"
 
-	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
-	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -27,8 +24,8 @@ import (
 )
 
 // apiGroups are the API groups whose kinds the decoder recognises. Serving a
-// new group is one more entry here plus its cases in keep; kinds of groups
-// missing here are reported as not served.
+// new group is one more entry here plus its kinds in snapshot.Kinds; kinds
+// of groups missing here are reported as not served.
 var apiGroups = []func(*runtime.Scheme) error{
 	clientgoscheme.AddToScheme,
 	gatewayv1.Install,
@@ -241,58 +238,8 @@ func (d *decoded) decodeObject(file string, doc int, h header, js []byte, prefix
 // API server would apply on create. A non-nil strictErr is reported against
 // the object once it is named.
 func (d *decoded) keep(file string, doc int, obj runtime.Object, gvk schema.GroupVersionKind, prefix string, strictErr error) {
-	var kind string
-	namespaced := true
-	switch o := obj.(type) {
-	case *networkingv1.Ingress:
-		kind = "Ingress"
-	case *networkingv1.IngressClass:
-		kind, namespaced = "IngressClass", false
-	case *corev1.Service:
-		kind = "Service"
-	case *corev1.Endpoints:
-		kind = "Endpoints"
-	case *discoveryv1.EndpointSlice:
-		kind = "EndpointSlice"
-	case *corev1.Secret:
-		mergeStringData(o)
-		if o.Type != corev1.SecretTypeTLS {
-			d.notes = append(d.notes, note{
-				level:  slog.LevelDebug,
-				doc:    doc,
-				object: objectKey{Kind: "Secret", Namespace: namespaceOrDefault(o.Namespace), Name: o.Name}.String(),
-				msg:    fmt.Sprintf("skipping Secret of type %q: only %s Secrets are read", secretType(o), corev1.SecretTypeTLS),
-			})
-			return
-		}
-		kind = "Secret"
-	case *corev1.Namespace:
-		kind, namespaced = "Namespace", false
-		defaultNamespace(o)
-	case *gatewayv1.GatewayClass:
-		kind, namespaced = "GatewayClass", false
-	case *gatewayv1.Gateway:
-		kind = "Gateway"
-		defaultGateway(o)
-	case *gatewayv1.HTTPRoute:
-		kind = "HTTPRoute"
-		defaultHTTPRoute(o)
-	case *gatewayv1.ReferenceGrant:
-		kind = "ReferenceGrant"
-	case *gatewayv1.ListenerSet:
-		kind = "ListenerSet"
-		defaultListenerSet(o)
-	case *gatewayv1.BackendTLSPolicy:
-		// Its CRD declares no defaults for spec fields.
-		kind = "BackendTLSPolicy"
-	case *corev1.ConfigMap:
-		// CA bundles (ca.crt) for BackendTLSPolicies and Gateway client
-		// certificate validation; other ConfigMaps are kept too, unread.
-		kind = "ConfigMap"
-	case *certificatesv1.ClusterTrustBundle:
-		// Cluster-wide CA bundles the same references may name.
-		kind, namespaced = "ClusterTrustBundle", false
-	default:
+	k := snapshot.KindOf(obj)
+	if k == nil {
 		if meta.IsListType(obj) {
 			d.expandTypedList(file, doc, obj, gvk, prefix)
 			return
@@ -304,6 +251,17 @@ func (d *decoded) keep(file string, doc int, obj runtime.Object, gvk schema.Grou
 		d.notServed(doc, object, gvk)
 		return
 	}
+	k.Default(obj)
+	if s, ok := obj.(*corev1.Secret); ok && s.Type != corev1.SecretTypeTLS {
+		d.notes = append(d.notes, note{
+			level:  slog.LevelDebug,
+			doc:    doc,
+			object: objectKey{Kind: k.Name, Namespace: namespaceOrDefault(s.Namespace), Name: s.Name}.String(),
+			msg:    fmt.Sprintf("skipping Secret of type %q: only %s Secrets are read", secretType(s), corev1.SecretTypeTLS),
+		})
+		return
+	}
+	kind, namespaced := k.Name, k.Namespaced
 
 	m, err := meta.Accessor(obj)
 	if err != nil {
@@ -379,21 +337,6 @@ func secretType(s *corev1.Secret) corev1.SecretType {
 		return corev1.SecretTypeOpaque
 	}
 	return s.Type
-}
-
-// mergeStringData folds stringData into data as the API server does on
-// write: stringData wins over data for the same key.
-func mergeStringData(s *corev1.Secret) {
-	if len(s.StringData) == 0 {
-		return
-	}
-	if s.Data == nil {
-		s.Data = make(map[string][]byte, len(s.StringData))
-	}
-	for k, v := range s.StringData {
-		s.Data[k] = []byte(v)
-	}
-	s.StringData = nil
 }
 
 var yamlLine = regexp.MustCompile(`\bline (\d+)\b`)

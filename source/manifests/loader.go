@@ -11,12 +11,6 @@ import (
 	"slices"
 	"time"
 
-	certificatesv1 "k8s.io/api/certificates/v1"
-	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
-	networkingv1 "k8s.io/api/networking/v1"
-	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
-
 	"portico.dev/portico/snapshot"
 )
 
@@ -215,38 +209,7 @@ func (l *loader) assemble() (snapshot.Objects, []Problem) {
 				continue
 			}
 			defined[e.key] = origin{file: st.found.path, doc: e.doc}
-			switch o := e.obj.(type) {
-			case *networkingv1.Ingress:
-				objs.Ingresses = append(objs.Ingresses, o)
-			case *networkingv1.IngressClass:
-				objs.IngressClasses = append(objs.IngressClasses, o)
-			case *corev1.Service:
-				objs.Services = append(objs.Services, o)
-			case *corev1.Endpoints:
-				objs.Endpoints = append(objs.Endpoints, o)
-			case *discoveryv1.EndpointSlice:
-				objs.EndpointSlices = append(objs.EndpointSlices, o)
-			case *corev1.Secret:
-				objs.Secrets = append(objs.Secrets, o)
-			case *corev1.Namespace:
-				objs.Namespaces = append(objs.Namespaces, o)
-			case *gatewayv1.GatewayClass:
-				objs.GatewayClasses = append(objs.GatewayClasses, o)
-			case *gatewayv1.Gateway:
-				objs.Gateways = append(objs.Gateways, o)
-			case *gatewayv1.HTTPRoute:
-				objs.HTTPRoutes = append(objs.HTTPRoutes, o)
-			case *gatewayv1.ReferenceGrant:
-				objs.ReferenceGrants = append(objs.ReferenceGrants, o)
-			case *gatewayv1.BackendTLSPolicy:
-				objs.BackendTLSPolicies = append(objs.BackendTLSPolicies, o)
-			case *gatewayv1.ListenerSet:
-				objs.ListenerSets = append(objs.ListenerSets, o)
-			case *corev1.ConfigMap:
-				objs.ConfigMaps = append(objs.ConfigMaps, o)
-			case *certificatesv1.ClusterTrustBundle:
-				objs.ClusterTrustBundles = append(objs.ClusterTrustBundles, o)
-			}
+			objs.Add(e.obj)
 		}
 	}
 	return objs, problems

@@ -22,8 +22,8 @@ import (
 	"portico.dev/portico/snapshot"
 )
 
-// DefaultInterval is how often Source polls the folder when Interval is zero.
-const DefaultInterval = 250 * time.Millisecond
+// defaultInterval is how often Source polls the folder when Interval is zero.
+const defaultInterval = 250 * time.Millisecond
 
 // Problem is one thing wrong with the folder's content: a file that cannot
 // be read, a document that does not decode, a duplicate object.
@@ -87,7 +87,7 @@ func Load(dir string) (snapshot.Objects, []Problem, error) {
 type Source struct {
 	// Dir is the folder to read, recursively.
 	Dir string
-	// Interval between polls; DefaultInterval when zero.
+	// Interval between polls; 250 ms when zero.
 	Interval time.Duration
 	// Logger receives problems and changes; slog.Default() when nil.
 	Logger *slog.Logger
@@ -110,7 +110,7 @@ func (s *Source) Run(ctx context.Context, onChange func(snapshot.Objects)) error
 	log = log.With(slog.String("source", "manifests"), slog.String("dir", s.Dir))
 	interval := s.Interval
 	if interval <= 0 {
-		interval = DefaultInterval
+		interval = defaultInterval
 	}
 
 	w := watcher{loader: newLoader(s.Dir), log: log, logged: map[string]bool{}}

@@ -30,7 +30,7 @@ import (
 	"github.com/caddyserver/certmagic"
 	"golang.org/x/time/rate"
 
-	"portico.dev/portico/snapshot"
+	"portico.dev/portico/hostname"
 )
 
 // Config configures a Manager. Zero optional fields take the documented
@@ -243,9 +243,12 @@ func (m *Manager) Expiring(now time.Time) map[string]time.Time {
 	return out
 }
 
-// Allowed reports whether name may be served (and ordered) by ACME now.
+// Allowed reports whether name, as a client sent it in SNI or in the Host
+// header, may be served (and ordered) by ACME now: whether the sorted
+// Config.Hosts list holds it, ignoring case and a trailing dot.
 func (m *Manager) Allowed(name string) bool {
-	return snapshot.ACMEHostAllowed(m.cfg.Hosts(), name)
+	_, found := slices.BinarySearch(m.cfg.Hosts(), hostname.Normalize(name))
+	return found
 }
 
 // decide is certmagic's on-demand gate, asked before a handshake loads or

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	stdtls "crypto/tls"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -20,7 +21,7 @@ import (
 
 // newOfflineManager returns a manager whose CA is never reached: these
 // tests cover what is decided before any order.
-func newOfflineManager(t *testing.T, hosts []string, logs *bytes.Buffer) *acme.Manager {
+func newOfflineManager(t testing.TB, hosts []string, logs *bytes.Buffer) *acme.Manager {
 	t.Helper()
 	m, err := acme.New(acme.Config{
 		DirectoryURL: "https://127.0.0.1:1/dir",
@@ -34,6 +35,43 @@ func newOfflineManager(t *testing.T, hosts []string, logs *bytes.Buffer) *acme.M
 	}
 	t.Cleanup(m.Stop)
 	return m
+}
+
+func TestAllowed(t *testing.T) {
+	var logs bytes.Buffer
+	m := newOfflineManager(t, []string{"a.example.org", "b.example.org", "new.example.org"}, &logs)
+	for _, tc := range []struct {
+		sni  string
+		want bool
+	}{
+		{"a.example.org", true},
+		{"New.Example.Org.", true},
+		{"c.example.org", false},
+		{"example.org", false},
+		{"x.a.example.org", false},
+		{"", false},
+	} {
+		if got := m.Allowed(tc.sni); got != tc.want {
+			t.Errorf("Allowed(%q) = %v, want %v", tc.sni, got, tc.want)
+		}
+	}
+}
+
+// BenchmarkAllowed is the cost of the ACME name check on a handshake, with
+// a thousand ACME hosts.
+func BenchmarkAllowed(b *testing.B) {
+	var hosts []string
+	for i := range 1000 {
+		hosts = append(hosts, fmt.Sprintf("h%04d.example.org", i))
+	}
+	var logs bytes.Buffer
+	m := newOfflineManager(b, hosts, &logs)
+	b.ReportAllocs()
+	for b.Loop() {
+		if !m.Allowed("h0500.example.org") || m.Allowed("stranger.example.org") {
+			b.Fatal("wrong answer")
+		}
+	}
 }
 
 func TestChainPrecedence(t *testing.T) {

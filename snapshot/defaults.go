@@ -1,4 +1,4 @@
-package manifests
+package snapshot
 
 import (
 	corev1 "k8s.io/api/core/v1"
@@ -6,17 +6,17 @@ import (
 )
 
 // The API server fills in the defaults that the Gateway API CRDs' schemas
-// declare before anyone reads an object; a folder has no API server, so
-// the decoder applies the same ones here, and the builder sees the same
-// objects in both modes. Each function mirrors the `default:` entries of
-// the CRD (config/crd/standard in the gateway-api module) for the fields
-// Portico reads.
+// declare before anyone reads an object; a manifest folder has no API
+// server, so its source applies the same ones (through Kind.Default), and
+// the builder sees the same objects in both modes. Each function mirrors
+// the `default:` entries of the CRD (config/crd/standard in the
+// gateway-api module) for the fields Portico reads.
 
 func defaultGateway(gw *gatewayv1.Gateway) {
 	for i := range gw.Spec.Addresses {
 		a := &gw.Spec.Addresses[i]
 		if a.Type == nil {
-			a.Type = ptr(gatewayv1.IPAddressType)
+			a.Type = ptrTo(gatewayv1.IPAddressType)
 		}
 	}
 	if al := gw.Spec.AllowedListeners; al != nil {
@@ -24,7 +24,7 @@ func defaultGateway(gw *gatewayv1.Gateway) {
 			al.Namespaces = &gatewayv1.ListenerNamespaces{}
 		}
 		if al.Namespaces.From == nil {
-			al.Namespaces.From = ptr(gatewayv1.NamespacesFromNone)
+			al.Namespaces.From = ptrTo(gatewayv1.NamespacesFromNone)
 		}
 	}
 	for i := range gw.Spec.Listeners {
@@ -37,10 +37,10 @@ func defaultGateway(gw *gatewayv1.Gateway) {
 func defaultListenerSet(ls *gatewayv1.ListenerSet) {
 	pr := &ls.Spec.ParentRef
 	if pr.Group == nil {
-		pr.Group = ptr(gatewayv1.Group(gatewayv1.GroupName))
+		pr.Group = ptrTo(gatewayv1.Group(gatewayv1.GroupName))
 	}
 	if pr.Kind == nil {
-		pr.Kind = ptr(gatewayv1.Kind("Gateway"))
+		pr.Kind = ptrTo(gatewayv1.Kind("Gateway"))
 	}
 	for i := range ls.Spec.Listeners {
 		e := &ls.Spec.Listeners[i]
@@ -59,24 +59,24 @@ func defaultListener(l *gatewayv1.Listener) {
 		l.AllowedRoutes.Namespaces = &gatewayv1.RouteNamespaces{}
 	}
 	if l.AllowedRoutes.Namespaces.From == nil {
-		l.AllowedRoutes.Namespaces.From = ptr(gatewayv1.NamespacesFromSame)
+		l.AllowedRoutes.Namespaces.From = ptrTo(gatewayv1.NamespacesFromSame)
 	}
 	for j := range l.AllowedRoutes.Kinds {
 		if l.AllowedRoutes.Kinds[j].Group == nil {
-			l.AllowedRoutes.Kinds[j].Group = ptr(gatewayv1.Group(gatewayv1.GroupName))
+			l.AllowedRoutes.Kinds[j].Group = ptrTo(gatewayv1.Group(gatewayv1.GroupName))
 		}
 	}
 	if l.TLS != nil {
 		if l.TLS.Mode == nil {
-			l.TLS.Mode = ptr(gatewayv1.TLSModeTerminate)
+			l.TLS.Mode = ptrTo(gatewayv1.TLSModeTerminate)
 		}
 		for j := range l.TLS.CertificateRefs {
 			ref := &l.TLS.CertificateRefs[j]
 			if ref.Group == nil {
-				ref.Group = ptr(gatewayv1.Group(corev1.GroupName))
+				ref.Group = ptrTo(gatewayv1.Group(corev1.GroupName))
 			}
 			if ref.Kind == nil {
-				ref.Kind = ptr(gatewayv1.Kind("Secret"))
+				ref.Kind = ptrTo(gatewayv1.Kind("Secret"))
 			}
 		}
 	}
@@ -99,13 +99,13 @@ func defaultHTTPRoute(r *gatewayv1.HTTPRoute) {
 		}
 		defaultFilters(rule.Filters)
 		if rule.Retry != nil && rule.Retry.Attempts == nil {
-			rule.Retry.Attempts = ptr(1)
+			rule.Retry.Attempts = ptrTo(1)
 		}
 		for j := range rule.BackendRefs {
 			ref := &rule.BackendRefs[j]
 			defaultBackendRef(&ref.BackendRef.BackendObjectReference)
 			if ref.Weight == nil {
-				ref.Weight = ptr(int32(1))
+				ref.Weight = ptrTo(int32(1))
 			}
 			defaultFilters(ref.Filters)
 		}
@@ -114,10 +114,10 @@ func defaultHTTPRoute(r *gatewayv1.HTTPRoute) {
 
 func defaultParentRef(ref *gatewayv1.ParentReference) {
 	if ref.Group == nil {
-		ref.Group = ptr(gatewayv1.Group(gatewayv1.GroupName))
+		ref.Group = ptrTo(gatewayv1.Group(gatewayv1.GroupName))
 	}
 	if ref.Kind == nil {
-		ref.Kind = ptr(gatewayv1.Kind("Gateway"))
+		ref.Kind = ptrTo(gatewayv1.Kind("Gateway"))
 	}
 }
 
@@ -126,19 +126,19 @@ func defaultMatch(m *gatewayv1.HTTPRouteMatch) {
 		m.Path = &gatewayv1.HTTPPathMatch{}
 	}
 	if m.Path.Type == nil {
-		m.Path.Type = ptr(gatewayv1.PathMatchPathPrefix)
+		m.Path.Type = ptrTo(gatewayv1.PathMatchPathPrefix)
 	}
 	if m.Path.Value == nil {
-		m.Path.Value = ptr("/")
+		m.Path.Value = ptrTo("/")
 	}
 	for i := range m.Headers {
 		if m.Headers[i].Type == nil {
-			m.Headers[i].Type = ptr(gatewayv1.HeaderMatchExact)
+			m.Headers[i].Type = ptrTo(gatewayv1.HeaderMatchExact)
 		}
 	}
 	for i := range m.QueryParams {
 		if m.QueryParams[i].Type == nil {
-			m.QueryParams[i].Type = ptr(gatewayv1.QueryParamMatchExact)
+			m.QueryParams[i].Type = ptrTo(gatewayv1.QueryParamMatchExact)
 		}
 	}
 }
@@ -149,22 +149,37 @@ func defaultFilters(filters []gatewayv1.HTTPRouteFilter) {
 		if f.RequestMirror != nil {
 			defaultBackendRef(&f.RequestMirror.BackendRef)
 			if fr := f.RequestMirror.Fraction; fr != nil && fr.Denominator == nil {
-				fr.Denominator = ptr(int32(100))
+				fr.Denominator = ptrTo(int32(100))
 			}
 		}
 		if f.RequestRedirect != nil && f.RequestRedirect.StatusCode == nil {
-			f.RequestRedirect.StatusCode = ptr(302)
+			f.RequestRedirect.StatusCode = ptrTo(302)
 		}
 	}
 }
 
 func defaultBackendRef(ref *gatewayv1.BackendObjectReference) {
 	if ref.Group == nil {
-		ref.Group = ptr(gatewayv1.Group(corev1.GroupName))
+		ref.Group = ptrTo(gatewayv1.Group(corev1.GroupName))
 	}
 	if ref.Kind == nil {
-		ref.Kind = ptr(gatewayv1.Kind("Service"))
+		ref.Kind = ptrTo(gatewayv1.Kind("Service"))
 	}
+}
+
+// mergeStringData folds stringData into data as the API server does on
+// write: stringData wins over data for the same key.
+func mergeStringData(s *corev1.Secret) {
+	if len(s.StringData) == 0 {
+		return
+	}
+	if s.Data == nil {
+		s.Data = make(map[string][]byte, len(s.StringData))
+	}
+	for k, v := range s.StringData {
+		s.Data[k] = []byte(v)
+	}
+	s.StringData = nil
 }
 
 // defaultNamespace adds the label the API server puts on every Namespace,
@@ -175,5 +190,3 @@ func defaultNamespace(ns *corev1.Namespace) {
 	}
 	ns.Labels[corev1.LabelMetadataName] = ns.Name
 }
-
-func ptr[T any](v T) *T { return &v }
