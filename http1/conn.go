@@ -55,8 +55,9 @@ type conn struct {
 	abort    context.CancelFunc
 
 	// The read buffer: unread bytes are buf[r:w].
-	buf  []byte
-	r, w int
+	buf     []byte
+	oneByte [1]byte // idleRead's
+	r, w    int
 	// rerr is a read error that ends the connection after the current
 	// response (the client went away, or sent garbage).
 	rerr error
@@ -69,6 +70,8 @@ type conn struct {
 	resp    response
 	reqHdr  http.Header
 	respHdr http.Header
+	// scratch holds the request working set while a request is served.
+	scratch *scratch
 	// values backs response.HeaderValues.
 	values []string
 	keys   []string
@@ -120,6 +123,54 @@ func (c *conn) initContext() {
 }
 
 var chunkedTE = []string{"chunked"}
+
+// scratch is what a connection needs only while it serves a request: the
+// header maps, the response's small-body buffer, the output buffer and the
+// value slices it lends. An idle keep-alive connection gives them back to
+// scratchPool, which cuts its heap by about 9 KiB (most of what the engine
+// itself holds per idle connection, measured with 2,000 idle TLS
+// connections); taking and returning them costs two pool operations per
+// request and no allocation once the pool is warm.
+type scratch struct {
+	reqHdr, respHdr http.Header
+	pending, out    []byte
+	values          []string
+}
+
+var scratchPool = sync.Pool{New: func() any {
+	return &scratch{
+		reqHdr:  make(http.Header, 16),
+		respHdr: make(http.Header, 16),
+		pending: make([]byte, 0, smallBody),
+	}
+}}
+
+// takeScratch gives the connection a request's working set.
+func (c *conn) takeScratch() {
+	if c.scratch != nil {
+		return
+	}
+	sc := scratchPool.Get().(*scratch)
+	c.scratch = sc
+	c.reqHdr, c.respHdr, c.resp.pending, c.out, c.values = sc.reqHdr, sc.respHdr, sc.pending, sc.out, sc.values
+}
+
+// releaseScratch returns the working set while the connection is idle.
+// Nothing of the previous request may refer to it any more (see the
+// handler contract in the package documentation).
+func (c *conn) releaseScratch() {
+	sc := c.scratch
+	if sc == nil {
+		return
+	}
+	clear(c.reqHdr)
+	clear(c.respHdr)
+	clear(c.values)
+	sc.pending, sc.out, sc.values = c.resp.pending[:0], c.out[:0], c.values[:0]
+	c.scratch = nil
+	c.reqHdr, c.respHdr, c.resp.pending, c.out, c.values = nil, nil, nil, nil, nil
+	scratchPool.Put(sc)
+}
 
 // h2cPrefaceHead is the part of the HTTP/2 connection preface that parses
 // as an HTTP/1 head ("SM\r\n\r\n" follows it).
@@ -175,14 +226,14 @@ func (c *conn) serve() {
 				c.linger()
 			}
 			s.finish(c)
+			c.releaseScratch()
 		}
 	}()
-	c.buf = make([]byte, readBufferSize)
-	c.reqHdr = make(http.Header, 16)
-	c.respHdr = make(http.Header, 16)
+	c.buf = readBufferPool.Get().(*[readBufferSize]byte)[:]
 	first := true
 	for {
 		if !first {
+			c.releaseScratch()
 			if s.inShutdown.Load() {
 				return
 			}
@@ -205,6 +256,7 @@ func (c *conn) serve() {
 			return
 		}
 		s.setState(c, http.StateActive)
+		c.takeScratch()
 		if !c.serveRequest(head) {
 			return
 		}
@@ -234,7 +286,13 @@ func (c *conn) readHead(first bool) (string, *headError, error) {
 		if err := c.nc.SetReadDeadline(time.Now().Add(d)); err != nil {
 			return "", nil, err
 		}
-		n, err := c.nc.Read(c.buf)
+		var n int
+		var err error
+		if !first && c.tlsState != nil && len(c.buf) == readBufferSize {
+			n, err = c.idleRead()
+		} else {
+			n, err = c.nc.Read(c.buf)
+		}
 		c.w = n
 		if n == 0 {
 			if err == nil {
@@ -278,6 +336,27 @@ func (c *conn) readHead(first bool) (string, *headError, error) {
 		}
 	}
 }
+
+// idleRead waits for the first byte of an idle TLS connection's next
+// request without holding a read buffer: the buffer goes back to
+// readBufferPool meanwhile, which saves 4 KiB per idle connection. Reading
+// one byte decrypts the client's whole TLS record, so the next read (fill,
+// under the header timeout) takes the rest of it from crypto/tls without a
+// system call. Plain connections keep their buffer: there the second read
+// would be a system call per request.
+func (c *conn) idleRead() (int, error) {
+	readBufferPool.Put((*[readBufferSize]byte)(c.buf))
+	c.buf = nil
+	n, err := c.nc.Read(c.oneByte[:])
+	c.buf = readBufferPool.Get().(*[readBufferSize]byte)[:]
+	if n == 0 {
+		return 0, err
+	}
+	c.buf[0] = c.oneByte[0]
+	return 1, nil
+}
+
+var readBufferPool = sync.Pool{New: func() any { return new([readBufferSize]byte) }}
 
 func (c *conn) takeHead(end int, herr *headError) (string, *headError, error) {
 	if herr != nil {
