@@ -17,8 +17,14 @@ ADMIN_ADDR ?= 127.0.0.1:9090
 
 all: build
 
+# Stamped into `portico --version`. Outside a git checkout (a source
+# tarball) they fall back to "dev" and the commit Go records, if any.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+
 build:
-	$(GO) build -o $(BIN)/portico ./cmd/portico
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/portico ./cmd/portico
 	$(GO) build -o $(BIN)/demo-backends ./cmd/demo-backends
 
 # Starts the two demo backends on loopback and Portico on the quickstart
