@@ -46,6 +46,7 @@ test: fmt-check vet controlplane pebble
 	$(MAKE) fuzz-smoke
 	$(MAKE) conformance-test
 	$(MAKE) test-image
+	$(MAKE) test-dashboards
 
 vet:
 	$(GO) vet ./...
@@ -118,6 +119,18 @@ image:
 image-push:
 	@test -n "$(REGISTRY)" || { echo "usage: make image-push REGISTRY=registry.example.com/team"; exit 1; }
 	cd hack/image && $(GO) run . -out $(abspath $(IMAGE_DIR)) -push $(REGISTRY)/portico:$(IMAGE_TAG)
+
+# Every query of the Grafana dashboard evaluated by Debian's prometheus
+# scraping Portico (the image's binary) under loopback traffic.
+.PHONY: test-dashboards prometheus
+test-dashboards: image prometheus
+	PORTICO_BIN=$(abspath $(IMAGE_DIR))/portico-linux-$$($(GO) env GOARCH) \
+		$(GO) test -count=1 -timeout 5m -run TestDashboardAgainstPrometheus -v ./examples/dashboards
+
+prometheus:
+	@command -v prometheus >/dev/null || { \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get update && apt-get install -y --no-install-recommends prometheus; }
 
 # The built image checked: its config, and its binary run from the unpacked
 # root filesystem in a chroot (root; skipped otherwise).
