@@ -47,6 +47,7 @@ test: fmt-check vet controlplane pebble
 	$(MAKE) conformance-test
 	$(MAKE) test-image
 	$(MAKE) test-dashboards
+	$(MAKE) test-chart
 
 vet:
 	$(GO) vet ./...
@@ -131,6 +132,18 @@ prometheus:
 	@command -v prometheus >/dev/null || { \
 		export DEBIAN_FRONTEND=noninteractive; \
 		apt-get update && apt-get install -y --no-install-recommends prometheus; }
+
+# The Helm chart's tests (the charts module, Helm v4 as a library): the
+# renders, the schema, each value, and examples/deploy/ equal to the chart.
+.PHONY: test-chart chart-generate
+test-chart:
+	cd charts && $(GO) vet ./... && $(GO) test -count=1 -timeout 20m ./...
+
+# Rewrites what is generated from the chart and for it: examples/deploy/
+# (the default render) and the chart's copies of the dashboard and of the
+# Gateway API CRDs.
+chart-generate:
+	cd charts && $(GO) test -count=1 -run 'TestChartFilesMatchSources|TestExamplesDeployIsTheChart' . -update
 
 # The built image checked: its config, and its binary run from the unpacked
 # root filesystem in a chroot (root; skipped otherwise).

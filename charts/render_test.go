@@ -1,0 +1,158 @@
+// Package charts holds Portico's Helm chart (portico/) and its tests, with
+// Helm v4 as a library: the chart rendered with its defaults and with each
+// value, the schema refusing typos, examples/deploy/ kept equal to the
+// default render, and a real install on the local control plane.
+package charts
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"io"
+	"os"
+	"strings"
+	"testing"
+
+	"helm.sh/helm/v4/pkg/action"
+	"helm.sh/helm/v4/pkg/chart/common"
+	"helm.sh/helm/v4/pkg/chart/loader"
+	release "helm.sh/helm/v4/pkg/release/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+)
+
+var update = flag.Bool("update", false, "rewrite the generated files (examples/deploy/portico.yaml, the chart's copies of the dashboard and CRDs) instead of comparing")
+
+const (
+	chartDir    = "portico"
+	releaseName = "portico"
+	namespace   = "portico"
+	kubeVersion = "v1.37.2"
+)
+
+// render is `helm template`: the chart with vals, as release "portico" in
+// namespace "portico", for a cluster that also serves apiVersions.
+func render(t *testing.T, vals map[string]any, apiVersions ...string) (string, error) {
+	t.Helper()
+	ch, err := loader.Load(chartDir)
+	if err != nil {
+		t.Fatalf("loading the chart: %v", err)
+	}
+	install := action.NewInstall(action.NewConfiguration())
+	install.DryRunStrategy = action.DryRunClient
+	install.ReleaseName = releaseName
+	install.Namespace = namespace
+	install.APIVersions = apiVersions
+	// The version of the local control plane the install test runs on;
+	// Helm's offline default is far older than the chart supports.
+	kv, err := common.ParseKubeVersion(kubeVersion)
+	if err != nil {
+		t.Fatal(err)
+	}
+	install.KubeVersion = kv
+	rel, err := install.Run(ch, vals)
+	if err != nil {
+		return "", err
+	}
+	r, ok := rel.(*release.Release)
+	if !ok {
+		t.Fatalf("install returned %T", rel)
+	}
+	return r.Manifest, nil
+}
+
+func mustRender(t *testing.T, vals map[string]any, apiVersions ...string) []*unstructured.Unstructured {
+	t.Helper()
+	manifest, err := render(t, vals, apiVersions...)
+	if err != nil {
+		t.Fatalf("render: %v", err)
+	}
+	return parse(t, manifest)
+}
+
+// parse splits a rendered manifest into objects.
+func parse(t *testing.T, manifest string) []*unstructured.Unstructured {
+	t.Helper()
+	dec := utilyaml.NewYAMLOrJSONDecoder(strings.NewReader(manifest), 4096)
+	var objs []*unstructured.Unstructured
+	for {
+		var m map[string]any
+		err := dec.Decode(&m)
+		if errors.Is(err, io.EOF) {
+			return objs
+		}
+		if err != nil {
+			t.Fatalf("rendered YAML: %v", err)
+		}
+		if m == nil {
+			continue
+		}
+		objs = append(objs, &unstructured.Unstructured{Object: m})
+	}
+}
+
+func find(objs []*unstructured.Unstructured, kind, name string) *unstructured.Unstructured {
+	for _, o := range objs {
+		if o.GetKind() == kind && (name == "" || o.GetName() == name) {
+			return o
+		}
+	}
+	return nil
+}
+
+func count(objs []*unstructured.Unstructured, kind string) int {
+	n := 0
+	for _, o := range objs {
+		if o.GetKind() == kind {
+			n++
+		}
+	}
+	return n
+}
+
+func deployment(t *testing.T, objs []*unstructured.Unstructured) *appsv1.Deployment {
+	t.Helper()
+	u := find(objs, "Deployment", "portico")
+	if u == nil {
+		t.Fatal("no Deployment portico")
+	}
+	var d appsv1.Deployment
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructuredWithValidation(u.Object, &d, true); err != nil {
+		t.Fatalf("Deployment: %v", err)
+	}
+	return &d
+}
+
+// arg is the value of --name in the container's args, and whether it is there.
+func arg(d *appsv1.Deployment, name string) (string, bool) {
+	for _, a := range d.Spec.Template.Spec.Containers[0].Args {
+		if v, ok := strings.CutPrefix(a, "--"+name+"="); ok {
+			return v, true
+		}
+		if a == "--"+name {
+			return "true", true
+		}
+	}
+	return "", false
+}
+
+// compareOrUpdate checks that the file at path holds want, or with -update
+// writes it.
+func compareOrUpdate(t *testing.T, path string, want []byte, regenerate string) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(path, want, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	got, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s is not what it is generated from; run %s", path, regenerate)
+	}
+}
