@@ -8,15 +8,18 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"os"
 	"strings"
 	"testing"
 
-	"helm.sh/helm/v4/pkg/action"
 	"helm.sh/helm/v4/pkg/chart/common"
-	"helm.sh/helm/v4/pkg/chart/loader"
-	release "helm.sh/helm/v4/pkg/release/v1"
+	"helm.sh/helm/v4/pkg/chart/common/util"
+	"helm.sh/helm/v4/pkg/chart/v2/loader"
+	chartutil "helm.sh/helm/v4/pkg/chart/v2/util"
+	"helm.sh/helm/v4/pkg/engine"
+	releaseutil "helm.sh/helm/v4/pkg/release/v1/util"
 	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -33,34 +36,48 @@ const (
 )
 
 // render is `helm template`: the chart with vals, as release "portico" in
-// namespace "portico", for a cluster that also serves apiVersions.
+// namespace "portico", for a Kubernetes v1.37 cluster that also serves
+// apiVersions. It uses Helm's engine, values and schema code directly
+// rather than the install action, whose dependencies (kubectl, registries,
+// plugins, storage drivers) would double the build of these tests.
 func render(t *testing.T, vals map[string]any, apiVersions ...string) (string, error) {
 	t.Helper()
 	ch, err := loader.Load(chartDir)
 	if err != nil {
 		t.Fatalf("loading the chart: %v", err)
 	}
-	install := action.NewInstall(action.NewConfiguration())
-	install.DryRunStrategy = action.DryRunClient
-	install.ReleaseName = releaseName
-	install.Namespace = namespace
-	install.APIVersions = apiVersions
-	// The version of the local control plane the install test runs on;
-	// Helm's offline default is far older than the chart supports.
+	caps := common.DefaultCapabilities.Copy()
 	kv, err := common.ParseKubeVersion(kubeVersion)
 	if err != nil {
 		t.Fatal(err)
 	}
-	install.KubeVersion = kv
-	rel, err := install.Run(ch, vals)
+	caps.KubeVersion = *kv
+	caps.APIVersions = append(caps.APIVersions, apiVersions...)
+	if c := ch.Metadata.KubeVersion; c != "" && !chartutil.IsCompatibleRange(c, kv.String()) {
+		return "", fmt.Errorf("chart requires kubeVersion %s, not %s", c, kv)
+	}
+	opts := common.ReleaseOptions{Name: releaseName, Namespace: namespace, Revision: 1, IsInstall: true}
+	values, err := util.ToRenderValuesWithSchemaValidation(ch, vals, opts, caps, false)
 	if err != nil {
 		return "", err
 	}
-	r, ok := rel.(*release.Release)
-	if !ok {
-		t.Fatalf("install returned %T", rel)
+	files, err := engine.Render(ch, values)
+	if err != nil {
+		return "", err
 	}
-	return r.Manifest, nil
+	// As helm template: no hooks, the manifests in Helm's install order.
+	hooks, manifests, err := releaseutil.SortManifests(files, nil, releaseutil.InstallOrder)
+	if err != nil {
+		return "", err
+	}
+	if len(hooks) > 0 {
+		t.Errorf("the chart has %d hooks; the render here leaves them out", len(hooks))
+	}
+	var b strings.Builder
+	for _, m := range manifests {
+		fmt.Fprintf(&b, "---\n# Source: %s\n%s\n", m.Name, m.Content)
+	}
+	return b.String(), nil
 }
 
 func mustRender(t *testing.T, vals map[string]any, apiVersions ...string) []*unstructured.Unstructured {
