@@ -135,9 +135,11 @@ prometheus:
 
 # The Helm chart's tests (the charts module, Helm v4 as a library): the
 # renders, the schema, each value, and examples/deploy/ equal to the chart.
+# With -race like the root module's tests, whose compiled Kubernetes
+# packages it then reuses.
 .PHONY: test-chart chart-generate
 test-chart:
-	cd charts && $(GO) vet ./... && $(GO) test -count=1 -timeout 20m ./...
+	cd charts && $(GO) vet ./... && $(GO) test -race -count=1 -timeout 20m ./...
 
 # Rewrites what is generated from the chart and for it: examples/deploy/
 # (the default render) and the chart's copies of the dashboard and of the
