@@ -247,6 +247,16 @@ func TestChartValues(t *testing.T) {
 				t.Errorf("--fallback-service=%q", v)
 			}
 		}},
+		{"fallback in another namespace", "fallback: {enabled: true, namespace: legacy, addresses: [192.0.2.10]}", nil, func(t *testing.T, objs []*unstructured.Unstructured) {
+			for _, k := range []string{"Service", "Endpoints"} {
+				if o := find(objs, k, "legacy-fallback"); o == nil || o.GetNamespace() != "legacy" {
+					t.Errorf("%s legacy-fallback not in namespace legacy", k)
+				}
+			}
+			if v, _ := arg(deployment(t, objs), "fallback-service"); v != "legacy/legacy-fallback" {
+				t.Errorf("--fallback-service=%q", v)
+			}
+		}},
 		{"fallback to a Service managed elsewhere", "fallback: {enabled: true, name: old-site, namespace: legacy}", nil, func(t *testing.T, objs []*unstructured.Unstructured) {
 			if count(objs, "Endpoints") != 0 {
 				t.Error("Endpoints rendered without addresses")
