@@ -17,8 +17,14 @@ ADMIN_ADDR ?= 127.0.0.1:9090
 
 all: build
 
+# Stamped into `portico --version`. Outside a git checkout (a source
+# tarball) they fall back to "dev" and the commit Go records, if any.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+
 build:
-	$(GO) build -o $(BIN)/portico ./cmd/portico
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/portico ./cmd/portico
 	$(GO) build -o $(BIN)/demo-backends ./cmd/demo-backends
 
 # Starts the two demo backends on loopback and Portico on the quickstart
@@ -39,6 +45,9 @@ test: fmt-check vet controlplane pebble
 	$(MAKE) test-nethttp-engine
 	$(MAKE) fuzz-smoke
 	$(MAKE) conformance-test
+	$(MAKE) test-image
+	$(MAKE) test-dashboards
+	$(MAKE) test-chart
 
 vet:
 	$(GO) vet ./...
@@ -87,6 +96,63 @@ bench-go:
 
 clean:
 	rm -rf $(BIN)
+
+# The OCI image, built without a container engine (hack/image): static
+# binaries for each architecture, then an OCI layout in bin/image/oci/ and
+# docker load-able tarballs bin/image/portico-<arch>.tar.
+IMAGE_ARCHES := amd64 arm64
+IMAGE_DIR := $(BIN)/image
+REGISTRY ?=
+IMAGE_TAG ?= $(VERSION)
+
+.PHONY: image image-push test-image
+image:
+	@for arch in $(IMAGE_ARCHES); do \
+		echo "build portico-linux-$$arch"; \
+		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build -trimpath -ldflags '-s -w $(LDFLAGS)' \
+			-o $(IMAGE_DIR)/portico-linux-$$arch ./cmd/portico || exit 1; \
+	done
+	cd hack/image && $(GO) run . -binaries $(abspath $(IMAGE_DIR)) -out $(abspath $(IMAGE_DIR)) \
+		-version $(IMAGE_TAG) -commit $(COMMIT) \
+		-created $$(git log -1 --format=%cI 2>/dev/null || date -u +%Y-%m-%dT%H:%M:%SZ)
+
+# Pushes the index built by make image (both architectures) to
+# $(REGISTRY)/portico:$(IMAGE_TAG), with the credentials in
+# ~/.docker/config.json. Never run by the tests.
+image-push:
+	@test -n "$(REGISTRY)" || { echo "usage: make image-push REGISTRY=registry.example.com/team"; exit 1; }
+	cd hack/image && $(GO) run . -out $(abspath $(IMAGE_DIR)) -push $(REGISTRY)/portico:$(IMAGE_TAG)
+
+# Every query of the Grafana dashboard evaluated by Debian's prometheus
+# scraping Portico (the image's binary) under loopback traffic.
+.PHONY: test-dashboards prometheus
+test-dashboards: image prometheus
+	PORTICO_BIN=$(abspath $(IMAGE_DIR))/portico-linux-$$($(GO) env GOARCH) \
+		$(GO) test -count=1 -timeout 5m -run TestDashboardAgainstPrometheus -v ./examples/dashboards
+
+prometheus:
+	@command -v prometheus >/dev/null || { \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get update && apt-get install -y --no-install-recommends prometheus; }
+
+# The Helm chart's tests (the charts module, Helm v4 as a library): the
+# renders, the schema, each value, and examples/deploy/ equal to the chart.
+# With -race like the root module's tests, whose compiled Kubernetes
+# packages it then reuses.
+.PHONY: test-chart chart-generate
+test-chart:
+	cd charts && $(GO) vet ./... && $(GO) test -race -count=1 -timeout 20m ./...
+
+# Rewrites what is generated from the chart and for it: examples/deploy/
+# (the default render) and the chart's copies of the dashboard and of the
+# Gateway API CRDs.
+chart-generate:
+	cd charts && $(GO) test -count=1 -run 'TestChartFilesMatchSources|TestExamplesDeployIsTheChart' . -update
+
+# The built image checked: its config, and its binary run from the unpacked
+# root filesystem in a chroot (root; skipped otherwise).
+test-image: image
+	cd hack/image && $(GO) vet ./... && $(GO) test -count=1 -timeout 5m ./...
 
 # controlplane, cluster-up, cluster-down: the local kube-apiserver, etcd and
 # kube-controller-manager the integration tests run against.

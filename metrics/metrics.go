@@ -137,6 +137,12 @@ func (m *Metrics) Serving(s SnapshotServing) {
 	for k, n := range s.Problems {
 		m.problems.WithLabelValues(k[0], k[1]).Set(float64(n))
 	}
+	if len(s.Problems) == 0 {
+		// One series at 0 (its labels empty, so absent in Prometheus): with
+		// no series at all, sum(portico_config_problems) is empty and a
+		// dashboard shows "No data" for a healthy gateway instead of 0.
+		m.problems.WithLabelValues("", "").Set(0)
+	}
 	m.certsLoaded.Set(float64(len(s.CertificateExpiry)))
 	m.certExpiry.Reset()
 	for secret, notAfter := range s.CertificateExpiry {

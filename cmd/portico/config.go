@@ -107,6 +107,7 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 	if err != nil {
 		return nil, err
 	}
+	showVersion := registerVersionFlag(fs)
 	// A bad flag is reported in one line by the caller; the full usage is
 	// printed only when asked for with -h.
 	fs.SetOutput(io.Discard)
@@ -116,6 +117,11 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 			fs.Usage()
 		}
 		return nil, err
+	}
+	if *showVersion {
+		printVersion(versionOut)
+		// Done, like -h: main exits 0 on ErrHelp.
+		return nil, flag.ErrHelp
 	}
 	given := fromEnv
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
