@@ -26,6 +26,8 @@ type Target struct {
 	Description string
 	// Scheme is the scheme wrk speaks to the target: "https" or "http".
 	Scheme string
+	// NoHTTP2: the target does not offer h2, so it sits out the h2 workload.
+	NoHTTP2 bool
 	// Tiers are started back to front; the first tier receives the load and
 	// each tier forwards to the next one, the last one to the backend.
 	Tiers []Tier
@@ -132,8 +134,9 @@ func Targets() []Target {
 		},
 		{
 			Name:        "go-fasthttp",
-			Description: "a minimal Go proxy for reference: fasthttp Server on crypto/tls, host and prefix check, two forwarding headers, fasthttp.HostClient keep-alive to the backend; no HTTP/2, no limits",
+			Description: "a minimal Go proxy for reference: fasthttp Server on crypto/tls, host and prefix check, two forwarding headers, fasthttp.HostClient keep-alive to the backend; no HTTP/2, no route table, no limits",
 			Scheme:      "https",
+			NoHTTP2:     true,
 			start:       startGoFastHTTP,
 		},
 		{

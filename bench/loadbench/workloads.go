@@ -86,6 +86,9 @@ func SkipReason(w Workload, t Target) string {
 	if w.Tool == ToolH2load && t.Scheme != "https" {
 		return "h2load speaks HTTP/2 over TLS here; the backend serves plain HTTP/1.1 only"
 	}
+	if w.Tool == ToolH2load && t.NoHTTP2 {
+		return "the target serves HTTP/1.1 only"
+	}
 	return ""
 }
 
