@@ -358,6 +358,7 @@ func newHTTPServer(h http.Handler, l Limits, logger *slog.Logger) *http.Server {
 	if l.HTTP1Engine == HTTP1EngineNetHTTP {
 		h = closeAmbiguous(h)
 	}
+	h = onStreamWorkers(h)
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
 	protocols.SetHTTP2(true) // only offered over TLS, via ALPN
