@@ -2,13 +2,11 @@ package main
 
 import (
 	"context"
-	stdtls "crypto/tls"
 	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"time"
 
@@ -74,18 +72,15 @@ func (c *acmeConfig) validate(cfg *config) error {
 	return nil
 }
 
-// acmeRuntime is the running ACME manager and the certificate callback that
-// puts it between Secret certificates and the default one.
+// acmeRuntime is the running ACME manager; the sockets put it between
+// their certificates and their default (package frontdoor).
 type acmeRuntime struct {
 	manager *acme.Manager
-	getCert func(*stdtls.ClientHelloInfo) (*stdtls.Certificate, error)
 }
-
-type getCertificateFunc = func(*stdtls.ClientHelloInfo) (*stdtls.Certificate, error)
 
 // startACME creates the ACME manager once the plain-HTTP listener is bound
 // (challenges are answered there). It is a no-op without --acme-directory.
-func (g *gateway) startACME(clients *kubeClients, fallback getCertificateFunc) error {
+func (g *gateway) startACME(clients *kubeClients) error {
 	c := g.cfg.ACME
 	if c.Directory == "" {
 		return nil
@@ -144,11 +139,7 @@ func (g *gateway) startACME(clients *kubeClients, fallback getCertificateFunc) e
 	if err := g.metrics.Registry.Register(m.Collector()); err != nil {
 		return fmt.Errorf("ACME metrics: %w", err)
 	}
-	hasSecret := func(name string) bool {
-		s := g.store.Load()
-		return s != nil && s.Certificates.Has(name)
-	}
-	g.acme = &acmeRuntime{manager: m, getCert: m.Chain(hasSecret, fallback)}
+	g.acme = &acmeRuntime{manager: m}
 	g.publisher.acmeExpiring = func() map[string]time.Time { return m.Expiring(time.Now()) }
 	g.log.Info("ACME enabled", "directory", c.Directory, "storage", fmt.Sprint(storage), "on_demand", c.OnDemand)
 	return nil
@@ -166,30 +157,6 @@ func httpListenerAddr(a net.Addr) string {
 		host = tcp.IP.String()
 	}
 	return net.JoinHostPort(host, fmt.Sprint(tcp.Port))
-}
-
-// acmeCertificates returns the HTTPS certificate callback: with ACME on, a
-// Secret bound to the name first, then ACME, then fallback; else fallback.
-// g.acme is read per handshake because it is set after the listeners are
-// bound, before they serve.
-func (g *gateway) acmeCertificates(fallback getCertificateFunc) getCertificateFunc {
-	return func(hello *stdtls.ClientHelloInfo) (*stdtls.Certificate, error) {
-		if g.acme == nil {
-			return fallback(hello)
-		}
-		return g.acme.getCert(hello)
-	}
-}
-
-// acmeChallenges answers HTTP-01 challenges in front of plain-HTTP routing.
-func (g *gateway) acmeChallenges(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if g.acme == nil {
-			next.ServeHTTP(w, r)
-			return
-		}
-		g.acme.manager.HTTPHandler(next).ServeHTTP(w, r)
-	})
 }
 
 // syncACME hands the serving snapshot's ACME hosts to the manager after a

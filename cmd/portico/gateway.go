@@ -19,12 +19,14 @@ import (
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 	gatewayclient "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
 
+	"portico.dev/portico/frontdoor"
 	"portico.dev/portico/metrics"
 	"portico.dev/portico/routing"
 	"portico.dev/portico/snapshot"
 	"portico.dev/portico/source/kube"
 	"portico.dev/portico/source/manifests"
 	porticotls "portico.dev/portico/tls"
+	"portico.dev/portico/tls/acme"
 	"portico.dev/portico/upstream"
 )
 
@@ -101,67 +103,58 @@ func newGateway(cfg *config, logger *slog.Logger) (*gateway, error) {
 		},
 	}
 
-	// The routing handler is built once the HTTPS port is bound, because
-	// redirects to HTTPS name it; the listeners get a stable indirection.
-	var handler *routing.Handler
-	serve := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) })
-	lookup := func(serverName string) *porticotls.KeyPair {
-		if s := g.store.Load(); s != nil {
-			return s.Certificates.Lookup(serverName)
-		}
-		return defaultPair
-	}
 	if cfg.OCSPStapling {
 		g.ocsp = porticotls.NewOCSPStapler(porticotls.OCSPConfig{Logger: logger})
 	}
-	g.server, err = porticotls.Listen(porticotls.ServerConfig{
-		HTTPSAddr:      cfg.HTTPSAddr,
-		HTTPAddr:       cfg.HTTPAddr,
-		Limits:         cfg.Limits,
-		GetCertificate: g.acmeCertificates(g.ocsp.Wrap(porticotls.CertificateGetter(lookup))),
-		HTTPSHandler:   serve,
-		HTTPHandler:    g.acmeChallenges(serve),
-		Logger:         logger,
+	shared := frontdoor.Shared{
+		Limits: cfg.Limits,
 		// Gateway sockets read the header from the same peers.
 		ProxyProtocolFrom: cfg.ProxyProtocolFrom,
 		LegacyCiphers:     cfg.TLSLegacyCiphers,
 		// Each client connection gets its own backend dial budget.
 		ConnContext: g.transport.ClientConnContext,
+		Forwarder:   g.transport,
+		Metrics:     g.metrics,
+		AccessLog:   newAccessLogger(cfg),
+		BodyLimits:  cfg.Bodies,
+		OCSP:        g.ocsp,
+		ACME: func() *acme.Manager {
+			if g.acme == nil {
+				return nil
+			}
+			return g.acme.manager
+		},
+		Logger: logger,
+	}
+	certificates := func() *porticotls.Certificates {
+		if s := g.store.Load(); s != nil {
+			return s.Certificates
+		}
+		return nil
+	}
+	g.server, err = frontdoor.Listen(cfg.HTTPSAddr, cfg.HTTPAddr, shared, func(httpsBound net.Addr) frontdoor.Content {
+		return frontdoor.Content{
+			Routes: func() *routing.Table {
+				if s := g.store.Load(); s != nil {
+					return s.Routes
+				}
+				return nil
+			},
+			Certificates: certificates,
+			Default:      defaultPair,
+			HTTPSPort:    redirectPort(cfg, httpsBound),
+		}
 	})
 	if err != nil {
 		g.transport.Close()
 		return nil, err
 	}
-	if err := g.startACME(clients, porticotls.CertificateGetter(lookup)); err != nil {
+	if err := g.startACME(clients); err != nil {
 		g.transport.Close()
 		_ = g.server.Shutdown(context.Background())
 		return nil, err
 	}
-	accessLog := newAccessLogger(cfg)
-	handler = routing.NewHandler(routing.HandlerConfig{
-		Table: func() *routing.Table {
-			if s := g.store.Load(); s != nil {
-				return s.Routes
-			}
-			return nil
-		},
-		Forwarder:  g.transport,
-		Metrics:    g.metrics,
-		HTTPSPort:  redirectPort(cfg, g.server.HTTPSAddr()),
-		Logger:     logger,
-		AccessLog:  accessLog,
-		BodyLimits: cfg.Bodies,
-	})
-	g.listeners = newGatewayListeners(cfg.Limits, g.transport, g.metrics, redirectPort(cfg, g.server.HTTPSAddr()), cfg.ShutdownTimeout, logger)
-	g.listeners.accessLog = accessLog
-	g.listeners.bodyLimits = cfg.Bodies
-	g.listeners.proxyProtocolFrom = cfg.ProxyProtocolFrom
-	g.listeners.legacyCiphers = cfg.TLSLegacyCiphers
-	g.listeners.ocsp = g.ocsp
-	g.listeners.connContext = g.transport.ClientConnContext
-	if g.acme != nil {
-		g.listeners.acme = g.acme.manager
-	}
+	g.listeners = newGatewayListeners(shared, redirectPort(cfg, g.server.HTTPSAddr()), cfg.ShutdownTimeout, logger)
 	g.publisher.listeners = g.listeners
 	if cfg.AdminAddr != "" {
 		g.adminLn, err = net.Listen("tcp", cfg.AdminAddr)

@@ -17,11 +17,10 @@ import (
 
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
-	"portico.dev/portico/metrics"
+	"portico.dev/portico/frontdoor"
 	"portico.dev/portico/routing"
 	"portico.dev/portico/snapshot"
 	porticotls "portico.dev/portico/tls"
-	"portico.dev/portico/tls/acme"
 )
 
 // listenerKey identifies one Gateway socket. A socket whose key stays in
@@ -47,32 +46,13 @@ func (k listenerKey) compare(o listenerKey) int {
 // points the sockets that stay at the new snapshot's routes and
 // certificates.
 type gatewayListeners struct {
-	limits    porticotls.Limits
-	forwarder routing.Forwarder
-	metrics   *metrics.Metrics
+	// shared is what every socket shares with the flag sockets.
+	shared frontdoor.Shared
 	// httpsPort is what the routing handler puts in redirects to HTTPS.
 	httpsPort int
 	// drainTimeout bounds how long a removed socket's requests may finish.
 	drainTimeout time.Duration
 	log          *slog.Logger
-	// accessLog gets a record per request on every socket; nil for none.
-	accessLog *slog.Logger
-	// bodyLimits bound what each socket's routing handler buffers for
-	// mirrors and retries.
-	bodyLimits routing.BodyLimits
-	// proxyProtocolFrom are the peers whose PROXY protocol headers are read.
-	proxyProtocolFrom []netip.Prefix
-	// legacyCiphers offers CBC suites on TLS 1.2 (--tls-legacy-ciphers).
-	legacyCiphers bool
-	// ocsp staples OCSP responses to the sockets' certificates; nil
-	// serves them unstapled.
-	ocsp *porticotls.OCSPStapler
-	// connContext gives each client connection its backend dial budget.
-	connContext func(context.Context, net.Conn) context.Context
-	// acme serves ACME certificates for the hostnames of HTTPS listeners
-	// that ask for them, and answers HTTP-01 challenges on HTTP sockets;
-	// nil without --acme-directory. Set before the first reconcile.
-	acme *acme.Manager
 
 	mu      sync.Mutex
 	bound   map[listenerKey]*boundListener
@@ -95,10 +75,9 @@ type boundListener struct {
 	served chan struct{}
 }
 
-func newGatewayListeners(limits porticotls.Limits, forwarder routing.Forwarder, m *metrics.Metrics, httpsPort int,
-	drainTimeout time.Duration, log *slog.Logger) *gatewayListeners {
+func newGatewayListeners(shared frontdoor.Shared, httpsPort int, drainTimeout time.Duration, log *slog.Logger) *gatewayListeners {
 	return &gatewayListeners{
-		limits: limits, forwarder: forwarder, metrics: m, httpsPort: httpsPort, drainTimeout: drainTimeout,
+		shared: shared, httpsPort: httpsPort, drainTimeout: drainTimeout,
 		log: log, bound: map[listenerKey]*boundListener{}, failing: map[listenerKey]bindFailure{},
 	}
 }
@@ -195,58 +174,34 @@ func (g *gatewayListeners) bind(k listenerKey, l *snapshot.Listener) (*boundList
 	b := &boundListener{key: k, listener: newCloseNotifyListener(ln), served: make(chan struct{})}
 	b.current.Store(l)
 
-	handler := routing.NewHandler(routing.HandlerConfig{
-		Table: func() *routing.Table {
+	content := frontdoor.Content{
+		Routes: func() *routing.Table {
 			if cur := b.current.Load(); cur != nil {
 				return cur.Routes
 			}
 			return nil
 		},
-		Forwarder:  g.forwarder,
-		Metrics:    g.metrics,
-		HTTPSPort:  g.httpsPort,
-		Logger:     g.log,
-		AccessLog:  g.accessLog,
-		BodyLimits: g.bodyLimits,
-	})
-	lookup := func(serverName string) *porticotls.KeyPair {
-		if cur := b.current.Load(); cur != nil {
-			return cur.Certificates.Lookup(serverName)
-		}
-		return nil
+		Certificates: func() *porticotls.Certificates {
+			if cur := b.current.Load(); cur != nil {
+				return cur.Certificates
+			}
+			return nil
+		},
+		HTTPSPort: g.httpsPort,
+		Logger:    g.log.With("gateway", l.Gateway.String()),
 	}
-	// The listener's client certificate validation (spec.tls.frontend) is
-	// read from the serving Listener on every handshake, like its
-	// certificates, so a change of CAs or mode needs no new socket.
-	validation := func() *porticotls.ClientValidation {
-		if cur := b.current.Load(); cur != nil {
-			return cur.ClientValidation
+	if secure {
+		// The listener's client certificate validation (spec.tls.frontend)
+		// is read from the serving Listener on every handshake, like its
+		// certificates, so a change of CAs or mode needs no new socket.
+		content.ClientValidation = func() *porticotls.ClientValidation {
+			if cur := b.current.Load(); cur != nil {
+				return cur.ClientValidation
+			}
+			return nil
 		}
-		return nil
 	}
-	getCertificate := g.ocsp.Wrap(porticotls.CertificateGetter(lookup))
-	var httpHandler http.Handler = handler
-	if g.acme != nil {
-		// As on the flag listeners: a certificate of the socket bound to
-		// the name first, then ACME for the names it may serve, then the
-		// socket's default.
-		hasCertificate := func(serverName string) bool {
-			cur := b.current.Load()
-			return cur != nil && cur.Certificates.Has(serverName)
-		}
-		getCertificate = g.acme.Chain(hasCertificate, getCertificate)
-		httpHandler = g.acme.HTTPHandler(handler)
-	}
-	b.server, err = porticotls.ServeListener(b.listener, secure, porticotls.ServerConfig{
-		Limits:            g.limits,
-		GetCertificate:    getCertificate,
-		HTTPSHandler:      handler,
-		HTTPHandler:       httpHandler,
-		Logger:            g.log.With("gateway", l.Gateway.String()),
-		ProxyProtocolFrom: g.proxyProtocolFrom,
-		LegacyCiphers:     g.legacyCiphers,
-		ConnContext:       g.connContext,
-	}, porticotls.WithClientValidation(validation))
+	b.server, err = frontdoor.Serve(b.listener, secure, g.shared, content)
 	if err != nil {
 		ln.Close()
 		return nil, err

@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/crypto/ocsp"
 
+	"portico.dev/portico/frontdoor"
 	"portico.dev/portico/snapshot"
 	porticotls "portico.dev/portico/tls"
 
@@ -120,8 +121,8 @@ func TestGatewaySocketCertificateIsStapled(t *testing.T) {
 	go func() { defer close(done); stapler.Run(ctx) }()
 	defer func() { cancel(); <-done }()
 
-	g := newGatewayListeners(porticotls.DefaultLimits(), &nameForwarder{}, nil, 443, 10*time.Second, slog.New(slog.DiscardHandler))
-	g.ocsp = stapler
+	g := newGatewayListeners(frontdoor.Shared{Limits: porticotls.DefaultLimits(), Forwarder: &nameForwarder{}}, 443, 10*time.Second, slog.New(slog.DiscardHandler))
+	g.shared.OCSP = stapler
 	defer g.shutdown(context.Background())
 	port := freePort(t)
 	l := httpsListener(t, port, "secure", "two")
