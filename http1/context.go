@@ -196,6 +196,7 @@ func setRequest(r *http.Request, fields *http.Request) {
 	r.RemoteAddr = fields.RemoteAddr
 	r.RequestURI = fields.RequestURI
 	r.TLS = fields.TLS
+	//lint:ignore SA1019 cleared, not used: a handler may have set it
 	r.Cancel = nil
 	r.Response = nil
 	r.Pattern = ""
