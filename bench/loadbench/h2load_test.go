@@ -228,7 +228,7 @@ func TestSkipReasonAndWrkClose(t *testing.T) {
 	}
 	for _, tg := range Targets() {
 		got := SkipReason(byName["h2"], tg) != ""
-		if want := tg.Scheme != "https"; got != want {
+		if want := tg.Scheme != "https" || tg.NoHTTP2; got != want {
 			t.Errorf("h2 skips %s = %v, want %v", tg.Name, got, want)
 		}
 		if SkipReason(byName["small"], tg) != "" {
