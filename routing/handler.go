@@ -161,7 +161,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, start time.Time)
 	}
 
 	if route.usesGatewayFeatures() {
-		return route, h.serveGateway(w, r, route, reqPath, start)
+		return route, h.serveFiltered(w, r, route, reqPath, start)
 	}
 
 	served := route

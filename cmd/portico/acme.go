@@ -80,7 +80,7 @@ type acmeRuntime struct {
 
 // startACME creates the ACME manager once the plain-HTTP listener is bound
 // (challenges are answered there). It is a no-op without --acme-directory.
-func (g *gateway) startACME(clients *kubeClients) error {
+func (g *process) startACME(clients *kubeClients) error {
 	c := g.cfg.ACME
 	if c.Directory == "" {
 		return nil
@@ -161,7 +161,7 @@ func httpListenerAddr(a net.Addr) string {
 
 // syncACME hands the serving snapshot's ACME hosts to the manager after a
 // publish: new hosts are loaded or ordered, removed ones stop renewing.
-func (g *gateway) syncACME(ctx context.Context) {
+func (g *process) syncACME(ctx context.Context) {
 	if g.acme == nil {
 		return
 	}
@@ -171,7 +171,7 @@ func (g *gateway) syncACME(ctx context.Context) {
 }
 
 // stopACME ends renewals at shutdown.
-func (g *gateway) stopACME() {
+func (g *process) stopACME() {
 	if g.acme != nil {
 		g.acme.manager.Stop()
 	}

@@ -113,7 +113,7 @@ type env struct {
 	ca      *testCA
 	app     *backend
 	legacy  *backend
-	gw      *gateway
+	proc    *process
 	https   string
 	http    string
 	admin   string
@@ -226,17 +226,17 @@ func (e *env) run(cfg *config, logger *slog.Logger, within time.Duration) {
 	t := e.t
 	t.Helper()
 	var err error
-	e.gw, err = newGateway(cfg, logger)
+	e.proc, err = newProcess(cfg, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.https, e.http, e.admin = e.gw.server.HTTPSAddr().String(), e.gw.server.HTTPAddr().String(), e.gw.adminLn.Addr().String()
+	e.https, e.http, e.admin = e.proc.server.HTTPSAddr().String(), e.proc.server.HTTPAddr().String(), e.proc.adminLn.Addr().String()
 	ctx, cancel := context.WithCancel(context.Background())
 	e.cancel = cancel
 	e.stopped = make(chan struct{})
 	go func() {
 		defer close(e.stopped)
-		if err := e.gw.run(ctx); err != nil {
+		if err := e.proc.run(ctx); err != nil {
 			t.Errorf("gateway: %v", err)
 		}
 	}()
@@ -245,7 +245,7 @@ func (e *env) run(cfg *config, logger *slog.Logger, within time.Duration) {
 		<-e.stopped
 	})
 	select {
-	case <-e.gw.firstPublished:
+	case <-e.proc.firstPublished:
 	case <-time.After(within):
 		t.Fatalf("the gateway published no configuration within %s", within)
 	}
@@ -565,7 +565,7 @@ func TestStartupErrors(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%v: %v", tc.args, err)
 		}
-		_, err = newGateway(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		_, err = newProcess(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: error %v, want one naming %s", tc.args, err, tc.want)
 		}

@@ -68,7 +68,7 @@ func TestGatewayListenerACME(t *testing.T) {
 	}
 	e := startEnv(t, "--acme-directory", pb.Directory, "--acme-ca-roots", roots, "--acme-storage-dir", t.TempDir())
 	e.write("gateway.yaml", fmt.Sprintf(gatewayACMEManifests, httpPort, httpsPort))
-	waitSockets(t, e.gw.listeners, fmt.Sprintf("HTTP 127.0.0.1:%d", httpPort), fmt.Sprintf("HTTPS 127.0.0.1:%d", httpsPort))
+	waitSockets(t, e.proc.listeners, fmt.Sprintf("HTTP 127.0.0.1:%d", httpPort), fmt.Sprintf("HTTPS 127.0.0.1:%d", httpsPort))
 
 	socket := net.JoinHostPort("127.0.0.1", strconv.Itoa(httpsPort))
 	handshake := func(serverName string, roots *stdtls.Config) (*stdtls.Conn, error) {

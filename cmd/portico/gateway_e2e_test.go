@@ -86,9 +86,9 @@ func TestGatewayAPIFromManifests(t *testing.T) {
 	edgeHTTP := fmt.Sprintf("HTTP 127.0.1.10:%d", httpPort)
 	edgeHTTPS := fmt.Sprintf("HTTPS 127.0.1.10:%d", httpsPort)
 	pooledHTTP := fmt.Sprintf("HTTP 127.0.1.1:%d", pooledPort)
-	waitSockets(t, e.gw.listeners, edgeHTTP, edgeHTTPS, pooledHTTP)
+	waitSockets(t, e.proc.listeners, edgeHTTP, edgeHTTPS, pooledHTTP)
 
-	if st := e.gw.store.Load().GatewayAPI.Gateways[types.NamespacedName{Namespace: "default", Name: "pooled"}]; len(st.Addresses) != 1 || st.Addresses[0].Value != "127.0.1.1" {
+	if st := e.proc.store.Load().GatewayAPI.Gateways[types.NamespacedName{Namespace: "default", Name: "pooled"}]; len(st.Addresses) != 1 || st.Addresses[0].Value != "127.0.1.1" {
 		t.Errorf("pooled Gateway addresses %+v, want the pool's first address", st.Addresses)
 	}
 
@@ -143,10 +143,10 @@ func TestGatewayAPIFromManifests(t *testing.T) {
 	}
 
 	// Gateway routes' metric series survive the next snapshot.
-	gen := e.gw.store.Load().Generation
+	gen := e.proc.store.Load().Generation
 	e.write("extra.yaml", manifestService("extra", "1"))
 	for range 200 {
-		if e.gw.store.Load().Generation > gen {
+		if e.proc.store.Load().Generation > gen {
 			break
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -174,7 +174,7 @@ func TestGatewayAPIFromManifests(t *testing.T) {
 	if err := os.Remove(filepath.Join(e.dir, "gateway.yaml")); err != nil {
 		t.Fatal(err)
 	}
-	waitSockets(t, e.gw.listeners)
+	waitSockets(t, e.proc.listeners)
 	if c, err := net.Dial("tcp", fmt.Sprintf("127.0.1.10:%d", httpPort)); err == nil {
 		c.Close()
 		t.Error("a removed Gateway's socket still accepts connections")

@@ -37,12 +37,12 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	gw, err := newGateway(cfg, logger)
+	proc, err := newProcess(cfg, logger)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "portico: %v\n", err)
 		os.Exit(1)
 	}
-	if err := gw.run(ctx); err != nil {
+	if err := proc.run(ctx); err != nil {
 		fmt.Fprintf(os.Stderr, "portico: %v\n", err)
 		os.Exit(1)
 	}

@@ -139,10 +139,10 @@ func (e *env) routeApp(port string) {
 // configuration that follows it.
 func (e *env) republish(change func()) {
 	e.t.Helper()
-	gen := e.gw.store.Load().Generation
+	gen := e.proc.store.Load().Generation
 	change()
 	deadline := time.Now().Add(10 * time.Second)
-	for e.gw.store.Load().Generation <= gen {
+	for e.proc.store.Load().Generation <= gen {
 		if time.Now().After(deadline) {
 			e.t.Fatal("the gateway published no new configuration within 10s")
 		}

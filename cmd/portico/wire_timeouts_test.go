@@ -406,7 +406,7 @@ func TestTimeoutClientBodyStallsRetryRoute(t *testing.T) {
 	port := freePort(t)
 	e.write("gateway.yaml", fmt.Sprintf(retryRouteManifests, port))
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	waitSockets(t, e.gw.listeners, "HTTP "+addr)
+	waitSockets(t, e.proc.listeners, "HTTP "+addr)
 
 	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {

@@ -30,9 +30,9 @@ import (
 	"portico.dev/portico/upstream"
 )
 
-// gateway is one running Portico: its listeners, the snapshot store they
+// process is one running Portico: its listeners, the snapshot store they
 // read, and the source that feeds it.
-type gateway struct {
+type process struct {
 	cfg     *config
 	log     *slog.Logger
 	metrics *metrics.Metrics
@@ -64,10 +64,10 @@ type gateway struct {
 	ocsp *porticotls.OCSPStapler
 }
 
-// newGateway checks the configuration and binds every listener, so that a
+// newProcess checks the configuration and binds every listener, so that a
 // bad flag, an unreadable manifest folder or a port in use is reported at
 // start-up with one clear line.
-func newGateway(cfg *config, logger *slog.Logger) (*gateway, error) {
+func newProcess(cfg *config, logger *slog.Logger) (*process, error) {
 	src, clients, err := newSource(cfg, logger)
 	if err != nil {
 		return nil, err
@@ -77,7 +77,7 @@ func newGateway(cfg *config, logger *slog.Logger) (*gateway, error) {
 		return nil, err
 	}
 
-	g := &gateway{cfg: cfg, log: logger, source: src, metrics: metrics.New(), firstPublished: make(chan struct{})}
+	g := &process{cfg: cfg, log: logger, source: src, metrics: metrics.New(), firstPublished: make(chan struct{})}
 	upCfg := cfg.Upstream
 	upCfg.Logger = logger
 	upCfg.OnConnectError = g.metrics.ConnectError
@@ -250,7 +250,7 @@ func loadDefaultCertificate(cfg *config, logger *slog.Logger) (*porticotls.KeyPa
 	return pair, nil
 }
 
-func (g *gateway) adminHandler() http.Handler {
+func (g *process) adminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", g.metrics.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -276,7 +276,7 @@ func (g *gateway) adminHandler() http.Handler {
 // run serves until ctx ends, then drains: not ready, the drain delay,
 // listeners closed, in-flight requests finished (up to the shutdown
 // timeout), tunnels and backend connections closed.
-func (g *gateway) run(ctx context.Context) error {
+func (g *process) run(ctx context.Context) error {
 	serveErr := make(chan error, 2)
 	go func() { serveErr <- g.server.Serve() }()
 	if g.admin != nil {
@@ -330,7 +330,7 @@ func (g *gateway) run(ctx context.Context) error {
 	return runErr
 }
 
-func (g *gateway) shutdown() {
+func (g *process) shutdown() {
 	g.ready.Store(false)
 	if g.cfg.DrainDelay > 0 {
 		g.log.Info("shutting down: not ready, still serving during the drain delay", "delay", g.cfg.DrainDelay)
@@ -357,7 +357,7 @@ func (g *gateway) shutdown() {
 	g.log.Info("portico stopped")
 }
 
-func (g *gateway) adminAddr() net.Addr {
+func (g *process) adminAddr() net.Addr {
 	if g.adminLn == nil {
 		return nil
 	}

@@ -26,13 +26,13 @@ func (r *Route) usesGatewayFeatures() bool {
 	return r.Filters != nil || len(r.Backends) > 0 || r.Timeouts != (Timeouts{}) || r.Retry != nil || r.Backend == nil
 }
 
-// serveGateway serves a route with Gateway API features and returns the
+// serveFiltered serves a route with Gateway API features and returns the
 // status sent. Filters apply in the Gateway API order: a redirect answers
 // at once; otherwise the request header edits and the rewrite apply, the
 // mirrors get a copy, the request is forwarded, and the response header
 // edits apply to the backend's response. The picked backend's own filters
 // apply after the route's.
-func (h *Handler) serveGateway(w http.ResponseWriter, r *http.Request, route *Route, reqPath string, start time.Time) int {
+func (h *Handler) serveFiltered(w http.ResponseWriter, r *http.Request, route *Route, reqPath string, start time.Time) int {
 	cors := route.Filters.cors()
 	if cors != nil && isPreflight(r) {
 		return cors.preflight(w, r)
