@@ -5,11 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"flag"
-	"fmt"
 	"net"
-	"os"
-	"path/filepath"
-	"strconv"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -85,24 +81,6 @@ func ServeFastHTTPProxy(args []string) error {
 // startGoFastHTTP starts the go-fasthttp target: the loadbench binary
 // re-executed as ServeFastHTTPProxy.
 func startGoFastHTTP(ctx context.Context, env *Env, dir string) (*Instance, error) {
-	self, err := os.Executable()
-	if err != nil {
-		return nil, err
-	}
-	port, err := FreeLoopbackPort()
-	if err != nil {
-		return nil, err
-	}
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	argv := []string{self, ServeFastHTTPProxyCommand, "-addr", addr, "-cert", env.CertFile, "-key", env.KeyFile,
-		"-backend", env.BackendAddr, "-host", env.Host}
-	p, err := StartProcess("go-fasthttp", argv, []string{"GOMAXPROCS=" + strconv.Itoa(env.Workers)}, filepath.Join(dir, "output.log"))
-	if err != nil {
-		return nil, err
-	}
-	if err := waitFor(ctx, []*Process{p}, func(ctx context.Context) error { return probeTarget(ctx, env, "https", addr) }); err != nil {
-		p.Stop()
-		return nil, fmt.Errorf("go-fasthttp: %w", err)
-	}
-	return &Instance{Addr: addr, Procs: []*Process{p}}, nil
+	return startSelf(ctx, env, dir, "go-fasthttp", ServeFastHTTPProxyCommand,
+		"-cert", env.CertFile, "-key", env.KeyFile, "-backend", env.BackendAddr, "-host", env.Host)
 }

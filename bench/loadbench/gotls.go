@@ -69,6 +69,17 @@ func ServeGoTLS(args []string) error {
 }
 
 func startDirectGoTLS(ctx context.Context, env *Env, dir string) (*Instance, error) {
+	args := []string{"-cert", env.CertFile, "-key", env.KeyFile, "-body", env.Body}
+	if env.LargeBodyFile != "" {
+		args = append(args, "-large-body-file", env.LargeBodyFile)
+	}
+	return startSelf(ctx, env, dir, "direct-go-tls", ServeGoTLSCommand, args...)
+}
+
+// startSelf runs the loadbench binary again as the server of a Go
+// reference target (command, with args and an -addr it picks), with the
+// proxies' worker budget, and waits until it answers over HTTPS.
+func startSelf(ctx context.Context, env *Env, dir, name, command string, args ...string) (*Instance, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -78,17 +89,14 @@ func startDirectGoTLS(ctx context.Context, env *Env, dir string) (*Instance, err
 		return nil, err
 	}
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	argv := []string{self, ServeGoTLSCommand, "-addr", addr, "-cert", env.CertFile, "-key", env.KeyFile, "-body", env.Body}
-	if env.LargeBodyFile != "" {
-		argv = append(argv, "-large-body-file", env.LargeBodyFile)
-	}
-	p, err := StartProcess("direct-go-tls", argv, []string{"GOMAXPROCS=" + strconv.Itoa(env.Workers)}, filepath.Join(dir, "output.log"))
+	argv := append([]string{self, command, "-addr", addr}, args...)
+	p, err := StartProcess(name, argv, []string{"GOMAXPROCS=" + strconv.Itoa(env.Workers)}, filepath.Join(dir, "output.log"))
 	if err != nil {
 		return nil, err
 	}
 	if err := waitFor(ctx, []*Process{p}, func(ctx context.Context) error { return probeTarget(ctx, env, "https", addr) }); err != nil {
 		p.Stop()
-		return nil, fmt.Errorf("direct-go-tls: %w", err)
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	return &Instance{Addr: addr, Procs: []*Process{p}}, nil
 }
