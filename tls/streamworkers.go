@@ -1,6 +1,7 @@
 package tls
 
 import (
+	"errors"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -41,6 +42,10 @@ type streamJob struct {
 	r    *http.Request
 	done chan any // the recovered panic, or nil
 }
+
+// errHandlerExited is raised on the stream's goroutine when the handler
+// ended its worker with runtime.Goexit.
+var errHandlerExited = errors.New("tls: HTTP/2 handler called runtime.Goexit")
 
 var streamJobs = sync.Pool{New: func() any { return &streamJob{done: make(chan any, 1)} }}
 
@@ -83,9 +88,22 @@ func (p *streamWorkers) serve(h http.Handler, w http.ResponseWriter, r *http.Req
 
 func (p *streamWorkers) work(j *streamJob) {
 	idle := time.NewTimer(streamWorkerIdle)
-	defer idle.Stop()
+	served := false
+	defer func() {
+		idle.Stop()
+		if !served {
+			// The handler called runtime.Goexit, which no recover stops:
+			// the worker ends, and the stream's goroutine must not wait
+			// for it forever.
+			p.workers.Add(-1)
+			j.done <- errHandlerExited
+		}
+	}()
 	for {
-		j.done <- run(j)
+		served = false
+		v := run(j)
+		served = true
+		j.done <- v
 		idle.Reset(streamWorkerIdle)
 		select {
 		case j = <-p.jobs:

@@ -3,8 +3,10 @@ package tls
 import (
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"sync"
 	"testing"
+	"time"
 )
 
 // TestStreamWorkersPanic: a handler's panic on a worker is raised again on
@@ -64,5 +66,27 @@ func TestStreamWorkersConcurrent(t *testing.T) {
 	close(errs)
 	for e := range errs {
 		t.Errorf("a request got another's answer: %q", e)
+	}
+}
+
+// TestStreamWorkersGoexit: a handler that ends its goroutine with
+// runtime.Goexit does not leave the stream waiting forever; the caller
+// gets a panic, as net/http's HTTP/2 server would see one.
+func TestStreamWorkersGoexit(t *testing.T) {
+	h := onStreamWorkers(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { runtime.Goexit() }))
+	r := httptest.NewRequest("GET", "/", nil)
+	r.ProtoMajor = 2
+	done := make(chan any, 1)
+	go func() {
+		defer func() { done <- recover() }()
+		h.ServeHTTP(httptest.NewRecorder(), r)
+	}()
+	select {
+	case v := <-done:
+		if v != errHandlerExited {
+			t.Errorf("recovered %v, want errHandlerExited", v)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the stream waited forever for a worker that exited")
 	}
 }
