@@ -2,7 +2,6 @@ package tls
 
 import (
 	"errors"
-	"log/slog"
 	"net"
 )
 
@@ -28,24 +27,16 @@ func ServeListener(ln net.Listener, secure bool, cfg ServerConfig, opts ...Liste
 	if ln == nil {
 		return nil, errors.New("no listener")
 	}
-	limits := cfg.Limits.withDefaults()
-	if err := limits.validate(); err != nil {
+	limits, logger, err := prepare(cfg)
+	if err != nil {
 		return nil, err
-	}
-	logger := cfg.Logger
-	if logger == nil {
-		logger = slog.Default()
 	}
 	s := &Server{log: logger}
 	if !secure {
 		if cfg.HTTPHandler == nil {
 			return nil, errors.New("an HTTP listener needs HTTPHandler")
 		}
-		s.httpListener = withProxyProtocol(ln, cfg.ProxyProtocolFrom, limits.ReadHeaderTimeout)
-		s.httpServer = newHTTPServer(cfg.HTTPHandler, limits, logger.With("listener", "http", "addr", ln.Addr().String()))
-		s.httpServer.Protocols.SetUnencryptedHTTP2(true)
-		s.httpServer.ConnContext = cfg.ConnContext
-		s.httpEngine = newEngine(cfg.HTTPHandler, limits, logger.With("listener", "http", "addr", ln.Addr().String()), cfg.ConnContext)
+		s.addHTTP(ln, cfg, limits, logger.With("listener", "http", "addr", ln.Addr().String()), true)
 		return s, nil
 	}
 	if cfg.GetCertificate == nil {
@@ -54,12 +45,8 @@ func ServeListener(ln net.Listener, secure bool, cfg ServerConfig, opts ...Liste
 	if cfg.HTTPSHandler == nil {
 		return nil, errors.New("an HTTPS listener needs HTTPSHandler")
 	}
-	s.httpsListener = withProxyProtocol(ln, cfg.ProxyProtocolFrom, limits.ReadHeaderTimeout)
-	s.httpsServer = newHTTPServer(cfg.HTTPSHandler, limits, logger.With("listener", "https", "addr", ln.Addr().String()))
-	base := serverTLSConfig(cfg.GetCertificate, cfg.LegacyCiphers)
-	s.httpsServer.ConnContext = cfg.ConnContext
-	s.httpsEngine = newEngine(cfg.HTTPSHandler, limits, logger.With("listener", "https", "addr", ln.Addr().String()), cfg.ConnContext)
-	s.handshakeTimeout = limits.ReadHeaderTimeout
+	s.addHTTPS(ln, cfg, limits, logger.With("listener", "https", "addr", ln.Addr().String()))
+	base := s.httpsServer.TLSConfig
 	var o listenerOptions
 	for _, opt := range opts {
 		opt(&o)
@@ -67,7 +54,6 @@ func ServeListener(ln net.Listener, secure bool, cfg ServerConfig, opts ...Liste
 	if o.clientValidation != nil {
 		base.GetConfigForClient = ConfigForClient(base, o.clientValidation)
 	}
-	s.httpsServer.TLSConfig = base
 	return s, nil
 }
 

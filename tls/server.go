@@ -232,13 +232,9 @@ func Listen(cfg ServerConfig) (*Server, error) {
 	if cfg.HTTPAddr != "" && cfg.HTTPHandler == nil {
 		return nil, errors.New("an HTTP listener needs HTTPHandler")
 	}
-	limits := cfg.Limits.withDefaults()
-	if err := limits.validate(); err != nil {
+	limits, logger, err := prepare(cfg)
+	if err != nil {
 		return nil, err
-	}
-	logger := cfg.Logger
-	if logger == nil {
-		logger = slog.Default()
 	}
 
 	s := &Server{log: logger}
@@ -247,11 +243,7 @@ func Listen(cfg ServerConfig) (*Server, error) {
 		if err != nil {
 			return nil, fmt.Errorf("listen for HTTPS on %s: %w", cfg.HTTPSAddr, err)
 		}
-		s.httpsListener = withProxyProtocol(ln, cfg.ProxyProtocolFrom, limits.ReadHeaderTimeout)
-		s.httpsServer = newHTTPServer(cfg.HTTPSHandler, limits, logger.With("listener", "https"))
-		s.httpsServer.TLSConfig = serverTLSConfig(cfg.GetCertificate, cfg.LegacyCiphers)
-		s.httpsServer.ConnContext = cfg.ConnContext
-		s.httpsEngine = newEngine(cfg.HTTPSHandler, limits, logger.With("listener", "https"), cfg.ConnContext)
+		s.addHTTPS(ln, cfg, limits, logger.With("listener", "https"))
 	}
 	if cfg.HTTPAddr != "" {
 		ln, err := net.Listen("tcp", cfg.HTTPAddr)
@@ -261,13 +253,46 @@ func Listen(cfg ServerConfig) (*Server, error) {
 			}
 			return nil, fmt.Errorf("listen for HTTP on %s: %w", cfg.HTTPAddr, err)
 		}
-		s.httpListener = withProxyProtocol(ln, cfg.ProxyProtocolFrom, limits.ReadHeaderTimeout)
-		s.httpServer = newHTTPServer(cfg.HTTPHandler, limits, logger.With("listener", "http"))
-		s.httpServer.ConnContext = cfg.ConnContext
-		s.httpEngine = newEngine(cfg.HTTPHandler, limits, logger.With("listener", "http"), cfg.ConnContext)
+		s.addHTTP(ln, cfg, limits, logger.With("listener", "http"), false)
 	}
-	s.handshakeTimeout = limits.ReadHeaderTimeout
 	return s, nil
+}
+
+// prepare checks cfg's limits, with defaults filled in, and picks its
+// logger: what every socket of a Server starts from.
+func prepare(cfg ServerConfig) (Limits, *slog.Logger, error) {
+	limits := cfg.Limits.withDefaults()
+	if err := limits.validate(); err != nil {
+		return limits, nil, err
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return limits, logger, nil
+}
+
+// addHTTPS makes ln the server's HTTPS socket: TLS with cfg's
+// certificates, HTTP/1.1 through the engine (unless net/http is chosen)
+// and h2 through net/http's HTTP/2 server.
+func (s *Server) addHTTPS(ln net.Listener, cfg ServerConfig, limits Limits, logger *slog.Logger) {
+	s.httpsListener = withProxyProtocol(ln, cfg.ProxyProtocolFrom, limits.ReadHeaderTimeout)
+	s.httpsServer = newHTTPServer(cfg.HTTPSHandler, limits, logger)
+	s.httpsServer.TLSConfig = serverTLSConfig(cfg.GetCertificate, cfg.LegacyCiphers)
+	s.httpsServer.ConnContext = cfg.ConnContext
+	s.httpsEngine = newEngine(cfg.HTTPSHandler, limits, logger, cfg.ConnContext)
+	s.handshakeTimeout = limits.ReadHeaderTimeout
+}
+
+// addHTTP makes ln the server's plain-HTTP socket; with h2c it also serves
+// HTTP/2 with prior knowledge.
+func (s *Server) addHTTP(ln net.Listener, cfg ServerConfig, limits Limits, logger *slog.Logger, h2c bool) {
+	s.httpListener = withProxyProtocol(ln, cfg.ProxyProtocolFrom, limits.ReadHeaderTimeout)
+	s.httpServer = newHTTPServer(cfg.HTTPHandler, limits, logger)
+	s.httpServer.Protocols.SetUnencryptedHTTP2(h2c)
+	s.httpServer.ConnContext = cfg.ConnContext
+	s.httpEngine = newEngine(cfg.HTTPHandler, limits, logger, cfg.ConnContext)
+	s.handshakeTimeout = limits.ReadHeaderTimeout
 }
 
 // newEngine returns the http1 engine for a listener when the limits select
