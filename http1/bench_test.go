@@ -1,16 +1,16 @@
 package http1
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"portico.dev/portico/internal/testkit"
 )
 
 var benchBody = []byte("0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789")
@@ -86,60 +86,20 @@ func benchClient(b *testing.B, addr string) {
 		b.Fatal(err)
 	}
 	defer c.Close()
-	req := []byte("GET /bench?x=1 HTTP/1.1\r\nHost: bench.example.test\r\nUser-Agent: bench/1.0\r\nAccept: */*\r\nAccept-Encoding: gzip\r\n\r\n")
-	buf := make([]byte, 4096)
-	clField := []byte("\r\nContent-Length: ")
+	x := testkit.NewExchanger(c, []byte("GET /bench?x=1 HTTP/1.1\r\nHost: bench.example.test\r\nUser-Agent: bench/1.0\r\nAccept: */*\r\nAccept-Encoding: gzip\r\n\r\n"))
 	b.ReportAllocs()
-	cpu0 := processCPU()
+	cpu0 := testkit.ProcessCPU()
 	b.ResetTimer()
 	defer func() {
 		// Wall time per request is mostly loopback round-trip latency;
 		// the CPU the process (client and server) spent is the cost.
-		b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op")
+		b.ReportMetric(float64(testkit.ProcessCPU()-cpu0)/float64(b.N), "cpu-ns/op")
 	}()
 	for range b.N {
-		if _, err := c.Write(req); err != nil {
+		if err := x.Exchange(); err != nil {
 			b.Fatal(err)
 		}
-		n := 0
-		for {
-			m, err := c.Read(buf[n:])
-			if err != nil {
-				b.Fatal(err)
-			}
-			n += m
-			end := bytes.Index(buf[:n], []byte("\r\n\r\n"))
-			if end < 0 {
-				continue
-			}
-			i := bytes.Index(buf[:end], clField)
-			if i < 0 || !bytes.HasPrefix(buf, []byte("HTTP/1.1 200 ")) {
-				b.Fatalf("response %q", buf[:n])
-			}
-			cl := 0
-			for _, d := range buf[i+len(clField) : end] {
-				if d == '\r' {
-					break
-				}
-				cl = cl*10 + int(d-'0')
-			}
-			if n == end+4+cl {
-				break
-			}
-			if n > end+4+cl {
-				b.Fatalf("extra bytes after the response")
-			}
-		}
 	}
-}
-
-// processCPU is the user and system CPU time the process has used.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkWatch measures the two costs armWatch chooses between, on a

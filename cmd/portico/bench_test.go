@@ -5,9 +5,9 @@ import (
 	stdtls "crypto/tls"
 	"log/slog"
 	"net"
-	"syscall"
 	"testing"
-	"time"
+
+	"portico.dev/portico/internal/testkit"
 )
 
 // BenchmarkGatewayKeepAlive proxies keep-alive GETs with a 100-byte
@@ -85,60 +85,20 @@ func startStaticBackend(b testing.TB) string {
 // benchExchanges sends req b.N times on conn, each after the previous
 // response was read to the end of its Content-Length.
 func benchExchanges(b *testing.B, conn net.Conn, req []byte) {
-	buf := make([]byte, 16384)
-	clField := []byte("\r\nContent-Length: ")
-	exchange := func() {
-		if _, err := conn.Write(req); err != nil {
+	x := testkit.NewExchanger(conn, req)
+	for range 100 { // warm the pools and the backend connection
+		if err := x.Exchange(); err != nil {
 			b.Fatal(err)
 		}
-		n := 0
-		for {
-			m, err := conn.Read(buf[n:])
-			if err != nil {
-				b.Fatal(err)
-			}
-			n += m
-			end := bytes.Index(buf[:n], []byte("\r\n\r\n"))
-			if end < 0 {
-				continue
-			}
-			i := bytes.Index(buf[:end], clField)
-			if i < 0 || !bytes.HasPrefix(buf, []byte("HTTP/1.1 200 ")) {
-				b.Fatalf("response %q", buf[:n])
-			}
-			cl := 0
-			for _, d := range buf[i+len(clField) : end] {
-				if d == '\r' {
-					break
-				}
-				cl = cl*10 + int(d-'0')
-			}
-			if n == end+4+cl {
-				return
-			}
-			if n > end+4+cl {
-				b.Fatalf("extra bytes after the response: %q", buf[:n])
-			}
-		}
-	}
-	for range 100 { // warm the pools and the backend connection
-		exchange()
 	}
 	b.ReportAllocs()
-	cpu0 := processCPU()
+	cpu0 := testkit.ProcessCPU()
 	b.ResetTimer()
 	for range b.N {
-		exchange()
+		if err := x.Exchange(); err != nil {
+			b.Fatal(err)
+		}
 	}
 	b.StopTimer()
-	b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op")
-}
-
-// processCPU is the user and system CPU time the process has used.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	b.ReportMetric(float64(testkit.ProcessCPU()-cpu0)/float64(b.N), "cpu-ns/op")
 }
