@@ -119,15 +119,19 @@ func skipRequestHeader(k string, connection []string) bool {
 // modified r.Header before calling Forward.
 func validHeaderValue(v string) bool {
 	for i := 0; i < len(v); i++ {
-		// RFC 9110 section 5.5: visible characters, obs-text, SP and HTAB.
-		// Other controls are refused by strict parsers (and read as line
-		// ends by lax ones), so a value holding one is not written at all.
-		if c := v[i]; c < ' ' && c != '\t' || c == 0x7f {
+		if !isFieldValueByte(v[i]) {
 			return false
 		}
 	}
 	return true
 }
+
+// isFieldValueByte reports whether c may stand in a field value (RFC 9110
+// section 5.5): visible characters, obs-text, SP and HTAB. Other controls
+// are refused by strict parsers (and read as line ends by lax ones), so a
+// value holding one is neither written nor taken by the fast response
+// parser.
+func isFieldValueByte(c byte) bool { return c >= ' ' && c != 0x7f || c == '\t' }
 
 func validHeaderName(k string) bool {
 	if k == "" {

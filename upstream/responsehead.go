@@ -179,7 +179,7 @@ func scanResponseHead(head []byte) (status, fields int, ok bool) {
 	}
 	i := len(prefix) + 4
 	for ; head[i] != '\r'; i++ { // the reason phrase
-		if c := head[i]; c != '\t' && (c < ' ' || c == 0x7f) {
+		if !isFieldValueByte(head[i]) {
 			return 0, 0, false
 		}
 	}
@@ -190,7 +190,7 @@ func scanResponseHead(head []byte) (status, fields int, ok bool) {
 	for i < len(head) {
 		// field-name: a token, then ':' with no whitespace before it.
 		start := i
-		for i < len(head) && isTokenByte(head[i]) {
+		for i < len(head) && isTokenChar(head[i]) {
 			i++
 		}
 		if i == start || i == len(head) || head[i] != ':' {
@@ -198,7 +198,7 @@ func scanResponseHead(head []byte) (status, fields int, ok bool) {
 		}
 		// field-value: visible bytes, SP, HTAB and obs-text, up to CRLF.
 		for i++; i < len(head) && head[i] != '\r'; i++ {
-			if c := head[i]; c != '\t' && (c < ' ' || c == 0x7f) {
+			if !isFieldValueByte(head[i]) {
 				return 0, 0, false
 			}
 		}
@@ -212,18 +212,6 @@ func scanResponseHead(head []byte) (status, fields int, ok bool) {
 }
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
-
-// isTokenByte reports whether c is a tchar (RFC 9110 section 5.6.2).
-func isTokenByte(c byte) bool {
-	if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || isDigit(c) {
-		return true
-	}
-	switch c {
-	case '!', '#', '$', '%', '&', '\'', '*', '+', '-', '.', '^', '_', '`', '|', '~':
-		return true
-	}
-	return false
-}
 
 // parseContentLength accepts 1 to 18 digits, nothing else.
 func parseContentLength(v string) (int64, bool) {
