@@ -187,23 +187,16 @@ func (c *conn) handOffH2C() {
 	left := make([]byte, 0, len(h2cPrefaceHead)+c.w-c.r)
 	left = append(append(left, h2cPrefaceHead...), c.buf[c.r:c.w]...)
 	c.r, c.w = 0, 0
-	c.srv.H2C(&replayConn{Conn: c.nc, pending: left})
+	c.srv.H2C(&replayConn{Conn: c.nc, r: prefixReader{p: left, r: c.nc}})
 }
 
-// replayConn is a connection whose first reads return pending.
+// replayConn is a connection whose reads return what was read ahead first.
 type replayConn struct {
 	net.Conn
-	pending []byte
+	r prefixReader
 }
 
-func (r *replayConn) Read(p []byte) (int, error) {
-	if len(r.pending) > 0 {
-		n := copy(p, r.pending)
-		r.pending = r.pending[n:]
-		return n, nil
-	}
-	return r.Conn.Read(p)
-}
+func (c *replayConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
 // serve runs the keep-alive loop: read a head, serve the request inline,
 // write the response, repeat.
