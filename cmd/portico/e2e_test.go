@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -192,7 +193,7 @@ spec:
 
 func startEnv(t *testing.T, extraArgs ...string) *env {
 	t.Helper()
-	return startEnvLogging(t, slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})), extraArgs...)
+	return startEnvLogging(t, slog.New(slog.NewTextHandler(newTestWriter(t), &slog.HandlerOptions{Level: slog.LevelDebug})), extraArgs...)
 }
 
 // startEnvLogging is startEnv with the gateway's logger given.
@@ -252,10 +253,33 @@ func (e *env) run(cfg *config, logger *slog.Logger, within time.Duration) {
 }
 
 // testWriter sends log lines to the test log, shown for failing tests.
-type testWriter struct{ t testing.TB }
+// Lines that come after the test's cleanup (a request a stopping gateway
+// still serves) are dropped: testing forbids logging then, and the race
+// detector reports it.
+type testWriter struct{ s *testLogSink }
+
+type testLogSink struct {
+	mu   sync.Mutex
+	t    testing.TB
+	done bool
+}
+
+func newTestWriter(t testing.TB) testWriter {
+	s := &testLogSink{t: t}
+	t.Cleanup(func() {
+		s.mu.Lock()
+		s.done = true
+		s.mu.Unlock()
+	})
+	return testWriter{s}
+}
 
 func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
+	w.s.mu.Lock()
+	defer w.s.mu.Unlock()
+	if !w.s.done {
+		w.s.t.Log(strings.TrimSpace(string(p)))
+	}
 	return len(p), nil
 }
 

@@ -298,7 +298,7 @@ func startKubeGateway(t testing.TB, kubeconfig string, ca *testCA, identity stri
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.run(cfg, slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})).With("replica", identity), time.Minute)
+	e.run(cfg, slog.New(slog.NewTextHandler(newTestWriter(t), &slog.HandlerOptions{Level: slog.LevelDebug})).With("replica", identity), time.Minute)
 	return e
 }
 
