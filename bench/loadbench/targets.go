@@ -140,6 +140,13 @@ func Targets() []Target {
 			start:       startGoFastHTTP,
 		},
 		{
+			Name:        "go-epoll",
+			Description: "a measurement prototype: the go-fasthttp proxy's work on Go event loops (one locked thread per core in epoll_wait over raw sockets, crypto/tls over memory), to measure what the goroutine-per-connection model costs; HTTP/1.1 GET only",
+			Scheme:      "https",
+			NoHTTP2:     true,
+			start:       startGoEpoll,
+		},
+		{
 			Name:        "nginx",
 			Description: "one nginx: TLS termination, host/path routing, upstream keep-alive to the backend",
 			Scheme:      "https",

@@ -20,7 +20,7 @@ func TestSelectTargets(t *testing.T) {
 		want    []string
 		wantErr bool
 	}{
-		{"all by default", nil, []string{"portico", "direct", "direct-tls", "direct-go-tls", "go-fasthttp", "nginx", "nginx-2tier", "haproxy", "caddy"}, false},
+		{"all by default", nil, []string{"portico", "direct", "direct-tls", "direct-go-tls", "go-fasthttp", "go-epoll", "nginx", "nginx-2tier", "haproxy", "caddy"}, false},
 		{"canonical order kept", []string{"nginx", "portico"}, []string{"portico", "nginx"}, false},
 		{"duplicates collapse", []string{"direct", "direct"}, []string{"direct"}, false},
 		{"unknown", []string{"nginx", "envoy"}, nil, true},
