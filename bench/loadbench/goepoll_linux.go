@@ -1,16 +1,19 @@
 package loadbench
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"runtime"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -40,6 +43,7 @@ func ServeEpollProxy(args []string) error {
 	keyFile := fs.String("key", "", "key PEM file")
 	backend := fs.String("backend", "", "backend address")
 	host := fs.String("host", "", "virtual host routed to the backend")
+	goroutineExchange := fs.Bool("goroutine-exchange", false, "run each backend exchange on a goroutine over the netpoller instead of in the loop")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -58,6 +62,8 @@ func ServeEpollProxy(args []string) error {
 		if err != nil {
 			return err
 		}
+		l.goroutineExchange = *goroutineExchange
+		l.backendAddr = *backend
 		loops[i] = l
 		go l.run()
 	}
@@ -99,6 +105,16 @@ type epollLoop struct {
 	servers [1 << 16]*epollServer
 	idle    []*epollServer
 	readBuf [32 << 10]byte
+
+	goroutineExchange bool
+	backendAddr       string
+}
+
+// goroutinePool holds the backend connections of -goroutine-exchange.
+var goroutinePool struct {
+	sync.Mutex
+	idle []*bufio.Reader
+	conn map[*bufio.Reader]net.Conn
 }
 
 // memConn is the net.Conn crypto/tls runs over: blocking reads from the
@@ -169,6 +185,7 @@ type epollClient struct {
 	close   bool         // the request in flight asked for Connection: close
 	// firstEvent: registered with EPOLLOUT, dropped at the first event.
 	firstEvent bool
+	busy       atomic.Bool // an exchange runs on a goroutine
 }
 
 type epollServer struct {
@@ -280,7 +297,7 @@ func (l *epollLoop) clientReadable(c *epollClient) {
 		}
 	}
 	c.mem.in = nil
-	if c.server == nil {
+	if c.server == nil && !c.busy.Load() {
 		l.proxyRequest(c)
 	}
 }
@@ -303,6 +320,15 @@ func (l *epollLoop) proxyRequest(c *epollClient) {
 	if !bytes.Equal(headerValue(head, hostPrefix), l.host) {
 		l.respond(c, []byte("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"))
 		c.plain = c.plain[:copy(c.plain, c.plain[end+4:])]
+		return
+	}
+	if l.goroutineExchange {
+		out := append(c.out[:0], head...)
+		out = append(out, "X-Forwarded-For: 127.0.0.1\r\nX-Forwarded-Proto: https\r\n\r\n"...)
+		c.out = out
+		c.plain = c.plain[:copy(c.plain, c.plain[end+4:])]
+		c.busy.Store(true)
+		go l.exchange(c, out)
 		return
 	}
 	s := l.server()
@@ -432,6 +458,69 @@ func (l *epollLoop) dropIdle(s *epollServer) {
 	}
 }
 
+// exchange is -goroutine-exchange's backend leg: blocking I/O on a
+// goroutine, as a goroutine-per-connection proxy does it.
+func (l *epollLoop) exchange(c *epollClient, req []byte) {
+	defer c.busy.Store(false)
+	p := &goroutinePool
+	p.Lock()
+	var br *bufio.Reader
+	if n := len(p.idle); n > 0 {
+		br = p.idle[n-1]
+		p.idle = p.idle[:n-1]
+	}
+	p.Unlock()
+	if br == nil {
+		conn, err := net.Dial("tcp", l.backendAddr)
+		if err != nil {
+			c.tls.Write([]byte("HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n"))
+			return
+		}
+		br = bufio.NewReaderSize(conn, 32<<10)
+		p.Lock()
+		if p.conn == nil {
+			p.conn = map[*bufio.Reader]net.Conn{}
+		}
+		p.conn[br] = conn
+		p.Unlock()
+	}
+	p.Lock()
+	conn := p.conn[br]
+	p.Unlock()
+	if _, err := conn.Write(req); err != nil {
+		conn.Close()
+		c.tls.Write([]byte("HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n"))
+		return
+	}
+	var resp []byte
+	for {
+		line, err := br.ReadSlice('\n')
+		if err != nil {
+			conn.Close()
+			c.tls.Write([]byte("HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n"))
+			return
+		}
+		resp = append(resp, line...)
+		if len(line) == 2 {
+			break
+		}
+	}
+	length, _ := strconv.Atoi(string(headerValue(resp, contentLength)))
+	start := len(resp)
+	resp = append(resp, make([]byte, length)...)
+	if _, err := io.ReadFull(br, resp[start:]); err != nil {
+		conn.Close()
+		return
+	}
+	// Free before the write: the client's next request may arrive as soon
+	// as it has the response. crypto/tls allows a Read during a Write.
+	c.busy.Store(false)
+	c.tls.Write(resp)
+	p.Lock()
+	p.idle = append(p.idle, br)
+	p.Unlock()
+}
+
 // respond writes a whole response in one TLS record and one write.
 func (l *epollLoop) respond(c *epollClient, resp []byte) {
 	if _, err := c.tls.Write(resp); err != nil {
@@ -446,5 +535,12 @@ func (l *epollLoop) respond(c *epollClient, resp []byte) {
 // as ServeEpollProxy.
 func startGoEpoll(ctx context.Context, env *Env, dir string) (*Instance, error) {
 	return startSelf(ctx, env, dir, "go-epoll", ServeEpollProxyCommand,
+		"-cert", env.CertFile, "-key", env.KeyFile, "-backend", env.BackendAddr, "-host", env.Host)
+}
+
+// startGoEpollGoroutineExchange starts go-epoll-gx: go-epoll with
+// -goroutine-exchange.
+func startGoEpollGoroutineExchange(ctx context.Context, env *Env, dir string) (*Instance, error) {
+	return startSelf(ctx, env, dir, "go-epoll-gx", ServeEpollProxyCommand, "-goroutine-exchange",
 		"-cert", env.CertFile, "-key", env.KeyFile, "-backend", env.BackendAddr, "-host", env.Host)
 }

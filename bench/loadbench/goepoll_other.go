@@ -17,3 +17,7 @@ func ServeEpollProxy([]string) error { return errors.New("go-epoll needs Linux")
 func startGoEpoll(context.Context, *Env, string) (*Instance, error) {
 	return nil, errors.New("go-epoll needs Linux")
 }
+
+func startGoEpollGoroutineExchange(context.Context, *Env, string) (*Instance, error) {
+	return nil, errors.New("go-epoll needs Linux")
+}

@@ -28,6 +28,9 @@ type Target struct {
 	Scheme string
 	// NoHTTP2: the target does not offer h2, so it sits out the h2 workload.
 	NoHTTP2 bool
+	// ByName: the target runs only when BENCH_TARGETS names it, not in the
+	// default (every target) run.
+	ByName bool
 	// Tiers are started back to front; the first tier receives the load and
 	// each tier forwards to the next one, the last one to the backend.
 	Tiers []Tier
@@ -147,6 +150,14 @@ func Targets() []Target {
 			start:       startGoEpoll,
 		},
 		{
+			Name:        "go-epoll-gx",
+			Description: "go-epoll with each backend exchange handed to a goroutine doing blocking I/O on the netpoller: an event loop for clients only",
+			Scheme:      "https",
+			NoHTTP2:     true,
+			ByName:      true,
+			start:       startGoEpollGoroutineExchange,
+		},
+		{
 			Name:        "nginx",
 			Description: "one nginx: TLS termination, host/path routing, upstream keep-alive to the backend",
 			Scheme:      "https",
@@ -179,6 +190,15 @@ func Targets() []Target {
 // SelectTargets returns the named targets in the canonical round order, or
 // every target when names is empty.
 func SelectTargets(all []Target, names []string) ([]Target, error) {
+	if len(names) == 0 {
+		var out []Target
+		for _, t := range all {
+			if !t.ByName {
+				out = append(out, t)
+			}
+		}
+		return out, nil
+	}
 	return selectByName(all, names, "targets", func(t Target) string { return t.Name })
 }
 

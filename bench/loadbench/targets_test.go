@@ -20,8 +20,9 @@ func TestSelectTargets(t *testing.T) {
 		want    []string
 		wantErr bool
 	}{
-		{"all by default", nil, []string{"portico", "direct", "direct-tls", "direct-go-tls", "go-fasthttp", "go-epoll", "nginx", "nginx-2tier", "haproxy", "caddy"}, false},
+		{"all but by-name targets by default", nil, []string{"portico", "direct", "direct-tls", "direct-go-tls", "go-fasthttp", "go-epoll", "nginx", "nginx-2tier", "haproxy", "caddy"}, false},
 		{"canonical order kept", []string{"nginx", "portico"}, []string{"portico", "nginx"}, false},
+		{"a by-name target when named", []string{"go-epoll-gx", "go-epoll"}, []string{"go-epoll", "go-epoll-gx"}, false},
 		{"duplicates collapse", []string{"direct", "direct"}, []string{"direct"}, false},
 		{"unknown", []string{"nginx", "envoy"}, nil, true},
 	}
