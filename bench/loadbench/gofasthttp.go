@@ -6,6 +6,8 @@ import (
 	"crypto/tls"
 	"flag"
 	"net"
+	"net/http"
+	"strings"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -82,5 +84,91 @@ func ServeFastHTTPProxy(args []string) error {
 // re-executed as ServeFastHTTPProxy.
 func startGoFastHTTP(ctx context.Context, env *Env, dir string) (*Instance, error) {
 	return startSelf(ctx, env, dir, "go-fasthttp", ServeFastHTTPProxyCommand,
+		"-cert", env.CertFile, "-key", env.KeyFile, "-backend", env.BackendAddr, "-host", env.Host)
+}
+
+// ServeNetHTTPProxyCommand is the hidden loadbench subcommand that runs the
+// go-nethttp target.
+const ServeNetHTTPProxyCommand = "serve-nethttp-proxy"
+
+// ServeNetHTTPProxy runs the smallest proxy on net/http's server, HTTP/2
+// included: a host check, two forwarding headers and go-fasthttp's
+// keep-alive fasthttp.HostClient to the backend, which costs less than any
+// net/http client. On the h2 workload it is the floor for a proxy whose
+// HTTP/2 is net/http's (a serving goroutine per connection, a handler
+// goroutine per stream, frame writes on further goroutines), which is
+// Portico's.
+func ServeNetHTTPProxy(args []string) error {
+	fs := flag.NewFlagSet(ServeNetHTTPProxyCommand, flag.ContinueOnError)
+	addr := fs.String("addr", "", "loopback listen address")
+	certFile := fs.String("cert", "", "certificate PEM file")
+	keyFile := fs.String("key", "", "key PEM file")
+	backend := fs.String("backend", "", "backend address")
+	host := fs.String("host", "", "virtual host routed to the backend")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cert, err := tls.LoadX509KeyPair(*certFile, *keyFile)
+	if err != nil {
+		return err
+	}
+	client := &fasthttp.HostClient{
+		Addr:                          *backend,
+		MaxConns:                      1024,
+		MaxIdleConnDuration:           15 * time.Second,
+		ReadTimeout:                   60 * time.Second,
+		WriteTimeout:                  60 * time.Second,
+		DisableHeaderNamesNormalizing: true,
+		DisablePathNormalizing:        true,
+	}
+	srv := &http.Server{
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}},
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			h := r.Host
+			if i := strings.LastIndexByte(h, ':'); i >= 0 {
+				h = h[:i]
+			}
+			if h != *host || !strings.HasPrefix(r.URL.Path, "/") {
+				w.WriteHeader(http.StatusNotFound)
+				return
+			}
+			req := fasthttp.AcquireRequest()
+			resp := fasthttp.AcquireResponse()
+			defer fasthttp.ReleaseRequest(req)
+			defer fasthttp.ReleaseResponse(resp)
+			req.Header.SetMethod(r.Method)
+			req.SetRequestURI("http://" + *backend + r.URL.RequestURI())
+			req.Header.SetHost(r.Host)
+			for name, values := range r.Header {
+				for _, v := range values {
+					req.Header.Add(name, v)
+				}
+			}
+			req.Header.Set("X-Forwarded-For", r.RemoteAddr[:strings.LastIndexByte(r.RemoteAddr, ':')])
+			req.Header.Set("X-Forwarded-Proto", "https")
+			if err := client.Do(req, resp); err != nil {
+				http.Error(w, err.Error(), http.StatusBadGateway)
+				return
+			}
+			for name, value := range resp.Header.All() {
+				w.Header().Add(string(name), string(value))
+			}
+			w.WriteHeader(resp.StatusCode())
+			_, _ = w.Write(resp.Body())
+		}),
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	return srv.ServeTLS(ln, "", "")
+}
+
+// startGoNetHTTP starts the go-nethttp target: the loadbench binary
+// re-executed as ServeNetHTTPProxy.
+func startGoNetHTTP(ctx context.Context, env *Env, dir string) (*Instance, error) {
+	return startSelf(ctx, env, dir, "go-nethttp", ServeNetHTTPProxyCommand,
 		"-cert", env.CertFile, "-key", env.KeyFile, "-backend", env.BackendAddr, "-host", env.Host)
 }

@@ -143,6 +143,13 @@ func Targets() []Target {
 			start:       startGoFastHTTP,
 		},
 		{
+			Name:        "go-nethttp",
+			Description: "a minimal Go proxy on net/http's server (HTTP/2 included): host check, two forwarding headers, go-fasthttp's HostClient to the backend; the floor for a proxy whose HTTP/2 is net/http's",
+			Scheme:      "https",
+			ByName:      true,
+			start:       startGoNetHTTP,
+		},
+		{
 			Name:        "go-epoll",
 			Description: "a measurement prototype: the go-fasthttp proxy's work on Go event loops (one locked thread per core in epoll_wait over raw sockets, crypto/tls over memory), to measure what the goroutine-per-connection model costs; HTTP/1.1 GET only",
 			Scheme:      "https",

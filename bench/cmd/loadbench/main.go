@@ -42,6 +42,11 @@ func main() {
 		}
 		return
 	}
+	if len(os.Args) > 1 && os.Args[1] == loadbench.ServeNetHTTPProxyCommand {
+		// It serves until its listener fails.
+		slog.Error("go-nethttp proxy failed", "err", loadbench.ServeNetHTTPProxy(os.Args[2:]))
+		os.Exit(1)
+	}
 	if len(os.Args) > 1 && os.Args[1] == loadbench.ServeEpollProxyCommand {
 		// It serves until its listener fails.
 		slog.Error("go-epoll proxy failed", "err", loadbench.ServeEpollProxy(os.Args[2:]))
