@@ -37,37 +37,30 @@ const ServeEpollProxyCommand = "serve-epoll-proxy"
 // an event loop keeps. It serves only what the benchmark sends: GET
 // requests without a body, and backend responses framed by Content-Length.
 func ServeEpollProxy(args []string) error {
-	fs := flag.NewFlagSet(ServeEpollProxyCommand, flag.ContinueOnError)
-	addr := fs.String("addr", "", "loopback listen address")
-	certFile := fs.String("cert", "", "certificate PEM file")
-	keyFile := fs.String("key", "", "key PEM file")
-	backend := fs.String("backend", "", "backend address")
-	host := fs.String("host", "", "virtual host routed to the backend")
-	goroutineExchange := fs.Bool("goroutine-exchange", false, "run each backend exchange on a goroutine over the netpoller instead of in the loop")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	cert, err := tls.LoadX509KeyPair(*certFile, *keyFile)
+	var goroutineExchange bool
+	f, cert, err := parseReferenceProxyFlags(ServeEpollProxyCommand, args, func(fs *flag.FlagSet) {
+		fs.BoolVar(&goroutineExchange, "goroutine-exchange", false, "run each backend exchange on a goroutine over the netpoller instead of in the loop")
+	})
 	if err != nil {
 		return err
 	}
-	backendAddr, err := net.ResolveTCPAddr("tcp4", *backend)
+	backendAddr, err := net.ResolveTCPAddr("tcp4", f.backend)
 	if err != nil {
 		return err
 	}
 	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"http/1.1"}}
 	loops := make([]*epollLoop, runtime.GOMAXPROCS(0))
 	for i := range loops {
-		l, err := newEpollLoop(*host, backendAddr)
+		l, err := newEpollLoop(f.host, backendAddr)
 		if err != nil {
 			return err
 		}
-		l.goroutineExchange = *goroutineExchange
-		l.backendAddr = *backend
+		l.goroutineExchange = goroutineExchange
+		l.backendAddr = f.backend
 		loops[i] = l
 		go l.run()
 	}
-	ln, err := net.Listen("tcp4", *addr)
+	ln, err := net.Listen("tcp4", f.addr)
 	if err != nil {
 		return err
 	}
@@ -534,13 +527,11 @@ func (l *epollLoop) respond(c *epollClient, resp []byte) {
 // startGoEpoll starts the go-epoll target: the loadbench binary re-executed
 // as ServeEpollProxy.
 func startGoEpoll(ctx context.Context, env *Env, dir string) (*Instance, error) {
-	return startSelf(ctx, env, dir, "go-epoll", ServeEpollProxyCommand,
-		"-cert", env.CertFile, "-key", env.KeyFile, "-backend", env.BackendAddr, "-host", env.Host)
+	return startReferenceProxy(ctx, env, dir, "go-epoll", ServeEpollProxyCommand)
 }
 
 // startGoEpollGoroutineExchange starts go-epoll-gx: go-epoll with
 // -goroutine-exchange.
 func startGoEpollGoroutineExchange(ctx context.Context, env *Env, dir string) (*Instance, error) {
-	return startSelf(ctx, env, dir, "go-epoll-gx", ServeEpollProxyCommand, "-goroutine-exchange",
-		"-cert", env.CertFile, "-key", env.KeyFile, "-backend", env.BackendAddr, "-host", env.Host)
+	return startReferenceProxy(ctx, env, dir, "go-epoll-gx", ServeEpollProxyCommand, "-goroutine-exchange")
 }

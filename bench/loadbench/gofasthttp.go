@@ -25,28 +25,11 @@ const ServeFastHTTPProxyCommand = "serve-fasthttp-proxy"
 // and nothing per request beyond the exchange, against which Portico's own
 // engine is measured.
 func ServeFastHTTPProxy(args []string) error {
-	fs := flag.NewFlagSet(ServeFastHTTPProxyCommand, flag.ContinueOnError)
-	addr := fs.String("addr", "", "loopback listen address")
-	certFile := fs.String("cert", "", "certificate PEM file")
-	keyFile := fs.String("key", "", "key PEM file")
-	backend := fs.String("backend", "", "backend address")
-	host := fs.String("host", "", "virtual host routed to the backend")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	cert, err := tls.LoadX509KeyPair(*certFile, *keyFile)
+	f, cert, err := parseReferenceProxyFlags(ServeFastHTTPProxyCommand, args)
 	if err != nil {
 		return err
 	}
-	client := &fasthttp.HostClient{
-		Addr:                          *backend,
-		MaxConns:                      1024,
-		MaxIdleConnDuration:           15 * time.Second,
-		ReadTimeout:                   60 * time.Second,
-		WriteTimeout:                  60 * time.Second,
-		DisableHeaderNamesNormalizing: true,
-		DisablePathNormalizing:        true,
-	}
+	client := newReferenceHostClient(f.backend)
 	srv := &fasthttp.Server{
 		ReadTimeout:                   60 * time.Second,
 		IdleTimeout:                   60 * time.Second,
@@ -58,7 +41,7 @@ func ServeFastHTTPProxy(args []string) error {
 			if i := bytes.LastIndexByte(h, ':'); i >= 0 {
 				h = h[:i]
 			}
-			if string(h) != *host || len(ctx.Path()) == 0 || ctx.Path()[0] != '/' {
+			if string(h) != f.host || len(ctx.Path()) == 0 || ctx.Path()[0] != '/' {
 				ctx.SetStatusCode(fasthttp.StatusNotFound)
 				return
 			}
@@ -73,18 +56,65 @@ func ServeFastHTTPProxy(args []string) error {
 			}
 		},
 	}
-	ln, err := net.Listen("tcp", *addr)
+	ln, err := net.Listen("tcp", f.addr)
 	if err != nil {
 		return err
 	}
 	return srv.Serve(tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"http/1.1"}}))
 }
 
+// referenceProxyFlags are what every reference proxy is started with.
+type referenceProxyFlags struct {
+	addr    string // loopback listen address
+	backend string // backend address
+	host    string // virtual host routed to the backend
+}
+
+// parseReferenceProxyFlags parses a reference proxy's command line and
+// loads its certificate; more defines the proxy's own flags, if any.
+func parseReferenceProxyFlags(command string, args []string, more ...func(*flag.FlagSet)) (referenceProxyFlags, tls.Certificate, error) {
+	var f referenceProxyFlags
+	fs := flag.NewFlagSet(command, flag.ContinueOnError)
+	for _, define := range more {
+		define(fs)
+	}
+	fs.StringVar(&f.addr, "addr", "", "loopback listen address")
+	certFile := fs.String("cert", "", "certificate PEM file")
+	keyFile := fs.String("key", "", "key PEM file")
+	fs.StringVar(&f.backend, "backend", "", "backend address")
+	fs.StringVar(&f.host, "host", "", "virtual host routed to the backend")
+	if err := fs.Parse(args); err != nil {
+		return f, tls.Certificate{}, err
+	}
+	cert, err := tls.LoadX509KeyPair(*certFile, *keyFile)
+	return f, cert, err
+}
+
+// startReferenceProxy re-executes the loadbench binary as a reference
+// proxy (command), with the flags parseReferenceProxyFlags reads.
+func startReferenceProxy(ctx context.Context, env *Env, dir, name, command string, extra ...string) (*Instance, error) {
+	args := append([]string{"-cert", env.CertFile, "-key", env.KeyFile, "-backend", env.BackendAddr, "-host", env.Host}, extra...)
+	return startSelf(ctx, env, dir, name, command, args...)
+}
+
+// newReferenceHostClient is the reference proxies' keep-alive client to
+// the backend.
+func newReferenceHostClient(backend string) *fasthttp.HostClient {
+	return &fasthttp.HostClient{
+		Addr:                          backend,
+		MaxConns:                      1024,
+		MaxIdleConnDuration:           15 * time.Second,
+		ReadTimeout:                   60 * time.Second,
+		WriteTimeout:                  60 * time.Second,
+		DisableHeaderNamesNormalizing: true,
+		DisablePathNormalizing:        true,
+	}
+}
+
 // startGoFastHTTP starts the go-fasthttp target: the loadbench binary
 // re-executed as ServeFastHTTPProxy.
 func startGoFastHTTP(ctx context.Context, env *Env, dir string) (*Instance, error) {
-	return startSelf(ctx, env, dir, "go-fasthttp", ServeFastHTTPProxyCommand,
-		"-cert", env.CertFile, "-key", env.KeyFile, "-backend", env.BackendAddr, "-host", env.Host)
+	return startReferenceProxy(ctx, env, dir, "go-fasthttp", ServeFastHTTPProxyCommand)
 }
 
 // ServeNetHTTPProxyCommand is the hidden loadbench subcommand that runs the
@@ -99,28 +129,11 @@ const ServeNetHTTPProxyCommand = "serve-nethttp-proxy"
 // goroutine per stream, frame writes on further goroutines), which is
 // Portico's.
 func ServeNetHTTPProxy(args []string) error {
-	fs := flag.NewFlagSet(ServeNetHTTPProxyCommand, flag.ContinueOnError)
-	addr := fs.String("addr", "", "loopback listen address")
-	certFile := fs.String("cert", "", "certificate PEM file")
-	keyFile := fs.String("key", "", "key PEM file")
-	backend := fs.String("backend", "", "backend address")
-	host := fs.String("host", "", "virtual host routed to the backend")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	cert, err := tls.LoadX509KeyPair(*certFile, *keyFile)
+	f, cert, err := parseReferenceProxyFlags(ServeNetHTTPProxyCommand, args)
 	if err != nil {
 		return err
 	}
-	client := &fasthttp.HostClient{
-		Addr:                          *backend,
-		MaxConns:                      1024,
-		MaxIdleConnDuration:           15 * time.Second,
-		ReadTimeout:                   60 * time.Second,
-		WriteTimeout:                  60 * time.Second,
-		DisableHeaderNamesNormalizing: true,
-		DisablePathNormalizing:        true,
-	}
+	client := newReferenceHostClient(f.backend)
 	srv := &http.Server{
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       60 * time.Second,
@@ -130,7 +143,7 @@ func ServeNetHTTPProxy(args []string) error {
 			if i := strings.LastIndexByte(h, ':'); i >= 0 {
 				h = h[:i]
 			}
-			if h != *host || !strings.HasPrefix(r.URL.Path, "/") {
+			if h != f.host || !strings.HasPrefix(r.URL.Path, "/") {
 				w.WriteHeader(http.StatusNotFound)
 				return
 			}
@@ -139,7 +152,7 @@ func ServeNetHTTPProxy(args []string) error {
 			defer fasthttp.ReleaseRequest(req)
 			defer fasthttp.ReleaseResponse(resp)
 			req.Header.SetMethod(r.Method)
-			req.SetRequestURI("http://" + *backend + r.URL.RequestURI())
+			req.SetRequestURI("http://" + f.backend + r.URL.RequestURI())
 			req.Header.SetHost(r.Host)
 			for name, values := range r.Header {
 				for _, v := range values {
@@ -159,7 +172,7 @@ func ServeNetHTTPProxy(args []string) error {
 			_, _ = w.Write(resp.Body())
 		}),
 	}
-	ln, err := net.Listen("tcp", *addr)
+	ln, err := net.Listen("tcp", f.addr)
 	if err != nil {
 		return err
 	}
@@ -169,6 +182,5 @@ func ServeNetHTTPProxy(args []string) error {
 // startGoNetHTTP starts the go-nethttp target: the loadbench binary
 // re-executed as ServeNetHTTPProxy.
 func startGoNetHTTP(ctx context.Context, env *Env, dir string) (*Instance, error) {
-	return startSelf(ctx, env, dir, "go-nethttp", ServeNetHTTPProxyCommand,
-		"-cert", env.CertFile, "-key", env.KeyFile, "-backend", env.BackendAddr, "-host", env.Host)
+	return startReferenceProxy(ctx, env, dir, "go-nethttp", ServeNetHTTPProxyCommand)
 }
