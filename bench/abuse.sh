@@ -12,26 +12,9 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 export GOTOOLCHAIN="${GOTOOLCHAIN:-go1.27.4}"
 
-missing=()
-command -v wrk >/dev/null || missing+=(wrk)
-command -v nginx >/dev/null || missing+=(nginx)
-if ((${#missing[@]} > 0)); then
-	if [[ $(id -u) -ne 0 ]]; then
-		echo "abuse.sh: missing ${missing[*]}; install them or run as root" >&2
-		exit 1
-	fi
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -q
-	pkgs=()
-	for p in "${missing[@]}"; do
-		# nginx-light is the smallest nginx where it still exists (bookworm).
-		if [[ $p == nginx ]] && apt-cache show nginx-light >/dev/null 2>&1; then
-			p=nginx-light
-		fi
-		pkgs+=("$p")
-	done
-	apt-get install -y -q --no-install-recommends "${pkgs[@]}"
-fi
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
+bench_require abuse.sh wrk:wrk nginx:nginx
 
 tmp="$(mktemp -d -t portico-abuse-build-XXXXXX)"
 trap 'rm -rf "$tmp"' EXIT

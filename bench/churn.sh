@@ -20,18 +20,9 @@ for a in "$@"; do
 	fi
 done
 
-missing=()
-command -v nginx >/dev/null || missing+=(nginx)
-command -v taskset >/dev/null || missing+=(util-linux)
-if ((${#missing[@]} > 0)); then
-	if [[ $(id -u) -ne 0 ]]; then
-		echo "churn.sh: missing ${missing[*]}; install them or run as root" >&2
-		exit 1
-	fi
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -q
-	apt-get install -y -q --no-install-recommends "${missing[@]}"
-fi
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
+bench_require churn.sh nginx:nginx taskset:util-linux
 
 hack/controlplane/build.sh
 go build -o bin/portico ./cmd/portico

@@ -35,30 +35,9 @@ cd "$repo"
 export GOTOOLCHAIN="${GOTOOLCHAIN:-go1.27.4}"
 
 # Install the load generator and peers from Debian packages if missing.
-missing=()
-command -v wrk >/dev/null || missing+=(wrk)
-command -v nginx >/dev/null || missing+=(nginx)
-command -v taskset >/dev/null || missing+=(util-linux)
-command -v h2load >/dev/null || missing+=(nghttp2-client)
-command -v haproxy >/dev/null || missing+=(haproxy)
-command -v caddy >/dev/null || missing+=(caddy)
-if ((${#missing[@]} > 0)); then
-	if [[ $(id -u) -ne 0 ]]; then
-		echo "run.sh: missing ${missing[*]}; install them or run as root" >&2
-		exit 1
-	fi
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -q
-	pkgs=()
-	for p in "${missing[@]}"; do
-		# nginx-light is the smallest nginx where it still exists (bookworm).
-		if [[ $p == nginx ]] && apt-cache show nginx-light >/dev/null 2>&1; then
-			p=nginx-light
-		fi
-		pkgs+=("$p")
-	done
-	apt-get install -y -q --no-install-recommends "${pkgs[@]}"
-fi
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
+bench_require run.sh wrk:wrk nginx:nginx taskset:util-linux h2load:nghttp2-client haproxy:haproxy caddy:caddy
 
 tmp="$(mktemp -d -t portico-bench-build-XXXXXX)"
 bench_pid=""
