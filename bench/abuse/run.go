@@ -109,10 +109,6 @@ func Execute(ctx context.Context, cfg Config) ([]Result, error) {
 func runOne(ctx context.Context, cfg Config, env *loadbench.Env, relay *Relay, tlsConf *tls.Config, script string, a Attack, t loadbench.Target) Result {
 	r := Result{Attack: a.Name, Target: t.Name}
 	dir := filepath.Join(cfg.Load.WorkDir, a.Name+"-"+t.Name)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		r.Err = err
-		return r
-	}
 	in, err := t.Start(ctx, env, dir)
 	if err != nil {
 		r.Err = err

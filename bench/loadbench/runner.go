@@ -314,10 +314,6 @@ func ResponseBody(n int) string {
 // do not carry over.
 func runTarget(ctx context.Context, cfg Config, env *Env, w Workload, t Target, dir, scriptPath string) Run {
 	r := Run{Workload: w.Name, Target: t.Name}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		r.Err = err
-		return r
-	}
 	in, err := t.Start(ctx, env, dir)
 	if err != nil {
 		r.Err = err

@@ -343,9 +343,12 @@ func (in *Instance) URL(scheme, host string) string {
 	return fmt.Sprintf("%s://%s:%s/", scheme, host, port)
 }
 
-// Start starts the target in dir and returns once it answers the
-// benchmark request correctly.
+// Start starts the target in dir, created if missing, and returns once it
+// answers the benchmark request correctly.
 func (t Target) Start(ctx context.Context, env *Env, dir string) (*Instance, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithTimeout(ctx, env.ReadyTimeout)
 	defer cancel()
 	var (
