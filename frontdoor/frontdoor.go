@@ -43,6 +43,9 @@ type Shared struct {
 	// BodyLimits bound what the routing handler buffers for mirrors and
 	// retries.
 	BodyLimits routing.BodyLimits
+	// TrustedProxies are the peers whose X-Forwarded-For names the client
+	// for routes with client address ranges.
+	TrustedProxies []netip.Prefix
 	// OCSP staples OCSP responses to the certificates; nil serves them
 	// unstapled.
 	OCSP *porticotls.OCSPStapler
@@ -83,6 +86,8 @@ func (sh *Shared) parts(c Content) (handler, httpHandler http.Handler, getCertif
 		Logger:     sh.logger(c),
 		AccessLog:  sh.AccessLog,
 		BodyLimits: sh.BodyLimits,
+		// Gateway and Ingress routes see the same client.
+		TrustedProxies: sh.TrustedProxies,
 	})
 	lookup := func(serverName string) *porticotls.KeyPair {
 		if certs := c.Certificates(); certs != nil {

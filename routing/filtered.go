@@ -115,6 +115,10 @@ func (h *Handler) serveFiltered(w http.ResponseWriter, r *http.Request, route *R
 	return out.Status
 }
 
+// redirects reports whether the route answers every request with a
+// redirect of its own.
+func (r *Route) redirects() bool { return r.Filters != nil && r.Filters.Redirect != nil }
+
 func (f *Filters) editsResponse() bool { return f != nil && f.ResponseHeaders != nil }
 
 func (f *Filters) cors() *CORS {

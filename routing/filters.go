@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/textproto"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 )
@@ -49,8 +50,26 @@ func (m *PathModifier) apply(path string, route *Route) string {
 		return *m.ReplaceFullPath
 	case m.ReplacePrefixMatch != nil && route.PathKind == PathPrefix:
 		return replacePrefix(path, route.Path, *m.ReplacePrefixMatch)
+	case m.RegexTemplate != nil && route.PathKind == PathRegex && route.PathRegexp != nil:
+		return expandRegexPath(path, route.PathRegexp, *m.RegexTemplate)
 	}
 	return path
+}
+
+// expandRegexPath is the path an nginx rewrite makes of path: the whole
+// path replaced by template with re's captures expanded. The submatch
+// search and the expansion allocate; only routes with a capture rewrite
+// (ingress-nginx rewrite-target) pay for them.
+func expandRegexPath(path string, re *regexp.Regexp, template string) string {
+	m := re.FindStringSubmatchIndex(path)
+	if m == nil {
+		return path
+	}
+	out := string(re.ExpandString(nil, template, path, m))
+	if out == "" || out[0] != '/' {
+		out = "/" + out
+	}
+	return out
 }
 
 // replacePrefix replaces the path elements prefix matched by replacement,
@@ -91,6 +110,9 @@ func replacePrefix(path, prefix, replacement string) string {
 // out; a filter that sets a scheme but no port uses that scheme's default
 // port; a filter that sets neither keeps the listener's port.
 func redirectLocation(r *http.Request, red *Redirect, path string, route *Route, listenerPort int) string {
+	if red.Location != "" {
+		return red.Location
+	}
 	scheme := "http"
 	if r.TLS != nil {
 		scheme = "https"
@@ -133,6 +155,9 @@ func redirectLocation(r *http.Request, red *Redirect, path string, route *Route,
 		path = red.Path.apply(path, route)
 	}
 	u := url.URL{Path: path, RawQuery: r.URL.RawQuery}
+	if red.DropQuery {
+		u.RawQuery = ""
+	}
 	sb.WriteString(u.RequestURI())
 	return sb.String()
 }

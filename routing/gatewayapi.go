@@ -84,6 +84,11 @@ type HeaderValue struct {
 type PathModifier struct {
 	ReplaceFullPath    *string
 	ReplacePrefixMatch *string
+	// RegexTemplate, on a PathRegex route, replaces the whole path with
+	// the template expanded with the captures of the route's PathRegexp
+	// (${1}, ${2}, ...), as an nginx rewrite does; on another route it
+	// changes nothing. The ingress-nginx rewrite-target annotation.
+	RegexTemplate *string
 }
 
 // Redirect answers the request with a redirect instead of proxying it. Zero
@@ -97,6 +102,12 @@ type Redirect struct {
 	Port       int32
 	Path       *PathModifier
 	StatusCode int // 301, 302, 303, 307 or 308; 0 means 302
+	// Location, when set, is sent as is and every other field but
+	// StatusCode is ignored (an nginx "return 301 <url>").
+	Location string
+	// DropQuery leaves the request's query out of the Location, as an
+	// nginx return does, where a Gateway API redirect keeps it.
+	DropQuery bool
 }
 
 // Rewrite changes the request before it is forwarded. A Hostname replaces

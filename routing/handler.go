@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"path"
 	"strconv"
@@ -41,6 +42,9 @@ type HandlerConfig struct {
 	// BodyLimits bound what the routing tier buffers for mirrors and
 	// retries; zero fields take the defaults.
 	BodyLimits
+	// TrustedProxies are the peers whose X-Forwarded-For names the client
+	// a route's Admission address ranges are checked against.
+	TrustedProxies []netip.Prefix
 }
 
 // BodyLimits bound the request bodies the routing tier holds in memory.
@@ -155,9 +159,22 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, start time.Time)
 	if route == nil {
 		return table.notFound(), fallback.NotFound(w)
 	}
+	// One nil check for routes without admission rules. The order is
+	// nginx's: the body size is checked when the route is found, the HTTPS
+	// and other redirects next, the client address last.
+	adm := route.Admission
+	if adm != nil {
+		if code := adm.checkBody(w, r); code != 0 {
+			return route, code
+		}
+	}
 	if route.RedirectHTTPS && r.TLS == nil {
 		h.redirectHTTPS(w, r)
 		return route, http.StatusPermanentRedirect
+	}
+	if adm != nil && !route.redirects() && !adm.admitsSource(r, h.cfg.TrustedProxies) {
+		writeText(w, http.StatusForbidden, forbiddenBody)
+		return route, http.StatusForbidden
 	}
 
 	if route.usesGatewayFeatures() {

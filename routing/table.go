@@ -87,6 +87,9 @@ type Route struct {
 	// FallbackOnNoEndpoints hands requests to the fallback backend while this
 	// route's backend has no ready endpoints, instead of answering 503.
 	FallbackOnNoEndpoints bool
+	// Admission, when set, is checked before the route serves a request
+	// (admission.go): body size, client address ranges.
+	Admission *Admission
 
 	// Gateway API features (see gatewayapi.go); zero for Ingress routes.
 	// PathRegexp is set when PathKind is PathRegex; it must match the whole

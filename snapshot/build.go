@@ -82,6 +82,7 @@ func Build(objs Objects, cfg Config, prev *Snapshot) *Snapshot {
 	b.gateway = b.newGatewayTranslator(&objs)
 
 	var routes []*routing.Route
+	regexHosts := make(map[string]ObjectRef)
 	for _, ing := range owned {
 		snap.Ingresses = append(snap.Ingresses, key(ing.Namespace, ing.Name))
 		tr := b.ingress(ing)
@@ -89,7 +90,15 @@ func Build(objs Objects, cfg Config, prev *Snapshot) *Snapshot {
 		for _, req := range tr.tls {
 			b.bindCertificate(ing, req)
 		}
+		if tr.regex {
+			for _, r := range tr.routes {
+				if _, seen := regexHosts[r.Host]; !seen {
+					regexHosts[r.Host] = ingressRef(ing)
+				}
+			}
+		}
 	}
+	routes = b.nginxHosts(routes, regexHosts)
 	slices.SortFunc(snap.Ingresses, func(a, b types.NamespacedName) int { return strings.Compare(a.String(), b.String()) })
 	snap.ACMEHosts = b.acmeHosts(owned)
 
@@ -159,6 +168,16 @@ func (b *builder) ingress(ing *networkingv1.Ingress) ingressTranslation {
 	} else {
 		for _, msg := range tr.invalid {
 			b.problems.add(ref, Error, "InvalidIngress", "%s; that part is not served", msg)
+		}
+	}
+	for _, f := range tr.nginx {
+		if f.reported() {
+			reason, msg := f.problem()
+			sev := Warning
+			if f.Invalid != "" {
+				sev = Error
+			}
+			b.problems.add(ref, sev, reason, "%s", msg)
 		}
 	}
 	b.reportBackends(ref, tr.routes)

@@ -94,12 +94,21 @@ func describeRoute(r *routing.Route) string {
 	if r.PathKind == routing.PathAny {
 		match = "any path"
 	}
+	if r.PathKind == routing.PathRegex {
+		match = "Regex " + r.PathRegexp.String()
+	}
 	var flags []string
 	if r.RedirectHTTPS {
 		flags = append(flags, "redirect-https")
 	}
 	if r.FallbackOnNoEndpoints {
 		flags = append(flags, "fallback-on-no-endpoints")
+	}
+	if r.Admission != nil {
+		flags = append(flags, "admission "+r.Admission.String())
+	}
+	if r.Filters != nil {
+		flags = append(flags, describeFilters(r.Filters))
 	}
 	line := fmt.Sprintf("%s %s -> %s from %s", host, match, describeBackend(r), r.Source)
 	if len(flags) > 0 {

@@ -277,8 +277,14 @@ func describeFilters(f *routing.Filters) string {
 	if f.ResponseHeaders != nil {
 		parts = append(parts, "response headers "+describeHeaderModifier(f.ResponseHeaders))
 	}
-	if rd := f.Redirect; rd != nil {
-		parts = append(parts, fmt.Sprintf("redirect scheme=%q host=%q port=%d path=%s status=%d", rd.Scheme, rd.Hostname, rd.Port, describePath(rd.Path), rd.StatusCode))
+	if rd := f.Redirect; rd != nil && rd.Location != "" {
+		parts = append(parts, fmt.Sprintf("redirect location=%q status=%d", rd.Location, rd.StatusCode))
+	} else if rd != nil {
+		line := fmt.Sprintf("redirect scheme=%q host=%q port=%d path=%s status=%d", rd.Scheme, rd.Hostname, rd.Port, describePath(rd.Path), rd.StatusCode)
+		if rd.DropQuery {
+			line += " drop-query"
+		}
+		parts = append(parts, line)
 	}
 	if rw := f.Rewrite; rw != nil {
 		parts = append(parts, fmt.Sprintf("rewrite host=%q path=%s", rw.Hostname, describePath(rw.Path)))
@@ -334,6 +340,8 @@ func describePath(p *routing.PathModifier) string {
 		return "full:" + *p.ReplaceFullPath
 	case p.ReplacePrefixMatch != nil:
 		return "prefix:" + *p.ReplacePrefixMatch
+	case p.RegexTemplate != nil:
+		return "regex:" + *p.RegexTemplate
 	}
 	return "keep"
 }

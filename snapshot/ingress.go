@@ -65,6 +65,13 @@ type ingressTranslation struct {
 	// invalid collects what the object itself gets wrong (not what it
 	// refers to): a reason to keep its last good version instead.
 	invalid []string
+	// nginx lists its ingress-nginx annotations and what Portico does
+	// with them; an invalid value leaves its annotation out but keeps the
+	// rest of the Ingress serving, as ingress-nginx does.
+	nginx []NginxFinding
+	// regex: ingress-nginx's use-regex (or rewrite-target) is on, which
+	// makes every path of its hosts a regular expression, across Ingresses.
+	regex bool
 }
 
 // tlsRequest is one spec.tls entry: the hosts that must be served with the
@@ -84,13 +91,16 @@ func translateIngress(ing *networkingv1.Ingress, backends *backendResolver) ingr
 	}
 	redirect := ing.Annotations[annotationSSLRedirect] == "true"
 	fallbackOnNoEndpoints := ing.Annotations[annotationFallbackOnNoEndpoints] == "true"
-	newRoute := func(src routing.Source, host string, kind routing.PathKind, path string, b *networkingv1.IngressBackend, where string) {
+	nc, findings := parseNginx(ing)
+	tr.nginx, tr.regex = findings, nc.regex
+	tlsCovers := ingressTLSHosts(ing)
+	newRoute := func(src routing.Source, host string, kind routing.PathKind, path string, b *networkingv1.IngressBackend, where string) *routing.Route {
 		ref, err := serviceRef(ing.Namespace, b)
 		if err != nil {
 			tr.invalid = append(tr.invalid, where+": "+err.Error())
-			return
+			return nil
 		}
-		tr.routes = append(tr.routes, &routing.Route{
+		r := &routing.Route{
 			Source:                src,
 			Host:                  host,
 			PathKind:              kind,
@@ -98,7 +108,19 @@ func translateIngress(ing *networkingv1.Ingress, backends *backendResolver) ingr
 			Backend:               backends.resolve(ref).backend,
 			RedirectHTTPS:         redirect,
 			FallbackOnNoEndpoints: fallbackOnNoEndpoints,
-		})
+		}
+		if kind == routing.PathPrefix && nc.regex && src.Rule != "default" {
+			re, err := nginxPathRegexp(path)
+			if err != nil {
+				tr.nginx = append(tr.nginx, NginxFinding{Annotation: NginxPrefix + "use-regex", Verdict: NginxExact,
+					Invalid: fmt.Sprintf("%s: path %q is not a regular expression (%v); that path is not served", strings.TrimSuffix(where, ".backend"), path, err)})
+				return nil
+			}
+			r.PathKind, r.PathRegexp = routing.PathRegex, re
+		}
+		nc.decorate(r, tlsCovers(host))
+		tr.routes = append(tr.routes, r)
+		return r
 	}
 
 	var hosts []string
@@ -113,6 +135,7 @@ func translateIngress(ing *networkingv1.Ingress, backends *backendResolver) ingr
 		if rule.HTTP == nil {
 			continue
 		}
+		var first *routing.Route
 		for j, p := range rule.HTTP.Paths {
 			where := fmt.Sprintf("%s.http.paths[%d]", where, j)
 			kind, path, msg := pathMatch(p)
@@ -120,7 +143,12 @@ func translateIngress(ing *networkingv1.Ingress, backends *backendResolver) ingr
 				tr.invalid = append(tr.invalid, where+": "+msg)
 				continue
 			}
-			newRoute(source(fmt.Sprintf("%d/%d", i, j)), host, kind, path, &p.Backend, where+".backend")
+			if r := newRoute(source(fmt.Sprintf("%d/%d", i, j)), host, kind, path, &p.Backend, where+".backend"); first == nil {
+				first = r
+			}
+		}
+		if first != nil {
+			tr.routes = append(tr.routes, nc.extraRoutes(func(rule string) routing.Source { return source(rule) }, host, first)...)
 		}
 	}
 
@@ -162,6 +190,29 @@ func translateIngress(ing *networkingv1.Ingress, backends *backendResolver) ingr
 		tr.tls = append(tr.tls, tlsRequest{hosts: valid, secret: t.SecretName})
 	}
 	return tr
+}
+
+// ingressTLSHosts returns whether the Ingress's spec.tls names a host,
+// with or without a Secret; an entry without hosts covers the rule hosts.
+func ingressTLSHosts(ing *networkingv1.Ingress) func(string) bool {
+	var patterns []string
+	for _, t := range ing.Spec.TLS {
+		if len(t.Hosts) == 0 {
+			return func(string) bool { return true }
+		}
+		for _, h := range t.Hosts {
+			patterns = append(patterns, hostname.Lower(h))
+		}
+	}
+	return func(host string) bool {
+		for _, p := range patterns {
+			if p == host || (strings.HasPrefix(p, "*.") && host != "" && !strings.HasPrefix(host, "*") &&
+				strings.HasSuffix(host, p[1:]) && !strings.Contains(host[:len(host)-len(p)+1], ".")) {
+				return true
+			}
+		}
+		return false
+	}
 }
 
 func uniqueHosts(hosts []string) []string {

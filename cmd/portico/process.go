@@ -117,7 +117,10 @@ func newProcess(cfg *config, logger *slog.Logger) (*process, error) {
 		Metrics:     g.metrics,
 		AccessLog:   newAccessLogger(cfg),
 		BodyLimits:  cfg.Bodies,
-		OCSP:        g.ocsp,
+		// The peers whose forwarding headers the backends trust name the
+		// client that routes' address ranges are checked against.
+		TrustedProxies: cfg.TrustedProxies,
+		OCSP:           g.ocsp,
 		ACME: func() *acme.Manager {
 			if g.acme == nil {
 				return nil

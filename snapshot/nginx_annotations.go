@@ -1,0 +1,742 @@
+package snapshot
+
+import (
+	"fmt"
+	"net/netip"
+	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	networkingv1 "k8s.io/api/networking/v1"
+
+	"portico.dev/portico/routing"
+)
+
+// This file holds Portico's reading of the ingress-nginx annotations
+// (nginx.ingress.kubernetes.io/*): one table entry per annotation with
+// Portico's verdict, and the translation of those it implements onto the
+// route model HTTPRoute filters use. Every annotation on an owned Ingress
+// that is not served exactly is reported on the Ingress, unknown ones
+// included; snippets are never executed.
+
+// NginxPrefix starts every ingress-nginx annotation.
+const NginxPrefix = "nginx.ingress.kubernetes.io/"
+
+// NginxVerdict says how Portico serves an ingress-nginx annotation.
+type NginxVerdict string
+
+const (
+	// NginxExact: served as ingress-nginx serves it.
+	NginxExact NginxVerdict = "exact"
+	// NginxApproximate: served, with the difference the note describes.
+	NginxApproximate NginxVerdict = "approximate"
+	// NginxUnsupported: ignored; the note says what Portico does instead.
+	NginxUnsupported NginxVerdict = "unsupported"
+	// NginxNeverExecuted: raw nginx configuration, which Portico never
+	// runs (the class of CVE-2025-1974).
+	NginxNeverExecuted NginxVerdict = "never-executed"
+	// NginxUnknown: not an ingress-nginx annotation Portico knows of.
+	NginxUnknown NginxVerdict = "unknown"
+)
+
+// NginxAnnotation is one row of the annotation table.
+type NginxAnnotation struct {
+	// Name is the annotation without NginxPrefix.
+	Name    string
+	Verdict NginxVerdict
+	// Note says, for an approximate annotation, how Portico differs; for
+	// an unsupported or never-executed one, what Portico does instead.
+	Note string
+	// Traefik and Ingress2Gateway are the peers' verdicts, for the
+	// comparison in docs/ingress-nginx.md: "yes", "partial" or "no".
+	Traefik, Ingress2Gateway string
+}
+
+const (
+	snippetNote     = "never executed: Portico runs no nginx configuration; the Ingress is served without it"
+	globalTimeouts  = "ignored: the global --upstream-dial-timeout, --upstream-read-timeout and --upstream-send-timeout apply, with nginx's per-operation meaning"
+	noAuthNote      = "ignored: requests are forwarded without authentication; put the check in the backend until Portico has it"
+	noCanaryNote    = "ignored: a canary Ingress is served as an ordinary Ingress, and loses to the main one for the same host and path"
+	noAffinityNote  = "ignored: requests are spread round-robin over the ready endpoints, without a session cookie"
+	noRateLimitNote = "ignored: requests are not rate limited"
+	noBackendTLS    = "ignored: attach a BackendTLSPolicy to the Service to reach it over TLS"
+	noMetricsNote   = "ignored: Portico's own metrics and access log serve every route"
+	noBufferNote    = "ignored: Portico streams request and response bodies"
+	noClientTLSNote = "ignored: client certificates are not requested on Ingress hosts; use a Gateway with spec.tls.frontend"
+)
+
+// nginxTable is every ingress-nginx annotation of the final releases
+// (controller v1.13 to v1.15), in the order of its annotations guide.
+var nginxTable = []NginxAnnotation{
+	// Paths and rewrites.
+	{Name: "app-root", Verdict: NginxExact, Traefik: "yes", Ingress2Gateway: "yes"},
+	{Name: "rewrite-target", Verdict: NginxExact, Traefik: "yes", Ingress2Gateway: "yes"},
+	{Name: "use-regex", Verdict: NginxExact, Traefik: "yes", Ingress2Gateway: "yes"},
+	{Name: "x-forwarded-prefix", Verdict: NginxExact, Traefik: "no", Ingress2Gateway: "yes"},
+	{Name: "enable-rewrite-log", Verdict: NginxUnsupported, Note: "ignored: Portico logs no rewrites; the access log shows the request as received", Traefik: "no", Ingress2Gateway: "no"},
+	// Redirects.
+	{Name: "ssl-redirect", Verdict: NginxExact, Traefik: "partial", Ingress2Gateway: "yes"},
+	{Name: "force-ssl-redirect", Verdict: NginxExact, Traefik: "partial", Ingress2Gateway: "yes"},
+	{Name: "preserve-trailing-slash", Verdict: NginxApproximate, Note: "Portico's HTTPS redirects always keep the request URI as sent, trailing slash included", Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "permanent-redirect", Verdict: NginxExact, Traefik: "yes", Ingress2Gateway: "yes"},
+	{Name: "permanent-redirect-code", Verdict: NginxExact, Traefik: "yes", Ingress2Gateway: "yes"},
+	{Name: "temporal-redirect", Verdict: NginxExact, Traefik: "yes", Ingress2Gateway: "yes"},
+	{Name: "temporal-redirect-code", Verdict: NginxExact, Traefik: "yes", Ingress2Gateway: "no"},
+	{Name: "from-to-www-redirect", Verdict: NginxApproximate, Note: "the other host (with or without www.) answers 308 to the Ingress's host only when no Ingress routes it; wildcard hosts get none", Traefik: "partial", Ingress2Gateway: "no"},
+	// Backend.
+	{Name: "upstream-vhost", Verdict: NginxExact, Traefik: "yes", Ingress2Gateway: "yes"},
+	{Name: "backend-protocol", Verdict: NginxApproximate, Note: "HTTP is served as is; for GRPC and AUTO_HTTP set appProtocol kubernetes.io/h2c on the Service port, for HTTPS and GRPCS attach a BackendTLSPolicy; FCGI is not spoken", Traefik: "partial", Ingress2Gateway: "yes"},
+	{Name: "service-upstream", Verdict: NginxUnsupported, Note: "ignored: Portico sends requests to the ready endpoints of the Service, not its cluster IP", Traefik: "yes", Ingress2Gateway: "no"},
+	{Name: "load-balance", Verdict: NginxUnsupported, Note: "ignored: requests are spread round-robin over the ready endpoints", Traefik: "partial", Ingress2Gateway: "no"},
+	{Name: "upstream-hash-by", Verdict: NginxUnsupported, Note: noAffinityNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "upstream-hash-by-subset", Verdict: NginxUnsupported, Note: noAffinityNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "upstream-hash-by-subset-size", Verdict: NginxUnsupported, Note: noAffinityNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "proxy-http-version", Verdict: NginxUnsupported, Note: "ignored: Portico speaks HTTP/1.1 to backends (h2c when the Service port asks for it)", Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "connection-proxy-header", Verdict: NginxUnsupported, Note: "ignored: Portico manages backend connections itself and keeps them alive", Traefik: "no", Ingress2Gateway: "yes"},
+	{Name: "custom-headers", Verdict: NginxUnsupported, Note: "ignored: no response headers are added from a ConfigMap; use an HTTPRoute ResponseHeaderModifier", Traefik: "partial", Ingress2Gateway: "yes"},
+	{Name: "default-backend", Verdict: NginxUnsupported, Note: "ignored: unmatched requests go to spec.defaultBackend, else Portico's --fallback-service", Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "custom-http-errors", Verdict: NginxUnsupported, Note: "ignored: backend error responses are passed to the client unchanged", Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "disable-proxy-intercept-errors", Verdict: NginxUnsupported, Note: "ignored: Portico never intercepts backend errors", Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "proxy-redirect-from", Verdict: NginxUnsupported, Note: "ignored: Location headers from the backend are passed unchanged", Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "proxy-redirect-to", Verdict: NginxUnsupported, Note: "ignored: Location headers from the backend are passed unchanged", Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "proxy-cookie-domain", Verdict: NginxUnsupported, Note: "ignored: Set-Cookie headers from the backend are passed unchanged", Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "proxy-cookie-path", Verdict: NginxUnsupported, Note: "ignored: Set-Cookie headers from the backend are passed unchanged", Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "server-alias", Verdict: NginxUnsupported, Note: "ignored: only spec.rules hosts are served; add a rule per alias", Traefik: "no", Ingress2Gateway: "yes"},
+	{Name: "mirror-target", Verdict: NginxUnsupported, Note: "ignored: requests are not mirrored; use an HTTPRoute RequestMirror filter", Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "mirror-request-body", Verdict: NginxUnsupported, Note: "ignored: requests are not mirrored", Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "mirror-host", Verdict: NginxUnsupported, Note: "ignored: requests are not mirrored", Traefik: "no", Ingress2Gateway: "no"},
+	// CORS.
+	{Name: "enable-cors", Verdict: NginxApproximate, Note: "Portico echoes an allowed Origin instead of answering *, sends the CORS headers only to allowed origins, and answers preflights (OPTIONS with Access-Control-Request-Method) itself", Traefik: "partial", Ingress2Gateway: "yes"},
+	{Name: "cors-allow-origin", Verdict: NginxApproximate, Note: "origins must name their scheme; an allowed Origin is echoed", Traefik: "yes", Ingress2Gateway: "yes"},
+	{Name: "cors-allow-methods", Verdict: NginxExact, Traefik: "yes", Ingress2Gateway: "no"},
+	{Name: "cors-allow-headers", Verdict: NginxExact, Traefik: "yes", Ingress2Gateway: "no"},
+	{Name: "cors-expose-headers", Verdict: NginxExact, Traefik: "yes", Ingress2Gateway: "no"},
+	{Name: "cors-allow-credentials", Verdict: NginxExact, Traefik: "yes", Ingress2Gateway: "no"},
+	{Name: "cors-max-age", Verdict: NginxExact, Traefik: "yes", Ingress2Gateway: "no"},
+	// Limits.
+	{Name: "proxy-body-size", Verdict: NginxApproximate, Note: "a declared Content-Length over the limit gets 413 as in nginx; a chunked body is cut when it passes the limit, failing the request instead of a 413; without the annotation Portico sets no limit (ingress-nginx's default is 1m)", Traefik: "no", Ingress2Gateway: "yes"},
+	{Name: "client-body-buffer-size", Verdict: NginxUnsupported, Note: noBufferNote, Traefik: "no", Ingress2Gateway: "yes"},
+	{Name: "proxy-connect-timeout", Verdict: NginxUnsupported, Note: globalTimeouts, Traefik: "yes", Ingress2Gateway: "yes"},
+	{Name: "proxy-read-timeout", Verdict: NginxUnsupported, Note: globalTimeouts, Traefik: "no", Ingress2Gateway: "yes"},
+	{Name: "proxy-send-timeout", Verdict: NginxUnsupported, Note: globalTimeouts, Traefik: "no", Ingress2Gateway: "yes"},
+	{Name: "proxy-next-upstream", Verdict: NginxUnsupported, Note: "ignored: a request that never reached a backend is tried on the next endpoint; nothing else is retried", Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "proxy-next-upstream-timeout", Verdict: NginxUnsupported, Note: "ignored: see proxy-next-upstream", Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "proxy-next-upstream-tries", Verdict: NginxUnsupported, Note: "ignored: see proxy-next-upstream", Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "proxy-request-buffering", Verdict: NginxUnsupported, Note: noBufferNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "proxy-buffering", Verdict: NginxUnsupported, Note: noBufferNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "proxy-buffers-number", Verdict: NginxUnsupported, Note: noBufferNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "proxy-buffer-size", Verdict: NginxUnsupported, Note: noBufferNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "proxy-max-temp-file-size", Verdict: NginxUnsupported, Note: noBufferNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "limit-connections", Verdict: NginxUnsupported, Note: noRateLimitNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "limit-rps", Verdict: NginxUnsupported, Note: noRateLimitNote, Traefik: "no", Ingress2Gateway: "yes"},
+	{Name: "limit-rpm", Verdict: NginxUnsupported, Note: noRateLimitNote, Traefik: "no", Ingress2Gateway: "yes"},
+	{Name: "limit-burst-multiplier", Verdict: NginxUnsupported, Note: noRateLimitNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "limit-rate", Verdict: NginxUnsupported, Note: "ignored: responses are sent at full speed", Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "limit-rate-after", Verdict: NginxUnsupported, Note: "ignored: responses are sent at full speed", Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "limit-whitelist", Verdict: NginxUnsupported, Note: noRateLimitNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "limit-allowlist", Verdict: NginxUnsupported, Note: noRateLimitNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "global-rate-limit", Verdict: NginxUnsupported, Note: noRateLimitNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "global-rate-limit-window", Verdict: NginxUnsupported, Note: noRateLimitNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "global-rate-limit-key", Verdict: NginxUnsupported, Note: noRateLimitNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "global-rate-limit-ignored-cidrs", Verdict: NginxUnsupported, Note: noRateLimitNote, Traefik: "no", Ingress2Gateway: "no"},
+	// Client address ranges.
+	{Name: "whitelist-source-range", Verdict: NginxExact, Traefik: "yes", Ingress2Gateway: "yes"},
+	{Name: "allowlist-source-range", Verdict: NginxExact, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "denylist-source-range", Verdict: NginxExact, Traefik: "no", Ingress2Gateway: "no"},
+	// Authentication.
+	{Name: "auth-type", Verdict: NginxUnsupported, Note: noAuthNote, Traefik: "yes", Ingress2Gateway: "no"},
+	{Name: "auth-secret", Verdict: NginxUnsupported, Note: noAuthNote, Traefik: "yes", Ingress2Gateway: "no"},
+	{Name: "auth-secret-type", Verdict: NginxUnsupported, Note: noAuthNote, Traefik: "yes", Ingress2Gateway: "no"},
+	{Name: "auth-realm", Verdict: NginxUnsupported, Note: noAuthNote, Traefik: "yes", Ingress2Gateway: "no"},
+	{Name: "auth-url", Verdict: NginxUnsupported, Note: noAuthNote, Traefik: "partial", Ingress2Gateway: "yes"},
+	{Name: "auth-signin", Verdict: NginxUnsupported, Note: noAuthNote, Traefik: "yes", Ingress2Gateway: "no"},
+	{Name: "auth-signin-redirect-param", Verdict: NginxUnsupported, Note: noAuthNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "auth-method", Verdict: NginxUnsupported, Note: noAuthNote, Traefik: "yes", Ingress2Gateway: "no"},
+	{Name: "auth-response-headers", Verdict: NginxUnsupported, Note: noAuthNote, Traefik: "yes", Ingress2Gateway: "no"},
+	{Name: "auth-request-redirect", Verdict: NginxUnsupported, Note: noAuthNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "auth-cache-key", Verdict: NginxUnsupported, Note: noAuthNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "auth-cache-duration", Verdict: NginxUnsupported, Note: noAuthNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "auth-keepalive", Verdict: NginxUnsupported, Note: noAuthNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "auth-keepalive-share-vars", Verdict: NginxUnsupported, Note: noAuthNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "auth-keepalive-requests", Verdict: NginxUnsupported, Note: noAuthNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "auth-keepalive-timeout", Verdict: NginxUnsupported, Note: noAuthNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "auth-proxy-set-headers", Verdict: NginxUnsupported, Note: noAuthNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "auth-always-set-cookie", Verdict: NginxUnsupported, Note: noAuthNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "enable-global-auth", Verdict: NginxUnsupported, Note: noAuthNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "satisfy", Verdict: NginxUnsupported, Note: noAuthNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "auth-snippet", Verdict: NginxNeverExecuted, Note: snippetNote, Traefik: "no", Ingress2Gateway: "no"},
+	// Client and backend certificates.
+	{Name: "auth-tls-secret", Verdict: NginxUnsupported, Note: noClientTLSNote, Traefik: "partial", Ingress2Gateway: "no"},
+	{Name: "auth-tls-verify-client", Verdict: NginxUnsupported, Note: noClientTLSNote, Traefik: "partial", Ingress2Gateway: "no"},
+	{Name: "auth-tls-verify-depth", Verdict: NginxUnsupported, Note: noClientTLSNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "auth-tls-error-page", Verdict: NginxUnsupported, Note: noClientTLSNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "auth-tls-pass-certificate-to-upstream", Verdict: NginxUnsupported, Note: noClientTLSNote, Traefik: "yes", Ingress2Gateway: "no"},
+	{Name: "auth-tls-match-cn", Verdict: NginxUnsupported, Note: noClientTLSNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "proxy-ssl-secret", Verdict: NginxUnsupported, Note: noBackendTLS, Traefik: "yes", Ingress2Gateway: "yes"},
+	{Name: "proxy-ssl-verify", Verdict: NginxUnsupported, Note: noBackendTLS, Traefik: "yes", Ingress2Gateway: "yes"},
+	{Name: "proxy-ssl-verify-depth", Verdict: NginxUnsupported, Note: noBackendTLS, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "proxy-ssl-name", Verdict: NginxUnsupported, Note: noBackendTLS, Traefik: "yes", Ingress2Gateway: "yes"},
+	{Name: "proxy-ssl-server-name", Verdict: NginxUnsupported, Note: noBackendTLS, Traefik: "yes", Ingress2Gateway: "yes"},
+	{Name: "proxy-ssl-ciphers", Verdict: NginxUnsupported, Note: noBackendTLS, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "proxy-ssl-protocols", Verdict: NginxUnsupported, Note: noBackendTLS, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "ssl-passthrough", Verdict: NginxUnsupported, Note: "ignored: TLS is terminated by Portico and the request routed by its Host", Traefik: "partial", Ingress2Gateway: "yes"},
+	{Name: "ssl-ciphers", Verdict: NginxUnsupported, Note: "ignored: Portico's TLS settings (--tls-legacy-ciphers) apply to every host", Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "ssl-prefer-server-ciphers", Verdict: NginxUnsupported, Note: "ignored: Portico's TLS settings apply to every host", Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "http2-push-preload", Verdict: NginxUnsupported, Note: "ignored: HTTP/2 server push is not sent (browsers dropped it)", Traefik: "no", Ingress2Gateway: "no"},
+	// Canary.
+	{Name: "canary", Verdict: NginxUnsupported, Note: noCanaryNote, Traefik: "no", Ingress2Gateway: "yes"},
+	{Name: "canary-by-header", Verdict: NginxUnsupported, Note: noCanaryNote, Traefik: "no", Ingress2Gateway: "yes"},
+	{Name: "canary-by-header-value", Verdict: NginxUnsupported, Note: noCanaryNote, Traefik: "no", Ingress2Gateway: "yes"},
+	{Name: "canary-by-header-pattern", Verdict: NginxUnsupported, Note: noCanaryNote, Traefik: "no", Ingress2Gateway: "yes"},
+	{Name: "canary-by-cookie", Verdict: NginxUnsupported, Note: noCanaryNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "canary-weight", Verdict: NginxUnsupported, Note: noCanaryNote, Traefik: "no", Ingress2Gateway: "yes"},
+	{Name: "canary-weight-total", Verdict: NginxUnsupported, Note: noCanaryNote, Traefik: "no", Ingress2Gateway: "yes"},
+	// Session affinity.
+	{Name: "affinity", Verdict: NginxUnsupported, Note: noAffinityNote, Traefik: "yes", Ingress2Gateway: "yes"},
+	{Name: "affinity-mode", Verdict: NginxUnsupported, Note: noAffinityNote, Traefik: "partial", Ingress2Gateway: "no"},
+	{Name: "affinity-canary-behavior", Verdict: NginxUnsupported, Note: noAffinityNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "session-cookie-name", Verdict: NginxUnsupported, Note: noAffinityNote, Traefik: "yes", Ingress2Gateway: "yes"},
+	{Name: "session-cookie-path", Verdict: NginxUnsupported, Note: noAffinityNote, Traefik: "yes", Ingress2Gateway: "no"},
+	{Name: "session-cookie-domain", Verdict: NginxUnsupported, Note: noAffinityNote, Traefik: "yes", Ingress2Gateway: "no"},
+	{Name: "session-cookie-secure", Verdict: NginxUnsupported, Note: noAffinityNote, Traefik: "yes", Ingress2Gateway: "no"},
+	{Name: "session-cookie-samesite", Verdict: NginxUnsupported, Note: noAffinityNote, Traefik: "yes", Ingress2Gateway: "no"},
+	{Name: "session-cookie-conditional-samesite-none", Verdict: NginxUnsupported, Note: noAffinityNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "session-cookie-max-age", Verdict: NginxUnsupported, Note: noAffinityNote, Traefik: "yes", Ingress2Gateway: "no"},
+	{Name: "session-cookie-expires", Verdict: NginxUnsupported, Note: noAffinityNote, Traefik: "yes", Ingress2Gateway: "no"},
+	{Name: "session-cookie-change-on-failure", Verdict: NginxUnsupported, Note: noAffinityNote, Traefik: "no", Ingress2Gateway: "no"},
+	// Observability and modules.
+	{Name: "enable-access-log", Verdict: NginxUnsupported, Note: "ignored: --access-log applies to every route", Traefik: "no", Ingress2Gateway: "yes"},
+	{Name: "enable-opentelemetry", Verdict: NginxUnsupported, Note: noMetricsNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "opentelemetry-trust-incoming-span", Verdict: NginxUnsupported, Note: noMetricsNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "enable-opentracing", Verdict: NginxUnsupported, Note: noMetricsNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "opentracing-trust-incoming-span", Verdict: NginxUnsupported, Note: noMetricsNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "enable-influxdb", Verdict: NginxUnsupported, Note: noMetricsNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "influxdb-measurement", Verdict: NginxUnsupported, Note: noMetricsNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "influxdb-port", Verdict: NginxUnsupported, Note: noMetricsNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "influxdb-host", Verdict: NginxUnsupported, Note: noMetricsNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "influxdb-server-name", Verdict: NginxUnsupported, Note: noMetricsNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "enable-modsecurity", Verdict: NginxUnsupported, Note: "ignored: Portico has no web application firewall; requests are not inspected", Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "enable-owasp-core-rules", Verdict: NginxUnsupported, Note: "ignored: Portico has no web application firewall; requests are not inspected", Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "modsecurity-transaction-id", Verdict: NginxUnsupported, Note: "ignored: Portico has no web application firewall", Traefik: "no", Ingress2Gateway: "no"},
+	// Snippets: raw nginx configuration.
+	{Name: "configuration-snippet", Verdict: NginxNeverExecuted, Note: snippetNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "server-snippet", Verdict: NginxNeverExecuted, Note: snippetNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "stream-snippet", Verdict: NginxNeverExecuted, Note: snippetNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "modsecurity-snippet", Verdict: NginxNeverExecuted, Note: snippetNote, Traefik: "no", Ingress2Gateway: "no"},
+}
+
+var nginxByName = func() map[string]*NginxAnnotation {
+	m := make(map[string]*NginxAnnotation, len(nginxTable))
+	for i := range nginxTable {
+		m[nginxTable[i].Name] = &nginxTable[i]
+	}
+	return m
+}()
+
+// NginxAnnotations returns a copy of the annotation table.
+func NginxAnnotations() []NginxAnnotation { return slices.Clone(nginxTable) }
+
+// NginxFinding is what Portico does with one ingress-nginx annotation on
+// one Ingress.
+type NginxFinding struct {
+	// Annotation is the full key, prefix included.
+	Annotation string
+	Verdict    NginxVerdict
+	// Note says how Portico differs, or what it does instead.
+	Note string
+	// Invalid, when set, says why the value was refused; the annotation
+	// is then not applied, and the rest of the Ingress is served.
+	Invalid string
+}
+
+// reported reports whether the finding is worth a problem on the Ingress.
+func (f NginxFinding) reported() bool { return f.Verdict != NginxExact || f.Invalid != "" }
+
+func (f NginxFinding) problem() (reason, message string) {
+	switch {
+	case f.Invalid != "":
+		return "InvalidNginxAnnotation", fmt.Sprintf("annotation %s: %s", f.Annotation, f.Invalid)
+	case f.Verdict == NginxNeverExecuted:
+		return "NginxSnippetNotExecuted", fmt.Sprintf("annotation %s: %s", f.Annotation, f.Note)
+	case f.Verdict == NginxUnknown:
+		return "UnknownNginxAnnotation", fmt.Sprintf("annotation %s: %s", f.Annotation, f.Note)
+	case f.Verdict == NginxApproximate:
+		return "ApproximateNginxAnnotation", fmt.Sprintf("annotation %s: served approximately: %s", f.Annotation, f.Note)
+	}
+	return "UnsupportedNginxAnnotation", fmt.Sprintf("annotation %s: %s", f.Annotation, f.Note)
+}
+
+// NginxFindings lists, in key order, every ingress-nginx annotation on ing
+// with what Portico does with it. It is what the builder reports and what
+// portico check prints.
+func NginxFindings(ing *networkingv1.Ingress) []NginxFinding {
+	_, findings := parseNginx(ing)
+	return findings
+}
+
+// nginxConfig is what the implemented annotations of one Ingress ask for.
+type nginxConfig struct {
+	// flavoured: the Ingress was written for ingress-nginx (it carries one
+	// of its annotations or names the nginx class), so ingress-nginx's
+	// defaults apply to it, ssl-redirect's above all.
+	flavoured        bool
+	sslRedirect      bool
+	forceSSLRedirect bool
+	redirect         *routing.Redirect
+	appRoot          string
+	fromToWWW        bool
+	regex            bool
+	rewrite          *string
+	requestHeaders   *routing.HeaderModifier
+	upstreamVhost    string
+	cors             *routing.CORS
+	admission        *routing.Admission
+}
+
+// nginxClass is the class name ingress-nginx installs answer to.
+const nginxClass = "nginx"
+
+// parseNginx reads the ingress-nginx annotations of ing. A value that does
+// not parse leaves its annotation out and is reported; the rest applies.
+func parseNginx(ing *networkingv1.Ingress) (nginxConfig, []NginxFinding) {
+	nc := nginxConfig{sslRedirect: true}
+	if c := ing.Spec.IngressClassName; c != nil && *c == nginxClass {
+		nc.flavoured = true
+	} else if ing.Annotations[annotationIngressClass] == nginxClass {
+		nc.flavoured = true
+	}
+	var keys []string
+	for k := range ing.Annotations {
+		if strings.HasPrefix(k, NginxPrefix) {
+			keys = append(keys, k)
+		}
+	}
+	if len(keys) == 0 {
+		return nc, nil
+	}
+	nc.flavoured = true
+	slices.Sort(keys)
+	get := func(name string) (string, bool) {
+		v, ok := ing.Annotations[NginxPrefix+name]
+		return strings.TrimSpace(v), ok
+	}
+	findings := make([]NginxFinding, 0, len(keys))
+	for _, k := range keys {
+		name := strings.TrimPrefix(k, NginxPrefix)
+		row := nginxByName[name]
+		if row == nil {
+			findings = append(findings, NginxFinding{Annotation: k, Verdict: NginxUnknown,
+				Note: "not an ingress-nginx annotation Portico knows of; ignored"})
+			continue
+		}
+		f := NginxFinding{Annotation: k, Verdict: row.Verdict, Note: row.Note}
+		if row.Verdict == NginxExact || row.Verdict == NginxApproximate {
+			f = nc.apply(f, name, ing.Annotations[k], get)
+		}
+		findings = append(findings, f)
+	}
+	if nc.cors != nil {
+		nginxCORS(nc.cors, ing.Annotations)
+	}
+	return nc, findings
+}
+
+var (
+	nginxSize     = regexp.MustCompile(`^([0-9]+)([kKmMgG]?)$`)
+	redirectCodes = []int{300, 301, 302, 303, 304, 305, 307, 308}
+	// defaultCORS are ingress-nginx's defaults for the cors-* annotations.
+	defaultCORSMethods = "GET, PUT, POST, DELETE, PATCH, OPTIONS"
+	defaultCORSHeaders = "DNT,Keep-Alive,User-Agent,X-Requested-With,If-Modified-Since,Cache-Control,Content-Type,Range,Authorization"
+)
+
+// apply reads one implemented annotation into nc and returns its finding,
+// with Invalid set when the value does not parse.
+func (nc *nginxConfig) apply(f NginxFinding, name, raw string, get func(string) (string, bool)) NginxFinding {
+	v := strings.TrimSpace(raw)
+	invalid := func(format string, args ...any) NginxFinding {
+		f.Invalid = fmt.Sprintf(format, args...)
+		return f
+	}
+	parseBool := func() (bool, bool) {
+		b, err := strconv.ParseBool(v)
+		return b, err == nil
+	}
+	switch name {
+	case "ssl-redirect", "force-ssl-redirect", "use-regex", "from-to-www-redirect", "enable-cors", "cors-allow-credentials", "preserve-trailing-slash":
+		b, ok := parseBool()
+		if !ok {
+			return invalid("%q is not a boolean (true or false); the annotation is ignored", raw)
+		}
+		switch name {
+		case "ssl-redirect":
+			nc.sslRedirect = b
+		case "force-ssl-redirect":
+			nc.forceSSLRedirect = b
+		case "use-regex":
+			nc.regex = nc.regex || b
+		case "from-to-www-redirect":
+			nc.fromToWWW = b
+		case "enable-cors":
+			if b {
+				nc.cors = &routing.CORS{}
+			}
+		}
+	case "permanent-redirect", "temporal-redirect":
+		if v == "" {
+			return f
+		}
+		u, err := url.Parse(v)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || !validFieldValue(v) {
+			return invalid("%q is not an absolute http or https URL; the annotation is ignored", raw)
+		}
+		code := http301
+		if name == "temporal-redirect" {
+			code = http302
+		}
+		if c, ok := get(name + "-code"); ok {
+			n, err := strconv.Atoi(c)
+			if err != nil || !slices.Contains(redirectCodes, n) {
+				return invalid("%s-code %q is not a redirect status (300 to 308); the annotation is ignored", name, c)
+			}
+			code = n
+		}
+		// temporal-redirect wins over permanent-redirect, as in ingress-nginx.
+		if name == "temporal-redirect" || nc.redirect == nil {
+			nc.redirect = &routing.Redirect{Location: v, StatusCode: code}
+		}
+	case "permanent-redirect-code", "temporal-redirect-code":
+		n, err := strconv.Atoi(v)
+		if err != nil || !slices.Contains(redirectCodes, n) {
+			return invalid("%q is not a redirect status (300 to 308)", raw)
+		}
+	case "app-root":
+		if !strings.HasPrefix(v, "/") || strings.ContainsAny(v, " \t\r\n?#") {
+			return invalid("%q is not an absolute path; the annotation is ignored", raw)
+		}
+		nc.appRoot = v
+	case "rewrite-target":
+		tmpl, msg := nginxRewriteTemplate(v)
+		if msg != "" {
+			return invalid("%s; the annotation is ignored", msg)
+		}
+		nc.rewrite = &tmpl
+		// rewrite-target turns regex matching on, as in ingress-nginx.
+		nc.regex = true
+	case "x-forwarded-prefix":
+		if v == "" {
+			return f
+		}
+		if !validFieldValue(v) {
+			return invalid("%q is not a valid header value; the annotation is ignored", raw)
+		}
+		nc.requestHeaders = &routing.HeaderModifier{Set: []routing.HeaderValue{{Name: "X-Forwarded-Prefix", Value: v}}}
+	case "upstream-vhost":
+		if v == "" || strings.ContainsAny(v, " \t/?#@") || !validFieldValue(v) {
+			return invalid("%q is not a host name; the annotation is ignored", raw)
+		}
+		nc.upstreamVhost = v
+	case "backend-protocol":
+		switch strings.ToUpper(v) {
+		case "HTTP":
+			f.Verdict, f.Note = NginxExact, ""
+		case "HTTPS", "GRPC", "GRPCS", "AUTO_HTTP", "FCGI":
+		default:
+			return invalid("%q is not one of HTTP, HTTPS, GRPC, GRPCS, AUTO_HTTP, FCGI; HTTP is spoken", raw)
+		}
+	case "cors-allow-origin", "cors-allow-methods", "cors-allow-headers", "cors-expose-headers", "cors-max-age":
+		// Read in finish, with enable-cors; only the syntax is checked here.
+		if name == "cors-max-age" {
+			if n, err := strconv.ParseInt(v, 10, 32); err != nil || n < 0 {
+				return invalid("%q is not a number of seconds; the default 1728000 applies", raw)
+			}
+		}
+		if name == "cors-allow-origin" {
+			if _, bad := nginxOrigins(v); len(bad) > 0 {
+				return invalid("origins %q are not <scheme>://<host>[:<port>] or *; they are left out", bad)
+			}
+		}
+	case "proxy-body-size":
+		n, ok := nginxBytes(v)
+		if !ok {
+			return invalid("%q is not a size (a number with an optional k, m or g); no limit applies", raw)
+		}
+		if n > 0 {
+			nc.admissionRules().MaxBodyBytes = n
+		}
+	case "whitelist-source-range", "allowlist-source-range", "denylist-source-range":
+		prefixes, bad := nginxPrefixes(v)
+		deny := name == "denylist-source-range"
+		if len(bad) > 0 {
+			if deny {
+				return invalid("%q are not IP addresses or CIDR ranges; the deny list is not applied", bad)
+			}
+			// Fail closed, as ingress-nginx does: an allow list that
+			// cannot be read admits nobody.
+			nc.admissionRules().Deny = []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")}
+			return invalid("%q are not IP addresses or CIDR ranges; every request to this Ingress is answered 403", bad)
+		}
+		if len(prefixes) == 0 {
+			return f
+		}
+		a := nc.admissionRules()
+		if deny {
+			a.Deny = append(a.Deny, prefixes...)
+		} else {
+			a.Allow = append(a.Allow, prefixes...)
+		}
+	}
+	return f
+}
+
+const (
+	http301 = 301
+	http302 = 302
+)
+
+func (nc *nginxConfig) admissionRules() *routing.Admission {
+	if nc.admission == nil {
+		nc.admission = &routing.Admission{}
+	}
+	return nc.admission
+}
+
+// nginxCORS reads the cors-* annotations into c, with ingress-nginx's
+// defaults for those not set.
+func nginxCORS(c *routing.CORS, annotations map[string]string) {
+	get := func(name, def string) string {
+		if v, ok := annotations[NginxPrefix+name]; ok && strings.TrimSpace(v) != "" {
+			return strings.TrimSpace(v)
+		}
+		return def
+	}
+	c.AllowOrigins, _ = nginxOrigins(get("cors-allow-origin", "*"))
+	c.AllowMethods = splitList(get("cors-allow-methods", defaultCORSMethods))
+	c.AllowHeaders = splitList(get("cors-allow-headers", defaultCORSHeaders))
+	c.ExposeHeaders = splitList(get("cors-expose-headers", ""))
+	c.AllowCredentials = true
+	if b, err := strconv.ParseBool(get("cors-allow-credentials", "true")); err == nil {
+		c.AllowCredentials = b
+	}
+	c.MaxAge = 1728000
+	if n, err := strconv.ParseInt(get("cors-max-age", "1728000"), 10, 32); err == nil && n >= 0 {
+		c.MaxAge = int32(n)
+	}
+}
+
+func splitList(v string) []string {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// nginxOrigins splits a cors-allow-origin list into the origins Portico
+// can match and those it cannot read.
+func nginxOrigins(v string) (ok, bad []string) {
+	for _, o := range splitList(v) {
+		if o == "*" {
+			ok = append(ok, o)
+			continue
+		}
+		scheme, rest, found := strings.Cut(o, "://")
+		if !found || (scheme != "http" && scheme != "https") || rest == "" || strings.ContainsAny(rest, "/?#@ ") {
+			bad = append(bad, o)
+			continue
+		}
+		ok = append(ok, o)
+	}
+	return ok, bad
+}
+
+// nginxBytes reads an nginx size: bytes, or k, m, g units of 1024.
+func nginxBytes(v string) (int64, bool) {
+	m := nginxSize.FindStringSubmatch(v)
+	if m == nil {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(m[1], 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	shift := map[string]uint{"": 0, "k": 10, "m": 20, "g": 30}[strings.ToLower(m[2])]
+	if n > (1<<62)>>shift {
+		return 0, false
+	}
+	return n << shift, true
+}
+
+// nginxPrefixes reads a comma-separated list of addresses and CIDR ranges.
+func nginxPrefixes(v string) (ok []netip.Prefix, bad []string) {
+	for _, s := range splitList(v) {
+		if p, err := netip.ParsePrefix(s); err == nil {
+			ok = append(ok, p.Masked())
+			continue
+		}
+		if a, err := netip.ParseAddr(s); err == nil {
+			ok = append(ok, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+			continue
+		}
+		bad = append(bad, s)
+	}
+	return ok, bad
+}
+
+// nginxRewriteTemplate turns a rewrite-target into a routing template:
+// nginx's $1..$9 become ${1}..${9}, so that "$1abc" keeps meaning capture
+// 1 followed by "abc". Other nginx variables cannot be expanded.
+func nginxRewriteTemplate(v string) (string, string) {
+	if v == "" {
+		return "", "an empty rewrite-target is not a path"
+	}
+	if !validFieldValue(v) || strings.ContainsAny(v, " \t") {
+		return "", fmt.Sprintf("%q is not a path", v)
+	}
+	if strings.Contains(v, "?") {
+		return "", fmt.Sprintf("%q sets a query string, which Portico does not rewrite", v)
+	}
+	var sb strings.Builder
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if c != '$' {
+			sb.WriteByte(c)
+			continue
+		}
+		if i+1 < len(v) && v[i+1] >= '0' && v[i+1] <= '9' {
+			sb.WriteString("${" + string(v[i+1]) + "}")
+			i++
+			continue
+		}
+		return "", fmt.Sprintf("%q uses an nginx variable other than $1 to $9, which Portico cannot expand", v)
+	}
+	return sb.String(), ""
+}
+
+// nginxPathRegexp compiles an Ingress path as ingress-nginx matches it in
+// regex mode: a case-insensitive match anchored at the start of the path
+// only, so "/foo" also matches "/FOO" and "/foobar". The table anchors the
+// expression at both ends, hence the trailing ".*".
+func nginxPathRegexp(path string) (*regexp.Regexp, error) {
+	return regexp.Compile(`(?i)^(?:` + path + `).*`)
+}
+
+func validFieldValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < ' ' && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// Source rules of the routes annotations add besides an Ingress's paths.
+const (
+	ruleAppRoot   = "app-root"
+	ruleFromToWWW = "from-to-www"
+)
+
+// decorate applies the annotations to one path route of the Ingress; tls
+// says whether the Ingress's spec.tls covers the route's host.
+func (nc *nginxConfig) decorate(r *routing.Route, tls bool) {
+	if !nc.flavoured {
+		return
+	}
+	// ingress-nginx redirects to HTTPS by default when the host has TLS.
+	r.RedirectHTTPS = r.RedirectHTTPS || nc.forceSSLRedirect || (nc.sslRedirect && tls)
+	r.Admission = nc.admission
+	var f routing.Filters
+	if nc.redirect != nil {
+		// nginx's return runs before the HTTPS redirect.
+		f.Redirect = nc.redirect
+		r.RedirectHTTPS = false
+	}
+	if nc.upstreamVhost != "" || (nc.rewrite != nil && r.PathKind == routing.PathRegex) {
+		f.Rewrite = &routing.Rewrite{Hostname: nc.upstreamVhost}
+		if nc.rewrite != nil && r.PathKind == routing.PathRegex {
+			f.Rewrite.Path = &routing.PathModifier{RegexTemplate: nc.rewrite}
+		}
+	}
+	f.RequestHeaders = nc.requestHeaders
+	f.CORS = nc.cors
+	if f.Redirect != nil || f.Rewrite != nil || f.RequestHeaders != nil || f.CORS != nil {
+		r.Filters = &f
+	}
+}
+
+// extraRoutes are the routes app-root and from-to-www-redirect add for a
+// rule host that the Ingress routes.
+func (nc *nginxConfig) extraRoutes(src func(string) routing.Source, host string, backend *routing.Route) []*routing.Route {
+	var out []*routing.Route
+	if nc.appRoot != "" {
+		root := nc.appRoot
+		// nginx answers "/" with the redirect before anything else,
+		// over plain HTTP too.
+		out = append(out, &routing.Route{Source: src(ruleAppRoot), Host: host, PathKind: routing.PathExact, Path: "/",
+			Backend: backend.Backend, Admission: nc.admission,
+			Filters: &routing.Filters{Redirect: &routing.Redirect{Path: &routing.PathModifier{ReplaceFullPath: &root}, StatusCode: http302, DropQuery: true}}})
+	}
+	if nc.fromToWWW && host != "" && !strings.HasPrefix(host, "*") {
+		other := "www." + host
+		if rest, ok := strings.CutPrefix(host, "www."); ok {
+			other = rest
+		}
+		out = append(out, &routing.Route{Source: src(ruleFromToWWW), Host: other, PathKind: routing.PathPrefix, Path: "/",
+			Backend: backend.Backend,
+			Filters: &routing.Filters{Redirect: &routing.Redirect{Hostname: host, StatusCode: 308}}})
+	}
+	return out
+}
+
+// nginxHosts applies ingress-nginx's host-wide rules to the routes of all
+// owned Ingresses: on a host where one Ingress turns regex matching on,
+// every Prefix path of every Ingress is matched as a regular expression
+// (reported on the Ingresses that did not ask for it), and regex paths are
+// tried longest first; the hosts from-to-www-redirect adds are left out
+// where an Ingress routes them.
+func (b *builder) nginxHosts(routes []*routing.Route, regexHosts map[string]ObjectRef) []*routing.Route {
+	routed := make(map[string]bool)
+	for _, r := range routes {
+		if r.Source.Rule != ruleFromToWWW {
+			routed[r.Host] = true
+		}
+	}
+	out := routes[:0]
+	var regex []int
+	for _, r := range routes {
+		if r.Source.Rule == ruleFromToWWW && routed[r.Host] {
+			continue
+		}
+		if by, ok := regexHosts[r.Host]; ok && r.PathKind == routing.PathPrefix && r.Source.Kind == "Ingress" &&
+			r.Source.Rule != "default" && r.Source.Rule != ruleFromToWWW {
+			ref := ObjectRef{Kind: "Ingress", Namespace: r.Source.Namespace, Name: r.Source.Name}
+			if re, err := nginxPathRegexp(r.Path); err == nil {
+				r.PathKind, r.PathRegexp = routing.PathRegex, re
+				b.problems.add(ref, Warning, "NginxRegexHost",
+					"path %q of host %q is matched as a case-insensitive regular expression prefix, because %s turns on regex matching for that host (as ingress-nginx does)", r.Path, r.Host, by)
+			} else {
+				b.problems.add(ref, Error, "NginxRegexHost",
+					"path %q of host %q is not a regular expression, which %s makes every path of that host (%v); that path is not served", r.Path, r.Host, by, err)
+				continue
+			}
+		}
+		if r.PathKind == routing.PathRegex && r.Source.Kind == "Ingress" {
+			regex = append(regex, len(out))
+		}
+		out = append(out, r)
+	}
+	// nginx tries regex locations in order; ingress-nginx writes them
+	// longest path first.
+	sorted := make([]*routing.Route, len(regex))
+	for i, at := range regex {
+		sorted[i] = out[at]
+	}
+	slices.SortStableFunc(sorted, func(a, b *routing.Route) int { return len(b.Path) - len(a.Path) })
+	for i, at := range regex {
+		out[at] = sorted[i]
+	}
+	return out
+}

@@ -1,0 +1,84 @@
+package snapshot
+
+import (
+	"strings"
+	"testing"
+
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// TestNginxTableComplete holds the table to its promise: every row not
+// served exactly says what Portico does instead, and no name repeats.
+func TestNginxTableComplete(t *testing.T) {
+	seen := make(map[string]bool)
+	for _, a := range NginxAnnotations() {
+		if seen[a.Name] {
+			t.Errorf("%s: listed twice", a.Name)
+		}
+		seen[a.Name] = true
+		if a.Verdict != NginxExact && a.Note == "" {
+			t.Errorf("%s: verdict %s without a note", a.Name, a.Verdict)
+		}
+		if strings.Contains(a.Name, "snippet") && a.Verdict != NginxNeverExecuted {
+			t.Errorf("%s: a snippet must be never-executed, not %s", a.Name, a.Verdict)
+		}
+		for _, peer := range []string{a.Traefik, a.Ingress2Gateway} {
+			if peer != "yes" && peer != "partial" && peer != "no" {
+				t.Errorf("%s: peer verdict %q is not yes, partial or no", a.Name, peer)
+			}
+		}
+	}
+}
+
+func TestNginxFindings(t *testing.T) {
+	cases := []struct {
+		name, annotation, value string
+		verdict                 NginxVerdict
+		invalid                 bool
+	}{
+		{"exact rewrite", "rewrite-target", "/$1", NginxExact, false},
+		{"rewrite with a variable", "rewrite-target", "/$uri", NginxExact, true},
+		{"snippet", "configuration-snippet", "return 200;", NginxNeverExecuted, false},
+		{"unknown", "made-up", "1", NginxUnknown, false},
+		{"unsupported", "limit-rps", "5", NginxUnsupported, false},
+		{"backend HTTP is exact", "backend-protocol", "http", NginxExact, false},
+		{"backend GRPC is approximate", "backend-protocol", "GRPC", NginxApproximate, false},
+		{"backend garbage", "backend-protocol", "SPDY", NginxApproximate, true},
+		{"size with unit", "proxy-body-size", "1g", NginxApproximate, false},
+		{"size garbage", "proxy-body-size", "1 GB", NginxApproximate, true},
+		{"redirect code out of range", "permanent-redirect-code", "200", NginxExact, true},
+		{"allow list", "whitelist-source-range", "10.0.0.0/8,::1", NginxExact, false},
+		{"allow list garbage", "whitelist-source-range", "10.0.0.0/8,nope", NginxExact, true},
+		{"bool garbage", "use-regex", "yes please", NginxExact, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ing := &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Name: "x", Annotations: map[string]string{NginxPrefix + c.annotation: c.value}}}
+			fs := NginxFindings(ing)
+			if len(fs) != 1 {
+				t.Fatalf("got %d findings, want 1: %+v", len(fs), fs)
+			}
+			f := fs[0]
+			if f.Verdict != c.verdict || (f.Invalid != "") != c.invalid {
+				t.Errorf("got verdict %s invalid %q, want %s invalid=%t", f.Verdict, f.Invalid, c.verdict, c.invalid)
+			}
+			if f.reported() != (c.verdict != NginxExact || c.invalid) {
+				t.Errorf("reported() = %t", f.reported())
+			}
+		})
+	}
+}
+
+func TestNginxBytes(t *testing.T) {
+	for in, want := range map[string]int64{"0": 0, "100": 100, "8k": 8 << 10, "8m": 8 << 20, "2G": 2 << 30} {
+		if got, ok := nginxBytes(in); !ok || got != want {
+			t.Errorf("nginxBytes(%q) = %d, %t; want %d", in, got, ok, want)
+		}
+	}
+	for _, in := range []string{"", "-1", "1.5m", "1t", "99999999999999999999"} {
+		if _, ok := nginxBytes(in); ok {
+			t.Errorf("nginxBytes(%q) accepted", in)
+		}
+	}
+}
