@@ -66,7 +66,7 @@ func (h *Handler) serveFiltered(w http.ResponseWriter, r *http.Request, route *R
 	}
 
 	filters := [2]*Filters{route.Filters, backendFilters}
-	path, host := reqPath, ""
+	path, host, prefix := reqPath, "", ""
 	for _, f := range filters {
 		if f == nil {
 			continue
@@ -75,6 +75,9 @@ func (h *Handler) serveFiltered(w http.ResponseWriter, r *http.Request, route *R
 		if rw := f.Rewrite; rw != nil {
 			if rw.Hostname != "" {
 				host = rw.Hostname
+			}
+			if rw.ForwardedPrefix != "" {
+				prefix = rw.ForwardedPrefix
 			}
 			path = rw.Path.apply(path, route)
 		}
@@ -88,7 +91,7 @@ func (h *Handler) serveFiltered(w http.ResponseWriter, r *http.Request, route *R
 		return h.bodyTimedOut(w, r, route)
 	}
 
-	o := &upstream.ForwardOptions{Host: host, BackendTimeout: route.Timeouts.BackendRequest}
+	o := &upstream.ForwardOptions{Host: host, ForwardedPrefix: prefix, BackendTimeout: route.Timeouts.BackendRequest}
 	if d := route.Timeouts.Request; d > 0 {
 		o.Deadline = start.Add(d)
 	}

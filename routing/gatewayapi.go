@@ -115,6 +115,9 @@ type Redirect struct {
 type Rewrite struct {
 	Hostname string
 	Path     *PathModifier
+	// ForwardedPrefix, when set, is sent as X-Forwarded-Prefix in place of
+	// any the client sent (ingress-nginx's x-forwarded-prefix).
+	ForwardedPrefix string
 }
 
 // Mirror sends a copy of each request (a fraction of them when Percent is

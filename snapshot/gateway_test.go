@@ -287,7 +287,11 @@ func describeFilters(f *routing.Filters) string {
 		parts = append(parts, line)
 	}
 	if rw := f.Rewrite; rw != nil {
-		parts = append(parts, fmt.Sprintf("rewrite host=%q path=%s", rw.Hostname, describePath(rw.Path)))
+		line := fmt.Sprintf("rewrite host=%q path=%s", rw.Hostname, describePath(rw.Path))
+		if rw.ForwardedPrefix != "" {
+			line += " x-forwarded-prefix=" + rw.ForwardedPrefix
+		}
+		parts = append(parts, line)
 	}
 	for _, m := range f.Mirrors {
 		parts = append(parts, fmt.Sprintf("mirror %s%s %g%%", m.Backend.Name, describeBackendTLS(m.Backend.TLS), m.Percent))

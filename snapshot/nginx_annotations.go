@@ -289,7 +289,7 @@ type nginxConfig struct {
 	fromToWWW        bool
 	regex            bool
 	rewrite          *string
-	requestHeaders   *routing.HeaderModifier
+	forwardedPrefix  string
 	upstreamVhost    string
 	cors             *routing.CORS
 	admission        *routing.Admission
@@ -431,7 +431,7 @@ func (nc *nginxConfig) apply(f NginxFinding, name, raw string, get func(string) 
 		if !validFieldValue(v) {
 			return invalid("%q is not a valid header value; the annotation is ignored", raw)
 		}
-		nc.requestHeaders = &routing.HeaderModifier{Set: []routing.HeaderValue{{Name: "X-Forwarded-Prefix", Value: v}}}
+		nc.forwardedPrefix = v
 	case "upstream-vhost":
 		if v == "" || strings.ContainsAny(v, " \t/?#@") || !validFieldValue(v) {
 			return invalid("%q is not a host name; the annotation is ignored", raw)
@@ -654,15 +654,14 @@ func (nc *nginxConfig) decorate(r *routing.Route, tls bool) {
 		f.Redirect = nc.redirect
 		r.RedirectHTTPS = false
 	}
-	if nc.upstreamVhost != "" || (nc.rewrite != nil && r.PathKind == routing.PathRegex) {
-		f.Rewrite = &routing.Rewrite{Hostname: nc.upstreamVhost}
+	if nc.upstreamVhost != "" || nc.forwardedPrefix != "" || (nc.rewrite != nil && r.PathKind == routing.PathRegex) {
+		f.Rewrite = &routing.Rewrite{Hostname: nc.upstreamVhost, ForwardedPrefix: nc.forwardedPrefix}
 		if nc.rewrite != nil && r.PathKind == routing.PathRegex {
 			f.Rewrite.Path = &routing.PathModifier{RegexTemplate: nc.rewrite}
 		}
 	}
-	f.RequestHeaders = nc.requestHeaders
 	f.CORS = nc.cors
-	if f.Redirect != nil || f.Rewrite != nil || f.RequestHeaders != nil || f.CORS != nil {
+	if f.Redirect != nil || f.Rewrite != nil || f.CORS != nil {
 		r.Filters = &f
 	}
 }

@@ -30,6 +30,9 @@ func (t *Transport) forwardH2C(w http.ResponseWriter, r *http.Request, b *Backen
 		return writeError(w, http.StatusBadRequest, "request cannot be forwarded", ErrInvalidRequestLine)
 	}
 	f := t.forwardingFor(r)
+	if o != nil {
+		f.prefix = o.ForwardedPrefix
+	}
 
 	header := make(http.Header, len(r.Header)+4)
 	connection := r.Header["Connection"]
@@ -60,6 +63,9 @@ func (t *Transport) forwardH2C(w http.ResponseWriter, r *http.Request, b *Backen
 				header[k] = vv
 			}
 		}
+	}
+	if f.prefix != "" {
+		header["X-Forwarded-Prefix"] = []string{f.prefix}
 	}
 
 	var body io.ReadCloser = http.NoBody

@@ -160,6 +160,9 @@ type forwarding struct {
 	trusted bool
 	proto   string
 	host    string
+	// prefix, when set, is the route's X-Forwarded-Prefix: sent in place
+	// of any inbound one (ForwardOptions.ForwardedPrefix).
+	prefix string
 }
 
 func (t *Transport) forwardingFor(r *http.Request) forwarding {

@@ -76,6 +76,9 @@ func (t *Transport) forwardHTTP1(w http.ResponseWriter, r *http.Request, b *Back
 	ctx := r.Context()
 	upgrade := t.upgradeType(r)
 	f := t.forwardingFor(r)
+	if o != nil {
+		f.prefix = o.ForwardedPrefix
+	}
 
 	// A request whose client already went away (an HTTP/2 stream reset
 	// right after its HEADERS) must neither dial nor take a pooled
@@ -510,9 +513,17 @@ func writeForwardingHeaders(bw *bufio.Writer, f *forwarding, in http.Header) {
 	buf = append(buf, "\r\nX-Real-IP: "...)
 	buf = append(buf, keptForwardingValue(f, in["X-Real-Ip"], f.clientIP)...)
 	buf = append(buf, "\r\n"...)
+	if f.prefix != "" {
+		buf = append(buf, "X-Forwarded-Prefix: "...)
+		buf = append(buf, f.prefix...)
+		buf = append(buf, "\r\n"...)
+	}
 	bw.Write(buf)
 	if f.trusted {
 		for _, k := range passedFromTrusted {
+			if k == "X-Forwarded-Prefix" && f.prefix != "" {
+				continue
+			}
 			writeHeaderValues(bw, k, in[k])
 		}
 	}

@@ -318,6 +318,10 @@ type ForwardOptions struct {
 	// :authority) instead of r.Host; X-Forwarded-Host and Forwarded still
 	// name the host the client asked for.
 	Host string
+	// ForwardedPrefix, when set, is sent as X-Forwarded-Prefix in place of
+	// any inbound one: the path prefix the route serves the backend under
+	// (ingress-nginx's x-forwarded-prefix).
+	ForwardedPrefix string
 	// EditResponseHeader, when set, is called with the response header the
 	// client will get, after the backend's header was copied into it and
 	// before it is written. It is not called for responses Portico

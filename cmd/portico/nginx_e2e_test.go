@@ -1,0 +1,229 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+// The ingress-nginx annotation tests send real traffic through the whole
+// gateway to an echo backend, and check what the client got and what the
+// backend received. Scenarios follow ingress-nginx's annotation guide and
+// its e2e suite (test/e2e/annotations).
+
+// startEcho is a backend that answers with the Host, request URI and
+// X-Forwarded-Prefix it received.
+func startEcho(t *testing.T) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		fmt.Fprintf(w, "host=%s uri=%s prefix=%s", r.Host, r.RequestURI, r.Header.Get("X-Forwarded-Prefix"))
+	}))
+	t.Cleanup(srv.Close)
+	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	return port
+}
+
+// nginxIngress is an Ingress of the portico class for one host and path,
+// routed to the echo Service, with ingress-nginx annotations.
+func nginxIngress(name, host, path, pathType, tls string, annotations map[string]string) string {
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: %s\n  namespace: default\n  annotations:\n", name)
+	if len(annotations) == 0 {
+		sb.WriteString("    {}\n")
+	}
+	for k, v := range annotations {
+		fmt.Fprintf(&sb, "    nginx.ingress.kubernetes.io/%s: %q\n", k, v)
+	}
+	sb.WriteString("spec:\n  ingressClassName: portico\n")
+	if tls != "" {
+		fmt.Fprintf(&sb, "  tls: [{hosts: [%s]}]\n", tls)
+	}
+	fmt.Fprintf(&sb, "  rules:\n  - host: %s\n    http:\n      paths:\n      - {path: %q, pathType: %s, backend: {service: {name: echo, port: {number: 80}}}}\n", host, path, pathType)
+	return sb.String()
+}
+
+func writeNginxIngresses(e *env, ingresses ...string) {
+	e.t.Helper()
+	port := startEcho(e.t.(*testing.T))
+	e.republish(func() {
+		e.write("echo.yaml", manifestService("echo", port))
+		e.write("nginx.yaml", strings.Join(ingresses, "---\n"))
+	})
+}
+
+// do sends one request through the gateway and returns the response and
+// its body.
+func do(t *testing.T, c *http.Client, method, url string, header http.Header, body string) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body == "" {
+		req.Body = http.NoBody
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: reading body: %v", method, url, err)
+	}
+	return resp, string(b)
+}
+
+func TestNginxAnnotationsEndToEnd(t *testing.T) {
+	e := startEnv(t)
+	writeNginxIngresses(e,
+		// ssl-redirect is on by default for a host with TLS.
+		nginxIngress("tls-default", "tls.apps.example.test", "/", "Prefix", "tls.apps.example.test",
+			map[string]string{"x-forwarded-prefix": "/shop", "upstream-vhost": "inner.example"}),
+		nginxIngress("force", "force.apps.example.test", "/", "Prefix", "", map[string]string{"force-ssl-redirect": "true"}),
+		nginxIngress("no-tls", "plain.apps.example.test", "/", "Prefix", "", nil),
+		nginxIngress("moved", "moved.apps.example.test", "/", "Prefix", "",
+			map[string]string{"permanent-redirect": "https://elsewhere.example/new", "permanent-redirect-code": "308"}),
+		nginxIngress("temp", "temp.apps.example.test", "/", "Prefix", "", map[string]string{"temporal-redirect": "https://elsewhere.example/tmp"}),
+		nginxIngress("approot", "approot.apps.example.test", "/", "Prefix", "", map[string]string{"app-root": "/app1"}),
+		nginxIngress("www", "site.apps.example.test", "/", "Prefix", "", map[string]string{"from-to-www-redirect": "true"}),
+		nginxIngress("rewrite", "rewrite.apps.example.test", "/something(/|$)(.*)", "ImplementationSpecific", "",
+			map[string]string{"use-regex": "true", "rewrite-target": "/$2"}),
+		// No annotation, but on a host where another Ingress uses regex.
+		nginxIngress("same-host", "rewrite.apps.example.test", "/static", "Prefix", "", nil),
+		nginxIngress("cors", "cors.apps.example.test", "/", "Prefix", "",
+			map[string]string{"enable-cors": "true", "cors-allow-origin": "https://ok.example", "cors-max-age": "600"}),
+		nginxIngress("limits", "limits.apps.example.test", "/", "Prefix", "", map[string]string{"proxy-body-size": "1k"}),
+		nginxIngress("allow", "allow.apps.example.test", "/", "Prefix", "", map[string]string{"whitelist-source-range": "192.0.2.0/24"}),
+		nginxIngress("allowed", "allowed.apps.example.test", "/", "Prefix", "", map[string]string{"whitelist-source-range": "10.0.0.0/8, 127.0.0.1"}),
+		nginxIngress("deny", "deny.apps.example.test", "/", "Prefix", "", map[string]string{"denylist-source-range": "127.0.0.0/8"}),
+		nginxIngress("bad-allow", "bad-allow.apps.example.test", "/", "Prefix", "", map[string]string{"whitelist-source-range": "not-a-range"}),
+		nginxIngress("snippet", "snippet.apps.example.test", "/", "Prefix", "",
+			map[string]string{"configuration-snippet": "return 200 'pwned';", "ssl-redirect": "nonsense"}),
+	)
+	c := e.http1Client()
+
+	type want struct {
+		status   int
+		location string // prefix of the Location header
+		body     string // substring of the body
+	}
+	cases := []struct {
+		name, method, url string
+		header            http.Header
+		body              string
+		want              want
+	}{
+		{"ssl-redirect by default with TLS", "GET", "http://tls.apps.example.test/a?b=1", nil, "", want{308, "https://tls.apps.example.test", ""}},
+		{"x-forwarded-prefix and upstream-vhost over HTTPS", "GET", "https://tls.apps.example.test/a", nil, "", want{200, "", "host=inner.example uri=/a prefix=/shop"}},
+		{"force-ssl-redirect without TLS", "GET", "http://force.apps.example.test/x", nil, "", want{308, "https://force.apps.example.test", ""}},
+		{"no redirect without TLS", "GET", "http://plain.apps.example.test/x", nil, "", want{200, "", "uri=/x"}},
+		{"permanent-redirect with code", "GET", "http://moved.apps.example.test/x?q=1", nil, "", want{308, "https://elsewhere.example/new", ""}},
+		{"temporal-redirect", "GET", "http://temp.apps.example.test/x", nil, "", want{302, "https://elsewhere.example/tmp", ""}},
+		{"app-root redirects /", "GET", "http://approot.apps.example.test/?x=1", nil, "", want{302, "http://approot.apps.example.test", ""}},
+		{"app-root leaves other paths", "GET", "http://approot.apps.example.test/other", nil, "", want{200, "", "uri=/other"}},
+		{"from-to-www-redirect", "GET", "http://www.site.apps.example.test/p?q=1", nil, "", want{308, "http://site.apps.example.test", ""}},
+		{"rewrite-target with captures", "GET", "http://rewrite.apps.example.test/something/new/x?y=2", nil, "", want{200, "", "uri=/new/x?y=2"}},
+		{"regex paths are case-insensitive", "GET", "http://rewrite.apps.example.test/SOMETHING", nil, "", want{200, "", "uri=/ "}},
+		{"regex captures after a slash", "GET", "http://rewrite.apps.example.test/Something/", nil, "", want{200, "", "uri=/ "}},
+		{"x-forwarded-prefix replaces the client's", "GET", "https://tls.apps.example.test/b", http.Header{"X-Forwarded-Prefix": {"/spoofed"}}, "", want{200, "", "prefix=/shop"}},
+		{"another Ingress's path on a regex host", "GET", "http://rewrite.apps.example.test/STATICfiles", nil, "", want{200, "", "uri=/STATICfiles"}},
+		{"cors preflight", "OPTIONS", "http://cors.apps.example.test/api", http.Header{"Origin": {"https://ok.example"}, "Access-Control-Request-Method": {"PUT"}}, "", want{204, "", ""}},
+		{"cors actual request", "GET", "http://cors.apps.example.test/api", http.Header{"Origin": {"https://ok.example"}}, "", want{200, "", "uri=/api"}},
+		{"body within proxy-body-size", "POST", "http://limits.apps.example.test/up", nil, strings.Repeat("a", 1024), want{200, "", "uri=/up"}},
+		{"body over proxy-body-size", "POST", "http://limits.apps.example.test/up", nil, strings.Repeat("a", 1025), want{413, "", ""}},
+		{"client outside the allow list", "GET", "http://allow.apps.example.test/", nil, "", want{403, "", ""}},
+		{"client in the allow list", "GET", "http://allowed.apps.example.test/", nil, "", want{200, "", "uri=/"}},
+		{"client in the deny list", "GET", "http://deny.apps.example.test/", nil, "", want{403, "", ""}},
+		{"unreadable allow list admits nobody", "GET", "http://bad-allow.apps.example.test/", nil, "", want{403, "", ""}},
+		{"snippet never executed", "GET", "http://snippet.apps.example.test/s", nil, "", want{200, "", "uri=/s"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, body := do(t, c, tc.method, tc.url, tc.header, tc.body)
+			if resp.StatusCode != tc.want.status {
+				t.Fatalf("status %d, want %d; body %q", resp.StatusCode, tc.want.status, body)
+			}
+			if loc := resp.Header.Get("Location"); !strings.HasPrefix(loc, tc.want.location) || (tc.want.location == "" && loc != "") {
+				t.Errorf("Location %q, want prefix %q", loc, tc.want.location)
+			}
+			if !strings.Contains(body+" ", tc.want.body) {
+				t.Errorf("body %q, want it to contain %q", body, tc.want.body)
+			}
+		})
+	}
+
+	t.Run("exact Location of redirects", func(t *testing.T) {
+		resp, _ := do(t, c, "GET", "http://moved.apps.example.test/x?q=1", nil, "")
+		if got := resp.Header.Get("Location"); got != "https://elsewhere.example/new" {
+			t.Errorf("permanent-redirect Location %q: nginx's return sends the URL as is", got)
+		}
+		resp, _ = do(t, c, "GET", "http://approot.apps.example.test/?x=1", nil, "")
+		if got := resp.Header.Get("Location"); !strings.HasSuffix(got, "/app1") {
+			t.Errorf("app-root Location %q, want .../app1 without the query", got)
+		}
+		resp, _ = do(t, c, "GET", "http://www.site.apps.example.test/p?q=1", nil, "")
+		if got := resp.Header.Get("Location"); !strings.HasSuffix(got, "/p?q=1") {
+			t.Errorf("from-to-www Location %q, want the request URI kept", got)
+		}
+	})
+	t.Run("cors headers", func(t *testing.T) {
+		resp, _ := do(t, c, "OPTIONS", "http://cors.apps.example.test/api", http.Header{"Origin": {"https://ok.example"}, "Access-Control-Request-Method": {"PUT"}}, "")
+		if got := resp.Header.Get("Access-Control-Allow-Origin"); got != "https://ok.example" {
+			t.Errorf("preflight Access-Control-Allow-Origin %q", got)
+		}
+		if got := resp.Header.Get("Access-Control-Allow-Methods"); !strings.Contains(got, "PUT") {
+			t.Errorf("preflight Access-Control-Allow-Methods %q, want ingress-nginx's default list", got)
+		}
+		if got := resp.Header.Get("Access-Control-Allow-Credentials"); got != "true" {
+			t.Errorf("preflight Access-Control-Allow-Credentials %q, want ingress-nginx's default true", got)
+		}
+		if got := resp.Header.Get("Access-Control-Max-Age"); got != "600" {
+			t.Errorf("preflight Access-Control-Max-Age %q, want 600", got)
+		}
+		resp, _ = do(t, c, "GET", "http://cors.apps.example.test/api", http.Header{"Origin": {"https://evil.example"}}, "")
+		if got := resp.Header.Get("Access-Control-Allow-Origin"); got != "" {
+			t.Errorf("a foreign origin got Access-Control-Allow-Origin %q", got)
+		}
+		resp, _ = do(t, c, "GET", "http://cors.apps.example.test/api", http.Header{"Origin": {"https://ok.example"}}, "")
+		if got := resp.Header.Get("Access-Control-Allow-Origin"); got != "https://ok.example" {
+			t.Errorf("actual request Access-Control-Allow-Origin %q", got)
+		}
+	})
+}
+
+// TestNginxAllowListHonoursTrustedProxies checks the allow list against
+// the client a trusted proxy names in X-Forwarded-For, and against the
+// peer itself otherwise.
+func TestNginxAllowListHonoursTrustedProxies(t *testing.T) {
+	e := startEnv(t, "--trusted-proxies", "127.0.0.1/32")
+	writeNginxIngresses(e,
+		nginxIngress("allow", "allow.apps.example.test", "/", "Prefix", "", map[string]string{"whitelist-source-range": "203.0.113.0/24"}))
+	c := e.http1Client()
+	for _, tc := range []struct {
+		xff  string
+		want int
+	}{
+		{"", 403},
+		{"203.0.113.5", 200},
+		{"203.0.113.5, 127.0.0.1", 200},
+		{"198.51.100.1", 403},
+		{"203.0.113.5, 198.51.100.1", 403},
+	} {
+		h := http.Header{}
+		if tc.xff != "" {
+			h.Set("X-Forwarded-For", tc.xff)
+		}
+		if resp, body := do(t, c, "GET", "http://allow.apps.example.test/", h, ""); resp.StatusCode != tc.want {
+			t.Errorf("X-Forwarded-For %q: status %d, want %d (%q)", tc.xff, resp.StatusCode, tc.want, body)
+		}
+	}
+}
