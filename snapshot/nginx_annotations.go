@@ -55,7 +55,7 @@ type NginxAnnotation struct {
 }
 
 const (
-	snippetNote     = "never executed: Portico runs no nginx configuration; the Ingress is served without it"
+	snippetNote     = "Portico runs no nginx configuration; the Ingress is served without it"
 	globalTimeouts  = "ignored: the global --upstream-dial-timeout, --upstream-read-timeout and --upstream-send-timeout apply, with nginx's per-operation meaning"
 	noAuthNote      = "ignored: requests are forwarded without authentication; put the check in the backend until Portico has it"
 	noCanaryNote    = "ignored: a canary Ingress is served as an ordinary Ingress, and loses to the main one for the same host and path"
