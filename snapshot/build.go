@@ -25,6 +25,9 @@ type Config struct {
 	// IngressClass is the class name answered to in the legacy
 	// kubernetes.io/ingress.class annotation.
 	IngressClass string
+	// AdoptClasses are Ingress class names served whatever controller
+	// their IngressClass names, or without an IngressClass object.
+	AdoptClasses []string
 	// Fallback is the Service that receives unmatched requests; the zero
 	// value means unmatched requests get 404.
 	Fallback types.NamespacedName

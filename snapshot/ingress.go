@@ -29,12 +29,16 @@ type classSelector struct {
 	ours       map[string]bool // IngressClass names whose controller is ours
 	hasDefault bool            // one of ours is the cluster's default class
 	legacyName string          // value of the legacy annotation we answer to
+	adopted    map[string]bool // class names served whoever their controller is
 }
 
 func newClassSelector(classes []*networkingv1.IngressClass, cfg Config) classSelector {
-	s := classSelector{ours: make(map[string]bool), legacyName: cfg.IngressClass}
+	s := classSelector{ours: make(map[string]bool), legacyName: cfg.IngressClass, adopted: make(map[string]bool)}
+	for _, name := range cfg.AdoptClasses {
+		s.ours[name], s.adopted[name] = true, true
+	}
 	for _, c := range classes {
-		if c.Spec.Controller != cfg.ControllerName {
+		if c.Spec.Controller != cfg.ControllerName && !s.adopted[c.Name] {
 			continue
 		}
 		s.ours[c.Name] = true
@@ -53,7 +57,7 @@ func (s classSelector) owns(ing *networkingv1.Ingress) bool {
 		return s.ours[*name]
 	}
 	if legacy, ok := ing.Annotations[annotationIngressClass]; ok {
-		return legacy == s.legacyName
+		return legacy == s.legacyName || s.adopted[legacy]
 	}
 	return s.hasDefault
 }

@@ -82,3 +82,28 @@ func TestNginxBytes(t *testing.T) {
 		}
 	}
 }
+
+// TestAdoptClasses: Ingresses of an adopted class are served although
+// their IngressClass names another controller, by spec.ingressClassName
+// and by the legacy annotation; other classes stay someone else's.
+func TestAdoptClasses(t *testing.T) {
+	nginx := "nginx"
+	other := "other"
+	objs := Objects{
+		IngressClasses: []*networkingv1.IngressClass{{ObjectMeta: metav1.ObjectMeta{Name: "nginx"}, Spec: networkingv1.IngressClassSpec{Controller: "k8s.io/ingress-nginx"}}},
+		Ingresses: []*networkingv1.Ingress{
+			{ObjectMeta: metav1.ObjectMeta{Namespace: "a", Name: "by-name"}, Spec: networkingv1.IngressSpec{IngressClassName: &nginx}},
+			{ObjectMeta: metav1.ObjectMeta{Namespace: "a", Name: "legacy", Annotations: map[string]string{annotationIngressClass: "nginx"}}},
+			{ObjectMeta: metav1.ObjectMeta{Namespace: "a", Name: "other"}, Spec: networkingv1.IngressSpec{IngressClassName: &other}},
+		},
+	}
+	cfg := Config{ControllerName: "portico.dev/controller", IngressClass: "portico"}
+	if got := Build(objs, cfg, nil).Ingresses; len(got) != 0 {
+		t.Errorf("without adoption: served %v", got)
+	}
+	cfg.AdoptClasses = []string{"nginx"}
+	got := Build(objs, cfg, nil).Ingresses
+	if len(got) != 2 || got[0].Name != "by-name" || got[1].Name != "legacy" {
+		t.Errorf("adopting nginx: served %v, want by-name and legacy", got)
+	}
+}

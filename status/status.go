@@ -114,7 +114,11 @@ type Writer struct {
 	// Events cannot name their object.
 	Recorder  record.EventRecorder
 	Addresses Addresses
-	Logger    *slog.Logger
+	// LeaveIngressStatus leaves every Ingress's status as it is (the
+	// --update-status=false flag), so that another controller serving
+	// the same Ingresses during a move keeps its addresses there.
+	LeaveIngressStatus bool
+	Logger             *slog.Logger
 	// Now stamps changed conditions; time.Now when nil.
 	Now func() time.Time
 
@@ -139,6 +143,9 @@ func (w *Writer) Sync(ctx context.Context, objs snapshot.Objects, snap *snapshot
 	ours := w.Addresses.Resolve(objs.Services)
 	var firstErr error
 	for _, ing := range objs.Ingresses {
+		if w.LeaveIngressStatus {
+			break
+		}
 		want, change := desiredStatus(ing, owned[types.NamespacedName{Namespace: ing.Namespace, Name: ing.Name}], ours)
 		if !change {
 			continue

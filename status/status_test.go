@@ -96,3 +96,32 @@ func TestSyncWritesStatusAndEventsOnce(t *testing.T) {
 		t.Errorf("event %q", e)
 	}
 }
+
+// TestSyncLeavesIngressStatus: with --update-status=false another
+// controller's addresses stay on the Ingresses both serve, and problems
+// are still sent as Events.
+func TestSyncLeavesIngressStatus(t *testing.T) {
+	shared := ingressWith("shared", lb{IP: "198.51.100.1"})
+	client := fake.NewClientset(shared)
+	recorder := record.NewFakeRecorder(10)
+	w := &Writer{Client: client, Recorder: recorder, Addresses: Addresses{Fixed: []string{"203.0.113.10"}}, LeaveIngressStatus: true}
+	objs := snapshot.Objects{Ingresses: []*networkingv1.Ingress{shared}}
+	snap := &snapshot.Snapshot{
+		Ingresses: []types.NamespacedName{{Namespace: "shop", Name: "shared"}},
+		Problems: []snapshot.Problem{{
+			Object: snapshot.ObjectRef{Kind: "Ingress", Namespace: "shop", Name: "shared"}, Severity: snapshot.Warning,
+			Reason: "UnsupportedNginxAnnotation", Message: "annotation nginx.ingress.kubernetes.io/limit-rps: ignored",
+		}},
+	}
+	ctx := context.Background()
+	if err := w.Sync(ctx, objs, snap); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := client.NetworkingV1().Ingresses("shop").Get(ctx, "shared", metav1.GetOptions{})
+	if !equalEntries(got.Status.LoadBalancer.Ingress, []lb{{IP: "198.51.100.1"}}) {
+		t.Errorf("status %v, want the other controller's left as it is", got.Status.LoadBalancer.Ingress)
+	}
+	if n := len(recorder.Events); n != 1 {
+		t.Errorf("%d events, want 1", n)
+	}
+}

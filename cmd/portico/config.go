@@ -37,11 +37,17 @@ type config struct {
 	LeaderElectionNamespace string
 	LeaderElectionID        string
 	// Identity names this replica in the Lease: the Pod name.
-	Identity        string
-	HTTPSAddr       string
-	HTTPAddr        string
-	AdminAddr       string
-	IngressClass    string
+	Identity     string
+	HTTPSAddr    string
+	HTTPAddr     string
+	AdminAddr    string
+	IngressClass string
+	// AdoptIngressClasses are class names served whatever controller
+	// their IngressClass names (ingress-nginx's "nginx" during a move).
+	AdoptIngressClasses []string
+	// UpdateStatus writes the addresses of served Ingresses to their
+	// status; false leaves Ingress status to another controller.
+	UpdateStatus    bool
 	ControllerName  string
 	Fallback        types.NamespacedName
 	DefaultCertFile string
@@ -151,6 +157,7 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 type flagText struct {
 	watchNamespaces, publishAddress, publishService *string
 	gatewayPool, fallback                           *string
+	adopt                                           *string
 	proxyProtocol, trusted                          *string
 	level                                           *string
 	maxStreams, maxFrame                            *uint
@@ -207,6 +214,10 @@ func registerListenerFlags(fs *flag.FlagSet, cfg *config, text *flagText) {
 func registerRoutingFlags(fs *flag.FlagSet, cfg *config, text *flagText) {
 	fs.StringVar(&cfg.IngressClass, "ingress-class", "portico",
 		"class name answered to in the legacy kubernetes.io/ingress.class annotation")
+	text.adopt = fs.String("adopt-ingress-classes", "",
+		"comma-separated Ingress class names (spec.ingressClassName or the legacy annotation) served whatever controller their IngressClass names, e.g. nginx to serve ingress-nginx's Ingresses side by side with it during a move; empty: none")
+	fs.BoolVar(&cfg.UpdateStatus, "update-status", true,
+		"write the addresses of served Ingresses to their status.loadBalancer; false leaves Ingress status to the other controller while both serve the same Ingresses")
 	fs.StringVar(&cfg.ControllerName, "controller-name", "portico.dev/controller",
 		"controller name: Ingresses whose IngressClass has this spec.controller are served")
 	fs.StringVar(&cfg.GatewayControllerName, "gateway-controller-name", "portico.dev/gateway-controller",
@@ -335,6 +346,11 @@ func (cfg *config) resolveRouting(text *flagText) error {
 	var err error
 	if cfg.Fallback, err = parseNamespacedName(*text.fallback); err != nil {
 		return fmt.Errorf("--fallback-service: %w", err)
+	}
+	for _, c := range strings.Split(*text.adopt, ",") {
+		if c = strings.TrimSpace(c); c != "" {
+			cfg.AdoptIngressClasses = append(cfg.AdoptIngressClasses, c)
+		}
 	}
 	if cfg.GatewayAddressPool, err = parsePrefixes(*text.gatewayPool); err != nil {
 		return fmt.Errorf("--gateway-address-pool: %w", err)

@@ -109,3 +109,20 @@ func TestSourceSelection(t *testing.T) {
 		t.Error("--manifests with --kubeconfig must be refused")
 	}
 }
+
+func TestParseConfigSideBySide(t *testing.T) {
+	cfg, err := parseConfig(nil, func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.AdoptIngressClasses) != 0 || !cfg.UpdateStatus {
+		t.Errorf("defaults: adopt %q, update status %t", cfg.AdoptIngressClasses, cfg.UpdateStatus)
+	}
+	cfg, err = parseConfig([]string{"--adopt-ingress-classes", "nginx, nginx-internal", "--update-status=false"}, func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.AdoptIngressClasses) != 2 || cfg.AdoptIngressClasses[1] != "nginx-internal" || cfg.UpdateStatus {
+		t.Errorf("adopt %q, update status %t", cfg.AdoptIngressClasses, cfg.UpdateStatus)
+	}
+}

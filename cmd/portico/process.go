@@ -93,6 +93,7 @@ func newProcess(cfg *config, logger *slog.Logger) (*process, error) {
 		cfg: snapshot.Config{
 			ControllerName:     cfg.ControllerName,
 			IngressClass:       cfg.IngressClass,
+			AdoptClasses:       cfg.AdoptIngressClasses,
 			Fallback:           cfg.Fallback,
 			DefaultCertificate: defaultPair,
 			ACME:               snapshotACMEConfig(cfg),

@@ -58,7 +58,7 @@ func newStatusLoop(cfg *config, clients *kubeClients, logger *slog.Logger) *stat
 	recorder := broadcaster.NewRecorder(eventScheme(), corev1.EventSource{Component: "portico"})
 	return &statusLoop{
 		writer: &status.Writer{
-			Client: client, Recorder: recorder, Addresses: cfg.Publish, Logger: logger,
+			Client: client, Recorder: recorder, Addresses: cfg.Publish, LeaveIngressStatus: !cfg.UpdateStatus, Logger: logger,
 			Gateway: clients.gateway, GatewayController: gatewayv1.GatewayController(cfg.GatewayControllerName),
 		},
 		election: status.Election{
