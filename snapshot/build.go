@@ -142,6 +142,9 @@ type builder struct {
 	// gateway translates the Gateway API objects; nil when Gateway API
 	// support is off.
 	gateway *gatewayTranslator
+	// h2c holds the HTTP/2 copies of backends (ingress-nginx's
+	// backend-protocol GRPC), by the backend they copy.
+	h2c map[*upstream.Backend]*upstream.Backend
 }
 
 type certBinding struct {
@@ -186,8 +189,28 @@ func (b *builder) ingress(ing *networkingv1.Ingress) ingressTranslation {
 	b.reportBackends(ref, tr.routes)
 	for _, r := range tr.routes {
 		r.Backend = b.withServiceTLS(r.Backend)
+		if tr.h2c {
+			r.Backend = b.h2cBackend(r.Backend)
+		}
 	}
 	return tr
+}
+
+// h2cBackend returns the copy of a backend that speaks HTTP/2 with prior
+// knowledge, one per backend so that the routes asking for it share it.
+func (b *builder) h2cBackend(be *upstream.Backend) *upstream.Backend {
+	if be.Protocol == upstream.H2C {
+		return be
+	}
+	if c := b.h2c[be]; c != nil {
+		return c
+	}
+	c := &upstream.Backend{Name: be.Name, Protocol: upstream.H2C, Endpoints: be.Endpoints, TLS: be.TLS}
+	if b.h2c == nil {
+		b.h2c = make(map[*upstream.Backend]*upstream.Backend)
+	}
+	b.h2c[be] = c
+	return c
 }
 
 // withServiceTLS returns the backend an Ingress route or the fallback

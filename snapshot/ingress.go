@@ -76,6 +76,9 @@ type ingressTranslation struct {
 	// regex: ingress-nginx's use-regex (or rewrite-target) is on, which
 	// makes every path of its hosts a regular expression, across Ingresses.
 	regex bool
+	// h2c: its backends speak HTTP/2 with prior knowledge (backend-protocol
+	// GRPC).
+	h2c bool
 }
 
 // tlsRequest is one spec.tls entry: the hosts that must be served with the
@@ -96,7 +99,7 @@ func translateIngress(ing *networkingv1.Ingress, backends *backendResolver) ingr
 	redirect := ing.Annotations[annotationSSLRedirect] == "true"
 	fallbackOnNoEndpoints := ing.Annotations[annotationFallbackOnNoEndpoints] == "true"
 	nc, findings := parseNginx(ing)
-	tr.nginx, tr.regex = findings, nc.regex
+	tr.nginx, tr.regex, tr.h2c = findings, nc.regex, nc.h2c
 	tlsCovers := ingressTLSHosts(ing)
 	newRoute := func(src routing.Source, host string, kind routing.PathKind, path string, b *networkingv1.IngressBackend, where string) *routing.Route {
 		ref, err := serviceRef(ing.Namespace, b)

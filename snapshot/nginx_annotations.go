@@ -80,14 +80,14 @@ var nginxTable = []NginxAnnotation{
 	{Name: "ssl-redirect", Verdict: NginxExact, Traefik: "partial", Ingress2Gateway: "yes"},
 	{Name: "force-ssl-redirect", Verdict: NginxExact, Traefik: "partial", Ingress2Gateway: "yes"},
 	{Name: "preserve-trailing-slash", Verdict: NginxApproximate, Note: "Portico's HTTPS redirects always keep the request URI as sent, trailing slash included", Traefik: "no", Ingress2Gateway: "no"},
-	{Name: "permanent-redirect", Verdict: NginxExact, Traefik: "yes", Ingress2Gateway: "yes"},
-	{Name: "permanent-redirect-code", Verdict: NginxExact, Traefik: "yes", Ingress2Gateway: "yes"},
-	{Name: "temporal-redirect", Verdict: NginxExact, Traefik: "yes", Ingress2Gateway: "yes"},
+	{Name: "permanent-redirect", Verdict: NginxExact, Traefik: "yes", Ingress2Gateway: "partial"},
+	{Name: "permanent-redirect-code", Verdict: NginxExact, Traefik: "yes", Ingress2Gateway: "no"},
+	{Name: "temporal-redirect", Verdict: NginxExact, Traefik: "yes", Ingress2Gateway: "partial"},
 	{Name: "temporal-redirect-code", Verdict: NginxExact, Traefik: "yes", Ingress2Gateway: "no"},
 	{Name: "from-to-www-redirect", Verdict: NginxApproximate, Note: "the other host (with or without www.) answers 308 to the Ingress's host only when no Ingress routes it; wildcard hosts get none", Traefik: "partial", Ingress2Gateway: "no"},
 	// Backend.
 	{Name: "upstream-vhost", Verdict: NginxExact, Traefik: "yes", Ingress2Gateway: "yes"},
-	{Name: "backend-protocol", Verdict: NginxApproximate, Note: "HTTP is served as is; for GRPC and AUTO_HTTP set appProtocol kubernetes.io/h2c on the Service port, for HTTPS and GRPCS attach a BackendTLSPolicy; FCGI is not spoken", Traefik: "partial", Ingress2Gateway: "yes"},
+	{Name: "backend-protocol", Verdict: NginxApproximate, Note: "HTTP and GRPC (HTTP/2 over cleartext) are served exactly; HTTPS and GRPCS need a BackendTLSPolicy on the Service, which also verifies the backend's certificate where ingress-nginx does not; AUTO_HTTP speaks HTTP/1.1; FCGI is not spoken", Traefik: "partial", Ingress2Gateway: "yes"},
 	{Name: "service-upstream", Verdict: NginxUnsupported, Note: "ignored: Portico sends requests to the ready endpoints of the Service, not its cluster IP", Traefik: "yes", Ingress2Gateway: "no"},
 	{Name: "load-balance", Verdict: NginxUnsupported, Note: "ignored: requests are spread round-robin over the ready endpoints", Traefik: "partial", Ingress2Gateway: "no"},
 	{Name: "upstream-hash-by", Verdict: NginxUnsupported, Note: noAffinityNote, Traefik: "no", Ingress2Gateway: "no"},
@@ -293,6 +293,8 @@ type nginxConfig struct {
 	upstreamVhost    string
 	cors             *routing.CORS
 	admission        *routing.Admission
+	// h2c: backend-protocol GRPC, spoken as HTTP/2 with prior knowledge.
+	h2c bool
 }
 
 // nginxClass is the class name ingress-nginx installs answer to.
@@ -441,7 +443,10 @@ func (nc *nginxConfig) apply(f NginxFinding, name, raw string, get func(string) 
 		switch strings.ToUpper(v) {
 		case "HTTP":
 			f.Verdict, f.Note = NginxExact, ""
-		case "HTTPS", "GRPC", "GRPCS", "AUTO_HTTP", "FCGI":
+		case "GRPC":
+			f.Verdict, f.Note = NginxExact, ""
+			nc.h2c = true
+		case "HTTPS", "GRPCS", "AUTO_HTTP", "FCGI":
 		default:
 			return invalid("%q is not one of HTTP, HTTPS, GRPC, GRPCS, AUTO_HTTP, FCGI; HTTP is spoken", raw)
 		}

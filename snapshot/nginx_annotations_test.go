@@ -1,6 +1,7 @@
 package snapshot
 
 import (
+	"os"
 	"strings"
 	"testing"
 
@@ -43,7 +44,8 @@ func TestNginxFindings(t *testing.T) {
 		{"unknown", "made-up", "1", NginxUnknown, false},
 		{"unsupported", "limit-rps", "5", NginxUnsupported, false},
 		{"backend HTTP is exact", "backend-protocol", "http", NginxExact, false},
-		{"backend GRPC is approximate", "backend-protocol", "GRPC", NginxApproximate, false},
+		{"backend GRPC is h2c", "backend-protocol", "GRPC", NginxExact, false},
+		{"backend HTTPS is approximate", "backend-protocol", "HTTPS", NginxApproximate, false},
 		{"backend garbage", "backend-protocol", "SPDY", NginxApproximate, true},
 		{"size with unit", "proxy-body-size", "1g", NginxApproximate, false},
 		{"size garbage", "proxy-body-size", "1 GB", NginxApproximate, true},
@@ -105,5 +107,21 @@ func TestAdoptClasses(t *testing.T) {
 	got := Build(objs, cfg, nil).Ingresses
 	if len(got) != 2 || got[0].Name != "by-name" || got[1].Name != "legacy" {
 		t.Errorf("adopting nginx: served %v, want by-name and legacy", got)
+	}
+}
+
+// TestNginxDocUpToDate fails when docs/ingress-nginx.md no longer matches
+// the annotation table; make docs-ingress-nginx rewrites it.
+func TestNginxDocUpToDate(t *testing.T) {
+	var buf strings.Builder
+	if err := WriteNginxDoc(&buf); err != nil {
+		t.Fatal(err)
+	}
+	doc, err := os.ReadFile("../docs/ingress-nginx.md")
+	if err != nil {
+		t.Fatalf("%v; run make docs-ingress-nginx", err)
+	}
+	if string(doc) != buf.String() {
+		t.Error("docs/ingress-nginx.md is out of date with the annotation table; run make docs-ingress-nginx and commit the result")
 	}
 }

@@ -227,3 +227,32 @@ func TestNginxAllowListHonoursTrustedProxies(t *testing.T) {
 		}
 	}
 }
+
+// TestNginxBackendProtocolGRPC: backend-protocol GRPC reaches the backend
+// over HTTP/2 with prior knowledge, trailers included, as gRPC needs.
+func TestNginxBackendProtocolGRPC(t *testing.T) {
+	e := startEnv(t)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/grpc")
+		w.Header().Set("Trailer", "Grpc-Status")
+		fmt.Fprintf(w, "proto=%s uri=%s", r.Proto, r.RequestURI)
+		w.Header().Set("Grpc-Status", "0")
+	}))
+	srv.Config.Protocols = new(http.Protocols)
+	srv.Config.Protocols.SetUnencryptedHTTP2(true)
+	srv.Start()
+	t.Cleanup(srv.Close)
+	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	e.republish(func() {
+		e.write("echo.yaml", manifestService("echo", port))
+		e.write("nginx.yaml", nginxIngress("grpc", "grpc.apps.example.test", "/", "Prefix", "grpc.apps.example.test",
+			map[string]string{"backend-protocol": "GRPC"}))
+	})
+	resp, body := do(t, e.http2Client(), "POST", "https://grpc.apps.example.test/helloworld.Greeter/SayHello", http.Header{"Content-Type": {"application/grpc"}, "Te": {"trailers"}}, "\x00\x00\x00\x00\x00")
+	if resp.StatusCode != 200 || !strings.Contains(body, "proto=HTTP/2.0 uri=/helloworld.Greeter/SayHello") {
+		t.Fatalf("status %d body %q, want the backend reached over HTTP/2", resp.StatusCode, body)
+	}
+	if got := resp.Trailer.Get("Grpc-Status"); got != "0" {
+		t.Errorf("Grpc-Status trailer %q, want 0", got)
+	}
+}
