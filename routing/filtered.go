@@ -91,7 +91,8 @@ func (h *Handler) serveFiltered(w http.ResponseWriter, r *http.Request, route *R
 		return h.bodyTimedOut(w, r, route)
 	}
 
-	o := &upstream.ForwardOptions{Host: host, ForwardedPrefix: prefix, BackendTimeout: route.Timeouts.BackendRequest}
+	o := &upstream.ForwardOptions{Host: host, ForwardedPrefix: prefix, BackendTimeout: route.Timeouts.BackendRequest,
+		ReadTimeout: route.Timeouts.BackendRead, SendTimeout: route.Timeouts.BackendSend}
 	if d := route.Timeouts.Request; d > 0 {
 		o.Deadline = start.Add(d)
 	}

@@ -169,6 +169,11 @@ type Timeouts struct {
 	// BackendRequest bounds each request to a backend, up to the end of its
 	// response.
 	BackendRequest time.Duration
+	// BackendRead and BackendSend, when set, bound each read from and each
+	// write to the backend instead of the global flags (ingress-nginx's
+	// proxy-read-timeout and proxy-send-timeout, nginx's per-operation
+	// timeouts): a stream that keeps moving is never cut.
+	BackendRead, BackendSend time.Duration
 }
 
 // compileHosts is Compile for a table whose hosts follow mode; Compile

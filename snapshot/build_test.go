@@ -107,6 +107,9 @@ func describeRoute(r *routing.Route) string {
 	if r.Admission != nil {
 		flags = append(flags, "admission "+r.Admission.String())
 	}
+	if t := r.Timeouts; t.BackendRead != 0 || t.BackendSend != 0 {
+		flags = append(flags, fmt.Sprintf("backend read %s send %s", t.BackendRead, t.BackendSend))
+	}
 	if r.Filters != nil {
 		flags = append(flags, describeFilters(r.Filters))
 	}

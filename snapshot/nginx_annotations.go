@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	networkingv1 "k8s.io/api/networking/v1"
 
@@ -56,7 +57,7 @@ type NginxAnnotation struct {
 
 const (
 	snippetNote     = "Portico runs no nginx configuration; the Ingress is served without it"
-	globalTimeouts  = "ignored: the global --upstream-dial-timeout, --upstream-read-timeout and --upstream-send-timeout apply, with nginx's per-operation meaning"
+	h2cTimeoutNote  = "bounds each read (the wait for the response header included) or write as nginx does, to HTTP/1.1 backends; to h2c (GRPC) backends the read timeout bounds the wait for the response header only and writes keep --upstream-send-timeout"
 	noAuthNote      = "ignored: requests are forwarded without authentication; put the check in the backend until Portico has it"
 	noCanaryNote    = "ignored: a canary Ingress is served as an ordinary Ingress, and loses to the main one for the same host and path"
 	noAffinityNote  = "ignored: requests are spread round-robin over the ready endpoints, without a session cookie"
@@ -118,9 +119,9 @@ var nginxTable = []NginxAnnotation{
 	// Limits.
 	{Name: "proxy-body-size", Verdict: NginxApproximate, Note: "a declared Content-Length over the limit gets 413 as in nginx; a chunked body is cut when it passes the limit, failing the request instead of a 413; without the annotation Portico sets no limit (ingress-nginx's default is 1m)", Traefik: "no", Ingress2Gateway: "yes"},
 	{Name: "client-body-buffer-size", Verdict: NginxUnsupported, Note: noBufferNote, Traefik: "no", Ingress2Gateway: "yes"},
-	{Name: "proxy-connect-timeout", Verdict: NginxUnsupported, Note: globalTimeouts, Traefik: "yes", Ingress2Gateway: "yes"},
-	{Name: "proxy-read-timeout", Verdict: NginxUnsupported, Note: globalTimeouts, Traefik: "no", Ingress2Gateway: "yes"},
-	{Name: "proxy-send-timeout", Verdict: NginxUnsupported, Note: globalTimeouts, Traefik: "no", Ingress2Gateway: "yes"},
+	{Name: "proxy-connect-timeout", Verdict: NginxUnsupported, Note: "ignored: the global --upstream-dial-timeout bounds every connect to a backend", Traefik: "yes", Ingress2Gateway: "yes"},
+	{Name: "proxy-read-timeout", Verdict: NginxApproximate, Note: h2cTimeoutNote, Traefik: "no", Ingress2Gateway: "yes"},
+	{Name: "proxy-send-timeout", Verdict: NginxApproximate, Note: h2cTimeoutNote, Traefik: "no", Ingress2Gateway: "yes"},
 	{Name: "proxy-next-upstream", Verdict: NginxUnsupported, Note: "ignored: a request that never reached a backend is tried on the next endpoint; nothing else is retried", Traefik: "no", Ingress2Gateway: "no"},
 	{Name: "proxy-next-upstream-timeout", Verdict: NginxUnsupported, Note: "ignored: see proxy-next-upstream", Traefik: "no", Ingress2Gateway: "no"},
 	{Name: "proxy-next-upstream-tries", Verdict: NginxUnsupported, Note: "ignored: see proxy-next-upstream", Traefik: "no", Ingress2Gateway: "no"},
@@ -295,6 +296,8 @@ type nginxConfig struct {
 	admission        *routing.Admission
 	// h2c: backend-protocol GRPC, spoken as HTTP/2 with prior knowledge.
 	h2c bool
+	// readTimeout and sendTimeout: proxy-read-timeout, proxy-send-timeout.
+	readTimeout, sendTimeout time.Duration
 }
 
 // nginxClass is the class name ingress-nginx installs answer to.
@@ -461,6 +464,20 @@ func (nc *nginxConfig) apply(f NginxFinding, name, raw string, get func(string) 
 			if _, bad := nginxOrigins(v); len(bad) > 0 {
 				return invalid("origins %q are not <scheme>://<host>[:<port>] or *; they are left out", bad)
 			}
+		}
+	case "proxy-read-timeout", "proxy-send-timeout":
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 || n > 24*3600 {
+			return invalid("%q is not a number of seconds from 1 to 86400; the global timeout applies", raw)
+		}
+		if !nc.h2c {
+			// backend-protocol sorts first: the h2c difference is known.
+			f.Verdict, f.Note = NginxExact, ""
+		}
+		if name == "proxy-read-timeout" {
+			nc.readTimeout = time.Duration(n) * time.Second
+		} else {
+			nc.sendTimeout = time.Duration(n) * time.Second
 		}
 	case "proxy-body-size":
 		n, ok := nginxBytes(v)
@@ -653,6 +670,7 @@ func (nc *nginxConfig) decorate(r *routing.Route, tls bool) {
 	// ingress-nginx redirects to HTTPS by default when the host has TLS.
 	r.RedirectHTTPS = r.RedirectHTTPS || nc.forceSSLRedirect || (nc.sslRedirect && tls)
 	r.Admission = nc.admission
+	r.Timeouts.BackendRead, r.Timeouts.BackendSend = nc.readTimeout, nc.sendTimeout
 	var f routing.Filters
 	if nc.redirect != nil {
 		// nginx's return runs before the HTTPS redirect.

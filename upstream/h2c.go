@@ -95,7 +95,7 @@ func (t *Transport) forwardH2C(w http.ResponseWriter, r *http.Request, b *Backen
 		// a read timeout on the body: cancel the request when the headers
 		// are late, then when the body stalls.
 		idle := &streamIdle{cancel: cancel}
-		idle.timer = time.AfterFunc(t.responseHeaderTimeout, idle.fire)
+		idle.timer = time.AfterFunc(readTimeout(o, t.responseHeaderTimeout), idle.fire)
 		out := &http.Request{
 			Method:        r.Method,
 			URL:           targetURL(endpoint, r),

@@ -220,14 +220,14 @@ func (t *Transport) roundTrip(c *conn, w http.ResponseWriter, r *http.Request, f
 			// A backend may answer early and stop reading, as with a 413 for
 			// an oversized upload. Its answer is better than a 502; the
 			// connection is then out of step and must not be reused.
-			if resp := t.earlyResponse(c, r); resp != nil {
+			if resp := t.earlyResponse(c, r, o); resp != nil {
 				resp.Close = true
 				return resp, bodyRead, nil
 			}
 		}
 		return nil, bodyRead, err
 	}
-	if err := c.armHeaderDeadline(t.responseHeaderTimeout); err != nil {
+	if err := c.armHeaderDeadline(readTimeout(o, t.responseHeaderTimeout)); err != nil {
 		return nil, bodyRead, &noResponseError{err}
 	}
 	c.head.arm(t.maxResponseHeaderBytes)
@@ -272,11 +272,11 @@ func bodyBuffered(resp *http.Response, br *bufio.Reader) bool {
 
 // earlyResponse returns a final response the backend sent before the
 // request body was fully written, or nil.
-func (t *Transport) earlyResponse(c *conn, r *http.Request) *http.Response {
+func (t *Transport) earlyResponse(c *conn, r *http.Request, o *ForwardOptions) *http.Response {
 	if r.Context().Err() != nil {
 		return nil
 	}
-	_ = c.armHeaderDeadline(t.responseHeaderTimeout)
+	_ = c.armHeaderDeadline(readTimeout(o, t.responseHeaderTimeout))
 	c.head.arm(t.maxResponseHeaderBytes)
 	resp, err := http.ReadResponse(c.br, r)
 	c.head.disarm()
@@ -387,7 +387,7 @@ func (t *Transport) writeRequest(c *conn, w http.ResponseWriter, r *http.Request
 		// a retry policy buffered) goes out with the head in one write.
 		mem := inMemory(body, r.ContentLength)
 		if !mem {
-			if err := c.armWrite(time.Now(), t.upstreamSendTimeout); err != nil {
+			if err := c.armWrite(time.Now(), sendTimeout(o, t.upstreamSendTimeout)); err != nil {
 				return false, &backendWriteError{err}
 			}
 			if err := bw.Flush(); err != nil {
@@ -402,7 +402,7 @@ func (t *Transport) writeRequest(c *conn, w http.ResponseWriter, r *http.Request
 		}
 		bodyRead = true
 		src := boundedBody{r: body, client: clientDeadlines{w: w, h1: r.ProtoMajor == 1, off: mem}, timeout: t.clientBodyTimeout}
-		if err := t.copyRequestBody(c, dst, &src, r.ContentLength, chunked); err != nil {
+		if err := t.copyRequestBody(c, dst, &src, r.ContentLength, chunked, sendTimeout(o, t.upstreamSendTimeout)); err != nil {
 			return bodyRead, err
 		}
 		if chunked {
@@ -418,7 +418,7 @@ func (t *Transport) writeRequest(c *conn, w http.ResponseWriter, r *http.Request
 			bw.WriteString("\r\n")
 		}
 	}
-	if err := c.armWrite(time.Now(), t.upstreamSendTimeout); err != nil {
+	if err := c.armWrite(time.Now(), sendTimeout(o, t.upstreamSendTimeout)); err != nil {
 		return bodyRead, &backendWriteError{err}
 	}
 	if err := bw.Flush(); err != nil {
@@ -446,7 +446,7 @@ func inMemory(body io.Reader, length int64) bool {
 // backend before the next read, which may wait on the client, so a slow
 // upload streams; the last piece is left to the caller's flush, with the
 // chunked terminator.
-func (t *Transport) copyRequestBody(c *conn, dst io.Writer, body *boundedBody, length int64, chunked bool) error {
+func (t *Transport) copyRequestBody(c *conn, dst io.Writer, body *boundedBody, length int64, chunked bool, send time.Duration) error {
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	buf := *bp
@@ -462,7 +462,7 @@ func (t *Transport) copyRequestBody(c *conn, dst io.Writer, body *boundedBody, l
 		}
 		n, rerr := body.Read(chunk)
 		if n > 0 {
-			if err := c.armWrite(time.Now(), t.upstreamSendTimeout); err != nil {
+			if err := c.armWrite(time.Now(), send); err != nil {
 				return &backendWriteError{err}
 			}
 			if _, err := dst.Write(chunk[:n]); err != nil {

@@ -49,7 +49,7 @@ func (t *Transport) writeResponse(w http.ResponseWriter, r *http.Request, resp *
 	// A small body of known length cannot block on the client (see
 	// smallResponse): it is written without a deadline.
 	bounded := resp.ContentLength < 0 || resp.ContentLength > smallResponse
-	clientErr, backendErr := t.copyResponseBody(w, resp.Body, flush, backend, &client, bounded)
+	clientErr, backendErr := t.copyResponseBody(w, resp.Body, flush, backend, readTimeout(o, t.upstreamReadTimeout), &client, bounded)
 	if clientErr == nil && backendErr == nil {
 		clientErr = client.doneWriting()
 	}
@@ -103,15 +103,15 @@ func trailerNames(trailer http.Header) string {
 
 // copyResponseBody copies the body with a pooled buffer, separating client
 // write failures from backend read failures. Each read is bounded by
-// UpstreamReadTimeout through backend (when not nil), and, when bounded,
+// read (the route's or UpstreamReadTimeout) through backend (when not nil), and, when bounded,
 // each write by SendTimeout.
-func (t *Transport) copyResponseBody(w io.Writer, body io.Reader, flush func() error, backend readArmer, client *clientDeadlines, bounded bool) (clientErr, backendErr error) {
+func (t *Transport) copyResponseBody(w io.Writer, body io.Reader, flush func() error, backend readArmer, read time.Duration, client *clientDeadlines, bounded bool) (clientErr, backendErr error) {
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	buf := *bp
 	for {
 		if backend != nil {
-			if err := backend.armRead(time.Now(), t.upstreamReadTimeout); err != nil {
+			if err := backend.armRead(time.Now(), read); err != nil {
 				return nil, err
 			}
 		}

@@ -318,6 +318,13 @@ type ForwardOptions struct {
 	// :authority) instead of r.Host; X-Forwarded-Host and Forwarded still
 	// name the host the client asked for.
 	Host string
+	// ReadTimeout, when positive, replaces --upstream-response-header-timeout
+	// and --upstream-read-timeout for this request, and SendTimeout
+	// replaces --upstream-send-timeout: per-route bounds on each read from
+	// and write to the backend, with nginx's proxy_read_timeout and
+	// proxy_send_timeout meaning. To an h2c backend only the wait for the
+	// response header follows ReadTimeout.
+	ReadTimeout, SendTimeout time.Duration
 	// ForwardedPrefix, when set, is sent as X-Forwarded-Prefix in place of
 	// any inbound one: the path prefix the route serves the backend under
 	// (ingress-nginx's x-forwarded-prefix).
@@ -338,6 +345,23 @@ type ForwardOptions struct {
 	// covers the one attempt a backend sees; a route's retry policy calls
 	// ForwardWith once per attempt, and each gets the whole bound.
 	BackendTimeout time.Duration
+}
+
+// readTimeout is the bound on each read from the backend: the route's, or
+// def (a global flag).
+func readTimeout(o *ForwardOptions, def time.Duration) time.Duration {
+	if o != nil && o.ReadTimeout > 0 {
+		return o.ReadTimeout
+	}
+	return def
+}
+
+// sendTimeout is the bound on each write to the backend.
+func sendTimeout(o *ForwardOptions, def time.Duration) time.Duration {
+	if o != nil && o.SendTimeout > 0 {
+		return o.SendTimeout
+	}
+	return def
 }
 
 // Causes of a request context ended by a ForwardOptions bound.

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The ingress-nginx annotation tests send real traffic through the whole
@@ -254,5 +255,33 @@ func TestNginxBackendProtocolGRPC(t *testing.T) {
 	}
 	if got := resp.Trailer.Get("Grpc-Status"); got != "0" {
 		t.Errorf("Grpc-Status trailer %q, want 0", got)
+	}
+}
+
+// TestNginxProxyReadTimeout: proxy-read-timeout replaces the global bound
+// on the wait for a backend's answer for its Ingress only.
+func TestNginxProxyReadTimeout(t *testing.T) {
+	e := startEnv(t, "--upstream-response-header-timeout", "300ms", "--upstream-read-timeout", "300ms")
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-time.After(800 * time.Millisecond):
+		case <-r.Context().Done():
+			return
+		}
+		fmt.Fprint(w, "late answer")
+	}))
+	t.Cleanup(slow.Close)
+	_, port, _ := net.SplitHostPort(slow.Listener.Addr().String())
+	e.republish(func() {
+		e.write("echo.yaml", manifestService("echo", port))
+		e.write("nginx.yaml", nginxIngress("patient", "patient.apps.example.test", "/", "Prefix", "", map[string]string{"proxy-read-timeout": "30"})+
+			"---\n"+nginxIngress("hasty", "hasty.apps.example.test", "/", "Prefix", "", map[string]string{"proxy-send-timeout": "30"}))
+	})
+	c := e.http1Client()
+	if resp, body := do(t, c, "GET", "http://patient.apps.example.test/", nil, ""); resp.StatusCode != 200 || body != "late answer" {
+		t.Errorf("with proxy-read-timeout 30: status %d body %q, want the late answer", resp.StatusCode, body)
+	}
+	if resp, body := do(t, c, "GET", "http://hasty.apps.example.test/", nil, ""); resp.StatusCode != http.StatusGatewayTimeout {
+		t.Errorf("without it: status %d body %q, want 504 from the global bound", resp.StatusCode, body)
 	}
 }
