@@ -86,13 +86,18 @@ func Build(objs Objects, cfg Config, prev *Snapshot) *Snapshot {
 
 	var routes []*routing.Route
 	regexHosts := make(map[string]ObjectRef)
+	var canaries []canaryRoutes
 	for _, ing := range owned {
 		snap.Ingresses = append(snap.Ingresses, key(ing.Namespace, ing.Name))
 		tr := b.ingress(ing)
-		routes = append(routes, tr.routes...)
 		for _, req := range tr.tls {
 			b.bindCertificate(ing, req)
 		}
+		if tr.canary != nil {
+			canaries = append(canaries, canaryRoutes{ref: ingressRef(ing), spec: tr.canary, routes: tr.routes})
+			continue
+		}
+		routes = append(routes, tr.routes...)
 		if tr.regex {
 			for _, r := range tr.routes {
 				if _, seen := regexHosts[r.Host]; !seen {
@@ -102,6 +107,7 @@ func Build(objs Objects, cfg Config, prev *Snapshot) *Snapshot {
 		}
 	}
 	routes = b.nginxHosts(routes, regexHosts)
+	routes = b.applyCanaries(routes, canaries)
 	slices.SortFunc(snap.Ingresses, func(a, b types.NamespacedName) int { return strings.Compare(a.String(), b.String()) })
 	snap.ACMEHosts = b.acmeHosts(owned)
 

@@ -107,6 +107,16 @@ func describeRoute(r *routing.Route) string {
 	if r.Admission != nil {
 		flags = append(flags, "admission "+r.Admission.String())
 	}
+	for _, h := range r.Headers {
+		if h.Regexp != nil {
+			flags = append(flags, "header "+h.Name+" ~ "+h.Regexp.String())
+		} else {
+			flags = append(flags, "header "+h.Name+" = "+h.Value)
+		}
+	}
+	for _, wb := range r.Backends {
+		flags = append(flags, fmt.Sprintf("weight %d %s", wb.Weight, wb.Backend.Name))
+	}
 	if t := r.Timeouts; t.BackendRead != 0 || t.BackendSend != 0 {
 		flags = append(flags, fmt.Sprintf("backend read %s send %s", t.BackendRead, t.BackendSend))
 	}

@@ -79,6 +79,9 @@ type ingressTranslation struct {
 	// h2c: its backends speak HTTP/2 with prior knowledge (backend-protocol
 	// GRPC).
 	h2c bool
+	// canary is set for an ingress-nginx canary Ingress: its routes only
+	// join the main Ingress's (nginx_canary.go).
+	canary *canarySpec
 }
 
 // tlsRequest is one spec.tls entry: the hosts that must be served with the
@@ -99,7 +102,7 @@ func translateIngress(ing *networkingv1.Ingress, backends *backendResolver) ingr
 	redirect := ing.Annotations[annotationSSLRedirect] == "true"
 	fallbackOnNoEndpoints := ing.Annotations[annotationFallbackOnNoEndpoints] == "true"
 	nc, findings := parseNginx(ing)
-	tr.nginx, tr.regex, tr.h2c = findings, nc.regex, nc.h2c
+	tr.nginx, tr.regex, tr.h2c, tr.canary = findings, nc.regex, nc.h2c, nc.canary
 	tlsCovers := ingressTLSHosts(ing)
 	newRoute := func(src routing.Source, host string, kind routing.PathKind, path string, b *networkingv1.IngressBackend, where string) *routing.Route {
 		ref, err := serviceRef(ing.Namespace, b)

@@ -59,7 +59,6 @@ const (
 	snippetNote     = "Portico runs no nginx configuration; the Ingress is served without it"
 	h2cTimeoutNote  = "bounds each read (the wait for the response header included) or write as nginx does, to HTTP/1.1 backends; to h2c (GRPC) backends the read timeout bounds the wait for the response header only and writes keep --upstream-send-timeout"
 	noAuthNote      = "ignored: requests are forwarded without authentication; put the check in the backend until Portico has it"
-	noCanaryNote    = "ignored: a canary Ingress is served as an ordinary Ingress, and loses to the main one for the same host and path"
 	noAffinityNote  = "ignored: requests are spread round-robin over the ready endpoints, without a session cookie"
 	noRateLimitNote = "ignored: requests are not rate limited"
 	noBackendTLS    = "ignored: attach a BackendTLSPolicy to the Service to reach it over TLS"
@@ -187,13 +186,13 @@ var nginxTable = []NginxAnnotation{
 	{Name: "ssl-prefer-server-ciphers", Verdict: NginxUnsupported, Note: "ignored: Portico's TLS settings apply to every host", Traefik: "no", Ingress2Gateway: "no"},
 	{Name: "http2-push-preload", Verdict: NginxUnsupported, Note: "ignored: HTTP/2 server push is not sent (browsers dropped it)", Traefik: "no", Ingress2Gateway: "no"},
 	// Canary.
-	{Name: "canary", Verdict: NginxUnsupported, Note: noCanaryNote, Traefik: "no", Ingress2Gateway: "yes"},
-	{Name: "canary-by-header", Verdict: NginxUnsupported, Note: noCanaryNote, Traefik: "no", Ingress2Gateway: "yes"},
-	{Name: "canary-by-header-value", Verdict: NginxUnsupported, Note: noCanaryNote, Traefik: "no", Ingress2Gateway: "yes"},
-	{Name: "canary-by-header-pattern", Verdict: NginxUnsupported, Note: noCanaryNote, Traefik: "no", Ingress2Gateway: "yes"},
-	{Name: "canary-by-cookie", Verdict: NginxUnsupported, Note: noCanaryNote, Traefik: "no", Ingress2Gateway: "no"},
-	{Name: "canary-weight", Verdict: NginxUnsupported, Note: noCanaryNote, Traefik: "no", Ingress2Gateway: "yes"},
-	{Name: "canary-weight-total", Verdict: NginxUnsupported, Note: noCanaryNote, Traefik: "no", Ingress2Gateway: "yes"},
+	{Name: "canary", Verdict: NginxExact, Traefik: "no", Ingress2Gateway: "yes"},
+	{Name: "canary-by-header", Verdict: NginxExact, Traefik: "no", Ingress2Gateway: "yes"},
+	{Name: "canary-by-header-value", Verdict: NginxExact, Traefik: "no", Ingress2Gateway: "yes"},
+	{Name: "canary-by-header-pattern", Verdict: NginxApproximate, Note: "the pattern is RE2, not PCRE: look-arounds and back-references are refused (and reported)", Traefik: "no", Ingress2Gateway: "yes"},
+	{Name: "canary-by-cookie", Verdict: NginxExact, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "canary-weight", Verdict: NginxExact, Traefik: "no", Ingress2Gateway: "yes"},
+	{Name: "canary-weight-total", Verdict: NginxExact, Traefik: "no", Ingress2Gateway: "yes"},
 	// Session affinity.
 	{Name: "affinity", Verdict: NginxUnsupported, Note: noAffinityNote, Traefik: "yes", Ingress2Gateway: "yes"},
 	{Name: "affinity-mode", Verdict: NginxUnsupported, Note: noAffinityNote, Traefik: "partial", Ingress2Gateway: "no"},
@@ -298,6 +297,8 @@ type nginxConfig struct {
 	h2c bool
 	// readTimeout and sendTimeout: proxy-read-timeout, proxy-send-timeout.
 	readTimeout, sendTimeout time.Duration
+	// canary is set on a canary Ingress (nginx_canary.go).
+	canary *canarySpec
 }
 
 // nginxClass is the class name ingress-nginx installs answer to.
@@ -344,6 +345,10 @@ func parseNginx(ing *networkingv1.Ingress) (nginxConfig, []NginxFinding) {
 	}
 	if nc.cors != nil {
 		nginxCORS(nc.cors, ing.Annotations)
+	}
+	if nc.canary != nil && !nc.canary.on {
+		// The canary-* options mean nothing without canary: "true".
+		nc.canary = nil
 	}
 	return nc, findings
 }
@@ -464,6 +469,10 @@ func (nc *nginxConfig) apply(f NginxFinding, name, raw string, get func(string) 
 			if _, bad := nginxOrigins(v); len(bad) > 0 {
 				return invalid("origins %q are not <scheme>://<host>[:<port>] or *; they are left out", bad)
 			}
+		}
+	case "canary", "canary-by-header", "canary-by-header-value", "canary-by-header-pattern", "canary-by-cookie", "canary-weight", "canary-weight-total":
+		if msg := nc.readCanary(name, v); msg != "" {
+			return invalid("%s", msg)
 		}
 	case "proxy-read-timeout", "proxy-send-timeout":
 		n, err := strconv.Atoi(v)

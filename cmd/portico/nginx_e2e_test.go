@@ -285,3 +285,60 @@ func TestNginxProxyReadTimeout(t *testing.T) {
 		t.Errorf("without it: status %d body %q, want 504 from the global bound", resp.StatusCode, body)
 	}
 }
+
+// startNamedEcho is a backend that answers with its name.
+func startNamedEcho(t *testing.T, name string) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, name)
+	}))
+	t.Cleanup(srv.Close)
+	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	return port
+}
+
+// TestNginxCanary: a canary Ingress takes its main Ingress's requests by
+// header (always, never), then by cookie, then by weight, in ingress-nginx's
+// order of precedence.
+func TestNginxCanary(t *testing.T) {
+	e := startEnv(t)
+	mainPort, canaryPort := startNamedEcho(t, "main"), startNamedEcho(t, "canary")
+	route := func(name, host, service string, annotations map[string]string) string {
+		return strings.Replace(nginxIngress(name, host, "/", "Prefix", "", annotations), "name: echo,", "name: "+service+",", 1)
+	}
+	e.republish(func() {
+		e.write("echo.yaml", manifestService("echo", mainPort)+"---\n"+manifestService("echo-v2", canaryPort))
+		e.write("nginx.yaml", strings.Join([]string{
+			route("main", "shop.apps.example.test", "echo", nil),
+			route("canary", "shop.apps.example.test", "echo-v2", map[string]string{
+				"canary": "true", "canary-by-header": "X-Canary", "canary-by-cookie": "beta"}),
+			route("main-all", "all.apps.example.test", "echo", nil),
+			route("canary-all", "all.apps.example.test", "echo-v2", map[string]string{"canary": "true", "canary-weight": "100"}),
+			route("main-none", "none.apps.example.test", "echo", nil),
+			route("canary-none", "none.apps.example.test", "echo-v2", map[string]string{"canary": "true", "canary-weight": "0", "canary-by-header": "X-Canary", "canary-by-header-value": "yes-please"}),
+		}, "---\n"))
+	})
+	c := e.http1Client()
+	for _, tc := range []struct {
+		name, host string
+		header     http.Header
+		want       string
+	}{
+		{"no header, no cookie", "shop", nil, "main"},
+		{"header always", "shop", http.Header{"X-Canary": {"always"}}, "canary"},
+		{"header never beats cookie", "shop", http.Header{"X-Canary": {"never"}, "Cookie": {"beta=always"}}, "main"},
+		{"other header value falls through to the cookie", "shop", http.Header{"X-Canary": {"maybe"}, "Cookie": {"a=1; beta=always"}}, "canary"},
+		{"cookie never", "shop", http.Header{"Cookie": {"beta=never"}}, "main"},
+		{"weight 100", "all", nil, "canary"},
+		{"weight 0", "none", nil, "main"},
+		{"header value", "none", http.Header{"X-Canary": {"yes-please"}}, "canary"},
+		{"header value mismatch", "none", http.Header{"X-Canary": {"always"}}, "main"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, body := do(t, c, "GET", "http://"+tc.host+".apps.example.test/x", tc.header, "")
+			if resp.StatusCode != 200 || body != tc.want {
+				t.Errorf("status %d body %q, want %s", resp.StatusCode, body, tc.want)
+			}
+		})
+	}
+}
