@@ -161,6 +161,7 @@ func translateIngress(ing *networkingv1.Ingress, backends *backendResolver) ingr
 			tr.routes = append(tr.routes, nc.extraRoutes(func(rule string) routing.Source { return source(rule) }, host, first)...)
 		}
 	}
+	tr.routes = append(tr.routes, nc.aliasRoutes(tr.routes, hosts)...)
 
 	// spec.defaultBackend catches what this Ingress's hosts do not route;
 	// an Ingress with no host rules catches it for every host. Either way

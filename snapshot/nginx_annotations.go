@@ -12,6 +12,7 @@ import (
 
 	networkingv1 "k8s.io/api/networking/v1"
 
+	"portico.dev/portico/hostname"
 	"portico.dev/portico/routing"
 )
 
@@ -93,7 +94,7 @@ var nginxTable = []NginxAnnotation{
 	{Name: "upstream-hash-by", Verdict: NginxUnsupported, Note: noAffinityNote, Traefik: "no", Ingress2Gateway: "no"},
 	{Name: "upstream-hash-by-subset", Verdict: NginxUnsupported, Note: noAffinityNote, Traefik: "no", Ingress2Gateway: "no"},
 	{Name: "upstream-hash-by-subset-size", Verdict: NginxUnsupported, Note: noAffinityNote, Traefik: "no", Ingress2Gateway: "no"},
-	{Name: "proxy-http-version", Verdict: NginxUnsupported, Note: "ignored: Portico speaks HTTP/1.1 to backends (h2c when the Service port asks for it)", Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "proxy-http-version", Verdict: NginxApproximate, Note: "Portico speaks HTTP/1.1 to backends (h2c for backend-protocol GRPC), as ingress-nginx's default 1.1; 1.0 is not spoken", Traefik: "no", Ingress2Gateway: "no"},
 	{Name: "connection-proxy-header", Verdict: NginxUnsupported, Note: "ignored: Portico manages backend connections itself and keeps them alive", Traefik: "no", Ingress2Gateway: "yes"},
 	{Name: "custom-headers", Verdict: NginxUnsupported, Note: "ignored: no response headers are added from a ConfigMap; use an HTTPRoute ResponseHeaderModifier", Traefik: "partial", Ingress2Gateway: "yes"},
 	{Name: "default-backend", Verdict: NginxUnsupported, Note: "ignored: unmatched requests go to spec.defaultBackend, else Portico's --fallback-service", Traefik: "no", Ingress2Gateway: "no"},
@@ -103,7 +104,7 @@ var nginxTable = []NginxAnnotation{
 	{Name: "proxy-redirect-to", Verdict: NginxUnsupported, Note: "ignored: Location headers from the backend are passed unchanged", Traefik: "no", Ingress2Gateway: "no"},
 	{Name: "proxy-cookie-domain", Verdict: NginxUnsupported, Note: "ignored: Set-Cookie headers from the backend are passed unchanged", Traefik: "no", Ingress2Gateway: "no"},
 	{Name: "proxy-cookie-path", Verdict: NginxUnsupported, Note: "ignored: Set-Cookie headers from the backend are passed unchanged", Traefik: "no", Ingress2Gateway: "no"},
-	{Name: "server-alias", Verdict: NginxUnsupported, Note: "ignored: only spec.rules hosts are served; add a rule per alias", Traefik: "no", Ingress2Gateway: "yes"},
+	{Name: "server-alias", Verdict: NginxApproximate, Note: "an Ingress with several rule hosts gets the aliases on its first one only; an alias another Ingress routes as a host is left out (reported); nginx regex names (~...) are refused", Traefik: "no", Ingress2Gateway: "yes"},
 	{Name: "mirror-target", Verdict: NginxUnsupported, Note: "ignored: requests are not mirrored; use an HTTPRoute RequestMirror filter", Traefik: "no", Ingress2Gateway: "no"},
 	{Name: "mirror-request-body", Verdict: NginxUnsupported, Note: "ignored: requests are not mirrored", Traefik: "no", Ingress2Gateway: "no"},
 	{Name: "mirror-host", Verdict: NginxUnsupported, Note: "ignored: requests are not mirrored", Traefik: "no", Ingress2Gateway: "no"},
@@ -124,8 +125,8 @@ var nginxTable = []NginxAnnotation{
 	{Name: "proxy-next-upstream", Verdict: NginxUnsupported, Note: "ignored: a request that never reached a backend is tried on the next endpoint; nothing else is retried", Traefik: "no", Ingress2Gateway: "no"},
 	{Name: "proxy-next-upstream-timeout", Verdict: NginxUnsupported, Note: "ignored: see proxy-next-upstream", Traefik: "no", Ingress2Gateway: "no"},
 	{Name: "proxy-next-upstream-tries", Verdict: NginxUnsupported, Note: "ignored: see proxy-next-upstream", Traefik: "no", Ingress2Gateway: "no"},
-	{Name: "proxy-request-buffering", Verdict: NginxUnsupported, Note: noBufferNote, Traefik: "no", Ingress2Gateway: "no"},
-	{Name: "proxy-buffering", Verdict: NginxUnsupported, Note: noBufferNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "proxy-request-buffering", Verdict: NginxApproximate, Note: "Portico streams request bodies to the backend, as nginx with off; on (ingress-nginx's default) is not honoured", Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "proxy-buffering", Verdict: NginxApproximate, Note: "Portico streams responses to the client, as nginx with off (ingress-nginx's default); on is not honoured", Traefik: "no", Ingress2Gateway: "no"},
 	{Name: "proxy-buffers-number", Verdict: NginxUnsupported, Note: noBufferNote, Traefik: "no", Ingress2Gateway: "no"},
 	{Name: "proxy-buffer-size", Verdict: NginxUnsupported, Note: noBufferNote, Traefik: "no", Ingress2Gateway: "no"},
 	{Name: "proxy-max-temp-file-size", Verdict: NginxUnsupported, Note: noBufferNote, Traefik: "no", Ingress2Gateway: "no"},
@@ -299,6 +300,10 @@ type nginxConfig struct {
 	readTimeout, sendTimeout time.Duration
 	// canary is set on a canary Ingress (nginx_canary.go).
 	canary *canarySpec
+	// aliases are server-alias's host names.
+	aliases []string
+	// hosts counts the Ingress's distinct rule hosts, for server-alias.
+	hosts int
 }
 
 // nginxClass is the class name ingress-nginx installs answer to.
@@ -308,6 +313,11 @@ const nginxClass = "nginx"
 // not parse leaves its annotation out and is reported; the rest applies.
 func parseNginx(ing *networkingv1.Ingress) (nginxConfig, []NginxFinding) {
 	nc := nginxConfig{sslRedirect: true}
+	hosts := make(map[string]bool)
+	for _, r := range ing.Spec.Rules {
+		hosts[hostname.Lower(r.Host)] = true
+	}
+	nc.hosts = len(hosts)
 	if c := ing.Spec.IngressClassName; c != nil && *c == nginxClass {
 		nc.flavoured = true
 	} else if ing.Annotations[annotationIngressClass] == nginxClass {
@@ -473,6 +483,38 @@ func (nc *nginxConfig) apply(f NginxFinding, name, raw string, get func(string) 
 	case "canary", "canary-by-header", "canary-by-header-value", "canary-by-header-pattern", "canary-by-cookie", "canary-weight", "canary-weight-total":
 		if msg := nc.readCanary(name, v); msg != "" {
 			return invalid("%s", msg)
+		}
+	case "server-alias":
+		var bad []string
+		for _, h := range splitList(v) {
+			h = strings.ToLower(h)
+			if h == "" || validateHost(h) != "" || strings.HasPrefix(h, "~") {
+				bad = append(bad, h)
+				continue
+			}
+			nc.aliases = append(nc.aliases, h)
+		}
+		if nc.hosts <= 1 {
+			f.Verdict, f.Note = NginxExact, ""
+		}
+		if len(bad) > 0 {
+			return invalid("%q are not host names; they are left out", bad)
+		}
+	case "proxy-buffering", "proxy-request-buffering":
+		switch strings.ToLower(v) {
+		case "off":
+			f.Verdict, f.Note = NginxExact, ""
+		case "on":
+		default:
+			return invalid("%q is not on or off; Portico streams", raw)
+		}
+	case "proxy-http-version":
+		switch v {
+		case "1.1":
+			f.Verdict, f.Note = NginxExact, ""
+		case "1.0":
+		default:
+			return invalid("%q is not 1.0 or 1.1; Portico speaks HTTP/1.1", raw)
 		}
 	case "proxy-read-timeout", "proxy-send-timeout":
 		n, err := strconv.Atoi(v)
@@ -668,7 +710,30 @@ func validFieldValue(v string) bool {
 const (
 	ruleAppRoot   = "app-root"
 	ruleFromToWWW = "from-to-www"
+	// ruleAlias prefixes the rule of a server-alias copy of a route.
+	ruleAlias = "alias:"
 )
+
+// aliasRoutes copies the routes of the Ingress's first rule host (the path
+// routes and those annotations added) to each server-alias host.
+func (nc *nginxConfig) aliasRoutes(routes []*routing.Route, hosts []string) []*routing.Route {
+	if len(nc.aliases) == 0 || len(hosts) == 0 || hosts[0] == "" {
+		return nil
+	}
+	var out []*routing.Route
+	for _, alias := range nc.aliases {
+		for _, r := range routes {
+			if r.Host != hosts[0] || r.Source.Rule == ruleFromToWWW || alias == hosts[0] {
+				continue
+			}
+			c := cloneRoute(r)
+			c.Host = alias
+			c.Source.Rule = ruleAlias + r.Source.Rule
+			out = append(out, c)
+		}
+	}
+	return out
+}
 
 // decorate applies the annotations to one path route of the Ingress; tls
 // says whether the Ingress's spec.tls covers the route's host.
@@ -731,14 +796,24 @@ func (nc *nginxConfig) extraRoutes(src func(string) routing.Source, host string,
 func (b *builder) nginxHosts(routes []*routing.Route, regexHosts map[string]ObjectRef) []*routing.Route {
 	routed := make(map[string]bool)
 	for _, r := range routes {
-		if r.Source.Rule != ruleFromToWWW {
+		if r.Source.Rule != ruleFromToWWW && !strings.HasPrefix(r.Source.Rule, ruleAlias) {
 			routed[r.Host] = true
 		}
 	}
 	out := routes[:0]
 	var regex []int
+	reported := make(map[string]bool)
 	for _, r := range routes {
 		if r.Source.Rule == ruleFromToWWW && routed[r.Host] {
+			continue
+		}
+		if strings.HasPrefix(r.Source.Rule, ruleAlias) && routed[r.Host] {
+			ref := ObjectRef{Kind: "Ingress", Namespace: r.Source.Namespace, Name: r.Source.Name}
+			if k := ref.String() + "\x00" + r.Host; !reported[k] {
+				reported[k] = true
+				b.problems.add(ref, Warning, "NginxAliasConflict",
+					"server-alias %q is a host another Ingress routes; the alias is left out (as ingress-nginx does)", r.Host)
+			}
 			continue
 		}
 		if by, ok := regexHosts[r.Host]; ok && r.PathKind == routing.PathPrefix && r.Source.Kind == "Ingress" &&

@@ -125,3 +125,25 @@ func TestNginxDocUpToDate(t *testing.T) {
 		t.Error("docs/ingress-nginx.md is out of date with the annotation table; run make docs-ingress-nginx and commit the result")
 	}
 }
+
+func TestNginxPerValueVerdicts(t *testing.T) {
+	cases := []struct {
+		annotation, value string
+		verdict           NginxVerdict
+		invalid           bool
+	}{
+		{"proxy-buffering", "off", NginxExact, false},
+		{"proxy-buffering", "on", NginxApproximate, false},
+		{"proxy-buffering", "sometimes", NginxApproximate, true},
+		{"proxy-request-buffering", "off", NginxExact, false},
+		{"proxy-http-version", "1.1", NginxExact, false},
+		{"proxy-http-version", "1.0", NginxApproximate, false},
+	}
+	for _, c := range cases {
+		ing := &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Name: "x", Annotations: map[string]string{NginxPrefix + c.annotation: c.value}}}
+		f := NginxFindings(ing)[0]
+		if f.Verdict != c.verdict || (f.Invalid != "") != c.invalid {
+			t.Errorf("%s=%s: verdict %s invalid %q, want %s invalid=%t", c.annotation, c.value, f.Verdict, f.Invalid, c.verdict, c.invalid)
+		}
+	}
+}

@@ -107,6 +107,8 @@ func TestNginxAnnotationsEndToEnd(t *testing.T) {
 		nginxIngress("allowed", "allowed.apps.example.test", "/", "Prefix", "", map[string]string{"whitelist-source-range": "10.0.0.0/8, 127.0.0.1"}),
 		nginxIngress("deny", "deny.apps.example.test", "/", "Prefix", "", map[string]string{"denylist-source-range": "127.0.0.0/8"}),
 		nginxIngress("bad-allow", "bad-allow.apps.example.test", "/", "Prefix", "", map[string]string{"whitelist-source-range": "not-a-range"}),
+		nginxIngress("alias", "aliased.apps.example.test", "/", "Prefix", "",
+			map[string]string{"server-alias": "alias-one.apps.example.test, tls.apps.example.test", "x-forwarded-prefix": "/aliased"}),
 		nginxIngress("snippet", "snippet.apps.example.test", "/", "Prefix", "",
 			map[string]string{"configuration-snippet": "return 200 'pwned';", "ssl-redirect": "nonsense"}),
 	)
@@ -145,6 +147,8 @@ func TestNginxAnnotationsEndToEnd(t *testing.T) {
 		{"client in the allow list", "GET", "http://allowed.apps.example.test/", nil, "", want{200, "", "uri=/"}},
 		{"client in the deny list", "GET", "http://deny.apps.example.test/", nil, "", want{403, "", ""}},
 		{"unreadable allow list admits nobody", "GET", "http://bad-allow.apps.example.test/", nil, "", want{403, "", ""}},
+		{"server-alias serves the Ingress under another name", "GET", "http://alias-one.apps.example.test/a", nil, "", want{200, "", "uri=/a prefix=/aliased"}},
+		{"server-alias never takes another Ingress's host", "GET", "https://tls.apps.example.test/a", nil, "", want{200, "", "prefix=/shop"}},
 		{"snippet never executed", "GET", "http://snippet.apps.example.test/s", nil, "", want{200, "", "uri=/s"}},
 	}
 	for _, tc := range cases {
