@@ -1,7 +1,6 @@
 package routing
 
 import (
-	"errors"
 	"io"
 	"net/http"
 	"net/netip"
@@ -29,10 +28,6 @@ const (
 	forbiddenBody    = "403 Forbidden: this route does not accept requests from your address\n"
 )
 
-// errBodyTooLarge ends the read of a body of unknown length that passed
-// the route's MaxBodyBytes.
-var errBodyTooLarge = errors.New("request body exceeds the route's limit")
-
 // checkBody answers 413 when r declares a body over the bound and
 // returns the status sent, or 0 to go on; a body of unknown length is
 // wrapped so that reading past the bound fails.
@@ -49,22 +44,23 @@ func (a *Admission) checkBody(w http.ResponseWriter, r *http.Request) int {
 	}
 	if r.ContentLength < 0 && r.Body != nil && r.Body != http.NoBody {
 		// Only chunked bodies pay for this wrapper.
-		r.Body = &limitedBody{ReadCloser: r.Body, left: a.MaxBodyBytes}
+		r.Body = &limitedBody{ReadCloser: r.Body, limit: a.MaxBodyBytes, left: a.MaxBodyBytes}
 	}
 	return 0
 }
 
-// limitedBody fails a read that passes the bound.
+// limitedBody fails a read that passes the bound with the error the
+// Forwarder answers 413 for, when no response has started.
 type limitedBody struct {
 	io.ReadCloser
-	left int64
+	limit, left int64
 }
 
 func (b *limitedBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	b.left -= int64(n)
 	if b.left < 0 {
-		return 0, errBodyTooLarge
+		return 0, &http.MaxBytesError{Limit: b.limit}
 	}
 	return n, err
 }

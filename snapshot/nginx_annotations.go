@@ -117,7 +117,7 @@ var nginxTable = []NginxAnnotation{
 	{Name: "cors-allow-credentials", Verdict: NginxExact, Traefik: "yes", Ingress2Gateway: "no"},
 	{Name: "cors-max-age", Verdict: NginxExact, Traefik: "yes", Ingress2Gateway: "no"},
 	// Limits.
-	{Name: "proxy-body-size", Verdict: NginxApproximate, Note: "a declared Content-Length over the limit gets 413 as in nginx; a chunked body is cut when it passes the limit, failing the request instead of a 413; without the annotation Portico sets no limit (ingress-nginx's default is 1m)", Traefik: "no", Ingress2Gateway: "yes"},
+	{Name: "proxy-body-size", Verdict: NginxApproximate, Note: "a declared Content-Length over the limit gets 413 as in nginx; a chunked body gets 413 when it passes the limit, but the backend has seen its start, where nginx buffers it first; without the annotation Portico sets no limit (ingress-nginx's default is 1m)", Traefik: "no", Ingress2Gateway: "yes"},
 	{Name: "client-body-buffer-size", Verdict: NginxUnsupported, Note: noBufferNote, Traefik: "no", Ingress2Gateway: "yes"},
 	{Name: "proxy-connect-timeout", Verdict: NginxUnsupported, Note: "ignored: the global --upstream-dial-timeout bounds every connect to a backend", Traefik: "yes", Ingress2Gateway: "yes"},
 	{Name: "proxy-read-timeout", Verdict: NginxApproximate, Note: h2cTimeoutNote, Traefik: "no", Ingress2Gateway: "yes"},

@@ -166,6 +166,24 @@ func TestNginxAnnotationsEndToEnd(t *testing.T) {
 		})
 	}
 
+	t.Run("proxy-body-size over HTTP/2", func(t *testing.T) {
+		resp, _ := do(t, e.http2Client(), "POST", "https://limits.apps.example.test/up", nil, strings.Repeat("a", 1025))
+		if resp.StatusCode != http.StatusRequestEntityTooLarge {
+			t.Errorf("status %d, want 413", resp.StatusCode)
+		}
+	})
+	t.Run("proxy-body-size on a chunked body", func(t *testing.T) {
+		req, _ := http.NewRequest("POST", "http://limits.apps.example.test/up", io.MultiReader(strings.NewReader(strings.Repeat("a", 4096))))
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestEntityTooLarge {
+			t.Errorf("status %d (%q), want 413", resp.StatusCode, body)
+		}
+	})
 	t.Run("exact Location of redirects", func(t *testing.T) {
 		resp, _ := do(t, c, "GET", "http://moved.apps.example.test/x?q=1", nil, "")
 		if got := resp.Header.Get("Location"); got != "https://elsewhere.example/new" {
