@@ -19,6 +19,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"time"
 
 	"portico.dev/portico/metrics"
 	"portico.dev/portico/routing"
@@ -46,6 +47,9 @@ type Shared struct {
 	// TrustedProxies are the peers whose X-Forwarded-For names the client
 	// for routes with client address ranges.
 	TrustedProxies []netip.Prefix
+	// ExternalAuthTimeout bounds each subrequest to a route's
+	// authentication service.
+	ExternalAuthTimeout time.Duration
 	// OCSP staples OCSP responses to the certificates; nil serves them
 	// unstapled.
 	OCSP *porticotls.OCSPStapler
@@ -87,7 +91,8 @@ func (sh *Shared) parts(c Content) (handler, httpHandler http.Handler, getCertif
 		AccessLog:  sh.AccessLog,
 		BodyLimits: sh.BodyLimits,
 		// Gateway and Ingress routes see the same client.
-		TrustedProxies: sh.TrustedProxies,
+		TrustedProxies:      sh.TrustedProxies,
+		ExternalAuthTimeout: sh.ExternalAuthTimeout,
 	})
 	lookup := func(serverName string) *porticotls.KeyPair {
 		if certs := c.Certificates(); certs != nil {

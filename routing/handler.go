@@ -45,6 +45,10 @@ type HandlerConfig struct {
 	// TrustedProxies are the peers whose X-Forwarded-For names the client
 	// a route's Admission address ranges are checked against.
 	TrustedProxies []netip.Prefix
+	// ExternalAuthTimeout bounds each subrequest to a route's
+	// authentication service (ExternalAuth); zero means
+	// DefaultExternalAuthTimeout.
+	ExternalAuthTimeout time.Duration
 }
 
 // BodyLimits bound the request bodies the routing tier holds in memory.
@@ -73,6 +77,8 @@ const (
 // route table of the serving snapshot.
 type Handler struct {
 	cfg HandlerConfig
+	// authClient sends ExternalAuth subrequests.
+	authClient *http.Client
 	// mirrorSlots holds one token per mirror request in progress.
 	mirrorSlots chan struct{}
 }
@@ -94,7 +100,10 @@ func NewHandler(cfg HandlerConfig) *Handler {
 	if cfg.MaxMirrorsInFlight <= 0 {
 		cfg.MaxMirrorsInFlight = DefaultMaxMirrorsInFlight
 	}
-	return &Handler{cfg: cfg, mirrorSlots: make(chan struct{}, cfg.MaxMirrorsInFlight)}
+	if cfg.ExternalAuthTimeout <= 0 {
+		cfg.ExternalAuthTimeout = DefaultExternalAuthTimeout
+	}
+	return &Handler{cfg: cfg, mirrorSlots: make(chan struct{}, cfg.MaxMirrorsInFlight), authClient: newAuthClient(cfg.ExternalAuthTimeout)}
 }
 
 const badRequestLineBody = "400 Bad Request: invalid request method, target or authority\n"
@@ -175,6 +184,13 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, start time.Time)
 	if adm != nil && !route.redirects() && !adm.admitsSource(r, h.cfg.TrustedProxies) {
 		writeText(w, http.StatusForbidden, forbiddenBody)
 		return route, http.StatusForbidden
+	}
+	// The authentication subrequest is what the route asked for: only its
+	// requests pay for it.
+	if ea := route.ExternalAuth; ea != nil && !route.redirects() {
+		if code := h.externalAuth(w, r, ea); code != 0 {
+			return route, code
+		}
 	}
 
 	if route.usesGatewayFeatures() {

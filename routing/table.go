@@ -90,6 +90,9 @@ type Route struct {
 	// Admission, when set, is checked before the route serves a request
 	// (admission.go): body size, client address ranges.
 	Admission *Admission
+	// ExternalAuth, when set, asks an authentication service about each
+	// request after Admission and before serving it (extauth.go).
+	ExternalAuth *ExternalAuth
 
 	// Gateway API features (see gatewayapi.go); zero for Ingress routes.
 	// PathRegexp is set when PathKind is PathRegex; it must match the whole

@@ -107,6 +107,9 @@ func describeRoute(r *routing.Route) string {
 	if r.Admission != nil {
 		flags = append(flags, "admission "+r.Admission.String())
 	}
+	if a := r.ExternalAuth; a != nil {
+		flags = append(flags, fmt.Sprintf("external auth %s method=%q signin=%q param=%q copy=%q", a.URL, a.Method, a.SignIn, a.SignInParam, a.ResponseHeaders))
+	}
 	for _, h := range r.Headers {
 		if h.Regexp != nil {
 			flags = append(flags, "header "+h.Name+" ~ "+h.Regexp.String())

@@ -151,11 +151,11 @@ var nginxTable = []NginxAnnotation{
 	{Name: "auth-secret", Verdict: NginxUnsupported, Note: noAuthNote, Traefik: "yes", Ingress2Gateway: "no"},
 	{Name: "auth-secret-type", Verdict: NginxUnsupported, Note: noAuthNote, Traefik: "yes", Ingress2Gateway: "no"},
 	{Name: "auth-realm", Verdict: NginxUnsupported, Note: noAuthNote, Traefik: "yes", Ingress2Gateway: "no"},
-	{Name: "auth-url", Verdict: NginxUnsupported, Note: noAuthNote, Traefik: "partial", Ingress2Gateway: "yes"},
-	{Name: "auth-signin", Verdict: NginxUnsupported, Note: noAuthNote, Traefik: "yes", Ingress2Gateway: "no"},
-	{Name: "auth-signin-redirect-param", Verdict: NginxUnsupported, Note: noAuthNote, Traefik: "no", Ingress2Gateway: "no"},
-	{Name: "auth-method", Verdict: NginxUnsupported, Note: noAuthNote, Traefik: "yes", Ingress2Gateway: "no"},
-	{Name: "auth-response-headers", Verdict: NginxUnsupported, Note: noAuthNote, Traefik: "yes", Ingress2Gateway: "no"},
+	{Name: "auth-url", Verdict: NginxApproximate, Note: "the subrequest carries the client's headers with X-Original-URL, X-Original-Method, X-Auth-Request-Redirect, X-Forwarded-Host, X-Forwarded-Proto and X-Real-IP, but no body; of nginx variables only $host, $scheme, $request_uri and $escaped_request_uri are expanded; answers are not cached; --external-auth-timeout bounds it", Traefik: "partial", Ingress2Gateway: "yes"},
+	{Name: "auth-signin", Verdict: NginxExact, Traefik: "yes", Ingress2Gateway: "no"},
+	{Name: "auth-signin-redirect-param", Verdict: NginxExact, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "auth-method", Verdict: NginxExact, Traefik: "yes", Ingress2Gateway: "no"},
+	{Name: "auth-response-headers", Verdict: NginxExact, Traefik: "yes", Ingress2Gateway: "no"},
 	{Name: "auth-request-redirect", Verdict: NginxUnsupported, Note: noAuthNote, Traefik: "no", Ingress2Gateway: "no"},
 	{Name: "auth-cache-key", Verdict: NginxUnsupported, Note: noAuthNote, Traefik: "no", Ingress2Gateway: "no"},
 	{Name: "auth-cache-duration", Verdict: NginxUnsupported, Note: noAuthNote, Traefik: "no", Ingress2Gateway: "no"},
@@ -300,6 +300,8 @@ type nginxConfig struct {
 	readTimeout, sendTimeout time.Duration
 	// canary is set on a canary Ingress (nginx_canary.go).
 	canary *canarySpec
+	// auth is auth-url's external authentication, with its options.
+	auth *routing.ExternalAuth
 	// aliases are server-alias's host names.
 	aliases []string
 	// hosts counts the Ingress's distinct rule hosts, for server-alias.
@@ -355,6 +357,10 @@ func parseNginx(ing *networkingv1.Ingress) (nginxConfig, []NginxFinding) {
 	}
 	if nc.cors != nil {
 		nginxCORS(nc.cors, ing.Annotations)
+	}
+	if nc.auth != nil && nc.auth.URL == "" {
+		// The auth-* options mean nothing without auth-url.
+		nc.auth = nil
 	}
 	if nc.canary != nil && !nc.canary.on {
 		// The canary-* options mean nothing without canary: "true".
@@ -484,6 +490,36 @@ func (nc *nginxConfig) apply(f NginxFinding, name, raw string, get func(string) 
 		if msg := nc.readCanary(name, v); msg != "" {
 			return invalid("%s", msg)
 		}
+	case "auth-url":
+		if msg := nginxAuthURL(v); msg != "" {
+			// Fail closed, as ingress-nginx does: a check that cannot be
+			// run lets nobody through.
+			nc.admissionRules().Deny = []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")}
+			return invalid("%s; every request to this Ingress is answered 403", msg)
+		}
+		nc.authRules().URL = v
+	case "auth-signin":
+		if msg := nginxAuthURL(v); msg != "" {
+			return invalid("%s; a 401 is passed to the client", msg)
+		}
+		nc.authRules().SignIn = v
+	case "auth-signin-redirect-param":
+		if v == "" || url.QueryEscape(v) != v {
+			return invalid("%q is not a query parameter name; rd is used", raw)
+		}
+		nc.authRules().SignInParam = v
+	case "auth-method":
+		if !validHeaderName(v) || strings.ToUpper(v) != v {
+			return invalid("%q is not an HTTP method; GET is used", raw)
+		}
+		nc.authRules().Method = v
+	case "auth-response-headers":
+		for _, h := range splitList(v) {
+			if !validHeaderName(h) {
+				return invalid("%q is not a list of header names; no header is copied", raw)
+			}
+			nc.authRules().ResponseHeaders = append(nc.authRules().ResponseHeaders, h)
+		}
 	case "server-alias":
 		var bad []string
 		for _, h := range splitList(v) {
@@ -567,6 +603,27 @@ const (
 	http301 = 301
 	http302 = 302
 )
+
+func (nc *nginxConfig) authRules() *routing.ExternalAuth {
+	if nc.auth == nil {
+		nc.auth = &routing.ExternalAuth{}
+	}
+	return nc.auth
+}
+
+// nginxAuthURL checks an auth-url or auth-signin: an absolute http or https
+// URL whose nginx variables Portico can expand.
+func nginxAuthURL(v string) string {
+	expanded := strings.NewReplacer("$escaped_request_uri", "x", "$request_uri", "/x", "$scheme", "http", "$host", "example.com").Replace(v)
+	if strings.Contains(expanded, "$") {
+		return fmt.Sprintf("%q uses an nginx variable other than $host, $scheme, $request_uri and $escaped_request_uri", v)
+	}
+	u, err := url.Parse(expanded)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || !validFieldValue(v) || strings.ContainsAny(v, " \t") {
+		return fmt.Sprintf("%q is not an absolute http or https URL", v)
+	}
+	return ""
+}
 
 func (nc *nginxConfig) admissionRules() *routing.Admission {
 	if nc.admission == nil {
@@ -744,6 +801,7 @@ func (nc *nginxConfig) decorate(r *routing.Route, tls bool) {
 	// ingress-nginx redirects to HTTPS by default when the host has TLS.
 	r.RedirectHTTPS = r.RedirectHTTPS || nc.forceSSLRedirect || (nc.sslRedirect && tls)
 	r.Admission = nc.admission
+	r.ExternalAuth = nc.auth
 	r.Timeouts.BackendRead, r.Timeouts.BackendSend = nc.readTimeout, nc.sendTimeout
 	var f routing.Filters
 	if nc.redirect != nil {

@@ -37,21 +37,25 @@ type config struct {
 	LeaderElectionNamespace string
 	LeaderElectionID        string
 	// Identity names this replica in the Lease: the Pod name.
-	Identity     string
-	HTTPSAddr    string
-	HTTPAddr     string
-	AdminAddr    string
-	IngressClass string
+	Identity        string
+	HTTPSAddr       string
+	HTTPAddr        string
+	AdminAddr       string
+	IngressClass    string
+	ControllerName  string
+	Fallback        types.NamespacedName
+	DefaultCertFile string
+	DefaultKeyFile  string
+
 	// AdoptIngressClasses are class names served whatever controller
 	// their IngressClass names (ingress-nginx's "nginx" during a move).
 	AdoptIngressClasses []string
 	// UpdateStatus writes the addresses of served Ingresses to their
 	// status; false leaves Ingress status to another controller.
-	UpdateStatus    bool
-	ControllerName  string
-	Fallback        types.NamespacedName
-	DefaultCertFile string
-	DefaultKeyFile  string
+	UpdateStatus bool
+	// ExternalAuthTimeout bounds each subrequest to an authentication
+	// service (ingress-nginx's auth-url).
+	ExternalAuthTimeout time.Duration
 
 	// GatewayControllerName selects our GatewayClasses; empty turns the
 	// Gateway API off.
@@ -216,6 +220,8 @@ func registerRoutingFlags(fs *flag.FlagSet, cfg *config, text *flagText) {
 		"class name answered to in the legacy kubernetes.io/ingress.class annotation")
 	text.adopt = fs.String("adopt-ingress-classes", "",
 		"comma-separated Ingress class names (spec.ingressClassName or the legacy annotation) served whatever controller their IngressClass names, e.g. nginx to serve ingress-nginx's Ingresses side by side with it during a move; empty: none")
+	fs.DurationVar(&cfg.ExternalAuthTimeout, "external-auth-timeout", routing.DefaultExternalAuthTimeout,
+		"bound on each subrequest to an authentication service an Ingress names (ingress-nginx auth-url); when it passes, the request is answered 500")
 	fs.BoolVar(&cfg.UpdateStatus, "update-status", true,
 		"write the addresses of served Ingresses to their status.loadBalancer; false leaves Ingress status to the other controller while both serve the same Ingresses")
 	fs.StringVar(&cfg.ControllerName, "controller-name", "portico.dev/controller",
@@ -436,7 +442,8 @@ func (cfg *config) resolveUpstream(text *flagText) error {
 		"--upstream-idle-timeout": cfg.Upstream.IdleConnTimeout,
 		"--client-body-timeout":   cfg.Upstream.ClientBodyTimeout, "--send-timeout": cfg.Upstream.SendTimeout,
 		"--upstream-read-timeout": cfg.Upstream.UpstreamReadTimeout, "--upstream-send-timeout": cfg.Upstream.UpstreamSendTimeout,
-		"--tunnel-idle-timeout": cfg.Upstream.TunnelIdleTimeout,
+		"--external-auth-timeout": cfg.ExternalAuthTimeout,
+		"--tunnel-idle-timeout":   cfg.Upstream.TunnelIdleTimeout,
 	}); err != nil {
 		return err
 	}

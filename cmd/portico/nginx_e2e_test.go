@@ -364,3 +364,98 @@ func TestNginxCanary(t *testing.T) {
 		})
 	}
 }
+
+// TestNginxExternalAuth: auth-url asks an authentication service about
+// each request: 2xx lets it through with auth-response-headers copied, 401
+// and 403 reach the client (401 as a redirect with auth-signin), anything
+// else and an unreachable service answer 500.
+func TestNginxExternalAuth(t *testing.T) {
+	e := startEnv(t, "--external-auth-timeout", "2s")
+	auth := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.Header.Get("Authorization") {
+		case "Bearer good":
+			if r.Header.Get("X-Original-URL") != "http://authed.apps.example.test/private?x=1" || r.Header.Get("X-Original-Method") != "GET" || r.Method != http.MethodPost {
+				http.Error(w, "unexpected subrequest "+r.Method+" "+r.Header.Get("X-Original-URL"), http.StatusTeapot)
+				return
+			}
+			w.Header().Set("X-Auth-Request-User", "alice")
+			w.Header().Set("X-Not-Copied", "1")
+			w.WriteHeader(http.StatusOK)
+		case "Bearer forbidden":
+			w.WriteHeader(http.StatusForbidden)
+		case "Bearer odd":
+			w.WriteHeader(http.StatusTeapot)
+		default:
+			w.Header().Set("WWW-Authenticate", `Bearer realm="shop"`)
+			w.WriteHeader(http.StatusUnauthorized)
+		}
+	}))
+	t.Cleanup(auth.Close)
+	down, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	downURL := "http://" + down.Addr().String() + "/auth"
+	down.Close()
+
+	port := startEchoHeaders(t, "X-Auth-Request-User", "X-Not-Copied")
+	e.republish(func() {
+		e.write("echo.yaml", manifestService("echo", port))
+		e.write("nginx.yaml", strings.Join([]string{
+			nginxIngress("authed", "authed.apps.example.test", "/", "Prefix", "", map[string]string{
+				"auth-url": auth.URL + "/check", "auth-method": "POST", "auth-response-headers": "X-Auth-Request-User"}),
+			nginxIngress("signin", "signin.apps.example.test", "/", "Prefix", "", map[string]string{
+				"auth-url": auth.URL + "/check", "auth-signin": "https://login.example/start"}),
+			nginxIngress("down", "down.apps.example.test", "/", "Prefix", "", map[string]string{"auth-url": downURL}),
+		}, "---\n"))
+	})
+	c := e.http1Client()
+	for _, tc := range []struct {
+		name, url, token string
+		status           int
+		body, location   string
+	}{
+		{"allowed, with the listed headers copied", "http://authed.apps.example.test/private?x=1", "good", 200, "X-Auth-Request-User=alice X-Not-Copied=", ""},
+		{"unauthorized", "http://authed.apps.example.test/private?x=1", "", 401, "", ""},
+		{"forbidden", "http://authed.apps.example.test/private?x=1", "forbidden", 403, "", ""},
+		{"an odd answer is a failure", "http://authed.apps.example.test/private?x=1", "odd", 500, "", ""},
+		{"unauthorized with a sign-in page", "http://signin.apps.example.test/cart?id=7", "", 302, "", "https://login.example/start?rd=http%3A%2F%2Fsignin.apps.example.test%2Fcart%3Fid%3D7"},
+		{"authentication service down", "http://down.apps.example.test/", "good", 500, "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := http.Header{}
+			if tc.token != "" {
+				h.Set("Authorization", "Bearer "+tc.token)
+			}
+			resp, body := do(t, c, "GET", tc.url, h, "")
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d (%q), want %d", resp.StatusCode, body, tc.status)
+			}
+			if tc.body != "" && body != tc.body {
+				t.Errorf("backend got %q, want %q", body, tc.body)
+			}
+			if got := resp.Header.Get("Location"); got != tc.location {
+				t.Errorf("Location %q, want %q", got, tc.location)
+			}
+			if tc.status == 401 && resp.Header.Get("Www-Authenticate") == "" {
+				t.Error("the service's WWW-Authenticate was not passed on")
+			}
+		})
+	}
+}
+
+// startEchoHeaders is a backend that answers with the values of the named
+// request headers.
+func startEchoHeaders(t *testing.T, names ...string) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var parts []string
+		for _, n := range names {
+			parts = append(parts, n+"="+r.Header.Get(n))
+		}
+		fmt.Fprint(w, strings.Join(parts, " "))
+	}))
+	t.Cleanup(srv.Close)
+	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	return port
+}

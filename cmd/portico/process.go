@@ -120,8 +120,9 @@ func newProcess(cfg *config, logger *slog.Logger) (*process, error) {
 		BodyLimits:  cfg.Bodies,
 		// The peers whose forwarding headers the backends trust name the
 		// client that routes' address ranges are checked against.
-		TrustedProxies: cfg.TrustedProxies,
-		OCSP:           g.ocsp,
+		TrustedProxies:      cfg.TrustedProxies,
+		ExternalAuthTimeout: cfg.ExternalAuthTimeout,
+		OCSP:                g.ocsp,
 		ACME: func() *acme.Manager {
 			if g.acme == nil {
 				return nil
