@@ -4,7 +4,9 @@ import (
 	"cmp"
 	"crypto/sha256"
 	"fmt"
+	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -151,6 +153,9 @@ type builder struct {
 	// h2c holds the HTTP/2 copies of backends (ingress-nginx's
 	// backend-protocol GRPC), by the backend they copy.
 	h2c map[*upstream.Backend]*upstream.Backend
+	// clusterIP holds the cluster-IP copies of backends (ingress-nginx's
+	// service-upstream), by the backend they copy.
+	clusterIP map[*upstream.Backend]*upstream.Backend
 }
 
 type certBinding struct {
@@ -194,12 +199,42 @@ func (b *builder) ingress(ing *networkingv1.Ingress) ingressTranslation {
 	}
 	b.reportBackends(ref, tr.routes)
 	for _, r := range tr.routes {
+		resolved := r.Backend
 		r.Backend = b.withServiceTLS(r.Backend)
 		if tr.h2c {
 			r.Backend = b.h2cBackend(r.Backend)
 		}
+		if tr.serviceUpstream {
+			r.Backend = b.clusterIPBackend(ref, resolved, r.Backend)
+		}
 	}
 	return tr
+}
+
+// clusterIPBackend returns the copy of be (the backend resolved as
+// resolved) whose one endpoint is its Service's cluster IP, as
+// ingress-nginx's service-upstream asks; a Service without a cluster IP
+// keeps its endpoints, reported.
+func (b *builder) clusterIPBackend(ref ObjectRef, resolved, be *upstream.Backend) *upstream.Backend {
+	rb := b.backends.of(resolved)
+	svc := b.backends.services[rb.service]
+	if rb.port == 0 || svc == nil {
+		return be
+	}
+	ip := svc.Spec.ClusterIP
+	if ip == "" || ip == "None" {
+		b.problems.add(ref, Warning, "NoClusterIP", "annotation %sservice-upstream: Service %s has no cluster IP; its endpoints are used", NginxPrefix, rb.service)
+		return be
+	}
+	if c := b.clusterIP[be]; c != nil {
+		return c
+	}
+	c := &upstream.Backend{Name: be.Name, Protocol: be.Protocol, Endpoints: []string{net.JoinHostPort(ip, strconv.Itoa(int(rb.port)))}, TLS: be.TLS}
+	if b.clusterIP == nil {
+		b.clusterIP = make(map[*upstream.Backend]*upstream.Backend)
+	}
+	b.clusterIP[be] = c
+	return c
 }
 
 // h2cBackend returns the copy of a backend that speaks HTTP/2 with prior

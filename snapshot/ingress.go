@@ -82,6 +82,9 @@ type ingressTranslation struct {
 	// canary is set for an ingress-nginx canary Ingress: its routes only
 	// join the main Ingress's (nginx_canary.go).
 	canary *canarySpec
+	// serviceUpstream: its backends are their Services' cluster IPs
+	// (service-upstream).
+	serviceUpstream bool
 }
 
 // tlsRequest is one spec.tls entry: the hosts that must be served with the
@@ -102,7 +105,7 @@ func translateIngress(ing *networkingv1.Ingress, backends *backendResolver) ingr
 	redirect := ing.Annotations[annotationSSLRedirect] == "true"
 	fallbackOnNoEndpoints := ing.Annotations[annotationFallbackOnNoEndpoints] == "true"
 	nc, findings := parseNginx(ing)
-	tr.nginx, tr.regex, tr.h2c, tr.canary = findings, nc.regex, nc.h2c, nc.canary
+	tr.nginx, tr.regex, tr.h2c, tr.canary, tr.serviceUpstream = findings, nc.regex, nc.h2c, nc.canary, nc.serviceUpstream
 	tlsCovers := ingressTLSHosts(ing)
 	newRoute := func(src routing.Source, host string, kind routing.PathKind, path string, b *networkingv1.IngressBackend, where string) *routing.Route {
 		ref, err := serviceRef(ing.Namespace, b)

@@ -89,8 +89,8 @@ var nginxTable = []NginxAnnotation{
 	// Backend.
 	{Name: "upstream-vhost", Verdict: NginxExact, Traefik: "yes", Ingress2Gateway: "yes"},
 	{Name: "backend-protocol", Verdict: NginxApproximate, Note: "HTTP and GRPC (HTTP/2 over cleartext) are served exactly; HTTPS and GRPCS need a BackendTLSPolicy on the Service, which also verifies the backend's certificate where ingress-nginx does not; AUTO_HTTP speaks HTTP/1.1; FCGI is not spoken", Traefik: "partial", Ingress2Gateway: "yes"},
-	{Name: "service-upstream", Verdict: NginxUnsupported, Note: "ignored: Portico sends requests to the ready endpoints of the Service, not its cluster IP", Traefik: "yes", Ingress2Gateway: "no"},
-	{Name: "load-balance", Verdict: NginxUnsupported, Note: "ignored: requests are spread round-robin over the ready endpoints", Traefik: "partial", Ingress2Gateway: "no"},
+	{Name: "service-upstream", Verdict: NginxExact, Traefik: "yes", Ingress2Gateway: "no"},
+	{Name: "load-balance", Verdict: NginxApproximate, Note: "round_robin is what Portico does; ewma and the others are served round-robin too", Traefik: "partial", Ingress2Gateway: "no"},
 	{Name: "upstream-hash-by", Verdict: NginxUnsupported, Note: noAffinityNote, Traefik: "no", Ingress2Gateway: "no"},
 	{Name: "upstream-hash-by-subset", Verdict: NginxUnsupported, Note: noAffinityNote, Traefik: "no", Ingress2Gateway: "no"},
 	{Name: "upstream-hash-by-subset-size", Verdict: NginxUnsupported, Note: noAffinityNote, Traefik: "no", Ingress2Gateway: "no"},
@@ -302,6 +302,8 @@ type nginxConfig struct {
 	canary *canarySpec
 	// auth is auth-url's external authentication, with its options.
 	auth *routing.ExternalAuth
+	// serviceUpstream sends requests to the Service's cluster IP.
+	serviceUpstream bool
 	// aliases are server-alias's host names.
 	aliases []string
 	// hosts counts the Ingress's distinct rule hosts, for server-alias.
@@ -535,6 +537,20 @@ func (nc *nginxConfig) apply(f NginxFinding, name, raw string, get func(string) 
 		}
 		if len(bad) > 0 {
 			return invalid("%q are not host names; they are left out", bad)
+		}
+	case "service-upstream":
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return invalid("%q is not a boolean (true or false); the endpoints are used", raw)
+		}
+		nc.serviceUpstream = b
+	case "load-balance":
+		switch v {
+		case "round_robin":
+			f.Verdict, f.Note = NginxExact, ""
+		case "ewma", "chash", "chashsubset", "sticky", "ip_hash", "least_conn":
+		default:
+			return invalid("%q is not a load-balancing algorithm; round-robin is used", raw)
 		}
 	case "proxy-buffering", "proxy-request-buffering":
 		switch strings.ToLower(v) {

@@ -459,3 +459,28 @@ func startEchoHeaders(t *testing.T, names ...string) string {
 	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
 	return port
 }
+
+// TestNginxServiceUpstream: service-upstream sends requests to the
+// Service's cluster IP (here a loopback address with no Endpoints behind
+// it), where the Ingress would otherwise find no endpoint.
+func TestNginxServiceUpstream(t *testing.T) {
+	e := startEnv(t)
+	port := startNamedEcho(t, "via-cluster-ip")
+	service := fmt.Sprintf("apiVersion: v1\nkind: Service\nmetadata: {name: mesh, namespace: default}\nspec:\n  clusterIP: 127.0.0.1\n  ports: [{name: http, port: %s}]\n", port)
+	ingress := func(name, host string, annotations map[string]string) string {
+		return strings.Replace(strings.Replace(nginxIngress(name, host, "/", "Prefix", "", annotations),
+			"name: echo,", "name: mesh,", 1), "port: {number: 80}", "port: {number: "+port+"}", 1)
+	}
+	e.republish(func() {
+		e.write("echo.yaml", service)
+		e.write("nginx.yaml", ingress("mesh", "mesh.apps.example.test", map[string]string{"service-upstream": "true"})+"---\n"+
+			ingress("direct", "direct.apps.example.test", nil))
+	})
+	c := e.http1Client()
+	if resp, body := do(t, c, "GET", "http://mesh.apps.example.test/", nil, ""); resp.StatusCode != 200 || body != "via-cluster-ip" {
+		t.Errorf("with service-upstream: status %d body %q", resp.StatusCode, body)
+	}
+	if resp, _ := do(t, c, "GET", "http://direct.apps.example.test/", nil, ""); resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("without it: status %d, want 503 (no endpoints)", resp.StatusCode)
+	}
+}
