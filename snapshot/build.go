@@ -73,6 +73,7 @@ func Build(objs Objects, cfg Config, prev *Snapshot) *Snapshot {
 
 	snap := &Snapshot{}
 	selector := newClassSelector(objs.IngressClasses, cfg)
+	b.adopted = selector.adopted
 	var owned []*networkingv1.Ingress
 	for _, ing := range objs.Ingresses {
 		if selector.owns(ing) {
@@ -156,6 +157,8 @@ type builder struct {
 	// clusterIP holds the cluster-IP copies of backends (ingress-nginx's
 	// service-upstream), by the backend they copy.
 	clusterIP map[*upstream.Backend]*upstream.Backend
+	// adopted are the class names of Config.AdoptClasses.
+	adopted map[string]bool
 }
 
 type certBinding struct {
@@ -173,7 +176,7 @@ func ingressRef(ing *networkingv1.Ingress) ObjectRef {
 func (b *builder) ingress(ing *networkingv1.Ingress) ingressTranslation {
 	k := key(ing.Namespace, ing.Name)
 	ref := ingressRef(ing)
-	tr := translateIngress(ing, b.backends)
+	tr := translateIngress(ing, b.backends, b.adopted)
 	if len(tr.invalid) == 0 {
 		b.next.ingresses[k] = ing
 	} else if last := b.prev.ingresses[k]; last != nil {
@@ -181,7 +184,7 @@ func (b *builder) ingress(ing *networkingv1.Ingress) ingressTranslation {
 			b.problems.add(ref, Error, "InvalidIngress", "%s; the last valid version of this Ingress keeps serving", msg)
 		}
 		b.next.ingresses[k] = last
-		tr = translateIngress(last, b.backends)
+		tr = translateIngress(last, b.backends, b.adopted)
 	} else {
 		for _, msg := range tr.invalid {
 			b.problems.add(ref, Error, "InvalidIngress", "%s; that part is not served", msg)

@@ -273,7 +273,7 @@ func (f NginxFinding) problem() (reason, message string) {
 // with what Portico does with it. It is what the builder reports and what
 // portico check prints.
 func NginxFindings(ing *networkingv1.Ingress) []NginxFinding {
-	_, findings := parseNginx(ing)
+	_, findings := parseNginx(ing, nil)
 	return findings
 }
 
@@ -315,18 +315,20 @@ const nginxClass = "nginx"
 
 // parseNginx reads the ingress-nginx annotations of ing. A value that does
 // not parse leaves its annotation out and is reported; the rest applies.
-func parseNginx(ing *networkingv1.Ingress) (nginxConfig, []NginxFinding) {
+// An Ingress of the nginx class or of an adopted one is written for
+// ingress-nginx even without annotations.
+func parseNginx(ing *networkingv1.Ingress, adopted map[string]bool) (nginxConfig, []NginxFinding) {
 	nc := nginxConfig{sslRedirect: true}
 	hosts := make(map[string]bool)
 	for _, r := range ing.Spec.Rules {
 		hosts[hostname.Lower(r.Host)] = true
 	}
 	nc.hosts = len(hosts)
-	if c := ing.Spec.IngressClassName; c != nil && *c == nginxClass {
-		nc.flavoured = true
-	} else if ing.Annotations[annotationIngressClass] == nginxClass {
-		nc.flavoured = true
+	class, ok := ing.Annotations[annotationIngressClass]
+	if c := ing.Spec.IngressClassName; c != nil {
+		class, ok = *c, true
 	}
+	nc.flavoured = ok && (class == nginxClass || adopted[class])
 	var keys []string
 	for k := range ing.Annotations {
 		if strings.HasPrefix(k, NginxPrefix) {

@@ -147,3 +147,43 @@ func TestNginxPerValueVerdicts(t *testing.T) {
 		}
 	}
 }
+
+// TestSSLRedirectDefault: ingress-nginx's HTTPS redirect for hosts with TLS
+// applies to Ingresses written for it (the nginx class, an adopted class,
+// or one of its annotations), never to Portico's own.
+func TestSSLRedirectDefault(t *testing.T) {
+	ing := func(name, class string, annotations map[string]string) *networkingv1.Ingress {
+		prefix := networkingv1.PathTypePrefix
+		return &networkingv1.Ingress{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "a", Name: name, Annotations: annotations},
+			Spec: networkingv1.IngressSpec{
+				IngressClassName: &class,
+				TLS:              []networkingv1.IngressTLS{{Hosts: []string{name + ".example.com"}}},
+				Rules: []networkingv1.IngressRule{{Host: name + ".example.com", IngressRuleValue: networkingv1.IngressRuleValue{HTTP: &networkingv1.HTTPIngressRuleValue{
+					Paths: []networkingv1.HTTPIngressPath{{Path: "/", PathType: &prefix, Backend: networkingv1.IngressBackend{Service: &networkingv1.IngressServiceBackend{Name: "web", Port: networkingv1.ServiceBackendPort{Number: 80}}}}},
+				}}}},
+			},
+		}
+	}
+	objs := Objects{
+		IngressClasses: []*networkingv1.IngressClass{{ObjectMeta: metav1.ObjectMeta{Name: "portico"}, Spec: networkingv1.IngressClassSpec{Controller: "portico.dev/controller"}}},
+		Ingresses: []*networkingv1.Ingress{
+			ing("own", "portico", nil),
+			ing("annotated", "portico", map[string]string{NginxPrefix + "proxy-body-size": "1m"}),
+			ing("nginx", "nginx", nil),
+			ing("internal", "nginx-internal", nil),
+			ing("opted-out", "nginx", map[string]string{NginxPrefix + "ssl-redirect": "false"}),
+		},
+	}
+	cfg := Config{ControllerName: "portico.dev/controller", IngressClass: "portico", AdoptClasses: []string{"nginx", "nginx-internal"}}
+	want := map[string]bool{"own": false, "annotated": true, "nginx": true, "internal": true, "opted-out": false}
+	routes := Build(objs, cfg, nil).Routes.Routes()
+	if len(routes) != len(want) {
+		t.Fatalf("%d routes, want %d", len(routes), len(want))
+	}
+	for _, r := range routes {
+		if r.RedirectHTTPS != want[r.Source.Name] {
+			t.Errorf("%s: RedirectHTTPS %t, want %t", r.Source.Name, r.RedirectHTTPS, want[r.Source.Name])
+		}
+	}
+}

@@ -94,7 +94,7 @@ whether its ingress-nginx provider (v1.x) converts the annotation, often
 into implementation-specific resources rather than plain Gateway API.
 
 Behaviours that hold for every Ingress written for ingress-nginx (one of
-its annotations, or the ` + "`nginx`" + ` class): HTTPS redirects are on (308) for
+its annotations, the ` + "`nginx`" + ` class, or a class of ` + "`--adopt-ingress-classes`" + `): HTTPS redirects are on (308) for
 hosts listed under ` + "`spec.tls`" + ` unless ` + "`ssl-redirect: \"false\"`" + `; a host where one
 Ingress sets ` + "`use-regex`" + ` or ` + "`rewrite-target`" + ` matches every Prefix path of every
 Ingress as a case-insensitive regular expression anchored at the start
