@@ -93,7 +93,7 @@ func TestNginxAnnotationsEndToEnd(t *testing.T) {
 		nginxIngress("no-tls", "plain.apps.example.test", "/", "Prefix", "", nil),
 		nginxIngress("moved", "moved.apps.example.test", "/", "Prefix", "",
 			map[string]string{"permanent-redirect": "https://elsewhere.example/new", "permanent-redirect-code": "308"}),
-		nginxIngress("temp", "temp.apps.example.test", "/", "Prefix", "", map[string]string{"temporal-redirect": "https://elsewhere.example/tmp"}),
+		nginxIngress("temp", "temp.apps.example.test", "/", "Prefix", "", map[string]string{"temporal-redirect": "https://elsewhere.example/tmp", "temporal-redirect-code": "307"}),
 		nginxIngress("approot", "approot.apps.example.test", "/", "Prefix", "", map[string]string{"app-root": "/app1"}),
 		nginxIngress("www", "site.apps.example.test", "/", "Prefix", "", map[string]string{"from-to-www-redirect": "true"}),
 		nginxIngress("rewrite", "rewrite.apps.example.test", "/something(/|$)(.*)", "ImplementationSpecific", "",
@@ -101,10 +101,12 @@ func TestNginxAnnotationsEndToEnd(t *testing.T) {
 		// No annotation, but on a host where another Ingress uses regex.
 		nginxIngress("same-host", "rewrite.apps.example.test", "/static", "Prefix", "", nil),
 		nginxIngress("cors", "cors.apps.example.test", "/", "Prefix", "",
-			map[string]string{"enable-cors": "true", "cors-allow-origin": "https://ok.example", "cors-max-age": "600"}),
+			map[string]string{"enable-cors": "true", "cors-allow-origin": "https://ok.example", "cors-max-age": "600",
+				"cors-allow-headers": "X-Custom, Content-Type", "cors-expose-headers": "X-Total"}),
 		nginxIngress("limits", "limits.apps.example.test", "/", "Prefix", "", map[string]string{"proxy-body-size": "1k"}),
 		nginxIngress("allow", "allow.apps.example.test", "/", "Prefix", "", map[string]string{"whitelist-source-range": "192.0.2.0/24"}),
 		nginxIngress("allowed", "allowed.apps.example.test", "/", "Prefix", "", map[string]string{"whitelist-source-range": "10.0.0.0/8, 127.0.0.1"}),
+		nginxIngress("allowlist", "allowlist.apps.example.test", "/", "Prefix", "", map[string]string{"allowlist-source-range": "192.0.2.0/24"}),
 		nginxIngress("deny", "deny.apps.example.test", "/", "Prefix", "", map[string]string{"denylist-source-range": "127.0.0.0/8"}),
 		nginxIngress("bad-allow", "bad-allow.apps.example.test", "/", "Prefix", "", map[string]string{"whitelist-source-range": "not-a-range"}),
 		nginxIngress("alias", "aliased.apps.example.test", "/", "Prefix", "",
@@ -130,7 +132,7 @@ func TestNginxAnnotationsEndToEnd(t *testing.T) {
 		{"force-ssl-redirect without TLS", "GET", "http://force.apps.example.test/x", nil, "", want{308, "https://force.apps.example.test", ""}},
 		{"no redirect without TLS", "GET", "http://plain.apps.example.test/x", nil, "", want{200, "", "uri=/x"}},
 		{"permanent-redirect with code", "GET", "http://moved.apps.example.test/x?q=1", nil, "", want{308, "https://elsewhere.example/new", ""}},
-		{"temporal-redirect", "GET", "http://temp.apps.example.test/x", nil, "", want{302, "https://elsewhere.example/tmp", ""}},
+		{"temporal-redirect with code", "GET", "http://temp.apps.example.test/x", nil, "", want{307, "https://elsewhere.example/tmp", ""}},
 		{"app-root redirects /", "GET", "http://approot.apps.example.test/?x=1", nil, "", want{302, "http://approot.apps.example.test", ""}},
 		{"app-root leaves other paths", "GET", "http://approot.apps.example.test/other", nil, "", want{200, "", "uri=/other"}},
 		{"from-to-www-redirect", "GET", "http://www.site.apps.example.test/p?q=1", nil, "", want{308, "http://site.apps.example.test", ""}},
@@ -145,6 +147,7 @@ func TestNginxAnnotationsEndToEnd(t *testing.T) {
 		{"body over proxy-body-size", "POST", "http://limits.apps.example.test/up", nil, strings.Repeat("a", 1025), want{413, "", ""}},
 		{"client outside the allow list", "GET", "http://allow.apps.example.test/", nil, "", want{403, "", ""}},
 		{"client in the allow list", "GET", "http://allowed.apps.example.test/", nil, "", want{200, "", "uri=/"}},
+		{"client outside allowlist-source-range", "GET", "http://allowlist.apps.example.test/", nil, "", want{403, "", ""}},
 		{"client in the deny list", "GET", "http://deny.apps.example.test/", nil, "", want{403, "", ""}},
 		{"unreadable allow list admits nobody", "GET", "http://bad-allow.apps.example.test/", nil, "", want{403, "", ""}},
 		{"server-alias serves the Ingress under another name", "GET", "http://alias-one.apps.example.test/a", nil, "", want{200, "", "uri=/a prefix=/aliased"}},
@@ -212,6 +215,9 @@ func TestNginxAnnotationsEndToEnd(t *testing.T) {
 		if got := resp.Header.Get("Access-Control-Max-Age"); got != "600" {
 			t.Errorf("preflight Access-Control-Max-Age %q, want 600", got)
 		}
+		if got := resp.Header.Get("Access-Control-Allow-Headers"); got != "X-Custom, Content-Type" {
+			t.Errorf("preflight Access-Control-Allow-Headers %q, want cors-allow-headers", got)
+		}
 		resp, _ = do(t, c, "GET", "http://cors.apps.example.test/api", http.Header{"Origin": {"https://evil.example"}}, "")
 		if got := resp.Header.Get("Access-Control-Allow-Origin"); got != "" {
 			t.Errorf("a foreign origin got Access-Control-Allow-Origin %q", got)
@@ -219,6 +225,9 @@ func TestNginxAnnotationsEndToEnd(t *testing.T) {
 		resp, _ = do(t, c, "GET", "http://cors.apps.example.test/api", http.Header{"Origin": {"https://ok.example"}}, "")
 		if got := resp.Header.Get("Access-Control-Allow-Origin"); got != "https://ok.example" {
 			t.Errorf("actual request Access-Control-Allow-Origin %q", got)
+		}
+		if got := resp.Header.Get("Access-Control-Expose-Headers"); got != "X-Total" {
+			t.Errorf("actual request Access-Control-Expose-Headers %q, want cors-expose-headers", got)
 		}
 	})
 }
@@ -335,7 +344,7 @@ func TestNginxCanary(t *testing.T) {
 			route("canary", "shop.apps.example.test", "echo-v2", map[string]string{
 				"canary": "true", "canary-by-header": "X-Canary", "canary-by-cookie": "beta"}),
 			route("main-all", "all.apps.example.test", "echo", nil),
-			route("canary-all", "all.apps.example.test", "echo-v2", map[string]string{"canary": "true", "canary-weight": "100"}),
+			route("canary-all", "all.apps.example.test", "echo-v2", map[string]string{"canary": "true", "canary-weight": "50", "canary-weight-total": "50"}),
 			route("main-none", "none.apps.example.test", "echo", nil),
 			route("canary-none", "none.apps.example.test", "echo-v2", map[string]string{"canary": "true", "canary-weight": "0", "canary-by-header": "X-Canary", "canary-by-header-value": "yes-please"}),
 		}, "---\n"))
@@ -351,7 +360,7 @@ func TestNginxCanary(t *testing.T) {
 		{"header never beats cookie", "shop", http.Header{"X-Canary": {"never"}, "Cookie": {"beta=always"}}, "main"},
 		{"other header value falls through to the cookie", "shop", http.Header{"X-Canary": {"maybe"}, "Cookie": {"a=1; beta=always"}}, "canary"},
 		{"cookie never", "shop", http.Header{"Cookie": {"beta=never"}}, "main"},
-		{"weight 100", "all", nil, "canary"},
+		{"weight equal to canary-weight-total", "all", nil, "canary"},
 		{"weight 0", "none", nil, "main"},
 		{"header value", "none", http.Header{"X-Canary": {"yes-please"}}, "canary"},
 		{"header value mismatch", "none", http.Header{"X-Canary": {"always"}}, "main"},
@@ -405,7 +414,7 @@ func TestNginxExternalAuth(t *testing.T) {
 			nginxIngress("authed", "authed.apps.example.test", "/", "Prefix", "", map[string]string{
 				"auth-url": auth.URL + "/check", "auth-method": "POST", "auth-response-headers": "X-Auth-Request-User"}),
 			nginxIngress("signin", "signin.apps.example.test", "/", "Prefix", "", map[string]string{
-				"auth-url": auth.URL + "/check", "auth-signin": "https://login.example/start"}),
+				"auth-url": auth.URL + "/check", "auth-signin": "https://login.example/start", "auth-signin-redirect-param": "next"}),
 			nginxIngress("down", "down.apps.example.test", "/", "Prefix", "", map[string]string{"auth-url": downURL}),
 		}, "---\n"))
 	})
@@ -419,7 +428,7 @@ func TestNginxExternalAuth(t *testing.T) {
 		{"unauthorized", "http://authed.apps.example.test/private?x=1", "", 401, "", ""},
 		{"forbidden", "http://authed.apps.example.test/private?x=1", "forbidden", 403, "", ""},
 		{"an odd answer is a failure", "http://authed.apps.example.test/private?x=1", "odd", 500, "", ""},
-		{"unauthorized with a sign-in page", "http://signin.apps.example.test/cart?id=7", "", 302, "", "https://login.example/start?rd=http%3A%2F%2Fsignin.apps.example.test%2Fcart%3Fid%3D7"},
+		{"unauthorized with a sign-in page", "http://signin.apps.example.test/cart?id=7", "", 302, "", "https://login.example/start?next=http%3A%2F%2Fsignin.apps.example.test%2Fcart%3Fid%3D7"},
 		{"authentication service down", "http://down.apps.example.test/", "good", 500, "", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
