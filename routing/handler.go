@@ -93,9 +93,9 @@ func NewHandler(cfg HandlerConfig) *Handler {
 	return &Handler{cfg: cfg, mirrorSlots: make(chan struct{}, cfg.MaxMirrorsInFlight)}
 }
 
-const badRequestLineBody = "400 Bad Request: invalid request method, target or authority\n"
+const badRequestLineMsg = "invalid request method, target or authority"
 
-const notReadyBody = "503 Service Unavailable: Portico has not loaded its configuration yet\n"
+const notReadyMsg = "Portico has not loaded its configuration yet"
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
@@ -123,14 +123,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, start time.Time) (*Route, int) {
 	table := h.cfg.Table()
 	if table == nil {
-		writeText(w, http.StatusServiceUnavailable, notReadyBody)
+		writeError(w, r, http.StatusServiceUnavailable, notReadyMsg)
 		return nil, http.StatusServiceUnavailable
 	}
 	// Before anything reads the request: a method, target or authority
 	// that is not valid HTTP/1.1 syntax (only HTTP/2 can deliver one) would
 	// be routed on one meaning and reach the backend with another.
 	if !upstream.ValidRequestLine(r.Method, r.RequestURI, r.Host) {
-		writeText(w, http.StatusBadRequest, badRequestLineBody)
+		writeError(w, r, http.StatusBadRequest, badRequestLineMsg)
 		return table.notFound(), http.StatusBadRequest
 	}
 	if table.misdirected(r) {
@@ -153,6 +153,10 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, start time.Time)
 		route = table.Fallback
 	}
 	if route == nil {
+		if upstream.IsGRPC(r) {
+			upstream.WriteGRPCError(w, http.StatusNotFound, "no route serves this call")
+			return table.notFound(), http.StatusNotFound
+		}
 		return table.notFound(), fallback.NotFound(w)
 	}
 	if route.RedirectHTTPS && r.TLS == nil {
@@ -239,6 +243,17 @@ func (s Source) String() string {
 		return s.Kind + " " + s.Namespace + "/" + s.Name
 	}
 	return s.Kind + " " + s.Namespace + "/" + s.Name + " rule " + s.Rule
+}
+
+// writeError answers with an error of Portico's own: the text body
+// "<code> <reason>: <msg>", or for a gRPC call the gRPC status the code
+// means (upstream.WriteGRPCError), which a gRPC client can read.
+func writeError(w http.ResponseWriter, r *http.Request, code int, msg string) {
+	if upstream.IsGRPC(r) {
+		upstream.WriteGRPCError(w, code, msg)
+		return
+	}
+	writeText(w, code, strconv.Itoa(code)+" "+http.StatusText(code)+": "+msg+"\n")
 }
 
 func writeText(w http.ResponseWriter, code int, body string) {

@@ -27,7 +27,7 @@ func (t *Transport) forwardH2C(w http.ResponseWriter, r *http.Request, b *Backen
 	// As for HTTP/1.1 (see writeRequest): the routing handler refused such
 	// requests already, this guards against handlers that edited r since.
 	if !ValidRequestLine(r.Method, target, r.Host) || !ValidAuthority(host) {
-		return writeError(w, http.StatusBadRequest, "request cannot be forwarded", ErrInvalidRequestLine)
+		return writeError(w, r, http.StatusBadRequest, "request cannot be forwarded", ErrInvalidRequestLine)
 	}
 	f := t.forwardingFor(r)
 
@@ -129,14 +129,14 @@ func (t *Transport) forwardH2C(w http.ResponseWriter, r *http.Request, b *Backen
 				return interrupted(w, r, err)
 			}
 			if errors.Is(cause, errHeaderTimeout) {
-				return writeError(w, http.StatusGatewayTimeout, "backend "+b.Name+" did not answer in time", errHeaderTimeout)
+				return writeError(w, r, http.StatusGatewayTimeout, "backend "+b.Name+" did not answer in time", errHeaderTimeout)
 			}
 			if tb, ok := body.(*trackedBody); ok {
 				if berr := tb.readErr(); berr != nil {
 					return t.exchangeFailed(w, r, b, &clientBodyError{berr})
 				}
 			}
-			return writeError(w, http.StatusBadGateway, "backend "+b.Name+" failed to answer", err)
+			return writeError(w, r, http.StatusBadGateway, "backend "+b.Name+" failed to answer", err)
 		}
 		idle.body.Store(true)
 		_, outcome := t.writeResponse(w, r, resp, o, idle)
