@@ -141,22 +141,13 @@ func grpcFilters(list []gatewayv1.GRPCRouteFilter) []gatewayv1.HTTPRouteFilter {
 
 // grpcBackend is the backend a GRPCRoute sends its calls to: b spoken to
 // over HTTP/2 whatever the Service port's appProtocol, since gRPC needs
-// HTTP/2. A TLS backend (BackendTLSPolicy) is reached over HTTP/1.1 inside
-// TLS, which gRPC cannot use: the route's calls to it fail, and that is
-// reported.
-func (t *gatewayTranslator) grpcBackend(r *gatewayv1.HTTPRoute, b *upstream.Backend) *upstream.Backend {
-	if b.TLS != nil {
-		t.b.problems.add(ObjectRef{Kind: kindGRPC, Namespace: r.Namespace, Name: r.Name}, Warning, "GRPCOverBackendTLS",
-			"backend %s has a BackendTLSPolicy: Portico speaks HTTP/1.1 over backend TLS, which gRPC cannot use, so its calls fail", b.Name)
-		return b
-	}
-	if b.Protocol == upstream.H2C {
-		return b
-	}
+// HTTP/2: with prior knowledge over plain TCP, by ALPN inside TLS
+// (BackendTLSPolicy), where an HTTPRoute's h2c backend gets HTTP/1.1.
+func (t *gatewayTranslator) grpcBackend(b *upstream.Backend) *upstream.Backend {
 	if c, ok := t.grpcBackends[b]; ok {
 		return c
 	}
-	c := &upstream.Backend{Name: b.Name, Protocol: upstream.H2C, Endpoints: b.Endpoints}
+	c := &upstream.Backend{Name: b.Name, Protocol: upstream.H2, Endpoints: b.Endpoints, TLS: b.TLS}
 	if t.grpcBackends == nil {
 		t.grpcBackends = make(map[*upstream.Backend]*upstream.Backend)
 	}

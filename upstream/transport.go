@@ -183,6 +183,9 @@ type Transport struct {
 	// for it; net/http's Transport multiplexes requests over one
 	// connection per endpoint.
 	h2 *http.Transport
+	// h2tls holds, per BackendTLS pool identity, the HTTP/2 client of H2
+	// backends reached over TLS (h2TLS).
+	h2tls sync.Map
 
 	// closed is read on every pooled connection's return, so it is atomic;
 	// mu guards tunnels and orders Close against track.
@@ -307,6 +310,10 @@ func (t *Transport) Close() error {
 			tn.close()
 		}
 		t.h2.CloseIdleConnections()
+		t.h2tls.Range(func(_, v any) bool {
+			v.(*http.Transport).CloseIdleConnections()
+			return true
+		})
 	})
 	return nil
 }
@@ -386,7 +393,7 @@ func (t *Transport) ForwardWith(w http.ResponseWriter, r *http.Request, b *Backe
 		return writeError(w, r, http.StatusMethodNotAllowed, "CONNECT is not proxied to backend "+b.Name, errConnect)
 	}
 	var out Outcome
-	if b.Protocol == H2C && b.TLS == nil {
+	if (b.Protocol == H2C && b.TLS == nil) || b.Protocol == H2 {
 		out = t.forwardH2C(w, r, b, o)
 	} else {
 		out = t.forwardHTTP1(w, r, b, o)

@@ -24,7 +24,9 @@ import (
 // grpcManifests: a Gateway with a plain (h2c) and a TLS listener, and a
 // GRPCRoute sending test.Echo to a grpc-go server, test.Down to a port
 // nothing listens on, test.Empty to a Service without endpoints and
-// test.Slow to a server that ignores the call's deadline. The
+// test.Slow to a server that ignores the call's deadline; a second
+// GRPCRoute sends secure.example.test to a grpc-go server over TLS, as
+// its BackendTLSPolicy says. The
 // echo Service port declares no appProtocol: a GRPCRoute speaks HTTP/2 to
 // its backends whatever the port says.
 const grpcManifests = `apiVersion: gateway.networking.k8s.io/v1
@@ -70,12 +72,36 @@ kind: Service
 metadata: {name: grpc-empty, namespace: default}
 spec:
   ports: [{name: http, port: 80}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {name: secure, namespace: default}
+spec:
+  parentRefs: [{name: grpc}]
+  hostnames: [secure.example.test]
+  rules:
+  - backendRefs: [{name: grpc-secure, port: 80}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: BackendTLSPolicy
+metadata: {name: grpc-secure, namespace: default}
+spec:
+  targetRefs: [{group: "", kind: Service, name: grpc-secure}]
+  validation:
+    hostname: grpc-backend.example.test
+    caCertificateRefs: [{group: "", kind: ConfigMap, name: backend-ca}]
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: backend-ca, namespace: default}
+data:
+  ca.crt: %[3]q
 `
 
 // startGRPCEcho serves test.Echo on loopback with grpc-go: Unary echoes
 // its message and the x-tenant metadata it got, Fail answers NOT_FOUND,
 // Bidi echoes each message as it arrives and ends with a trailer.
-func startGRPCEcho(t *testing.T) (port string) {
+func startGRPCEcho(t *testing.T, opts ...grpc.ServerOption) (port string) {
 	t.Helper()
 	unary := func(name string, h func(ctx context.Context, in *wrapperspb.StringValue) (*wrapperspb.StringValue, error)) grpc.MethodDesc {
 		return grpc.MethodDesc{MethodName: name, Handler: func(_ any, ctx context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
@@ -118,7 +144,7 @@ func startGRPCEcho(t *testing.T) (port string) {
 			},
 		}},
 	}
-	srv := grpc.NewServer()
+	srv := grpc.NewServer(opts...)
 	srv.RegisterService(&desc, nil)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -168,9 +194,15 @@ func startSlowH2C(t *testing.T) string {
 func TestGRPCThroughGateway(t *testing.T) {
 	e := startEnv(t, "--gateway-address-pool", "127.0.1.0/24")
 	echoPort, slowPort := startGRPCEcho(t), startSlowH2C(t)
+	backendCert, backendKey := e.ca.issue(t, 7, "grpc-backend.example.test")
+	pair, err := stdtls.X509KeyPair(backendCert, backendKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	securePort := startGRPCEcho(t, grpc.Creds(credentials.NewServerTLSFromCert(&pair)))
 	h2cPort, h2Port := freePort(t), freePort(t)
 	downPort := fmt.Sprint(freePort(t))
-	e.write("grpc.yaml", fmt.Sprintf(grpcManifests, h2cPort, h2Port)+"---\n"+
+	e.write("grpc.yaml", fmt.Sprintf(grpcManifests, h2cPort, h2Port, e.ca.kit.PEM)+"---\n"+manifestService("grpc-secure", securePort)+"---\n"+
 		manifestService("grpc-echo", echoPort)+"---\n"+manifestService("grpc-down", downPort)+"---\n"+manifestService("grpc-slow", slowPort))
 	waitSockets(t, e.proc.listeners, fmt.Sprintf("HTTP 127.0.1.30:%d", h2cPort), fmt.Sprintf("HTTPS 127.0.1.30:%d", h2Port))
 
@@ -205,11 +237,16 @@ func TestGRPCThroughGateway(t *testing.T) {
 				t.Errorf("%s: response header x-via %v, want the route's filter to add portico", name, v)
 			}
 		}
-		// Every connection attempt may race the route's publication; the
-		// calls above went through, so the route is in place from here on.
 		_, err := unary(h2c, "/test.Echo/Fail", "x")
 		if s := status.Convert(err); s.Code() != codes.NotFound || s.Message() != "no such thing: ümlaut 100%" {
 			t.Errorf("Fail: %v, want the backend's NOT_FOUND and message", err)
+		}
+	})
+
+	t.Run("backend TLS", func(t *testing.T) {
+		secure := dial(fmt.Sprintf("127.0.1.30:%d", h2cPort), insecure.NewCredentials(), "secure.example.test")
+		if got, err := unary(secure, "/test.Echo/Unary", "over TLS"); err != nil || got != "over TLS tenant=t1" {
+			t.Errorf("Unary to a TLS backend = %q, %v", got, err)
 		}
 	})
 
