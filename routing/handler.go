@@ -105,7 +105,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if h.cfg.AccessLog == nil {
 		if route, code := h.serve(w, r, start); route != nil {
-			h.observe(route, r, code, start)
+			h.observe(route, r, w, code, start)
 		}
 		return
 	}
@@ -113,9 +113,29 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	cw := &countingWriter{ResponseWriter: w}
 	route, code := h.serve(cw, r, start)
 	if route != nil {
-		h.observe(route, r, code, start)
+		h.observe(route, r, w, code, start)
 	}
-	h.logAccess(r, uri, route, code, cw.bytes, start)
+	h.logAccess(r, uri, route, w, code, cw.bytes, start)
+}
+
+// grpcStatus returns the grpc-status a gRPC call was answered with ("" for
+// none), and whether r is a gRPC call at all. Only HTTP/2 carries gRPC, so
+// an HTTP/1.x request costs one comparison. The status is in the headers
+// of a trailers-only answer, else in the trailers, which the upstream
+// Transport sets under http.TrailerPrefix when the backend did not
+// declare them.
+func grpcStatus(r *http.Request, w http.ResponseWriter) (status string, ok bool) {
+	if r.ProtoMajor != 2 || !upstream.IsGRPC(r) {
+		return "", false
+	}
+	h := w.Header()
+	if v := h["Grpc-Status"]; len(v) > 0 {
+		return v[0], true
+	}
+	if v := h[http.TrailerPrefix+"Grpc-Status"]; len(v) > 0 {
+		return v[0], true
+	}
+	return "", true
 }
 
 // serve answers r and returns the route whose series records it (nil
@@ -181,7 +201,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, start time.Time)
 	return served, out.Status
 }
 
-func (h *Handler) observe(route *Route, r *http.Request, code int, start time.Time) {
+func (h *Handler) observe(route *Route, r *http.Request, w http.ResponseWriter, code int, start time.Time) {
 	m := h.cfg.Metrics
 	if m == nil {
 		return
@@ -192,6 +212,9 @@ func (h *Handler) observe(route *Route, r *http.Request, code int, start time.Ti
 		route.series.Store(s)
 	}
 	s.Observe(r.Method, code, time.Since(start).Seconds())
+	if status, ok := grpcStatus(r, w); ok {
+		s.ObserveGRPC(status)
+	}
 }
 
 // MetricLabels are the labels of the route's request-duration series.

@@ -320,4 +320,26 @@ func TestGRPCThroughGateway(t *testing.T) {
 			t.Errorf("a call past its grpc-timeout: %d %v body %q, want 200 trailers-only with grpc-status 4", resp.StatusCode, resp.Header, body)
 		}
 	})
+
+	t.Run("metrics", func(t *testing.T) {
+		resp, err := http.Get("http://" + e.admin + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, want := range []string{
+			`portico_grpc_responses_total{grpc_status="OK",kind="GRPCRoute",name="echo",namespace="default",rule="0/0"} 3`,
+			`portico_grpc_responses_total{grpc_status="NOT_FOUND",kind="GRPCRoute",name="echo",namespace="default",rule="0/0"} 1`,
+			`portico_grpc_responses_total{grpc_status="UNAVAILABLE",kind="GRPCRoute",name="echo",namespace="default",rule="1/0"} 1`,
+			`portico_grpc_responses_total{grpc_status="UNAVAILABLE",kind="GRPCRoute",name="echo",namespace="default",rule="2/0"} 1`,
+			`portico_grpc_responses_total{grpc_status="DEADLINE_EXCEEDED",kind="GRPCRoute",name="echo",namespace="default",rule="3/0"} 1`,
+			`portico_grpc_responses_total{grpc_status="UNIMPLEMENTED",kind="Unmatched",name="",namespace="",rule=""} 1`,
+			`portico_request_duration_seconds_count{code="5xx",kind="GRPCRoute",method="POST",name="echo",namespace="default",rule="2/0"} 1`,
+		} {
+			if !strings.Contains(string(body), want) {
+				t.Errorf("no %s", want)
+			}
+		}
+	})
 }
