@@ -72,12 +72,11 @@ func GRPCStatusOf(code int) int {
 // (grpc-status and grpc-message in the only HEADERS frame), which a gRPC
 // client reads as the call's status instead of failing on an HTML or text
 // body it cannot parse. It must only be called before anything of the
-// response was written.
+// response was written. Headers the front door set before routing (such
+// as Connection: close after ambiguous framing) are kept.
 func WriteGRPCError(w http.ResponseWriter, code int, msg string) {
 	h := w.Header()
-	for k := range h {
-		delete(h, k)
-	}
+	delete(h, "Content-Length")
 	h["Content-Type"] = []string{"application/grpc"}
 	h["Grpc-Status"] = []string{strconv.Itoa(GRPCStatusOf(code))}
 	h["Grpc-Message"] = []string{grpcMessage(strconv.Itoa(code) + " " + http.StatusText(code) + ": " + msg)}

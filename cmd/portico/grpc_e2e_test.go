@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	stdtls "crypto/tls"
 	"errors"
@@ -342,4 +343,27 @@ func TestGRPCThroughGateway(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestGRPCErrorKeepsConnectionClose: an error Portico answers in gRPC form
+// keeps the headers the front door set before routing. Under the net/http
+// engine an HTTP/1.0 request with Transfer-Encoding is answered with
+// Connection: close (its framing is ambiguous); a gRPC content type must
+// not drop that, or what follows the declared body would be served as a
+// next request on the same connection.
+func TestGRPCErrorKeepsConnectionClose(t *testing.T) {
+	e := startEnv(t, "--http1-engine", "net/http")
+	e.routeApp(fmt.Sprint(freePort(t))) // nothing listens: Portico answers 502 itself
+	smuggled := "GET /api/smuggled HTTP/1.1\r\nHost: app.example.test\r\n\r\n"
+	raw := "POST /api/x HTTP/1.0\r\nHost: app.example.test\r\nConnection: keep-alive\r\nContent-Type: application/grpc\r\n" +
+		"Transfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n" + fmt.Sprintf("%x\r\n", len(smuggled)) + smuggled + "\r\n0\r\n\r\n"
+	c := e.dialHTTPS("app.example.test")
+	br := bufio.NewReader(c)
+	resp, _ := exchange(t, c, br, raw)
+	if resp.Header.Get("Grpc-Status") != "14" {
+		t.Errorf("answer %d %v, want a gRPC UNAVAILABLE", resp.StatusCode, resp.Header)
+	}
+	if n, err := br.ReadByte(); err == nil {
+		t.Errorf("the connection stayed open after an HTTP/1.0 request with Transfer-Encoding (read %q)", n)
+	}
 }
