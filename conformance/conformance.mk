@@ -1,7 +1,8 @@
 # Gateway API conformance (conformance/README.md).
 #   make conformance        run the upstream suite (sigs.k8s.io/gateway-api
-#                           v1.7.0, GATEWAY-HTTP profile) against Portico on
-#                           the local control plane; the report goes to
+#                           v1.7.0, GATEWAY-HTTP and GATEWAY-GRPC profiles)
+#                           against Portico on the local control plane;
+#                           the report goes to
 #                           conformance/reports/. Needs root.
 #   make conformance-test   the loopback pod runner's own tests
 # CONFORMANCE_RUN_TEST=<ShortName> runs one test; CONFORMANCE_ARGS passes

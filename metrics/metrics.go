@@ -14,6 +14,7 @@ import (
 const (
 	RequestDurationName       = "portico_request_duration_seconds"
 	RequestsInFlightName      = "portico_requests_in_flight"
+	GRPCResponsesName         = "portico_grpc_responses_total"
 	UpstreamConnectErrorsName = "portico_upstream_connect_errors_total"
 	SnapshotBuildsName        = "portico_snapshot_builds_total"
 	SnapshotBuildDurationName = "portico_snapshot_build_duration_seconds"
@@ -29,6 +30,7 @@ type Metrics struct {
 	Registry *prometheus.Registry
 
 	requestDuration *prometheus.HistogramVec
+	grpcResponses   *prometheus.CounterVec
 	routes          routeSeriesSet
 	InFlight        prometheus.Gauge
 	connectErrors   *prometheus.CounterVec
@@ -54,7 +56,11 @@ func New() *Metrics {
 		Help:    "Time from receiving a request's headers to the end of its response, per route.",
 		Buckets: RequestBuckets,
 	}, []string{"kind", "namespace", "name", "rule", "method", "code"})
-	m.routes = routeSeriesSet{vec: m.requestDuration, m: make(map[RouteLabels]*RouteSeries)}
+	m.grpcResponses = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: GRPCResponsesName,
+		Help: "gRPC calls answered, per route and gRPC status (the code's name; NONE when the response carried none).",
+	}, []string{"kind", "namespace", "name", "rule", "grpc_status"})
+	m.routes = routeSeriesSet{vec: m.requestDuration, grpcVec: m.grpcResponses, m: make(map[RouteLabels]*RouteSeries)}
 	m.InFlight = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: RequestsInFlightName,
 		Help: "Requests being served right now.",
@@ -92,7 +98,7 @@ func New() *Metrics {
 		Name: CertificateExpiryName,
 		Help: "Expiry (NotAfter) of each served certificate as a Unix timestamp, by source Secret.",
 	}, []string{"secret"})
-	m.Registry.MustRegister(m.requestDuration, m.InFlight, m.connectErrors, m.builds, m.buildDuration,
+	m.Registry.MustRegister(m.requestDuration, m.grpcResponses, m.InFlight, m.connectErrors, m.builds, m.buildDuration,
 		m.generation, m.routeCount, m.problems, m.certsLoaded, m.certExpiry,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

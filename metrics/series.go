@@ -68,6 +68,50 @@ type RouteSeries struct {
 	labels   RouteLabels
 	vec      *prometheus.HistogramVec
 	children [len(methods) * codeClasses]atomic.Pointer[observer]
+	grpcVec  *prometheus.CounterVec
+	grpc     [len(grpcStatuses)]atomic.Pointer[counter]
+}
+
+type counter struct{ prometheus.Counter }
+
+// grpcStatuses are the label values of gRPC statuses: the names of the
+// codes gRPC defines (0 to 16), then one for any other value and one for a
+// response without grpc-status, so a backend cannot mint series.
+var grpcStatuses = [...]string{"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
+	"ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
+	"UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED", "OTHER", "NONE"}
+
+const (
+	grpcOther = len(grpcStatuses) - 2
+	grpcNone  = len(grpcStatuses) - 1
+)
+
+// GRPCStatusLabel returns the label value of a grpc-status header value
+// ("" when the response had none).
+func GRPCStatusLabel(v string) string { return grpcStatuses[grpcStatusIndex(v)] }
+
+func grpcStatusIndex(v string) int {
+	switch {
+	case v == "":
+		return grpcNone
+	case len(v) == 1 && v[0] >= '0' && v[0] <= '9':
+		return int(v[0] - '0')
+	case len(v) == 2 && v[0] == '1' && v[1] >= '0' && v[1] <= '6':
+		return 10 + int(v[1]-'0')
+	}
+	return grpcOther
+}
+
+// ObserveGRPC counts one gRPC call answered with grpc-status v ("" for
+// none).
+func (s *RouteSeries) ObserveGRPC(v string) {
+	i := grpcStatusIndex(v)
+	c := s.grpc[i].Load()
+	if c == nil {
+		c = &counter{s.grpcVec.WithLabelValues(s.labels.Kind, s.labels.Namespace, s.labels.Name, s.labels.Rule, grpcStatuses[i])}
+		s.grpc[i].Store(c)
+	}
+	c.Inc()
 }
 
 type observer struct{ prometheus.Observer }
@@ -87,9 +131,10 @@ func (s *RouteSeries) Observe(method string, code int, seconds float64) {
 // routeSeriesSet hands out one RouteSeries per route, shared across snapshots
 // so a configuration change neither resets nor duplicates a route's series.
 type routeSeriesSet struct {
-	vec *prometheus.HistogramVec
-	mu  sync.Mutex
-	m   map[RouteLabels]*RouteSeries
+	vec     *prometheus.HistogramVec
+	grpcVec *prometheus.CounterVec
+	mu      sync.Mutex
+	m       map[RouteLabels]*RouteSeries
 }
 
 func (s *routeSeriesSet) get(l RouteLabels) *RouteSeries {
@@ -97,7 +142,7 @@ func (s *routeSeriesSet) get(l RouteLabels) *RouteSeries {
 	defer s.mu.Unlock()
 	rs := s.m[l]
 	if rs == nil {
-		rs = &RouteSeries{labels: l, vec: s.vec}
+		rs = &RouteSeries{labels: l, vec: s.vec, grpcVec: s.grpcVec}
 		s.m[l] = rs
 	}
 	return rs
@@ -113,6 +158,10 @@ func (s *routeSeriesSet) retain(keep map[RouteLabels]bool) {
 			continue
 		}
 		delete(s.m, l)
-		s.vec.DeletePartialMatch(prometheus.Labels{"kind": l.Kind, "namespace": l.Namespace, "name": l.Name, "rule": l.Rule})
+		route := prometheus.Labels{"kind": l.Kind, "namespace": l.Namespace, "name": l.Name, "rule": l.Rule}
+		s.vec.DeletePartialMatch(route)
+		if s.grpcVec != nil {
+			s.grpcVec.DeletePartialMatch(route)
+		}
 	}
 }

@@ -5,15 +5,34 @@ import (
 	"log/slog"
 	"net/http"
 	"time"
+
+	"portico.dev/portico/metrics"
 )
 
 // logAccess writes the access log record of one request: who asked for
 // what, the route that answered, the status and body size sent, and how
-// long it took. uri is the request target as the client sent it.
-func (h *Handler) logAccess(r *http.Request, uri string, route *Route, code int, bytes int64, start time.Time) {
+// long it took; for a gRPC call, also its grpc-status. uri is the request
+// target as the client sent it.
+func (h *Handler) logAccess(r *http.Request, uri string, route *Route, w http.ResponseWriter, code int, bytes int64, start time.Time) {
 	routeName := ""
 	if route != nil && route.Source.Kind != unmatchedKind {
 		routeName = route.Source.String()
+	}
+	if status, ok := grpcStatus(r, w); ok {
+		h.cfg.AccessLog.LogAttrs(context.Background(), slog.LevelInfo, "request",
+			slog.String("remote", r.RemoteAddr),
+			slog.String("proto", r.Proto),
+			slog.String("method", r.Method),
+			slog.String("host", r.Host),
+			slog.String("uri", uri),
+			slog.Int("status", code),
+			slog.String("grpc_status", metrics.GRPCStatusLabel(status)),
+			slog.Int64("bytes", bytes),
+			slog.Float64("duration", time.Since(start).Seconds()),
+			slog.String("route", routeName),
+			slog.String("user_agent", r.UserAgent()),
+		)
+		return
 	}
 	h.cfg.AccessLog.LogAttrs(context.Background(), slog.LevelInfo, "request",
 		slog.String("remote", r.RemoteAddr),

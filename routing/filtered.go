@@ -150,7 +150,7 @@ func (h *Handler) redirect(w http.ResponseWriter, r *http.Request, route *Route,
 func (h *Handler) internalError(w http.ResponseWriter, r *http.Request, route *Route, why string) int {
 	h.cfg.Logger.LogAttrs(r.Context(), slog.LevelDebug, "route answered 500",
 		slog.String("route", route.Source.String()), slog.String("reason", why))
-	writeText(w, http.StatusInternalServerError, "500 Internal Server Error: "+why+"\n")
+	writeError(w, r, http.StatusInternalServerError, why)
 	return http.StatusInternalServerError
 }
 
@@ -179,6 +179,10 @@ func (h *Handler) sendMirrors(w http.ResponseWriter, r *http.Request, filters [2
 	if len(targets) == 0 {
 		return false
 	}
+	if upstream.IsGRPC(r) {
+		h.mirrorWhenSent(r, targets, host)
+		return false
+	}
 	body, ok, timedOut := h.bufferBoundedBody(w, r, h.cfg.MirrorBodyLimit)
 	if timedOut {
 		return true
@@ -193,6 +197,58 @@ func (h *Handler) sendMirrors(w http.ResponseWriter, r *http.Request, filters [2
 	}
 	return false
 }
+
+// mirrorWhenSent mirrors a gRPC call once its request body has been sent
+// to the backend. Its body is a stream the client may keep open until it
+// has the backend's answers (bidirectional streaming), so it is never
+// read ahead as other mirrored bodies are: a copy of what the call sends
+// is kept up to MirrorBodyLimit, and the mirrors get it when the call's
+// body ends within the limit. A longer stream is not mirrored.
+func (h *Handler) mirrorWhenSent(r *http.Request, targets []*upstream.Backend, host string) {
+	// The copy is taken now, before the request is forwarded: the mirrors
+	// start on the goroutine that reads the body, while r is in use.
+	base := r.Clone(context.WithoutCancel(r.Context()))
+	if r.Body == nil || r.Body == http.NoBody {
+		for _, b := range targets {
+			h.mirror(base, b, nil, host)
+		}
+		return
+	}
+	r.Body = &teeBody{orig: r.Body, limit: h.cfg.MirrorBodyLimit, done: func(body []byte) {
+		for _, b := range targets {
+			h.mirror(base, b, body, host)
+		}
+	}}
+}
+
+// teeBody keeps a copy of what is read through it, up to limit, and hands
+// it to done once the body ends within the limit.
+type teeBody struct {
+	orig  io.ReadCloser
+	buf   []byte
+	limit int64
+	over  bool
+	done  func([]byte)
+}
+
+func (t *teeBody) Read(p []byte) (int, error) {
+	n, err := t.orig.Read(p)
+	if !t.over {
+		if int64(len(t.buf)+n) > t.limit {
+			t.over, t.buf = true, nil
+		} else {
+			t.buf = append(t.buf, p[:n]...)
+		}
+	}
+	if err == io.EOF && !t.over && t.done != nil {
+		done := t.done
+		t.done = nil
+		done(t.buf)
+	}
+	return n, err
+}
+
+func (t *teeBody) Close() error { return t.orig.Close() }
 
 // bufferBody reads r's body, up to limit, so that it can be sent more
 // than once, and puts back a body that replays it for the main request.
@@ -267,7 +323,7 @@ func (b *boundedBody) Close() error { return b.orig.Close() }
 func (h *Handler) bodyTimedOut(w http.ResponseWriter, r *http.Request, route *Route) int {
 	h.cfg.Logger.LogAttrs(r.Context(), slog.LevelDebug, "request body timed out",
 		slog.String("route", route.Source.String()))
-	writeText(w, http.StatusRequestTimeout, "408 Request Timeout: the request body did not arrive in time\n")
+	writeError(w, r, http.StatusRequestTimeout, "the request body did not arrive in time")
 	return http.StatusRequestTimeout
 }
 

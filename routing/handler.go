@@ -106,9 +106,9 @@ func NewHandler(cfg HandlerConfig) *Handler {
 	return &Handler{cfg: cfg, mirrorSlots: make(chan struct{}, cfg.MaxMirrorsInFlight), authClient: newAuthClient(cfg.ExternalAuthTimeout)}
 }
 
-const badRequestLineBody = "400 Bad Request: invalid request method, target or authority\n"
+const badRequestLineMsg = "invalid request method, target or authority"
 
-const notReadyBody = "503 Service Unavailable: Portico has not loaded its configuration yet\n"
+const notReadyMsg = "Portico has not loaded its configuration yet"
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
@@ -118,7 +118,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if h.cfg.AccessLog == nil {
 		if route, code := h.serve(w, r, start); route != nil {
-			h.observe(route, r, code, start)
+			h.observe(route, r, w, code, start)
 		}
 		return
 	}
@@ -126,9 +126,29 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	cw := &countingWriter{ResponseWriter: w}
 	route, code := h.serve(cw, r, start)
 	if route != nil {
-		h.observe(route, r, code, start)
+		h.observe(route, r, w, code, start)
 	}
-	h.logAccess(r, uri, route, code, cw.bytes, start)
+	h.logAccess(r, uri, route, w, code, cw.bytes, start)
+}
+
+// grpcStatus returns the grpc-status a gRPC call was answered with ("" for
+// none), and whether r is a gRPC call at all. Only HTTP/2 carries gRPC, so
+// an HTTP/1.x request costs one comparison. The status is in the headers
+// of a trailers-only answer, else in the trailers, which the upstream
+// Transport sets under http.TrailerPrefix when the backend did not
+// declare them.
+func grpcStatus(r *http.Request, w http.ResponseWriter) (status string, ok bool) {
+	if r.ProtoMajor != 2 || !upstream.IsGRPC(r) {
+		return "", false
+	}
+	h := w.Header()
+	if v := h["Grpc-Status"]; len(v) > 0 {
+		return v[0], true
+	}
+	if v := h[http.TrailerPrefix+"Grpc-Status"]; len(v) > 0 {
+		return v[0], true
+	}
+	return "", true
 }
 
 // serve answers r and returns the route whose series records it (nil
@@ -136,14 +156,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, start time.Time) (*Route, int) {
 	table := h.cfg.Table()
 	if table == nil {
-		writeText(w, http.StatusServiceUnavailable, notReadyBody)
+		writeError(w, r, http.StatusServiceUnavailable, notReadyMsg)
 		return nil, http.StatusServiceUnavailable
 	}
 	// Before anything reads the request: a method, target or authority
 	// that is not valid HTTP/1.1 syntax (only HTTP/2 can deliver one) would
 	// be routed on one meaning and reach the backend with another.
 	if !upstream.ValidRequestLine(r.Method, r.RequestURI, r.Host) {
-		writeText(w, http.StatusBadRequest, badRequestLineBody)
+		writeError(w, r, http.StatusBadRequest, badRequestLineMsg)
 		return table.notFound(), http.StatusBadRequest
 	}
 	if table.misdirected(r) {
@@ -166,6 +186,10 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, start time.Time)
 		route = table.Fallback
 	}
 	if route == nil {
+		if upstream.IsGRPC(r) {
+			upstream.WriteGRPCError(w, http.StatusNotFound, "no route serves this call")
+			return table.notFound(), http.StatusNotFound
+		}
 		return table.notFound(), fallback.NotFound(w)
 	}
 	// One nil check for routes without admission rules. The order is
@@ -210,7 +234,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, start time.Time)
 	return served, out.Status
 }
 
-func (h *Handler) observe(route *Route, r *http.Request, code int, start time.Time) {
+func (h *Handler) observe(route *Route, r *http.Request, w http.ResponseWriter, code int, start time.Time) {
 	m := h.cfg.Metrics
 	if m == nil {
 		return
@@ -221,6 +245,9 @@ func (h *Handler) observe(route *Route, r *http.Request, code int, start time.Ti
 		route.series.Store(s)
 	}
 	s.Observe(r.Method, code, time.Since(start).Seconds())
+	if status, ok := grpcStatus(r, w); ok {
+		s.ObserveGRPC(status)
+	}
 }
 
 // MetricLabels are the labels of the route's request-duration series.
@@ -272,6 +299,17 @@ func (s Source) String() string {
 		return s.Kind + " " + s.Namespace + "/" + s.Name
 	}
 	return s.Kind + " " + s.Namespace + "/" + s.Name + " rule " + s.Rule
+}
+
+// writeError answers with an error of Portico's own: the text body
+// "<code> <reason>: <msg>", or for a gRPC call the gRPC status the code
+// means (upstream.WriteGRPCError), which a gRPC client can read.
+func writeError(w http.ResponseWriter, r *http.Request, code int, msg string) {
+	if upstream.IsGRPC(r) {
+		upstream.WriteGRPCError(w, code, msg)
+		return
+	}
+	writeText(w, code, strconv.Itoa(code)+" "+http.StatusText(code)+": "+msg+"\n")
 }
 
 func writeText(w http.ResponseWriter, code int, body string) {

@@ -466,3 +466,63 @@ func TestGatewayRouteMetrics(t *testing.T) {
 		}
 	}
 }
+
+// TestMirrorGRPCStream: a gRPC call's body is a stream the client may keep
+// open until it has answers, so a mirrored call reaches its backend as the
+// client sends it, and the mirror gets the whole body once it has ended.
+func TestMirrorGRPCStream(t *testing.T) {
+	m := startEcho(t, "mirror")
+	gotFirst := make(chan string, 1)
+	main := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		first := make([]byte, 5)
+		if _, err := io.ReadFull(r.Body, first); err != nil {
+			return
+		}
+		gotFirst <- string(first)
+		rest, _ := io.ReadAll(r.Body)
+		_, _ = w.Write(append(first, rest...))
+	}))
+	t.Cleanup(main.Close)
+	route := prefixRoute("/svc", &upstream.Backend{Name: "main", Endpoints: []string{main.Listener.Addr().String()}})
+	route.Filters = &Filters{Mirrors: []Mirror{{Backend: m.backend(), Percent: 100}}}
+	gw := startGateway(t, route)
+
+	pr, pw := io.Pipe()
+	req, _ := http.NewRequest(http.MethodPost, gw.URL+"/svc/Method", pr)
+	req.Header.Set("Content-Type", "application/grpc")
+	done := make(chan string, 1)
+	go func() {
+		resp, err := noRedirects().Do(req)
+		if err != nil {
+			done <- err.Error()
+			return
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		done <- string(body)
+	}()
+	if _, err := pw.Write([]byte("part1")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case got := <-gotFirst:
+		if got != "part1" {
+			t.Fatalf("backend got %q first", got)
+		}
+	case <-time.After(safety):
+		t.Fatal("the call's body did not reach the backend while the client kept it open")
+	}
+	_, _ = pw.Write([]byte("part2"))
+	pw.Close()
+	if got := <-done; got != "part1part2" {
+		t.Fatalf("response %q", got)
+	}
+	select {
+	case got := <-m.seen:
+		if got.Body != "part1part2" || got.URI != "/svc/Method" {
+			t.Errorf("mirror saw %+v", got)
+		}
+	case <-time.After(safety):
+		t.Fatal("the mirror never got the call")
+	}
+}

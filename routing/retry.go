@@ -96,7 +96,7 @@ func (h *Handler) forwardWithRetry(w http.ResponseWriter, r *http.Request, route
 			slog.String("route", route.Source.String()), slog.String("backend", backendName(b)),
 			slog.Int("attempt", attempt+1), slog.Int("status", out.Status), slog.Duration("backoff", wait))
 		if o != nil && !o.Deadline.IsZero() && time.Now().Add(wait).After(o.Deadline) {
-			writeText(w, http.StatusGatewayTimeout, "504 Gateway Timeout: the route's request timeout passed while retrying\n")
+			writeError(w, r, http.StatusGatewayTimeout, "the route's request timeout passed while retrying")
 			return upstream.Outcome{Status: http.StatusGatewayTimeout, Err: errRetryTimeout}
 		}
 		timer := time.NewTimer(wait)

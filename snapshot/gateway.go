@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/gateway-api/pkg/features"
 
 	porticotls "portico.dev/portico/tls"
+	"portico.dev/portico/upstream"
 )
 
 // gatewayAPIVersion is the Gateway API bundle version the translation
@@ -37,6 +38,7 @@ var SupportedFeatures = sortedFeatures(
 	// Core.
 	features.SupportGateway,
 	features.SupportHTTPRoute,
+	features.SupportGRPCRoute,
 	features.SupportReferenceGrant,
 	// Gateway extended.
 	features.SupportGatewayPort8080,
@@ -51,6 +53,9 @@ var SupportedFeatures = sortedFeatures(
 	features.SupportListenerSet,
 	features.SupportClusterTrustBundle,
 	features.SupportGatewayInfrastructure,
+	// GRPCRoute extended.
+	features.SupportGRPCRouteNamedRouteRule,
+	features.SupportGRPCRouteRequestHeaderModifier,
 	// HTTPRoute extended.
 	features.SupportHTTPRouteQueryParamMatching,
 	features.SupportHTTPRouteMethodMatching,
@@ -99,6 +104,7 @@ const (
 	gatewayGroup = gatewayv1.GroupName
 	kindGateway  = "Gateway"
 	kindHTTP     = "HTTPRoute"
+	kindGRPC     = "GRPCRoute"
 	kindService  = "Service"
 	kindSecret   = "Secret"
 )
@@ -126,6 +132,9 @@ type gatewayTranslator struct {
 	// routes are being translated: routes are translated once per
 	// distinct certificate, so their TLS backends carry it.
 	clientCert *porticotls.KeyPair
+	// grpcBackends are the HTTP/2 copies of resolved backends that
+	// GRPCRoutes send to (grpcBackend).
+	grpcBackends map[*upstream.Backend]*upstream.Backend
 }
 
 // newGatewayTranslator indexes the Gateway API objects and translates the
@@ -148,6 +157,7 @@ func (b *builder) newGatewayTranslator(objs *Objects) *gatewayTranslator {
 			GatewayClasses: make(map[string]gatewayv1.GatewayClassStatus),
 			Gateways:       make(map[types.NamespacedName]gatewayv1.GatewayStatus),
 			HTTPRoutes:     make(map[types.NamespacedName][]gatewayv1.RouteParentStatus),
+			GRPCRoutes:     make(map[types.NamespacedName][]gatewayv1.RouteParentStatus),
 			ListenerSets:   make(map[types.NamespacedName]gatewayv1.ListenerSetStatus),
 		},
 	}
@@ -207,11 +217,22 @@ func (b *builder) gatewayAPI(t *gatewayTranslator, objs *Objects) ([]*Listener, 
 	}
 	t.assignAddresses()
 
-	var routes []*gatewayv1.HTTPRoute
-	routes = append(routes, objs.HTTPRoutes...)
-	slices.SortFunc(routes, func(a, b *gatewayv1.HTTPRoute) int { return olderObject(&a.ObjectMeta, &b.ObjectMeta) })
+	// HTTPRoutes and GRPCRoutes share the listeners' tables, where the
+	// older route wins a tie: both kinds are attached oldest first.
+	type anyRoute struct {
+		meta   *metav1.ObjectMeta
+		attach func()
+	}
+	routes := make([]anyRoute, 0, len(objs.HTTPRoutes)+len(objs.GRPCRoutes))
+	for _, r := range objs.HTTPRoutes {
+		routes = append(routes, anyRoute{&r.ObjectMeta, func() { t.httpRoute(r) }})
+	}
+	for _, r := range objs.GRPCRoutes {
+		routes = append(routes, anyRoute{&r.ObjectMeta, func() { t.grpcRoute(r) }})
+	}
+	slices.SortFunc(routes, func(a, b anyRoute) int { return olderObject(a.meta, b.meta) })
 	for _, r := range routes {
-		t.httpRoute(r)
+		r.attach()
 	}
 
 	listeners := t.listeners()

@@ -20,6 +20,9 @@ import (
 // routeTranslation is what an HTTPRoute's rules compile to, before hosts
 // are known: one template per (rule, match).
 type routeTranslation struct {
+	// kind is the route's kind (HTTPRoute or GRPCRoute): it names the
+	// route in problems, metrics and ReferenceGrants.
+	kind    string
 	matches []*matchTemplate
 	// unsupported, when set, keeps the route from attaching at all
 	// (Accepted=False UnsupportedValue).
@@ -106,7 +109,16 @@ type emission struct {
 // httpRoute attaches one HTTPRoute to the listeners of our Gateways it
 // names, and records its parent statuses.
 func (t *gatewayTranslator) httpRoute(r *gatewayv1.HTTPRoute) {
-	ref := ObjectRef{Kind: kindHTTP, Namespace: r.Namespace, Name: r.Name}
+	if parents := t.route(kindHTTP, r, ""); len(parents) > 0 {
+		t.status.HTTPRoutes[key(r.Namespace, r.Name)] = parents
+	}
+}
+
+// route attaches a route of kind (an HTTPRoute, or a GRPCRoute in its
+// HTTPRoute form) to the listeners of our Gateways it names, and returns
+// its parent statuses. unsupported, when set, keeps it from attaching.
+func (t *gatewayTranslator) route(kind string, r *gatewayv1.HTTPRoute, unsupported string) []gatewayv1.RouteParentStatus {
+	ref := ObjectRef{Kind: kind, Namespace: r.Namespace, Name: r.Name}
 	var tr *routeTranslation
 	// A Gateway's backend client certificate is part of the TLS backends
 	// the route compiles to, so the route is translated once per distinct
@@ -125,7 +137,10 @@ func (t *gatewayTranslator) httpRoute(r *gatewayv1.HTTPRoute) {
 		tr = translations[info.clientCert]
 		if tr == nil {
 			t.clientCert = info.clientCert
-			tr = t.translateRoute(r)
+			tr = t.translateRoute(kind, r)
+			if unsupported != "" {
+				tr.unsupported = unsupported
+			}
 			t.clientCert = nil
 			translations[info.clientCert] = tr
 		}
@@ -148,12 +163,12 @@ func (t *gatewayTranslator) httpRoute(r *gatewayv1.HTTPRoute) {
 		})
 	}
 	if len(parents) == 0 {
-		return
+		return nil
 	}
-	t.status.HTTPRoutes[key(r.Namespace, r.Name)] = parents
 	for _, u := range tr.unresolvedRefs {
 		t.b.problems.add(ref, Error, u.reason, "%s; the requests it would take are answered with 500", u.message)
 	}
+	return parents
 }
 
 func parentSection(pr gatewayv1.ParentReference) string {
@@ -236,12 +251,12 @@ func (t *gatewayTranslator) attach(r *gatewayv1.HTTPRoute, tr *routeTranslation,
 		return string(gatewayv1.RouteReasonNoMatchingParent), "the matching listeners are not valid:" + parentSection(pr)
 	}
 	for _, l := range valid {
-		if l.allowsHTTPRoute && t.allowsNamespace(info, l, r.Namespace) {
+		if l.allows(tr.kind) && t.allowsNamespace(info, l, r.Namespace) {
 			allowed = append(allowed, l)
 		}
 	}
 	if len(allowed) == 0 {
-		return string(gatewayv1.RouteReasonNotAllowedByListeners), fmt.Sprintf("no listener allows HTTPRoutes from namespace %s", r.Namespace)
+		return string(gatewayv1.RouteReasonNotAllowedByListeners), fmt.Sprintf("no listener allows %ss from namespace %s", tr.kind, r.Namespace)
 	}
 	attachedAny := false
 	for _, l := range allowed {
@@ -331,9 +346,10 @@ func intersectHostnames(listener string, route []gatewayv1.Hostname) []routeHost
 	return out
 }
 
-// translateRoute compiles an HTTPRoute's rules.
-func (t *gatewayTranslator) translateRoute(r *gatewayv1.HTTPRoute) *routeTranslation {
-	tr := &routeTranslation{}
+// translateRoute compiles the rules of an HTTPRoute (or of a GRPCRoute in
+// its HTTPRoute form) of kind.
+func (t *gatewayTranslator) translateRoute(kind string, r *gatewayv1.HTTPRoute) *routeTranslation {
+	tr := &routeTranslation{kind: kind}
 	for i := range r.Spec.Rules {
 		rule := &r.Spec.Rules[i]
 		where := fmt.Sprintf("spec.rules[%d]", i)
@@ -374,7 +390,7 @@ func (t *gatewayTranslator) translateRoute(r *gatewayv1.HTTPRoute) *routeTransla
 			m := &matches[j]
 			tmpl := &matchTemplate{
 				rule: i, match: j,
-				source:   routing.Source{Kind: kindHTTP, Namespace: r.Namespace, Name: r.Name, Rule: fmt.Sprintf("%d/%d", i, j)},
+				source:   routing.Source{Kind: kind, Namespace: r.Namespace, Name: r.Name, Rule: fmt.Sprintf("%d/%d", i, j)},
 				backends: backends,
 				filters:  filters,
 				timeouts: timeouts,
@@ -637,7 +653,7 @@ func (t *gatewayTranslator) backendRef(r *gatewayv1.HTTPRoute, tr *routeTranslat
 		tr.unresolved(gatewayv1.RouteReasonInvalidKind, "%s: %s is not a supported backend kind (only core Services)", where, groupKind(group, kind))
 		return placeholder, false
 	}
-	if ns != r.Namespace && !t.granted(kindHTTP, r.Namespace, "", kindService, ns, string(ref.Name)) {
+	if ns != r.Namespace && !t.granted(tr.kind, r.Namespace, "", kindService, ns, string(ref.Name)) {
 		tr.unresolved(gatewayv1.RouteReasonRefNotPermitted, "%s: Service %s is in another namespace and no ReferenceGrant there allows it", where, svc)
 		return placeholder, false
 	}
@@ -656,8 +672,12 @@ func (t *gatewayTranslator) backendRef(r *gatewayv1.HTTPRoute, tr *routeTranslat
 		return rb.backend, false
 	}
 	if len(rb.backend.Endpoints) == 0 {
-		t.b.problems.add(ObjectRef{Kind: kindHTTP, Namespace: r.Namespace, Name: r.Name}, Warning, "NoReadyEndpoints",
+		t.b.problems.add(ObjectRef{Kind: tr.kind, Namespace: r.Namespace, Name: r.Name}, Warning, "NoReadyEndpoints",
 			"backend %s has no ready endpoints; its requests are answered with 503", rb.backend.Name)
 	}
-	return t.withBackendTLS(tr, svc, int32(*ref.Port), rb.backend), true
+	b = t.withBackendTLS(tr, svc, int32(*ref.Port), rb.backend)
+	if tr.kind == kindGRPC {
+		b = t.grpcBackend(b)
+	}
+	return b, true
 }

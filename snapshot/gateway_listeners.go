@@ -76,9 +76,11 @@ type listenerInfo struct {
 	conflictReason, conflictMsg string
 	resolvedReason, resolvedMsg string
 	supportedKinds              []gatewayv1.RouteGroupKind
-	allowsHTTPRoute             bool
-	pair                        *porticotls.KeyPair
-	certSource                  string
+	// allowsHTTP and allowsGRPC: allowedRoutes.kinds lets HTTPRoutes,
+	// GRPCRoutes attach.
+	allowsHTTP, allowsGRPC bool
+	pair                   *porticotls.KeyPair
+	certSource             string
 	// acme: the listener has no certificateRefs and its certificate comes
 	// from the ACME CA (tls.options portico.dev/acme: "true").
 	acme           bool
@@ -194,31 +196,49 @@ func (t *gatewayTranslator) listener(info *gatewayInfo, spec *gatewayv1.Listener
 	return l
 }
 
-// routeKinds resolves allowedRoutes.kinds: only HTTPRoute is served.
+// routeKinds resolves allowedRoutes.kinds: HTTP and HTTPS listeners
+// serve HTTPRoutes and GRPCRoutes (gRPC over h2c on HTTP listeners, over
+// h2 on HTTPS ones).
 func (t *gatewayTranslator) routeKinds(l *listenerInfo) {
-	httpRoute := gatewayv1.RouteGroupKind{Group: ptrTo(gatewayv1.Group(gatewayGroup)), Kind: kindHTTP}
+	kind := func(name string) gatewayv1.RouteGroupKind {
+		return gatewayv1.RouteGroupKind{Group: ptrTo(gatewayv1.Group(gatewayGroup)), Kind: gatewayv1.Kind(name)}
+	}
 	l.supportedKinds = []gatewayv1.RouteGroupKind{}
 	if l.spec.AllowedRoutes == nil || len(l.spec.AllowedRoutes.Kinds) == 0 {
-		l.supportedKinds = append(l.supportedKinds, httpRoute)
-		l.allowsHTTPRoute = true
+		l.supportedKinds = append(l.supportedKinds, kind(kindHTTP), kind(kindGRPC))
+		l.allowsHTTP, l.allowsGRPC = true, true
 		return
 	}
 	var invalid []string
 	for _, k := range l.spec.AllowedRoutes.Kinds {
 		group := string(deref(k.Group, gatewayv1.Group(gatewayGroup)))
-		if group == gatewayGroup && k.Kind == kindHTTP {
-			if !l.allowsHTTPRoute {
-				l.supportedKinds = append(l.supportedKinds, httpRoute)
-			}
-			l.allowsHTTPRoute = true
+		var allows *bool
+		switch {
+		case group == gatewayGroup && k.Kind == kindHTTP:
+			allows = &l.allowsHTTP
+		case group == gatewayGroup && k.Kind == kindGRPC:
+			allows = &l.allowsGRPC
+		default:
+			invalid = append(invalid, groupKind(group, string(k.Kind)))
 			continue
 		}
-		invalid = append(invalid, groupKind(group, string(k.Kind)))
+		if !*allows {
+			l.supportedKinds = append(l.supportedKinds, kind(string(k.Kind)))
+		}
+		*allows = true
 	}
 	if len(invalid) > 0 {
 		l.resolvedReason = string(gatewayv1.ListenerReasonInvalidRouteKinds)
-		l.resolvedMsg = fmt.Sprintf("route kinds %s are not supported (only HTTPRoute)", strings.Join(invalid, ", "))
+		l.resolvedMsg = fmt.Sprintf("route kinds %s are not supported (only HTTPRoute and GRPCRoute)", strings.Join(invalid, ", "))
 	}
+}
+
+// allows reports whether routes of kind may attach to the listener.
+func (l *listenerInfo) allows(kind string) bool {
+	if kind == kindGRPC {
+		return l.allowsGRPC
+	}
+	return l.allowsHTTP
 }
 
 // detectConflicts marks listeners of one object that cannot share their

@@ -75,7 +75,7 @@ func describeGateway(s *snapshot.Snapshot, section func(string, []string)) {
 		section("listeners", lines)
 	}
 	st := s.GatewayAPI
-	if len(st.GatewayClasses)+len(st.Gateways)+len(st.HTTPRoutes)+len(st.BackendTLSPolicies)+len(st.ListenerSets)+len(st.GatewayServices) == 0 {
+	if len(st.GatewayClasses)+len(st.Gateways)+len(st.HTTPRoutes)+len(st.GRPCRoutes)+len(st.BackendTLSPolicies)+len(st.ListenerSets)+len(st.GatewayServices) == 0 {
 		return
 	}
 	var lines []string
@@ -116,9 +116,25 @@ func describeGateway(s *snapshot.Snapshot, section func(string, []string)) {
 			lines = append(lines, describeListenerStatus(l.Name, l.SupportedKinds, l.AttachedRoutes, l.Conditions)...)
 		}
 	}
-	for _, name := range sortedKeys(st.HTTPRoutes, types.NamespacedName.String) {
-		lines = append(lines, "HTTPRoute "+name.String())
-		for _, p := range st.HTTPRoutes[name] {
+	lines = append(lines, describeRouteStatus("HTTPRoute", st.HTTPRoutes)...)
+	lines = append(lines, describeRouteStatus("GRPCRoute", st.GRPCRoutes)...)
+	for _, name := range sortedKeys(st.BackendTLSPolicies, types.NamespacedName.String) {
+		lines = append(lines, "BackendTLSPolicy "+name.String())
+		for _, a := range st.BackendTLSPolicies[name].Ancestors {
+			lines = append(lines, fmt.Sprintf("  ancestor %s %s/%s by %s", *a.AncestorRef.Kind, *a.AncestorRef.Namespace, a.AncestorRef.Name, a.ControllerName))
+			lines = append(lines, describeConditions("    ", a.Conditions)...)
+		}
+	}
+	section("gateway api status", lines)
+	describeGatewayServices(st.GatewayServices, section)
+}
+
+// describeRouteStatus lists the parent statuses of routes of one kind.
+func describeRouteStatus(kind string, routes map[types.NamespacedName][]gatewayv1.RouteParentStatus) []string {
+	var lines []string
+	for _, name := range sortedKeys(routes, types.NamespacedName.String) {
+		lines = append(lines, kind+" "+name.String())
+		for _, p := range routes[name] {
 			ns := "-"
 			if p.ParentRef.Namespace != nil {
 				ns = string(*p.ParentRef.Namespace)
@@ -138,15 +154,7 @@ func describeGateway(s *snapshot.Snapshot, section func(string, []string)) {
 			lines = append(lines, describeConditions("    ", p.Conditions)...)
 		}
 	}
-	for _, name := range sortedKeys(st.BackendTLSPolicies, types.NamespacedName.String) {
-		lines = append(lines, "BackendTLSPolicy "+name.String())
-		for _, a := range st.BackendTLSPolicies[name].Ancestors {
-			lines = append(lines, fmt.Sprintf("  ancestor %s %s/%s by %s", *a.AncestorRef.Kind, *a.AncestorRef.Namespace, a.AncestorRef.Name, a.ControllerName))
-			lines = append(lines, describeConditions("    ", a.Conditions)...)
-		}
-	}
-	section("gateway api status", lines)
-	describeGatewayServices(st.GatewayServices, section)
+	return lines
 }
 
 // describeGatewayServices lists the Services kept for Gateways; a case
@@ -979,5 +987,54 @@ func TestIngressAndGatewayShareTLSBackend(t *testing.T) {
 	}
 	if fromGateway == nil || fromIngress.TLS != fromGateway.TLS {
 		t.Error("the Ingress route and the HTTPRoute to one TLS Service port got different TLS settings")
+	}
+}
+
+// TestGRPCRouteMatching sends gRPC calls (POST /<service>/<method>) to the
+// table the gateway-grpcroute case compiles: each is served by the rule
+// and match the GRPCRoute method and header matches give it, and the
+// HTTPRoute on the same listener keeps its own paths.
+func TestGRPCRouteMatching(t *testing.T) {
+	s := snapshot.Build(fixture.Dir(t, "testdata/gateway-grpcroute"), gatewayConfig, nil)
+	var table *routing.Table
+	for _, l := range s.Listeners {
+		if l.Port == 80 {
+			table = l.Routes
+		}
+	}
+	if table == nil {
+		t.Fatal("no listener on port 80")
+	}
+	tests := []struct {
+		host, path string
+		headers    map[string]string
+		want       string // "<kind> <name> rule <rule>/<match>", or "404"
+	}{
+		{"grpc.example.com", "/echo.Echo/Unary", nil, "GRPCRoute infra/methods rule 0/0"},
+		{"grpc.example.com", "/echo.Echo/Other", map[string]string{"Version": "2", "X-Tenant": "t42"}, "GRPCRoute infra/methods rule 0/1"},
+		{"grpc.example.com", "/echo.Echo/Other", map[string]string{"Version": "2", "X-Tenant": "nobody"}, "GRPCRoute infra/methods rule 2/0"},
+		{"grpc.example.com", "/any.Service/Health", nil, "GRPCRoute infra/methods rule 1/0"},
+		{"grpc.example.com", "/echo.v2.Echo/StreamBoth", nil, "GRPCRoute infra/methods rule 1/1"},
+		{"grpc.example.com", "/echo.vx.Echo/StreamBoth", nil, "GRPCRoute infra/methods rule 2/0"},
+		{"grpc.example.com", "/echo.EchoX/Unary", nil, "GRPCRoute infra/methods rule 2/0"},
+		{"grpc.example.com", "/web/page", nil, "HTTPRoute infra/web rule 0/0"},
+		{"a.grpc.example.com", "/x.Y/Z", nil, "GRPCRoute infra/wildcard rule 0/0"},
+		{"b.grpc.example.com", "/x.Y/Z", nil, "404"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.host+tt.path, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodPost, "http://"+tt.host+tt.path, nil)
+			r.Header.Set("Content-Type", "application/grpc")
+			for k, v := range tt.headers {
+				r.Header.Set(k, v)
+			}
+			got := "404"
+			if route := table.MatchRequest(r, tt.path); route != nil {
+				got = route.Source.String()
+			}
+			if got != tt.want {
+				t.Errorf("%s%s served by %s, want %s", tt.host, tt.path, got, tt.want)
+			}
+		})
 	}
 }

@@ -62,6 +62,8 @@ type GatewayAPIStatus struct {
 	// controller; other controllers' entries are not in it and must be
 	// kept as they are.
 	HTTPRoutes map[types.NamespacedName][]gatewayv1.RouteParentStatus
+	// GRPCRoutes is HTTPRoutes for GRPCRoutes.
+	GRPCRoutes map[types.NamespacedName][]gatewayv1.RouteParentStatus
 	// BackendTLSPolicies maps each policy that one of our Gateways' routes
 	// uses to its ancestor statuses written by this controller, one per
 	// such Gateway; other controllers' ancestors must be kept as they are.

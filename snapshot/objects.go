@@ -25,6 +25,7 @@ type Objects struct {
 	GatewayClasses  []*gatewayv1.GatewayClass
 	Gateways        []*gatewayv1.Gateway
 	HTTPRoutes      []*gatewayv1.HTTPRoute
+	GRPCRoutes      []*gatewayv1.GRPCRoute
 	ReferenceGrants []*gatewayv1.ReferenceGrant
 	// ListenerSets add listeners to Gateways that allow them.
 	ListenerSets []*gatewayv1.ListenerSet

@@ -261,6 +261,10 @@ func (w *Writer) syncGatewayAPI(ctx context.Context, objs snapshot.Objects, snap
 			want := st.HTTPRoutes[types.NamespacedName{Namespace: r.Namespace, Name: r.Name}]
 			errs = append(errs, w.writeHTTPRoute(ctx, r, want))
 		}
+		for _, r := range objs.GRPCRoutes {
+			want := st.GRPCRoutes[types.NamespacedName{Namespace: r.Namespace, Name: r.Name}]
+			errs = append(errs, w.writeGRPCRoute(ctx, r, want))
+		}
 		for _, p := range objs.BackendTLSPolicies {
 			want := st.BackendTLSPolicies[types.NamespacedName{Namespace: p.Namespace, Name: p.Name}]
 			errs = append(errs, w.writeBackendTLSPolicy(ctx, p, want.Ancestors))
@@ -329,6 +333,24 @@ func (w *Writer) writeHTTPRoute(ctx context.Context, obj *gatewayv1.HTTPRoute, w
 	}
 	return updateStatus(ctx, w, "HTTPRoute", obj, w.Gateway.GatewayV1().HTTPRoutes(obj.Namespace),
 		func(o *gatewayv1.HTTPRoute) (*gatewayv1.HTTPRoute, bool) {
+			desired := desiredRouteParents(o.Status.Parents, w.GatewayController, want, w.now())
+			if equality.Semantic.DeepEqual(o.Status.Parents, desired) {
+				return nil, false
+			}
+			update := o.DeepCopy()
+			update.Status.Parents = desired
+			return update, true
+		})
+}
+
+func (w *Writer) writeGRPCRoute(ctx context.Context, obj *gatewayv1.GRPCRoute, want []gatewayv1.RouteParentStatus) error {
+	if len(want) == 0 && !slices.ContainsFunc(obj.Status.Parents, func(p gatewayv1.RouteParentStatus) bool {
+		return p.ControllerName == w.GatewayController
+	}) {
+		return nil // neither ours now nor before: another controller's route
+	}
+	return updateStatus(ctx, w, "GRPCRoute", obj, w.Gateway.GatewayV1().GRPCRoutes(obj.Namespace),
+		func(o *gatewayv1.GRPCRoute) (*gatewayv1.GRPCRoute, bool) {
 			desired := desiredRouteParents(o.Status.Parents, w.GatewayController, want, w.now())
 			if equality.Semantic.DeepEqual(o.Status.Parents, desired) {
 				return nil, false

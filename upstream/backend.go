@@ -15,13 +15,21 @@ const (
 	// HTTP1 is HTTP/1.1 over plain TCP with keep-alive.
 	HTTP1 Protocol = iota
 	// H2C is HTTP/2 over plain TCP with prior knowledge, selected by a
-	// Service port's appProtocol "kubernetes.io/h2c".
+	// Service port's appProtocol "kubernetes.io/h2c"; inside TLS
+	// (Backend.TLS), HTTP/1.1 is spoken.
 	H2C
+	// H2 is HTTP/2 whatever the transport: with prior knowledge over
+	// plain TCP, negotiated by ALPN inside TLS. gRPC needs it, so it is
+	// what GRPCRoute backends speak.
+	H2
 )
 
 func (p Protocol) String() string {
-	if p == H2C {
+	switch p {
+	case H2C:
 		return "h2c"
+	case H2:
+		return "h2"
 	}
 	return "http/1.1"
 }

@@ -13,8 +13,17 @@ import (
 
 // forwardH2C proxies r to an endpoint speaking HTTP/2 over plain TCP, through
 // the Transport's shared HTTP/2 client, which multiplexes requests over
-// one connection per endpoint.
+// one connection per endpoint; or, for an H2 backend with TLS, inside TLS
+// through the HTTP/2 client of its TLS settings.
 func (t *Transport) forwardH2C(w http.ResponseWriter, r *http.Request, b *Backend, o *ForwardOptions) Outcome {
+	rt, scheme := t.h2, "http"
+	if b.TLS != nil {
+		tr, err := t.h2TLS(b.TLS)
+		if err != nil {
+			return writeError(w, r, http.StatusBadGateway, "backend "+b.Name+" cannot be reached over TLS as configured", err)
+		}
+		rt, scheme = tr, "https"
+	}
 	ctx := r.Context()
 	host := r.Host
 	if o != nil && o.Host != "" {
@@ -27,7 +36,7 @@ func (t *Transport) forwardH2C(w http.ResponseWriter, r *http.Request, b *Backen
 	// As for HTTP/1.1 (see writeRequest): the routing handler refused such
 	// requests already, this guards against handlers that edited r since.
 	if !ValidRequestLine(r.Method, target, r.Host) || !ValidAuthority(host) {
-		return writeError(w, http.StatusBadRequest, "request cannot be forwarded", ErrInvalidRequestLine)
+		return writeError(w, r, http.StatusBadRequest, "request cannot be forwarded", ErrInvalidRequestLine)
 	}
 	f := t.forwardingFor(r)
 	if o != nil {
@@ -98,7 +107,7 @@ func (t *Transport) forwardH2C(w http.ResponseWriter, r *http.Request, b *Backen
 		idle.timer = time.AfterFunc(readTimeout(o, t.responseHeaderTimeout), idle.fire)
 		out := &http.Request{
 			Method:        r.Method,
-			URL:           targetURL(endpoint, r),
+			URL:           targetURL(scheme, endpoint, r),
 			Proto:         "HTTP/2.0",
 			ProtoMajor:    2,
 			Header:        header,
@@ -111,7 +120,7 @@ func (t *Transport) forwardH2C(w http.ResponseWriter, r *http.Request, b *Backen
 			out.ContentLength = 0
 		}
 		out = out.WithContext(reqCtx)
-		resp, err := t.h2.RoundTrip(out)
+		resp, err := rt.RoundTrip(out)
 		idle.timer.Stop()
 		if err != nil {
 			cause := context.Cause(reqCtx)
@@ -135,14 +144,14 @@ func (t *Transport) forwardH2C(w http.ResponseWriter, r *http.Request, b *Backen
 				return interrupted(w, r, err)
 			}
 			if errors.Is(cause, errHeaderTimeout) {
-				return writeError(w, http.StatusGatewayTimeout, "backend "+b.Name+" did not answer in time", errHeaderTimeout)
+				return writeError(w, r, http.StatusGatewayTimeout, "backend "+b.Name+" did not answer in time", errHeaderTimeout)
 			}
 			if tb, ok := body.(*trackedBody); ok {
 				if berr := tb.readErr(); berr != nil {
 					return t.exchangeFailed(w, r, b, &clientBodyError{berr})
 				}
 			}
-			return writeError(w, http.StatusBadGateway, "backend "+b.Name+" failed to answer", err)
+			return writeError(w, r, http.StatusBadGateway, "backend "+b.Name+" failed to answer", err)
 		}
 		idle.body.Store(true)
 		_, outcome := t.writeResponse(w, r, resp, o, idle)
@@ -151,6 +160,30 @@ func (t *Transport) forwardH2C(w http.ResponseWriter, r *http.Request, b *Backen
 		cancel(nil)
 		return outcome
 	}
+}
+
+// h2TLS returns the HTTP/2 client of an H2 backend's TLS settings: one
+// per distinct settings (a client certificate included), so connections
+// made with one are never reused with another; net/http multiplexes
+// requests over one connection per endpoint. The protocol must be h2 by
+// ALPN: a backend that offers only HTTP/1.1 fails the exchange.
+func (t *Transport) h2TLS(bt *BackendTLS) (*http.Transport, error) {
+	cfg, id, err := bt.prepare()
+	if err != nil {
+		return nil, &tlsSetupError{err}
+	}
+	if tr, ok := t.h2tls.Load(id); ok {
+		return tr.(*http.Transport), nil
+	}
+	tc := cfg.Clone()
+	tc.NextProtos = []string{"h2"}
+	var h2 http.Protocols
+	h2.SetHTTP2(true)
+	tr := t.h2.Clone()
+	tr.Protocols = &h2
+	tr.TLSClientConfig = tc
+	v, _ := t.h2tls.LoadOrStore(id, tr)
+	return v.(*http.Transport), nil
 }
 
 // trackedBody passes the inbound body to the HTTP/2 client without letting it
@@ -195,14 +228,14 @@ func (b *trackedBody) Close() error { return nil }
 // the client sent them: an Opaque path is written to :path verbatim, where a
 // parsed Path would be re-escaped. Paths starting with "//" would read as an
 // authority in Opaque form and fall back to the parsed path.
-func targetURL(endpoint string, r *http.Request) *url.URL {
+func targetURL(scheme, endpoint string, r *http.Request) *url.URL {
 	uri := r.RequestURI
 	if strings.HasPrefix(uri, "/") && !strings.HasPrefix(uri, "//") {
 		path, query, _ := strings.Cut(uri, "?")
-		return &url.URL{Scheme: "http", Host: endpoint, Opaque: path, RawQuery: query}
+		return &url.URL{Scheme: scheme, Host: endpoint, Opaque: path, RawQuery: query}
 	}
 	return &url.URL{
-		Scheme:   "http",
+		Scheme:   scheme,
 		Host:     endpoint,
 		Path:     r.URL.Path,
 		RawPath:  r.URL.RawPath,

@@ -91,7 +91,7 @@ func (t *Transport) forwardHTTP1(w http.ResponseWriter, r *http.Request, b *Back
 	first := b.next()
 	p, err := t.poolFor(b, b.Endpoints[first])
 	if err != nil {
-		return writeError(w, http.StatusBadGateway, "backend "+b.Name+" cannot be reached over TLS as configured", err)
+		return writeError(w, r, http.StatusBadGateway, "backend "+b.Name+" cannot be reached over TLS as configured", err)
 	}
 	c, err := t.getConn(ctx, p, b.Name)
 	if err != nil && n > 1 && ctx.Err() == nil {
@@ -129,10 +129,10 @@ func (t *Transport) forwardHTTP1(w http.ResponseWriter, r *http.Request, b *Back
 		switch {
 		case upgrade == "":
 			c.discard(ctx)
-			return writeError(w, http.StatusBadGateway, "backend "+b.Name+" sent an invalid response", errUnexpected101)
+			return writeError(w, r, http.StatusBadGateway, "backend "+b.Name+" sent an invalid response", errUnexpected101)
 		case !strings.EqualFold(resp.Header.Get("Upgrade"), upgrade):
 			c.discard(ctx)
-			return writeError(w, http.StatusBadGateway, "backend "+b.Name+" sent an invalid response", errUpgradeMismatch)
+			return writeError(w, r, http.StatusBadGateway, "backend "+b.Name+" sent an invalid response", errUpgradeMismatch)
 		}
 		c.settle(ctx)
 		return t.serveTunnel(w, c, resp, upgrade)
@@ -160,7 +160,7 @@ func (t *Transport) connectFailed(w http.ResponseWriter, r *http.Request, b *Bac
 	if r.Context().Err() != nil {
 		return interrupted(w, r, err)
 	}
-	return writeError(w, http.StatusBadGateway, "cannot connect to backend "+b.Name, err)
+	return writeError(w, r, http.StatusBadGateway, "cannot connect to backend "+b.Name, err)
 }
 
 // exchangeFailed answers a request whose exchange failed before any of the
@@ -169,32 +169,32 @@ func (t *Transport) exchangeFailed(w http.ResponseWriter, r *http.Request, b *Ba
 	// Checked before the context: net/http cancels an HTTP/1.x request
 	// whose body read failed, a timeout included.
 	if errors.Is(err, ErrClientBodyTimeout) && timeoutCause(r.Context()) == nil {
-		return writeError(w, http.StatusRequestTimeout, "the request body did not arrive in time", err)
+		return writeError(w, r, http.StatusRequestTimeout, "the request body did not arrive in time", err)
 	}
 	if r.Context().Err() != nil {
 		return interrupted(w, r, err)
 	}
 	var ire *invalidRequestError
 	if errors.As(err, &ire) {
-		return writeError(w, http.StatusBadRequest, "request cannot be forwarded", err)
+		return writeError(w, r, http.StatusBadRequest, "request cannot be forwarded", err)
 	}
 	var cbe *clientBodyError
 	if errors.As(err, &cbe) {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return writeError(w, http.StatusRequestEntityTooLarge, "request body too large", err)
+			return writeError(w, r, http.StatusRequestEntityTooLarge, "request body too large", err)
 		}
-		return writeError(w, http.StatusBadRequest, "request body could not be read", err)
+		return writeError(w, r, http.StatusBadRequest, "request body could not be read", err)
 	}
 	var ne net.Error
 	if errors.Is(err, errHeaderTimeout) || (errors.As(err, &ne) && ne.Timeout()) {
-		return writeError(w, http.StatusGatewayTimeout, "backend "+b.Name+" did not answer in time", err)
+		return writeError(w, r, http.StatusGatewayTimeout, "backend "+b.Name+" did not answer in time", err)
 	}
 	var bre *badResponseError
 	if errors.As(err, &bre) {
-		return writeError(w, http.StatusBadGateway, "backend "+b.Name+" sent an invalid response", err)
+		return writeError(w, r, http.StatusBadGateway, "backend "+b.Name+" sent an invalid response", err)
 	}
-	return writeError(w, http.StatusBadGateway, "backend "+b.Name+" closed the connection without answering", err)
+	return writeError(w, r, http.StatusBadGateway, "backend "+b.Name+" closed the connection without answering", err)
 }
 
 // deadConnection reports whether err looks like a connection the backend

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -58,6 +59,9 @@ func (t *Transport) writeResponse(w http.ResponseWriter, r *http.Request, resp *
 		// A route timeout ended the response midway: cut the client's
 		// connection, as for a truncated backend response.
 		out.Err = timeoutCause(r.Context())
+		if grpcTrailers(w, r, http.StatusGatewayTimeout, out.Err.Error()) {
+			return false, out
+		}
 		abortClient(w)
 		return false, out
 	case clientErr != nil || r.Context().Err() != nil:
@@ -72,6 +76,9 @@ func (t *Transport) writeResponse(w http.ResponseWriter, r *http.Request, resp *
 		// the client's connection so the truncation is not mistaken for a
 		// complete response.
 		out.Err = &badResponseError{backendErr}
+		if grpcTrailers(w, r, http.StatusBadGateway, "the backend's response was cut off") {
+			return false, out
+		}
 		abortClient(w)
 		return false, out
 	}
@@ -87,6 +94,21 @@ func (t *Transport) writeResponse(w http.ResponseWriter, r *http.Request, resp *
 		}
 	}
 	return true, out
+}
+
+// grpcTrailers ends the HTTP/2 response to a gRPC call that failed after
+// its headers were sent with the status Portico means by code, in the
+// trailers where a gRPC client looks for it: otherwise the stream would
+// just end, and the client would report a missing status rather than
+// why. It reports false, doing nothing, for any other request.
+func grpcTrailers(w http.ResponseWriter, r *http.Request, code int, msg string) bool {
+	if r.ProtoMajor != 2 || !IsGRPC(r) {
+		return false
+	}
+	h := w.Header()
+	h[http.TrailerPrefix+"Grpc-Status"] = []string{strconv.Itoa(GRPCStatusOf(code))}
+	h[http.TrailerPrefix+"Grpc-Message"] = []string{grpcMessage(strconv.Itoa(code) + " " + http.StatusText(code) + ": " + msg)}
+	return true
 }
 
 // trailerNames joins the declared trailer names for the Trailer header.

@@ -183,6 +183,9 @@ type Transport struct {
 	// for it; net/http's Transport multiplexes requests over one
 	// connection per endpoint.
 	h2 *http.Transport
+	// h2tls holds, per BackendTLS pool identity, the HTTP/2 client of H2
+	// backends reached over TLS (h2TLS).
+	h2tls sync.Map
 
 	// closed is read on every pooled connection's return, so it is atomic;
 	// mu guards tunnels and orders Close against track.
@@ -307,6 +310,10 @@ func (t *Transport) Close() error {
 			tn.close()
 		}
 		t.h2.CloseIdleConnections()
+		t.h2tls.Range(func(_, v any) bool {
+			v.(*http.Transport).CloseIdleConnections()
+			return true
+		})
 	})
 	return nil
 }
@@ -368,6 +375,7 @@ func sendTimeout(o *ForwardOptions, def time.Duration) time.Duration {
 var (
 	errRouteTimeout   = errors.New("route request timeout")
 	errBackendTimeout = errors.New("backend request timeout")
+	errGRPCTimeout    = errors.New("grpc-timeout of the call")
 )
 
 // Forward proxies r to one of b's endpoints and writes the whole response,
@@ -378,13 +386,23 @@ func (t *Transport) Forward(w http.ResponseWriter, r *http.Request, b *Backend) 
 
 // ForwardWith is Forward with options; o may be nil.
 func (t *Transport) ForwardWith(w http.ResponseWriter, r *http.Request, b *Backend, o *ForwardOptions) Outcome {
+	var deadline time.Time
+	var cause error
 	if o != nil && (!o.Deadline.IsZero() || o.BackendTimeout > 0) {
-		deadline, cause := o.Deadline, errRouteTimeout
+		deadline, cause = o.Deadline, errRouteTimeout
 		if o.BackendTimeout > 0 {
 			if d := time.Now().Add(o.BackendTimeout); deadline.IsZero() || d.Before(deadline) {
 				deadline, cause = d, errBackendTimeout
 			}
 		}
+	}
+	// A gRPC call's own deadline bounds the exchange too, so a call that
+	// has given up does not hold a backend stream; the backend gets the
+	// header as well and usually ends the call first.
+	if d := grpcDeadline(r); !d.IsZero() && (deadline.IsZero() || d.Before(deadline)) {
+		deadline, cause = d, errGRPCTimeout
+	}
+	if cause != nil {
 		ctx, cancel := context.WithDeadlineCause(r.Context(), deadline, cause)
 		defer cancel()
 		r = r.WithContext(ctx)
@@ -394,16 +412,16 @@ func (t *Transport) ForwardWith(w http.ResponseWriter, r *http.Request, b *Backe
 		if b != nil {
 			name = b.Name
 		}
-		return writeError(w, http.StatusServiceUnavailable, "no ready endpoints for backend "+name, errNoEndpoints)
+		return writeError(w, r, http.StatusServiceUnavailable, "no ready endpoints for backend "+name, errNoEndpoints)
 	}
 	if r.URL == nil {
-		return writeError(w, http.StatusBadRequest, "request has no target", errNoURL)
+		return writeError(w, r, http.StatusBadRequest, "request has no target", errNoURL)
 	}
 	if r.Method == http.MethodConnect {
-		return writeError(w, http.StatusMethodNotAllowed, "CONNECT is not proxied to backend "+b.Name, errConnect)
+		return writeError(w, r, http.StatusMethodNotAllowed, "CONNECT is not proxied to backend "+b.Name, errConnect)
 	}
 	var out Outcome
-	if b.Protocol == H2C && b.TLS == nil {
+	if (b.Protocol == H2C && b.TLS == nil) || b.Protocol == H2 {
 		out = t.forwardH2C(w, r, b, o)
 	} else {
 		out = t.forwardHTTP1(w, r, b, o)
@@ -419,7 +437,7 @@ func timeoutCause(ctx context.Context) error {
 		return nil
 	}
 	cause := context.Cause(ctx)
-	if errors.Is(cause, errRouteTimeout) || errors.Is(cause, errBackendTimeout) {
+	if errors.Is(cause, errRouteTimeout) || errors.Is(cause, errBackendTimeout) || errors.Is(cause, errGRPCTimeout) {
 		return cause
 	}
 	return nil
@@ -430,7 +448,7 @@ func timeoutCause(ctx context.Context) error {
 // otherwise the client went away and gets nothing.
 func interrupted(w http.ResponseWriter, r *http.Request, err error) Outcome {
 	if cause := timeoutCause(r.Context()); cause != nil {
-		return writeError(w, http.StatusGatewayTimeout, "the backend did not answer within the "+cause.Error(), cause)
+		return writeError(w, r, http.StatusGatewayTimeout, "the backend did not answer within the "+cause.Error(), cause)
 	}
 	return Outcome{Status: StatusClientClosedRequest, Err: err}
 }
@@ -455,9 +473,14 @@ type dialError struct{ err error }
 func (e *dialError) Error() string { return "dial: " + e.err.Error() }
 func (e *dialError) Unwrap() error { return e.err }
 
-// writeError answers with a short plain-text body naming the failure. It must
+// writeError answers with a short plain-text body naming the failure, or
+// for a gRPC call r (nil for none) with the matching gRPC status. It must
 // only be called before anything of the response was written.
-func writeError(w http.ResponseWriter, status int, msg string, err error) Outcome {
+func writeError(w http.ResponseWriter, r *http.Request, status int, msg string, err error) Outcome {
+	if r != nil && IsGRPC(r) {
+		WriteGRPCError(w, status, msg)
+		return Outcome{Status: status, Err: err}
+	}
 	body := itoa3(status) + " " + http.StatusText(status) + ": " + msg + "\n"
 	h := w.Header()
 	h["Content-Type"] = []string{"text/plain; charset=utf-8"}

@@ -87,7 +87,7 @@ func (t *Transport) serveTunnel(w http.ResponseWriter, c *conn, resp *http.Respo
 	clientConn, clientBuf, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		c.close()
-		return writeError(w, http.StatusInternalServerError, "cannot switch protocols on this connection", errors.Join(errNoHijack, err))
+		return writeError(w, nil, http.StatusInternalServerError, "cannot switch protocols on this connection", errors.Join(errNoHijack, err))
 	}
 	out := Outcome{Status: http.StatusSwitchingProtocols}
 	// The inbound server's read and write timeouts are meant for requests,

@@ -48,6 +48,9 @@ type optionalResources struct {
 	// listenerSets (standard from v1.5): without them Gateways have
 	// only their own listeners.
 	listenerSets bool
+	// grpcRoutes (standard from v1.1): without them only HTTPRoutes are
+	// served.
+	grpcRoutes bool
 	// clusterTrustBundles (certificates.k8s.io/v1, Kubernetes 1.37):
 	// without them CA bundles come from ConfigMaps only.
 	clusterTrustBundles bool
@@ -60,6 +63,9 @@ func (o optionalResources) String() string {
 	}
 	if o.listenerSets {
 		served = append(served, "listenersets")
+	}
+	if o.grpcRoutes {
+		served = append(served, "grpcroutes")
 	}
 	if o.clusterTrustBundles {
 		served = append(served, "clustertrustbundles.certificates.k8s.io")
@@ -85,6 +91,7 @@ type gatewayListers struct {
 	// does not serve them.
 	backendTLSPolicies []func() ([]*gatewayv1.BackendTLSPolicy, error)
 	listenerSets       []func() ([]*gatewayv1.ListenerSet, error)
+	grpcRoutes         []func() ([]*gatewayv1.GRPCRoute, error)
 	// clusterTrustBundles is nil when the API server does not serve them.
 	clusterTrustBundles func() ([]*certificatesv1.ClusterTrustBundle, error)
 	configMaps          []func() ([]*corev1.ConfigMap, error)
@@ -98,6 +105,7 @@ func (gl *gatewayListers) objects(o *snapshot.Objects) {
 	o.ReferenceGrants = collect(gl.referenceGrants)
 	o.BackendTLSPolicies = collect(gl.backendTLSPolicies)
 	o.ListenerSets = collect(gl.listenerSets)
+	o.GRPCRoutes = collect(gl.grpcRoutes)
 	if gl.clusterTrustBundles != nil {
 		o.ClusterTrustBundles, _ = gl.clusterTrustBundles()
 	}
@@ -159,7 +167,7 @@ func (w *gatewayWatch) check(ctx context.Context) error {
 	}
 	if w.installed == nil || *w.installed != installed {
 		if installed {
-			w.log.Info("Gateway API CRDs found: watching GatewayClasses, Gateways, HTTPRoutes, ReferenceGrants, BackendTLSPolicies, ListenerSets and ClusterTrustBundles (when served), CA ConfigMaps and Namespaces",
+			w.log.Info("Gateway API CRDs found: watching GatewayClasses, Gateways, HTTPRoutes, GRPCRoutes (when served), ReferenceGrants, BackendTLSPolicies, ListenerSets and ClusterTrustBundles (when served), CA ConfigMaps and Namespaces",
 				"optional", optional.String())
 		} else {
 			w.log.Warn("Gateway API CRDs (gateway.networking.k8s.io/v1) are not installed: serving Ingresses only, and checking again periodically",
@@ -212,7 +220,7 @@ func (w *gatewayWatch) discover(ctx context.Context) (installed bool, missing []
 			missing = append(missing, r)
 		}
 	}
-	optional = optionalResources{backendTLSPolicies: served["backendtlspolicies"], listenerSets: served["listenersets"]}
+	optional = optionalResources{backendTLSPolicies: served["backendtlspolicies"], listenerSets: served["listenersets"], grpcRoutes: served["grpcroutes"]}
 	certs, err := disc.ServerResourcesForGroupVersionWithContext(ctx, certificatesv1.SchemeGroupVersion.String())
 	switch {
 	case apierrors.IsNotFound(err):
@@ -301,6 +309,13 @@ func (w *gatewayWatch) start(ctx context.Context, optional optionalResources) er
 			watch(sets.Informer())
 			gl.listenerSets = append(gl.listenerSets, func() ([]*gatewayv1.ListenerSet, error) {
 				return sets.Lister().List(labels.Everything())
+			})
+		}
+		if optional.grpcRoutes {
+			grpc := f.Gateway().V1().GRPCRoutes()
+			watch(grpc.Informer())
+			gl.grpcRoutes = append(gl.grpcRoutes, func() ([]*gatewayv1.GRPCRoute, error) {
+				return grpc.Lister().List(labels.Everything())
 			})
 		}
 

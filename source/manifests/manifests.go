@@ -213,5 +213,6 @@ func (w *watcher) logObjects(msg string, objs snapshot.Objects) {
 		slog.Int("gatewayClasses", len(objs.GatewayClasses)),
 		slog.Int("gateways", len(objs.Gateways)),
 		slog.Int("httpRoutes", len(objs.HTTPRoutes)),
+		slog.Int("grpcRoutes", len(objs.GRPCRoutes)),
 	)
 }
