@@ -151,9 +151,10 @@ type builder struct {
 	// gateway translates the Gateway API objects; nil when Gateway API
 	// support is off.
 	gateway *gatewayTranslator
-	// h2c holds the HTTP/2 copies of backends (ingress-nginx's
-	// backend-protocol GRPC), by the backend they copy.
-	h2c map[*upstream.Backend]*upstream.Backend
+	// grpcBackends holds the HTTP/2 copies of backends that gRPC is sent
+	// to (GRPCRoutes, ingress-nginx's backend-protocol GRPC and GRPCS), by
+	// the backend they copy (grpcBackend).
+	grpcBackends map[*upstream.Backend]*upstream.Backend
 	// clusterIP holds the cluster-IP copies of backends (ingress-nginx's
 	// service-upstream), by the backend they copy.
 	clusterIP map[*upstream.Backend]*upstream.Backend
@@ -204,8 +205,8 @@ func (b *builder) ingress(ing *networkingv1.Ingress) ingressTranslation {
 	for _, r := range tr.routes {
 		resolved := r.Backend
 		r.Backend = b.withServiceTLS(r.Backend)
-		if tr.h2c {
-			r.Backend = b.h2cBackend(r.Backend)
+		if tr.grpc {
+			r.Backend = b.grpcBackend(r.Backend)
 		}
 		if tr.serviceUpstream {
 			r.Backend = b.clusterIPBackend(ref, resolved, r.Backend)
@@ -240,20 +241,21 @@ func (b *builder) clusterIPBackend(ref ObjectRef, resolved, be *upstream.Backend
 	return c
 }
 
-// h2cBackend returns the copy of a backend that speaks HTTP/2 with prior
-// knowledge, one per backend so that the routes asking for it share it.
-func (b *builder) h2cBackend(be *upstream.Backend) *upstream.Backend {
-	if be.Protocol == upstream.H2C {
-		return be
-	}
-	if c := b.h2c[be]; c != nil {
+// grpcBackend is the backend gRPC calls are sent to: be spoken to over
+// HTTP/2 whatever the Service port's appProtocol, since gRPC needs HTTP/2:
+// with prior knowledge over plain TCP, by ALPN inside TLS
+// (BackendTLSPolicy), where an HTTP route's h2c backend gets HTTP/1.1. One
+// copy per backend, so that GRPCRoutes and Ingresses sending gRPC to the
+// same Service port share its connections.
+func (b *builder) grpcBackend(be *upstream.Backend) *upstream.Backend {
+	if c, ok := b.grpcBackends[be]; ok {
 		return c
 	}
-	c := &upstream.Backend{Name: be.Name, Protocol: upstream.H2C, Endpoints: be.Endpoints, TLS: be.TLS}
-	if b.h2c == nil {
-		b.h2c = make(map[*upstream.Backend]*upstream.Backend)
+	c := &upstream.Backend{Name: be.Name, Protocol: upstream.H2, Endpoints: be.Endpoints, TLS: be.TLS}
+	if b.grpcBackends == nil {
+		b.grpcBackends = make(map[*upstream.Backend]*upstream.Backend)
 	}
-	b.h2c[be] = c
+	b.grpcBackends[be] = c
 	return c
 }
 

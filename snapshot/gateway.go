@@ -24,7 +24,6 @@ import (
 	"sigs.k8s.io/gateway-api/pkg/features"
 
 	porticotls "portico.dev/portico/tls"
-	"portico.dev/portico/upstream"
 )
 
 // gatewayAPIVersion is the Gateway API bundle version the translation
@@ -132,9 +131,6 @@ type gatewayTranslator struct {
 	// routes are being translated: routes are translated once per
 	// distinct certificate, so their TLS backends carry it.
 	clientCert *porticotls.KeyPair
-	// grpcBackends are the HTTP/2 copies of resolved backends that
-	// GRPCRoutes send to (grpcBackend).
-	grpcBackends map[*upstream.Backend]*upstream.Backend
 }
 
 // newGatewayTranslator indexes the Gateway API objects and translates the

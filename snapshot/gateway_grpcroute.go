@@ -6,8 +6,6 @@ import (
 	"strings"
 
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
-
-	"portico.dev/portico/upstream"
 )
 
 // A GRPCRoute is served by the same route model as an HTTPRoute: a gRPC
@@ -137,22 +135,6 @@ func grpcFilters(list []gatewayv1.GRPCRouteFilter) []gatewayv1.HTTPRouteFilter {
 		}
 	}
 	return out
-}
-
-// grpcBackend is the backend a GRPCRoute sends its calls to: b spoken to
-// over HTTP/2 whatever the Service port's appProtocol, since gRPC needs
-// HTTP/2: with prior knowledge over plain TCP, by ALPN inside TLS
-// (BackendTLSPolicy), where an HTTPRoute's h2c backend gets HTTP/1.1.
-func (t *gatewayTranslator) grpcBackend(b *upstream.Backend) *upstream.Backend {
-	if c, ok := t.grpcBackends[b]; ok {
-		return c
-	}
-	c := &upstream.Backend{Name: b.Name, Protocol: upstream.H2, Endpoints: b.Endpoints, TLS: b.TLS}
-	if t.grpcBackends == nil {
-		t.grpcBackends = make(map[*upstream.Backend]*upstream.Backend)
-	}
-	t.grpcBackends[b] = c
-	return c
 }
 
 func defaultGRPCRoute(r *gatewayv1.GRPCRoute) {

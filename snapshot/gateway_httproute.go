@@ -677,7 +677,7 @@ func (t *gatewayTranslator) backendRef(r *gatewayv1.HTTPRoute, tr *routeTranslat
 	}
 	b = t.withBackendTLS(tr, svc, int32(*ref.Port), rb.backend)
 	if tr.kind == kindGRPC {
-		b = t.grpcBackend(b)
+		b = t.b.grpcBackend(b)
 	}
 	return b, true
 }

@@ -76,9 +76,9 @@ type ingressTranslation struct {
 	// regex: ingress-nginx's use-regex (or rewrite-target) is on, which
 	// makes every path of its hosts a regular expression, across Ingresses.
 	regex bool
-	// h2c: its backends speak HTTP/2 with prior knowledge (backend-protocol
-	// GRPC).
-	h2c bool
+	// grpc: its backends are sent gRPC (backend-protocol GRPC or GRPCS),
+	// over HTTP/2.
+	grpc bool
 	// canary is set for an ingress-nginx canary Ingress: its routes only
 	// join the main Ingress's (nginx_canary.go).
 	canary *canarySpec
@@ -105,7 +105,7 @@ func translateIngress(ing *networkingv1.Ingress, backends *backendResolver, adop
 	redirect := ing.Annotations[annotationSSLRedirect] == "true"
 	fallbackOnNoEndpoints := ing.Annotations[annotationFallbackOnNoEndpoints] == "true"
 	nc, findings := parseNginx(ing, adopted)
-	tr.nginx, tr.regex, tr.h2c, tr.canary, tr.serviceUpstream = findings, nc.regex, nc.h2c, nc.canary, nc.serviceUpstream
+	tr.nginx, tr.regex, tr.grpc, tr.canary, tr.serviceUpstream = findings, nc.regex, nc.grpc, nc.canary, nc.serviceUpstream
 	tlsCovers := ingressTLSHosts(ing)
 	newRoute := func(src routing.Source, host string, kind routing.PathKind, path string, b *networkingv1.IngressBackend, where string) *routing.Route {
 		ref, err := serviceRef(ing.Namespace, b)

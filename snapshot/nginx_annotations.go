@@ -58,7 +58,7 @@ type NginxAnnotation struct {
 
 const (
 	snippetNote     = "Portico runs no nginx configuration; the Ingress is served without it"
-	h2cTimeoutNote  = "bounds each read (the wait for the response header included) or write as nginx does, to HTTP/1.1 backends; to h2c (GRPC) backends the read timeout bounds the wait for the response header only and writes keep --upstream-send-timeout"
+	h2cTimeoutNote  = "bounds each read (the wait for the response header included) or write as nginx does, to HTTP/1.1 backends; to HTTP/2 (GRPC, GRPCS) backends the read timeout bounds the wait for the response header only and writes keep --upstream-send-timeout"
 	noAuthNote      = "ignored: requests are forwarded without authentication; put the check in the backend until Portico has it"
 	noAffinityNote  = "ignored: requests are spread round-robin over the ready endpoints, without a session cookie"
 	noRateLimitNote = "ignored: requests are not rate limited"
@@ -88,13 +88,13 @@ var nginxTable = []NginxAnnotation{
 	{Name: "from-to-www-redirect", Verdict: NginxApproximate, Note: "the other host (with or without www.) answers 308 to the Ingress's host only when no Ingress routes it; wildcard hosts get none", Traefik: "partial", Ingress2Gateway: "no"},
 	// Backend.
 	{Name: "upstream-vhost", Verdict: NginxExact, Traefik: "yes", Ingress2Gateway: "yes"},
-	{Name: "backend-protocol", Verdict: NginxApproximate, Note: "HTTP and GRPC (HTTP/2 over cleartext) are served exactly; HTTPS and GRPCS need a BackendTLSPolicy on the Service, which also verifies the backend's certificate where ingress-nginx does not; AUTO_HTTP speaks HTTP/1.1; FCGI is not spoken", Traefik: "partial", Ingress2Gateway: "yes"},
+	{Name: "backend-protocol", Verdict: NginxApproximate, Note: "HTTP and GRPC (HTTP/2 over cleartext, as GRPCRoutes) are served exactly; HTTPS and GRPCS (HTTP/2 by ALPN) need a BackendTLSPolicy on the Service, which also verifies the backend's certificate where ingress-nginx does not; AUTO_HTTP speaks HTTP/1.1; FCGI is not spoken", Traefik: "partial", Ingress2Gateway: "yes"},
 	{Name: "service-upstream", Verdict: NginxExact, Traefik: "yes", Ingress2Gateway: "no"},
 	{Name: "load-balance", Verdict: NginxApproximate, Note: "round_robin is what Portico does; ewma and the others are served round-robin too", Traefik: "partial", Ingress2Gateway: "no"},
 	{Name: "upstream-hash-by", Verdict: NginxUnsupported, Note: noAffinityNote, Traefik: "no", Ingress2Gateway: "no"},
 	{Name: "upstream-hash-by-subset", Verdict: NginxUnsupported, Note: noAffinityNote, Traefik: "no", Ingress2Gateway: "no"},
 	{Name: "upstream-hash-by-subset-size", Verdict: NginxUnsupported, Note: noAffinityNote, Traefik: "no", Ingress2Gateway: "no"},
-	{Name: "proxy-http-version", Verdict: NginxApproximate, Note: "Portico speaks HTTP/1.1 to backends (h2c for backend-protocol GRPC), as ingress-nginx's default 1.1; 1.0 is not spoken", Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "proxy-http-version", Verdict: NginxApproximate, Note: "Portico speaks HTTP/1.1 to backends (HTTP/2 for backend-protocol GRPC and GRPCS), as ingress-nginx's default 1.1; 1.0 is not spoken", Traefik: "no", Ingress2Gateway: "no"},
 	{Name: "connection-proxy-header", Verdict: NginxUnsupported, Note: "ignored: Portico manages backend connections itself and keeps them alive", Traefik: "no", Ingress2Gateway: "yes"},
 	{Name: "custom-headers", Verdict: NginxUnsupported, Note: "ignored: no response headers are added from a ConfigMap; use an HTTPRoute ResponseHeaderModifier", Traefik: "partial", Ingress2Gateway: "yes"},
 	{Name: "default-backend", Verdict: NginxUnsupported, Note: "ignored: unmatched requests go to spec.defaultBackend, else Portico's --fallback-service", Traefik: "no", Ingress2Gateway: "no"},
@@ -294,8 +294,8 @@ type nginxConfig struct {
 	upstreamVhost    string
 	cors             *routing.CORS
 	admission        *routing.Admission
-	// h2c: backend-protocol GRPC, spoken as HTTP/2 with prior knowledge.
-	h2c bool
+	// grpc: backend-protocol GRPC or GRPCS, spoken as HTTP/2 (grpcBackend).
+	grpc bool
 	// readTimeout and sendTimeout: proxy-read-timeout, proxy-send-timeout.
 	readTimeout, sendTimeout time.Duration
 	// canary is set on a canary Ingress (nginx_canary.go).
@@ -473,8 +473,12 @@ func (nc *nginxConfig) apply(f NginxFinding, name, raw string, get func(string) 
 			f.Verdict, f.Note = NginxExact, ""
 		case "GRPC":
 			f.Verdict, f.Note = NginxExact, ""
-			nc.h2c = true
-		case "HTTPS", "GRPCS", "AUTO_HTTP", "FCGI":
+			nc.grpc = true
+		case "GRPCS":
+			// HTTP/2 by ALPN inside the TLS a BackendTLSPolicy adds; the
+			// row's note says the policy is needed.
+			nc.grpc = true
+		case "HTTPS", "AUTO_HTTP", "FCGI":
 		default:
 			return invalid("%q is not one of HTTP, HTTPS, GRPC, GRPCS, AUTO_HTTP, FCGI; HTTP is spoken", raw)
 		}
@@ -575,8 +579,8 @@ func (nc *nginxConfig) apply(f NginxFinding, name, raw string, get func(string) 
 		if err != nil || n <= 0 || n > 24*3600 {
 			return invalid("%q is not a number of seconds from 1 to 86400; the global timeout applies", raw)
 		}
-		if !nc.h2c {
-			// backend-protocol sorts first: the h2c difference is known.
+		if !nc.grpc {
+			// backend-protocol sorts first: the HTTP/2 difference is known.
 			f.Verdict, f.Note = NginxExact, ""
 		}
 		if name == "proxy-read-timeout" {
