@@ -18,34 +18,26 @@ func (h *Handler) logAccess(r *http.Request, uri string, route *Route, w http.Re
 	if route != nil && route.Source.Kind != unmatchedKind {
 		routeName = route.Source.String()
 	}
-	if status, ok := grpcStatus(r, w); ok {
-		h.cfg.AccessLog.LogAttrs(context.Background(), slog.LevelInfo, "request",
-			slog.String("remote", r.RemoteAddr),
-			slog.String("proto", r.Proto),
-			slog.String("method", r.Method),
-			slog.String("host", r.Host),
-			slog.String("uri", uri),
-			slog.Int("status", code),
-			slog.String("grpc_status", metrics.GRPCStatusLabel(status)),
-			slog.Int64("bytes", bytes),
-			slog.Float64("duration", time.Since(start).Seconds()),
-			slog.String("route", routeName),
-			slog.String("user_agent", r.UserAgent()),
-		)
-		return
-	}
-	h.cfg.AccessLog.LogAttrs(context.Background(), slog.LevelInfo, "request",
+	// One array for both shapes of the record, with or without gRPC's
+	// status: no more work per request than a literal argument list.
+	attrs := [11]slog.Attr{
 		slog.String("remote", r.RemoteAddr),
 		slog.String("proto", r.Proto),
 		slog.String("method", r.Method),
 		slog.String("host", r.Host),
 		slog.String("uri", uri),
 		slog.Int("status", code),
-		slog.Int64("bytes", bytes),
-		slog.Float64("duration", time.Since(start).Seconds()),
-		slog.String("route", routeName),
-		slog.String("user_agent", r.UserAgent()),
-	)
+	}
+	n := 6
+	if status, ok := grpcStatus(r, w); ok {
+		attrs[n] = slog.String("grpc_status", metrics.GRPCStatusLabel(status))
+		n++
+	}
+	attrs[n] = slog.Int64("bytes", bytes)
+	attrs[n+1] = slog.Float64("duration", time.Since(start).Seconds())
+	attrs[n+2] = slog.String("route", routeName)
+	attrs[n+3] = slog.String("user_agent", r.UserAgent())
+	h.cfg.AccessLog.LogAttrs(context.Background(), slog.LevelInfo, "request", attrs[:n+4]...)
 }
 
 // countingWriter counts the response body bytes written for the access log.

@@ -326,39 +326,35 @@ func writeOwnedStatus[T metav1.Object, S any](ctx context.Context, w *Writer, ki
 }
 
 func (w *Writer) writeHTTPRoute(ctx context.Context, obj *gatewayv1.HTTPRoute, want []gatewayv1.RouteParentStatus) error {
-	if len(want) == 0 && !slices.ContainsFunc(obj.Status.Parents, func(p gatewayv1.RouteParentStatus) bool {
-		return p.ControllerName == w.GatewayController
-	}) {
-		return nil // neither ours now nor before: another controller's route
-	}
-	return updateStatus(ctx, w, "HTTPRoute", obj, w.Gateway.GatewayV1().HTTPRoutes(obj.Namespace),
-		func(o *gatewayv1.HTTPRoute) (*gatewayv1.HTTPRoute, bool) {
-			desired := desiredRouteParents(o.Status.Parents, w.GatewayController, want, w.now())
-			if equality.Semantic.DeepEqual(o.Status.Parents, desired) {
-				return nil, false
-			}
-			update := o.DeepCopy()
-			update.Status.Parents = desired
-			return update, true
-		})
+	return writeRouteParents(ctx, w, "HTTPRoute", obj, w.Gateway.GatewayV1().HTTPRoutes(obj.Namespace), (*gatewayv1.HTTPRoute).DeepCopy,
+		func(o *gatewayv1.HTTPRoute) *[]gatewayv1.RouteParentStatus { return &o.Status.Parents }, want)
 }
 
 func (w *Writer) writeGRPCRoute(ctx context.Context, obj *gatewayv1.GRPCRoute, want []gatewayv1.RouteParentStatus) error {
-	if len(want) == 0 && !slices.ContainsFunc(obj.Status.Parents, func(p gatewayv1.RouteParentStatus) bool {
+	return writeRouteParents(ctx, w, "GRPCRoute", obj, w.Gateway.GatewayV1().GRPCRoutes(obj.Namespace), (*gatewayv1.GRPCRoute).DeepCopy,
+		func(o *gatewayv1.GRPCRoute) *[]gatewayv1.RouteParentStatus { return &o.Status.Parents }, want)
+}
+
+// writeRouteParents writes this controller's entries of a route's
+// status.parents (HTTPRoute, GRPCRoute), leaving other controllers'
+// entries as they are.
+func writeRouteParents[T metav1.Object](ctx context.Context, w *Writer, kind string, obj T, api statusAPI[T],
+	deepCopy func(T) T, parents func(T) *[]gatewayv1.RouteParentStatus, want []gatewayv1.RouteParentStatus) error {
+	if len(want) == 0 && !slices.ContainsFunc(*parents(obj), func(p gatewayv1.RouteParentStatus) bool {
 		return p.ControllerName == w.GatewayController
 	}) {
 		return nil // neither ours now nor before: another controller's route
 	}
-	return updateStatus(ctx, w, "GRPCRoute", obj, w.Gateway.GatewayV1().GRPCRoutes(obj.Namespace),
-		func(o *gatewayv1.GRPCRoute) (*gatewayv1.GRPCRoute, bool) {
-			desired := desiredRouteParents(o.Status.Parents, w.GatewayController, want, w.now())
-			if equality.Semantic.DeepEqual(o.Status.Parents, desired) {
-				return nil, false
-			}
-			update := o.DeepCopy()
-			update.Status.Parents = desired
-			return update, true
-		})
+	return updateStatus(ctx, w, kind, obj, api, func(o T) (T, bool) {
+		desired := desiredRouteParents(*parents(o), w.GatewayController, want, w.now())
+		if equality.Semantic.DeepEqual(*parents(o), desired) {
+			var none T
+			return none, false
+		}
+		update := deepCopy(o)
+		*parents(update) = desired
+		return update, true
+	})
 }
 
 func (w *Writer) writeBackendTLSPolicy(ctx context.Context, obj *gatewayv1.BackendTLSPolicy, want []gatewayv1.PolicyAncestorStatus) error {
