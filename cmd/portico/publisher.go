@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/wait"
 	"portico.dev/portico/metrics"
 	"portico.dev/portico/snapshot"
 )
@@ -106,16 +107,10 @@ func (p *publisher) retryBinds(ctx context.Context, interval time.Duration) {
 	if p.listeners == nil {
 		return
 	}
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
+	_ = wait.PollUntilContextCancel(ctx, interval, false, func(context.Context) (bool, error) {
 		p.retryBindsOnce()
-	}
+		return false, nil // until ctx ends
+	})
 }
 
 func (p *publisher) retryBindsOnce() {

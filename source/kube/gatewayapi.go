@@ -14,6 +14,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/tools/cache"
@@ -138,16 +139,10 @@ type gatewayWatch struct {
 
 // poll checks discovery every interval until ctx ends.
 func (w *gatewayWatch) poll(ctx context.Context, interval time.Duration) {
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-		_ = w.check(ctx)
-	}
+	_ = wait.PollUntilContextCancel(ctx, interval, false, func(ctx context.Context) (bool, error) {
+		_ = w.check(ctx)  // a failed check keeps the current state
+		return false, nil // until ctx ends
+	})
 }
 
 // check asks discovery once and starts or stops the informers to match.
