@@ -92,22 +92,13 @@ func treeCPUTicks(procDir string, roots []int) (int64, error) {
 		children[t.PPID] = append(children[t.PPID], pid)
 	}
 	var total int64
-	seen := map[int]bool{}
 	for _, root := range roots {
 		if _, ok := stats[root]; !ok {
 			return 0, fmt.Errorf("process %d not found", root)
 		}
-		queue := []int{root}
-		for len(queue) > 0 {
-			pid := queue[0]
-			queue = queue[1:]
-			if seen[pid] {
-				continue
-			}
-			seen[pid] = true
-			total += stats[pid].ticks()
-			queue = append(queue, children[pid]...)
-		}
+	}
+	for _, pid := range descendants(roots, children) {
+		total += stats[pid].ticks()
 	}
 	return total, nil
 }
@@ -172,4 +163,23 @@ func cpuPerRequest(cpu time.Duration, requests int64) float64 {
 		return 0
 	}
 	return float64(cpu) / float64(time.Microsecond) / float64(requests)
+}
+
+// descendants returns roots and every process below them in children
+// (pid to child pids), each once.
+func descendants(roots []int, children map[int][]int) []int {
+	seen := map[int]bool{}
+	var out []int
+	queue := append([]int(nil), roots...)
+	for len(queue) > 0 {
+		pid := queue[0]
+		queue = queue[1:]
+		if seen[pid] {
+			continue
+		}
+		seen[pid] = true
+		out = append(out, pid)
+		queue = append(queue, children[pid]...)
+	}
+	return out
 }

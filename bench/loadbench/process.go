@@ -135,16 +135,8 @@ func treeMemory(procDir string, root int) (Memory, error) {
 		children[ppid] = append(children[ppid], pid)
 	}
 	var total Memory
-	seen := map[int]bool{}
-	queue := []int{root}
 	found := false
-	for len(queue) > 0 {
-		pid := queue[0]
-		queue = queue[1:]
-		if seen[pid] {
-			continue
-		}
-		seen[pid] = true
+	for _, pid := range descendants([]int{root}, children) {
 		dir := filepath.Join(procDir, strconv.Itoa(pid))
 		rss, err := readStatusKB(filepath.Join(dir, "status"), "VmRSS:")
 		if err == nil {
@@ -157,7 +149,6 @@ func treeMemory(procDir string, root int) (Memory, error) {
 				total.PSS += pss
 			}
 		}
-		queue = append(queue, children[pid]...)
 	}
 	if !found {
 		return Memory{}, fmt.Errorf("process %d not found", root)
