@@ -7,7 +7,6 @@
 package abuse
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -15,10 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
-	"syscall"
 	"time"
 
 	"portico.dev/portico/bench/loadbench"
@@ -160,15 +156,5 @@ func runOne(ctx context.Context, cfg Config, env *loadbench.Env, relay *Relay, t
 // runWrk runs the normal load. A run in which wrk completed no request is
 // still a result: the attack took the target down.
 func runWrk(ctx context.Context, cfg loadbench.Config, script, url string) (loadbench.WrkResult, error) {
-	argv := loadbench.WrkCommand(cfg, script, url, cfg.Duration)
-	ctx, cancel := context.WithTimeout(ctx, cfg.Duration+30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return loadbench.WrkResult{}, fmt.Errorf("%s: %w: %s", strings.Join(argv, " "), err, strings.TrimSpace(stderr.String()+stdout.String()))
-	}
-	return loadbench.ParseWrkOutput(stdout.String())
+	return loadbench.RunWrk(ctx, loadbench.WrkCommand(cfg, script, url, cfg.Duration), cfg.Duration)
 }
