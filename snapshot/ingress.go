@@ -209,19 +209,20 @@ func translateIngress(ing *networkingv1.Ingress, backends *backendResolver, adop
 // ingressTLSHosts returns whether the Ingress's spec.tls names a host,
 // with or without a Secret; an entry without hosts covers the rule hosts.
 func ingressTLSHosts(ing *networkingv1.Ingress) func(string) bool {
-	var patterns []string
+	var patterns []hostname.Pattern
 	for _, t := range ing.Spec.TLS {
 		if len(t.Hosts) == 0 {
 			return func(string) bool { return true }
 		}
 		for _, h := range t.Hosts {
-			patterns = append(patterns, hostname.Lower(h))
+			if h != "" { // invalid, and reported by translateIngress
+				patterns = append(patterns, hostname.NewPattern(hostname.Lower(h)))
+			}
 		}
 	}
 	return func(host string) bool {
 		for _, p := range patterns {
-			if p == host || (strings.HasPrefix(p, "*.") && host != "" && !strings.HasPrefix(host, "*") &&
-				strings.HasSuffix(host, p[1:]) && !strings.Contains(host[:len(host)-len(p)+1], ".")) {
+			if p.Matches(host, hostname.OneLabel) {
 				return true
 			}
 		}
