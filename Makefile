@@ -53,7 +53,7 @@ vet:
 	$(GO) vet ./...
 
 # docs/ingress-nginx.md is generated from the annotation table in
-# snapshot/nginx_annotations.go; TestNginxDocUpToDate fails when it drifts.
+# snapshot/nginx_table.go; TestNginxDocUpToDate fails when it drifts.
 .PHONY: docs-ingress-nginx
 docs-ingress-nginx:
 	$(GO) generate ./snapshot

@@ -59,7 +59,7 @@ func WriteNginxDoc(w io.Writer) error {
 	var sb strings.Builder
 	sb.WriteString(`# ingress-nginx annotations
 
-<!-- Generated from snapshot/nginx_annotations.go by ` + "`make docs-ingress-nginx`" + ` (go generate ./snapshot); do not edit. -->
+<!-- Generated from snapshot/nginx_table.go by ` + "`make docs-ingress-nginx`" + ` (go generate ./snapshot); do not edit. -->
 
 Portico reads the ` + "`nginx.ingress.kubernetes.io/*`" + ` annotations of the
 Ingresses it serves. Those it implements translate onto the same route

@@ -1,0 +1,224 @@
+package snapshot
+
+import "slices"
+
+// This file is the ingress-nginx annotation table: one row per annotation
+// with Portico's verdict and the peers', which nginx_annotations.go
+// applies, docs/ingress-nginx.md lists (nginx_doc.go) and portico check
+// prints.
+
+// NginxPrefix starts every ingress-nginx annotation.
+const NginxPrefix = "nginx.ingress.kubernetes.io/"
+
+// NginxVerdict says how Portico serves an ingress-nginx annotation.
+type NginxVerdict string
+
+const (
+	// NginxExact: served as ingress-nginx serves it.
+	NginxExact NginxVerdict = "exact"
+	// NginxApproximate: served, with the difference the note describes.
+	NginxApproximate NginxVerdict = "approximate"
+	// NginxUnsupported: ignored; the note says what Portico does instead.
+	NginxUnsupported NginxVerdict = "unsupported"
+	// NginxNeverExecuted: raw nginx configuration, which Portico never
+	// runs (the class of CVE-2025-1974).
+	NginxNeverExecuted NginxVerdict = "never-executed"
+	// NginxUnknown: not an ingress-nginx annotation Portico knows of.
+	NginxUnknown NginxVerdict = "unknown"
+)
+
+// NginxAnnotation is one row of the annotation table.
+type NginxAnnotation struct {
+	// Name is the annotation without NginxPrefix.
+	Name    string
+	Verdict NginxVerdict
+	// Note says, for an approximate annotation, how Portico differs; for
+	// an unsupported or never-executed one, what Portico does instead.
+	Note string
+	// Traefik and Ingress2Gateway are the peers' verdicts, for the
+	// comparison in docs/ingress-nginx.md: "yes", "partial" or "no".
+	Traefik, Ingress2Gateway string
+}
+
+const (
+	snippetNote     = "Portico runs no nginx configuration; the Ingress is served without it"
+	h2cTimeoutNote  = "bounds each read (the wait for the response header included) or write as nginx does, to HTTP/1.1 backends; to HTTP/2 (GRPC, GRPCS) backends the read timeout bounds the wait for the response header only and writes keep --upstream-send-timeout"
+	noAuthNote      = "ignored: requests are forwarded without authentication; put the check in the backend until Portico has it"
+	noAffinityNote  = "ignored: requests are spread round-robin over the ready endpoints, without a session cookie"
+	noRateLimitNote = "ignored: requests are not rate limited"
+	noBackendTLS    = "ignored: attach a BackendTLSPolicy to the Service to reach it over TLS"
+	noMetricsNote   = "ignored: Portico's own metrics and access log serve every route"
+	noBufferNote    = "ignored: Portico streams request and response bodies"
+	noClientTLSNote = "ignored: client certificates are not requested on Ingress hosts; use a Gateway with spec.tls.frontend"
+)
+
+// nginxTable is every ingress-nginx annotation of the final releases
+// (controller v1.13 to v1.15), in the order of its annotations guide.
+var nginxTable = []NginxAnnotation{
+	// Paths and rewrites.
+	{Name: "app-root", Verdict: NginxExact, Traefik: "yes", Ingress2Gateway: "yes"},
+	{Name: "rewrite-target", Verdict: NginxExact, Traefik: "yes", Ingress2Gateway: "yes"},
+	{Name: "use-regex", Verdict: NginxExact, Traefik: "yes", Ingress2Gateway: "yes"},
+	{Name: "x-forwarded-prefix", Verdict: NginxExact, Traefik: "no", Ingress2Gateway: "yes"},
+	{Name: "enable-rewrite-log", Verdict: NginxUnsupported, Note: "ignored: Portico logs no rewrites; the access log shows the request as received", Traefik: "no", Ingress2Gateway: "no"},
+	// Redirects.
+	{Name: "ssl-redirect", Verdict: NginxExact, Traefik: "partial", Ingress2Gateway: "yes"},
+	{Name: "force-ssl-redirect", Verdict: NginxExact, Traefik: "partial", Ingress2Gateway: "yes"},
+	{Name: "preserve-trailing-slash", Verdict: NginxApproximate, Note: "Portico's HTTPS redirects always keep the request URI as sent, trailing slash included", Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "permanent-redirect", Verdict: NginxExact, Traefik: "yes", Ingress2Gateway: "partial"},
+	{Name: "permanent-redirect-code", Verdict: NginxExact, Traefik: "yes", Ingress2Gateway: "no"},
+	{Name: "temporal-redirect", Verdict: NginxExact, Traefik: "yes", Ingress2Gateway: "partial"},
+	{Name: "temporal-redirect-code", Verdict: NginxExact, Traefik: "yes", Ingress2Gateway: "no"},
+	{Name: "from-to-www-redirect", Verdict: NginxApproximate, Note: "the other host (with or without www.) answers 308 to the Ingress's host only when no Ingress routes it; wildcard hosts get none", Traefik: "partial", Ingress2Gateway: "no"},
+	// Backend.
+	{Name: "upstream-vhost", Verdict: NginxExact, Traefik: "yes", Ingress2Gateway: "yes"},
+	{Name: "backend-protocol", Verdict: NginxApproximate, Note: "HTTP and GRPC (HTTP/2 over cleartext, as GRPCRoutes) are served exactly; HTTPS and GRPCS (HTTP/2 by ALPN) need a BackendTLSPolicy on the Service, which also verifies the backend's certificate where ingress-nginx does not; AUTO_HTTP speaks HTTP/1.1; FCGI is not spoken", Traefik: "partial", Ingress2Gateway: "yes"},
+	{Name: "service-upstream", Verdict: NginxExact, Traefik: "yes", Ingress2Gateway: "no"},
+	{Name: "load-balance", Verdict: NginxApproximate, Note: "round_robin is what Portico does; ewma and the others are served round-robin too", Traefik: "partial", Ingress2Gateway: "no"},
+	{Name: "upstream-hash-by", Verdict: NginxUnsupported, Note: noAffinityNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "upstream-hash-by-subset", Verdict: NginxUnsupported, Note: noAffinityNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "upstream-hash-by-subset-size", Verdict: NginxUnsupported, Note: noAffinityNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "proxy-http-version", Verdict: NginxApproximate, Note: "Portico speaks HTTP/1.1 to backends (HTTP/2 for backend-protocol GRPC and GRPCS), as ingress-nginx's default 1.1; 1.0 is not spoken", Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "connection-proxy-header", Verdict: NginxUnsupported, Note: "ignored: Portico manages backend connections itself and keeps them alive", Traefik: "no", Ingress2Gateway: "yes"},
+	{Name: "custom-headers", Verdict: NginxUnsupported, Note: "ignored: no response headers are added from a ConfigMap; use an HTTPRoute ResponseHeaderModifier", Traefik: "partial", Ingress2Gateway: "yes"},
+	{Name: "default-backend", Verdict: NginxUnsupported, Note: "ignored: unmatched requests go to spec.defaultBackend, else Portico's --fallback-service", Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "custom-http-errors", Verdict: NginxUnsupported, Note: "ignored: backend error responses are passed to the client unchanged", Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "disable-proxy-intercept-errors", Verdict: NginxUnsupported, Note: "ignored: Portico never intercepts backend errors", Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "proxy-redirect-from", Verdict: NginxUnsupported, Note: "ignored: Location headers from the backend are passed unchanged", Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "proxy-redirect-to", Verdict: NginxUnsupported, Note: "ignored: Location headers from the backend are passed unchanged", Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "proxy-cookie-domain", Verdict: NginxUnsupported, Note: "ignored: Set-Cookie headers from the backend are passed unchanged", Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "proxy-cookie-path", Verdict: NginxUnsupported, Note: "ignored: Set-Cookie headers from the backend are passed unchanged", Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "server-alias", Verdict: NginxApproximate, Note: "an Ingress with several rule hosts gets the aliases on its first one only; an alias another Ingress routes as a host is left out (reported); nginx regex names (~...) are refused", Traefik: "no", Ingress2Gateway: "yes"},
+	{Name: "mirror-target", Verdict: NginxUnsupported, Note: "ignored: requests are not mirrored; use an HTTPRoute RequestMirror filter", Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "mirror-request-body", Verdict: NginxUnsupported, Note: "ignored: requests are not mirrored", Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "mirror-host", Verdict: NginxUnsupported, Note: "ignored: requests are not mirrored", Traefik: "no", Ingress2Gateway: "no"},
+	// CORS.
+	{Name: "enable-cors", Verdict: NginxApproximate, Note: "Portico echoes an allowed Origin instead of answering *, sends the CORS headers only to allowed origins, and answers preflights (OPTIONS with Access-Control-Request-Method) itself", Traefik: "partial", Ingress2Gateway: "yes"},
+	{Name: "cors-allow-origin", Verdict: NginxApproximate, Note: "origins must name their scheme; an allowed Origin is echoed", Traefik: "yes", Ingress2Gateway: "yes"},
+	{Name: "cors-allow-methods", Verdict: NginxExact, Traefik: "yes", Ingress2Gateway: "no"},
+	{Name: "cors-allow-headers", Verdict: NginxExact, Traefik: "yes", Ingress2Gateway: "no"},
+	{Name: "cors-expose-headers", Verdict: NginxExact, Traefik: "yes", Ingress2Gateway: "no"},
+	{Name: "cors-allow-credentials", Verdict: NginxExact, Traefik: "yes", Ingress2Gateway: "no"},
+	{Name: "cors-max-age", Verdict: NginxExact, Traefik: "yes", Ingress2Gateway: "no"},
+	// Limits.
+	{Name: "proxy-body-size", Verdict: NginxApproximate, Note: "a declared Content-Length over the limit gets 413 as in nginx; a chunked body gets 413 when it passes the limit, but the backend has seen its start, where nginx buffers it first; without the annotation Portico sets no limit (ingress-nginx's default is 1m)", Traefik: "no", Ingress2Gateway: "yes"},
+	{Name: "client-body-buffer-size", Verdict: NginxUnsupported, Note: noBufferNote, Traefik: "no", Ingress2Gateway: "yes"},
+	{Name: "proxy-connect-timeout", Verdict: NginxUnsupported, Note: "ignored: the global --upstream-dial-timeout bounds every connect to a backend", Traefik: "yes", Ingress2Gateway: "yes"},
+	{Name: "proxy-read-timeout", Verdict: NginxApproximate, Note: h2cTimeoutNote, Traefik: "no", Ingress2Gateway: "yes"},
+	{Name: "proxy-send-timeout", Verdict: NginxApproximate, Note: h2cTimeoutNote, Traefik: "no", Ingress2Gateway: "yes"},
+	{Name: "proxy-next-upstream", Verdict: NginxUnsupported, Note: "ignored: a request that never reached a backend is tried on the next endpoint; nothing else is retried", Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "proxy-next-upstream-timeout", Verdict: NginxUnsupported, Note: "ignored: see proxy-next-upstream", Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "proxy-next-upstream-tries", Verdict: NginxUnsupported, Note: "ignored: see proxy-next-upstream", Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "proxy-request-buffering", Verdict: NginxApproximate, Note: "Portico streams request bodies to the backend, as nginx with off; on (ingress-nginx's default) is not honoured", Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "proxy-buffering", Verdict: NginxApproximate, Note: "Portico streams responses to the client, as nginx with off (ingress-nginx's default); on is not honoured", Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "proxy-buffers-number", Verdict: NginxUnsupported, Note: noBufferNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "proxy-buffer-size", Verdict: NginxUnsupported, Note: noBufferNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "proxy-max-temp-file-size", Verdict: NginxUnsupported, Note: noBufferNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "limit-connections", Verdict: NginxUnsupported, Note: noRateLimitNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "limit-rps", Verdict: NginxUnsupported, Note: noRateLimitNote, Traefik: "no", Ingress2Gateway: "yes"},
+	{Name: "limit-rpm", Verdict: NginxUnsupported, Note: noRateLimitNote, Traefik: "no", Ingress2Gateway: "yes"},
+	{Name: "limit-burst-multiplier", Verdict: NginxUnsupported, Note: noRateLimitNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "limit-rate", Verdict: NginxUnsupported, Note: "ignored: responses are sent at full speed", Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "limit-rate-after", Verdict: NginxUnsupported, Note: "ignored: responses are sent at full speed", Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "limit-whitelist", Verdict: NginxUnsupported, Note: noRateLimitNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "limit-allowlist", Verdict: NginxUnsupported, Note: noRateLimitNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "global-rate-limit", Verdict: NginxUnsupported, Note: noRateLimitNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "global-rate-limit-window", Verdict: NginxUnsupported, Note: noRateLimitNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "global-rate-limit-key", Verdict: NginxUnsupported, Note: noRateLimitNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "global-rate-limit-ignored-cidrs", Verdict: NginxUnsupported, Note: noRateLimitNote, Traefik: "no", Ingress2Gateway: "no"},
+	// Client address ranges.
+	{Name: "whitelist-source-range", Verdict: NginxExact, Traefik: "yes", Ingress2Gateway: "yes"},
+	{Name: "allowlist-source-range", Verdict: NginxExact, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "denylist-source-range", Verdict: NginxExact, Traefik: "no", Ingress2Gateway: "no"},
+	// Authentication.
+	{Name: "auth-type", Verdict: NginxUnsupported, Note: noAuthNote, Traefik: "yes", Ingress2Gateway: "no"},
+	{Name: "auth-secret", Verdict: NginxUnsupported, Note: noAuthNote, Traefik: "yes", Ingress2Gateway: "no"},
+	{Name: "auth-secret-type", Verdict: NginxUnsupported, Note: noAuthNote, Traefik: "yes", Ingress2Gateway: "no"},
+	{Name: "auth-realm", Verdict: NginxUnsupported, Note: noAuthNote, Traefik: "yes", Ingress2Gateway: "no"},
+	{Name: "auth-url", Verdict: NginxApproximate, Note: "the subrequest carries the client's headers with X-Original-URL, X-Original-Method, X-Auth-Request-Redirect, X-Forwarded-Host, X-Forwarded-Proto and X-Real-IP, but no body; of nginx variables only $host, $scheme, $request_uri and $escaped_request_uri are expanded; answers are not cached; --external-auth-timeout bounds it", Traefik: "partial", Ingress2Gateway: "yes"},
+	{Name: "auth-signin", Verdict: NginxExact, Traefik: "yes", Ingress2Gateway: "no"},
+	{Name: "auth-signin-redirect-param", Verdict: NginxExact, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "auth-method", Verdict: NginxExact, Traefik: "yes", Ingress2Gateway: "no"},
+	{Name: "auth-response-headers", Verdict: NginxExact, Traefik: "yes", Ingress2Gateway: "no"},
+	{Name: "auth-request-redirect", Verdict: NginxUnsupported, Note: noAuthNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "auth-cache-key", Verdict: NginxUnsupported, Note: noAuthNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "auth-cache-duration", Verdict: NginxUnsupported, Note: noAuthNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "auth-keepalive", Verdict: NginxUnsupported, Note: noAuthNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "auth-keepalive-share-vars", Verdict: NginxUnsupported, Note: noAuthNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "auth-keepalive-requests", Verdict: NginxUnsupported, Note: noAuthNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "auth-keepalive-timeout", Verdict: NginxUnsupported, Note: noAuthNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "auth-proxy-set-headers", Verdict: NginxUnsupported, Note: noAuthNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "auth-always-set-cookie", Verdict: NginxUnsupported, Note: noAuthNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "enable-global-auth", Verdict: NginxUnsupported, Note: noAuthNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "satisfy", Verdict: NginxUnsupported, Note: noAuthNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "auth-snippet", Verdict: NginxNeverExecuted, Note: snippetNote, Traefik: "no", Ingress2Gateway: "no"},
+	// Client and backend certificates.
+	{Name: "auth-tls-secret", Verdict: NginxUnsupported, Note: noClientTLSNote, Traefik: "partial", Ingress2Gateway: "no"},
+	{Name: "auth-tls-verify-client", Verdict: NginxUnsupported, Note: noClientTLSNote, Traefik: "partial", Ingress2Gateway: "no"},
+	{Name: "auth-tls-verify-depth", Verdict: NginxUnsupported, Note: noClientTLSNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "auth-tls-error-page", Verdict: NginxUnsupported, Note: noClientTLSNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "auth-tls-pass-certificate-to-upstream", Verdict: NginxUnsupported, Note: noClientTLSNote, Traefik: "yes", Ingress2Gateway: "no"},
+	{Name: "auth-tls-match-cn", Verdict: NginxUnsupported, Note: noClientTLSNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "proxy-ssl-secret", Verdict: NginxUnsupported, Note: noBackendTLS, Traefik: "yes", Ingress2Gateway: "yes"},
+	{Name: "proxy-ssl-verify", Verdict: NginxUnsupported, Note: noBackendTLS, Traefik: "yes", Ingress2Gateway: "yes"},
+	{Name: "proxy-ssl-verify-depth", Verdict: NginxUnsupported, Note: noBackendTLS, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "proxy-ssl-name", Verdict: NginxUnsupported, Note: noBackendTLS, Traefik: "yes", Ingress2Gateway: "yes"},
+	{Name: "proxy-ssl-server-name", Verdict: NginxUnsupported, Note: noBackendTLS, Traefik: "yes", Ingress2Gateway: "yes"},
+	{Name: "proxy-ssl-ciphers", Verdict: NginxUnsupported, Note: noBackendTLS, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "proxy-ssl-protocols", Verdict: NginxUnsupported, Note: noBackendTLS, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "ssl-passthrough", Verdict: NginxUnsupported, Note: "ignored: TLS is terminated by Portico and the request routed by its Host", Traefik: "partial", Ingress2Gateway: "yes"},
+	{Name: "ssl-ciphers", Verdict: NginxUnsupported, Note: "ignored: Portico's TLS settings (--tls-legacy-ciphers) apply to every host", Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "ssl-prefer-server-ciphers", Verdict: NginxUnsupported, Note: "ignored: Portico's TLS settings apply to every host", Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "http2-push-preload", Verdict: NginxUnsupported, Note: "ignored: HTTP/2 server push is not sent (browsers dropped it)", Traefik: "no", Ingress2Gateway: "no"},
+	// Canary.
+	{Name: "canary", Verdict: NginxExact, Traefik: "no", Ingress2Gateway: "yes"},
+	{Name: "canary-by-header", Verdict: NginxExact, Traefik: "no", Ingress2Gateway: "yes"},
+	{Name: "canary-by-header-value", Verdict: NginxExact, Traefik: "no", Ingress2Gateway: "yes"},
+	{Name: "canary-by-header-pattern", Verdict: NginxApproximate, Note: "the pattern is RE2, not PCRE: look-arounds and back-references are refused (and reported)", Traefik: "no", Ingress2Gateway: "yes"},
+	{Name: "canary-by-cookie", Verdict: NginxExact, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "canary-weight", Verdict: NginxExact, Traefik: "no", Ingress2Gateway: "yes"},
+	{Name: "canary-weight-total", Verdict: NginxExact, Traefik: "no", Ingress2Gateway: "yes"},
+	// Session affinity.
+	{Name: "affinity", Verdict: NginxUnsupported, Note: noAffinityNote, Traefik: "yes", Ingress2Gateway: "yes"},
+	{Name: "affinity-mode", Verdict: NginxUnsupported, Note: noAffinityNote, Traefik: "partial", Ingress2Gateway: "no"},
+	{Name: "affinity-canary-behavior", Verdict: NginxUnsupported, Note: noAffinityNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "session-cookie-name", Verdict: NginxUnsupported, Note: noAffinityNote, Traefik: "yes", Ingress2Gateway: "yes"},
+	{Name: "session-cookie-path", Verdict: NginxUnsupported, Note: noAffinityNote, Traefik: "yes", Ingress2Gateway: "no"},
+	{Name: "session-cookie-domain", Verdict: NginxUnsupported, Note: noAffinityNote, Traefik: "yes", Ingress2Gateway: "no"},
+	{Name: "session-cookie-secure", Verdict: NginxUnsupported, Note: noAffinityNote, Traefik: "yes", Ingress2Gateway: "no"},
+	{Name: "session-cookie-samesite", Verdict: NginxUnsupported, Note: noAffinityNote, Traefik: "yes", Ingress2Gateway: "no"},
+	{Name: "session-cookie-conditional-samesite-none", Verdict: NginxUnsupported, Note: noAffinityNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "session-cookie-max-age", Verdict: NginxUnsupported, Note: noAffinityNote, Traefik: "yes", Ingress2Gateway: "no"},
+	{Name: "session-cookie-expires", Verdict: NginxUnsupported, Note: noAffinityNote, Traefik: "yes", Ingress2Gateway: "no"},
+	{Name: "session-cookie-change-on-failure", Verdict: NginxUnsupported, Note: noAffinityNote, Traefik: "no", Ingress2Gateway: "no"},
+	// Observability and modules.
+	{Name: "enable-access-log", Verdict: NginxUnsupported, Note: "ignored: --access-log applies to every route", Traefik: "no", Ingress2Gateway: "yes"},
+	{Name: "enable-opentelemetry", Verdict: NginxUnsupported, Note: noMetricsNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "opentelemetry-trust-incoming-span", Verdict: NginxUnsupported, Note: noMetricsNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "enable-opentracing", Verdict: NginxUnsupported, Note: noMetricsNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "opentracing-trust-incoming-span", Verdict: NginxUnsupported, Note: noMetricsNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "enable-influxdb", Verdict: NginxUnsupported, Note: noMetricsNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "influxdb-measurement", Verdict: NginxUnsupported, Note: noMetricsNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "influxdb-port", Verdict: NginxUnsupported, Note: noMetricsNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "influxdb-host", Verdict: NginxUnsupported, Note: noMetricsNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "influxdb-server-name", Verdict: NginxUnsupported, Note: noMetricsNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "enable-modsecurity", Verdict: NginxUnsupported, Note: "ignored: Portico has no web application firewall; requests are not inspected", Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "enable-owasp-core-rules", Verdict: NginxUnsupported, Note: "ignored: Portico has no web application firewall; requests are not inspected", Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "modsecurity-transaction-id", Verdict: NginxUnsupported, Note: "ignored: Portico has no web application firewall", Traefik: "no", Ingress2Gateway: "no"},
+	// Snippets: raw nginx configuration.
+	{Name: "configuration-snippet", Verdict: NginxNeverExecuted, Note: snippetNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "server-snippet", Verdict: NginxNeverExecuted, Note: snippetNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "stream-snippet", Verdict: NginxNeverExecuted, Note: snippetNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "modsecurity-snippet", Verdict: NginxNeverExecuted, Note: snippetNote, Traefik: "no", Ingress2Gateway: "no"},
+}
+
+var nginxByName = func() map[string]*NginxAnnotation {
+	m := make(map[string]*NginxAnnotation, len(nginxTable))
+	for i := range nginxTable {
+		m[nginxTable[i].Name] = &nginxTable[i]
+	}
+	return m
+}()
+
+// NginxAnnotations returns a copy of the annotation table.
+func NginxAnnotations() []NginxAnnotation { return slices.Clone(nginxTable) }
