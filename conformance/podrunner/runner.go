@@ -386,6 +386,12 @@ func (r *Runner) watchExit(ctx context.Context, key string, p *pod, c *container
 		return
 	case <-c.proc.Done():
 	}
+	r.mu.Lock()
+	terminating := p.terminating
+	r.mu.Unlock()
+	if terminating {
+		return
+	}
 	r.log.Warn("container exited", "pod", key, "container", c.name, "err", c.proc.Err(), "log", c.logPath)
 	r.queue.Add(key)
 }
