@@ -306,3 +306,44 @@ func TestRunnerProbesAPIAccessAndGracefulTermination(t *testing.T) {
 		t.Fatalf("runner: %v", err)
 	}
 }
+
+// TestTerminateKillsAfterGrace: a container that ignores SIGTERM is killed
+// once the grace period is over, so a deleted Pod always goes.
+func TestTerminateKillsAfterGrace(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: network namespaces")
+	}
+	n := controlplane.NetnsForTest(t)
+	// The file says the trap is set: a SIGTERM before it would end the
+	// shell at once.
+	trapped := filepath.Join(t.TempDir(), "trapped")
+	proc, err := n.Start(n.Command("sh", "-c", `trap "" TERM; touch "$0"; while :; do sleep 1; done`, trapped), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	poll(t, "SIGTERM trapped", time.Minute, func() (bool, error) {
+		select {
+		case <-proc.Done():
+			return false, fmt.Errorf("process ended: %v", proc.Err())
+		default:
+		}
+		_, err := os.Stat(trapped)
+		return err == nil, nil
+	})
+	p := &pod{netns: n, containers: []*container{{name: "stubborn", proc: proc}}, stopped: make(chan struct{})}
+	done := make(chan struct{})
+	go func() {
+		p.terminate(time.Second)
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		t.Fatal("terminate did not return: the process survived the grace period")
+	}
+	select {
+	case <-proc.Done():
+	default:
+		t.Fatal("terminate returned with the process still running")
+	}
+}
