@@ -48,6 +48,7 @@ test: fmt-check vet controlplane pebble
 	$(MAKE) test-image
 	$(MAKE) test-dashboards
 	$(MAKE) test-chart
+	$(MAKE) test-install
 
 vet:
 	$(GO) vet ./...
@@ -147,7 +148,17 @@ prometheus:
 # packages it then reuses.
 .PHONY: test-chart chart-generate
 test-chart:
-	cd charts && $(GO) vet ./... && $(GO) test -race -count=1 -timeout 20m ./...
+	cd charts && $(GO) vet ./... && $(GO) test -race -count=1 -timeout 20m -skip '^TestInstallOnLocalControlPlane$$' ./...
+
+# The chart installed for real: Helm's install, upgrade and uninstall
+# actions against the local control plane, the Deployment's Pods run from
+# bin/portico by the loopback pod runner (conformance/podrunner), traffic
+# through the Pods' addresses during a rolling upgrade. Needs root.
+.PHONY: test-install
+test-install: build controlplane
+	cd conformance/tools/echo && $(GO) build -o $(abspath $(BIN))/echo-basic sigs.k8s.io/gateway-api-conformance-images/echo-basic
+	cd charts && PORTICO_BIN=$(abspath $(BIN))/portico PORTICO_ECHO_BASIC=$(abspath $(BIN))/echo-basic \
+		$(GO) test -race -count=1 -timeout 15m -run '^TestInstallOnLocalControlPlane$$' -v .
 
 # Rewrites what is generated from the chart and for it: examples/deploy/
 # (the default render) and the chart's copies of the dashboard and of the

@@ -32,6 +32,14 @@ type pod struct {
 	containers []*container
 	started    metav1.Time
 
+	// statusMu orders the status writes of the sync worker and the
+	// readiness probers, so a stale result never overwrites a newer one.
+	statusMu   sync.Mutex
+	portsReady bool
+	// terminating is set (under Runner.mu) once a deleted Pod has been
+	// sent SIGTERM.
+	terminating bool
+
 	stopOnce sync.Once
 	stopped  chan struct{}
 }
@@ -44,6 +52,8 @@ type container struct {
 	env        []string
 	readyPorts []int
 	logPath    string
+	// prober runs the httpGet readiness probe, if the container has one.
+	prober *prober
 
 	proc     *controlplane.Process
 	started  metav1.Time
@@ -94,6 +104,11 @@ func (r *Runner) newPod(ctx context.Context, obj *corev1.Pod) (_ *pod, err error
 	if err != nil {
 		return nil, err
 	}
+	if r.cfg.APIServer != "" {
+		if err := writeKubeconfig(r.cfg.APIServer, mounts); err != nil {
+			return nil, err
+		}
+	}
 	ns, err := controlplane.NewNetns()
 	if err != nil {
 		return nil, err
@@ -104,19 +119,36 @@ func (r *Runner) newPod(ctx context.Context, obj *corev1.Pod) (_ *pod, err error
 			p.stop()
 		}
 	}()
+	if err := RoutePodNetwork(ns); err != nil {
+		return nil, err
+	}
+	if r.cfg.APIServer != "" {
+		if err := p.forwardAPIServer(r.cfg.APIServer); err != nil {
+			return nil, err
+		}
+	}
 	for i, c := range obj.Spec.Containers {
 		env, err := r.containerEnv(ctx, obj, &c, ns, mounts[c.Name])
 		if err != nil {
 			return nil, err
 		}
+		args := make([]string, len(c.Args))
+		for j, a := range c.Args {
+			args[j] = rewriteArg(a, mounts[c.Name])
+		}
+		pr, err := newProber(&c, ns.NSIP.String())
+		if err != nil {
+			return nil, &waitingError{container: c.Name, reason: "CreateContainerConfigError", message: err.Error(), permanent: true}
+		}
 		ctr := &container{
 			name:       c.Name,
 			image:      c.Image,
 			binary:     images[i].Binary,
-			args:       c.Args,
+			args:       args,
 			env:        env,
 			readyPorts: readyPorts(&c, images[i], env),
 			logPath:    filepath.Join(dir, c.Name+".log"),
+			prober:     pr,
 		}
 		if err := p.startContainer(ctr); err != nil {
 			return nil, err
@@ -437,6 +469,7 @@ func (r *Runner) containerEnv(ctx context.Context, obj *corev1.Pod, c *corev1.Co
 		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 		"HOSTNAME=" + obj.Name,
 	}
+	env = append(env, apiEnv(r.cfg.APIServer)...)
 	for _, e := range c.Env {
 		value, err := r.envValue(ctx, obj, c, e, ns)
 		if err != nil {
@@ -540,6 +573,31 @@ func rewriteMountPath(value string, mounts []volumeMount) string {
 		}
 	}
 	return value
+}
+
+// reportStatus writes the Pod's status with its readiness now: every
+// process running, its ports checked, and every readiness probe passing.
+func (r *Runner) reportStatus(ctx context.Context, obj *corev1.Pod, p *pod) error {
+	p.statusMu.Lock()
+	defer p.statusMu.Unlock()
+	ready := p.portsReady
+	for _, c := range p.containers {
+		select {
+		case <-c.proc.Done():
+			ready = false
+		default:
+		}
+		if c.prober != nil && !c.prober.ready() {
+			ready = false
+		}
+	}
+	return r.writeStatus(ctx, obj, p, ready)
+}
+
+func (p *pod) setPortsReady(ready bool) {
+	p.statusMu.Lock()
+	p.portsReady = ready
+	p.statusMu.Unlock()
 }
 
 // writeStatus reports the Pod Running, with its IP, and Ready when ready.

@@ -69,6 +69,11 @@ type Config struct {
 	// reported Ready anyway (as a kubelet does without a readiness probe);
 	// default 10s.
 	ReadyTimeout time.Duration
+	// APIServer, when set, is the control plane's URL on the host's
+	// loopback; every Pod can reach it at the same URL inside its
+	// namespace, and finds a kubeconfig with its own token in its
+	// service-account volume (see the package comment).
+	APIServer string
 }
 
 // Runner runs the Pods of one control plane as local processes. See the
@@ -239,7 +244,9 @@ func (r *Runner) sync(ctx context.Context, key string) error {
 		return nil
 	}
 	if obj.DeletionTimestamp != nil {
-		r.stop(key, "")
+		if r.terminate(key, obj) {
+			return nil
+		}
 		return r.forceDelete(ctx, obj)
 	}
 	if obj.Status.Phase == corev1.PodSucceeded || obj.Status.Phase == corev1.PodFailed {
@@ -323,8 +330,50 @@ func (r *Runner) start(ctx context.Context, key string, obj *corev1.Pod) error {
 	for _, c := range p.containers {
 		go r.watchExit(ctx, key, p, c)
 	}
-	ready := p.waitReady(ctx, r.cfg.ReadyTimeout)
-	return r.writeStatus(ctx, obj, p, ready)
+	for _, c := range p.containers {
+		r.startProber(ctx, obj, p, c)
+	}
+	p.setPortsReady(p.waitReady(ctx, r.cfg.ReadyTimeout))
+	return r.reportStatus(ctx, obj, p)
+}
+
+func (r *Runner) startProber(ctx context.Context, obj *corev1.Pod, p *pod, c *container) {
+	if c.prober == nil {
+		return
+	}
+	c.prober.set(false)
+	go c.prober.run(ctx, p.stopped, c.proc.Done(), func() {
+		if err := r.reportStatus(ctx, obj, p); err != nil && ctx.Err() == nil {
+			r.log.Warn("pod status update failed", "pod", obj.Namespace+"/"+obj.Name, "err", err)
+		}
+	})
+}
+
+// terminate starts the graceful termination of the deleted Pod at key, if
+// it runs here: SIGTERM, the grace period, SIGKILL, then the Pod is stopped
+// and requeued so sync deletes it. It reports whether termination is (still)
+// under way; false means nothing runs and the Pod can go.
+func (r *Runner) terminate(key string, obj *corev1.Pod) bool {
+	r.mu.Lock()
+	p := r.running[key]
+	if p == nil || p.uid != obj.UID {
+		r.mu.Unlock()
+		r.stop(key, "")
+		return false
+	}
+	started := p.terminating
+	p.terminating = true
+	r.mu.Unlock()
+	if !started {
+		grace := gracePeriod(obj)
+		r.log.Info("pod terminating", "pod", key, "grace", grace)
+		go func() {
+			p.terminate(grace)
+			r.stop(key, p.uid)
+			r.queue.Add(key)
+		}()
+	}
+	return true
 }
 
 // watchExit requeues the Pod when one of its processes ends on its own, so
@@ -336,6 +385,12 @@ func (r *Runner) watchExit(ctx context.Context, key string, p *pod, c *container
 	case <-p.stopped:
 		return
 	case <-c.proc.Done():
+	}
+	r.mu.Lock()
+	terminating := p.terminating
+	r.mu.Unlock()
+	if terminating {
+		return
 	}
 	r.log.Warn("container exited", "pod", key, "container", c.name, "err", c.proc.Err(), "log", c.logPath)
 	r.queue.Add(key)
@@ -353,7 +408,8 @@ func (r *Runner) restartExited(ctx context.Context, key string, p *pod, obj *cor
 	if len(exited) == 0 {
 		return nil
 	}
-	if err := r.writeStatus(ctx, obj, p, false); err != nil {
+	p.setPortsReady(false)
+	if err := r.reportStatus(ctx, obj, p); err != nil {
 		return err
 	}
 	for _, c := range exited {
@@ -362,14 +418,19 @@ func (r *Runner) restartExited(ctx context.Context, key string, p *pod, obj *cor
 			r.queue.AddAfter(key, wait)
 			return nil
 		}
-		if err := p.restart(c); err != nil {
+		// The probers' status writes read c.proc.
+		p.statusMu.Lock()
+		err := p.restart(c)
+		p.statusMu.Unlock()
+		if err != nil {
 			return err
 		}
 		r.log.Info("container restarted", "pod", key, "container", c.name, "restarts", c.restarts)
 		go r.watchExit(ctx, key, p, c)
+		r.startProber(ctx, obj, p, c)
 	}
-	ready := p.waitReady(ctx, r.cfg.ReadyTimeout)
-	return r.writeStatus(ctx, obj, p, ready)
+	p.setPortsReady(p.waitReady(ctx, r.cfg.ReadyTimeout))
+	return r.reportStatus(ctx, obj, p)
 }
 
 // stop ends the processes of the Pod at key (of that uid, when given) and
