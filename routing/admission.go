@@ -9,9 +9,10 @@ import (
 )
 
 // Admission holds the checks a request must pass before its route serves
-// it: a bound on the request body and client address ranges. The
-// ingress-nginx proxy-body-size, whitelist-source-range and
-// denylist-source-range annotations translate to it.
+// it: a bound on the request body, per-client rate limits and client
+// address ranges. The ingress-nginx proxy-body-size, limit-*,
+// whitelist-source-range and denylist-source-range annotations translate
+// to it.
 type Admission struct {
 	// MaxBodyBytes, when positive, answers 413 to a request whose declared
 	// Content-Length exceeds it, before anything is forwarded; a body of
@@ -21,6 +22,8 @@ type Admission struct {
 	// none of the prefixes; Deny answers 403 to one whose address is in
 	// any. Deny is checked first.
 	Allow, Deny []netip.Prefix
+	// Limit, when set, bounds each client's requests (ratelimit.go).
+	Limit *RateLimit
 }
 
 const (
@@ -149,6 +152,9 @@ func (a *Admission) String() string {
 	}
 	if len(a.Deny) > 0 {
 		parts = append(parts, "deny "+joinPrefixes(a.Deny))
+	}
+	if a.Limit != nil {
+		parts = append(parts, a.Limit.String())
 	}
 	return strings.Join(parts, ", ")
 }

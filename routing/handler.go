@@ -205,6 +205,17 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, start time.Time)
 		h.redirectHTTPS(w, r)
 		return route, http.StatusPermanentRedirect
 	}
+	// nginx's preaccess phase (limit_req, limit_conn) runs before its
+	// access phase (allow, deny), and after its rewrites.
+	if adm != nil && adm.Limit != nil && !route.redirects() {
+		client, _ := clientAddr(r, h.cfg.TrustedProxies)
+		budget, ok := adm.Limit.admit(client, start)
+		if !ok {
+			writeText(w, http.StatusServiceUnavailable, tooManyRequestsBody)
+			return route, http.StatusServiceUnavailable
+		}
+		defer adm.Limit.done(budget)
+	}
 	if adm != nil && !route.redirects() && !adm.admitsSource(r, h.cfg.TrustedProxies) {
 		writeText(w, http.StatusForbidden, forbiddenBody)
 		return route, http.StatusForbidden

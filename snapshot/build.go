@@ -27,6 +27,9 @@ type Config struct {
 	// IngressClass is the class name answered to in the legacy
 	// kubernetes.io/ingress.class annotation.
 	IngressClass string
+	// RateLimitMaxClients bounds the clients each Ingress's rate limit
+	// counts; zero takes routing.DefaultMaxRateLimitClients.
+	RateLimitMaxClients int
 	// AdoptClasses are Ingress class names served whatever controller
 	// their IngressClass names, or without an IngressClass object.
 	AdoptClasses []string
@@ -62,8 +65,9 @@ func Build(objs Objects, cfg Config, prev *Snapshot) *Snapshot {
 		backends: newBackendResolver(&objs),
 		secrets:  make(map[types.NamespacedName]*corev1.Secret, len(objs.Secrets)),
 		next: lastGood{
-			ingresses: make(map[types.NamespacedName]*networkingv1.Ingress),
-			keyPairs:  make(map[types.NamespacedName]parsedKeyPair),
+			ingresses:  make(map[types.NamespacedName]*networkingv1.Ingress),
+			keyPairs:   make(map[types.NamespacedName]parsedKeyPair),
+			rateLimits: make(map[types.NamespacedName]*routing.RateLimit),
 		},
 		certHosts: make(map[string]certBinding),
 	}
@@ -93,6 +97,7 @@ func Build(objs Objects, cfg Config, prev *Snapshot) *Snapshot {
 	for _, ing := range owned {
 		snap.Ingresses = append(snap.Ingresses, key(ing.Namespace, ing.Name))
 		tr := b.ingress(ing)
+		b.carryRateLimit(key(ing.Namespace, ing.Name), tr.routes)
 		for _, req := range tr.tls {
 			b.bindCertificate(ing, req)
 		}
@@ -239,6 +244,25 @@ func (b *builder) clusterIPBackend(ref ObjectRef, resolved, be *upstream.Backend
 	}
 	b.clusterIP[be] = c
 	return c
+}
+
+// carryRateLimit gives an Ingress's routes the rate limit of the previous
+// snapshot, with its clients' counters, when the limit is unchanged: a
+// rebuild for any other change must not hand every client a fresh budget.
+// The routes of one Ingress share one Admission.
+func (b *builder) carryRateLimit(k types.NamespacedName, routes []*routing.Route) {
+	for _, r := range routes {
+		if a := r.Admission; a != nil && a.Limit != nil {
+			if n := b.cfg.RateLimitMaxClients; n > 0 && n != a.Limit.MaxClients {
+				cfg := a.Limit.RateLimitConfig
+				cfg.MaxClients = n
+				a.Limit = routing.NewRateLimit(cfg)
+			}
+			a.Limit = a.Limit.Carry(b.prev.rateLimits[k])
+			b.next.rateLimits[k] = a.Limit
+			return
+		}
+	}
 }
 
 // grpcBackend is the backend gRPC calls are sent to: be spoken to over

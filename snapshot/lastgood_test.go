@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"portico.dev/portico/internal/testkit"
+	"portico.dev/portico/routing"
 	"portico.dev/portico/snapshot"
 )
 
@@ -165,4 +166,46 @@ func testKeyPair(t *testing.T, serial int64, host string) (certPEM, keyPEM []byt
 		NotAfter:  time.Date(2036, 1, 1, 0, 0, 0, 0, time.UTC),
 	})
 	return c.CertPEM, c.KeyPEM
+}
+
+// TestRateLimitCarriesOver checks that a rebuild keeps an Ingress's rate
+// limit, and with it its clients' counters, while its configuration
+// holds, and starts afresh when the configuration changes.
+func TestRateLimitCarriesOver(t *testing.T) {
+	objs := snapshot.Objects{
+		IngressClasses: []*networkingv1.IngressClass{{
+			ObjectMeta: metav1.ObjectMeta{Name: "portico"},
+			Spec:       networkingv1.IngressClassSpec{Controller: "portico.dev/controller"},
+		}},
+		Services: []*corev1.Service{{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web"},
+			Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80}}},
+		}},
+	}
+	limited := func(path, rps string) *networkingv1.Ingress {
+		ing := shopIngress(path)
+		ing.Annotations = map[string]string{snapshot.NginxPrefix + "limit-rps": rps}
+		return ing
+	}
+	limitOf := func(s *snapshot.Snapshot) *routing.RateLimit {
+		t.Helper()
+		routes := s.Routes.Routes()
+		if len(routes) != 1 || routes[0].Admission == nil || routes[0].Admission.Limit == nil {
+			t.Fatalf("routes = %v, want one with a rate limit", routes)
+		}
+		return routes[0].Admission.Limit
+	}
+
+	objs.Ingresses = []*networkingv1.Ingress{limited("/orders", "5")}
+	first := snapshot.Build(objs, goldenConfig, nil)
+	objs.Ingresses = []*networkingv1.Ingress{limited("/basket", "5")}
+	second := snapshot.Build(objs, goldenConfig, first)
+	if limitOf(second) != limitOf(first) {
+		t.Fatal("an edit that left the limit alone gave the Ingress a new rate limit, resetting its clients")
+	}
+	objs.Ingresses = []*networkingv1.Ingress{limited("/basket", "6")}
+	third := snapshot.Build(objs, goldenConfig, second)
+	if limitOf(third) == limitOf(second) || limitOf(third).PerSecond != 6 {
+		t.Fatalf("a changed limit kept the old one: %s", limitOf(third))
+	}
 }

@@ -78,6 +78,9 @@ type nginxConfig struct {
 	upstreamVhost    string
 	cors             *routing.CORS
 	admission        *routing.Admission
+	// limit is what the limit-* annotations ask for; it becomes the
+	// admission's RateLimit once every annotation is read.
+	limit *routing.RateLimitConfig
 	// grpc: backend-protocol GRPC or GRPCS, spoken as HTTP/2 (grpcBackend).
 	grpc bool
 	// readTimeout and sendTimeout: proxy-read-timeout, proxy-send-timeout.
@@ -145,6 +148,12 @@ func parseNginx(ing *networkingv1.Ingress, adopted map[string]bool) (nginxConfig
 	}
 	if nc.cors != nil {
 		nginxCORS(nc.cors, ing.Annotations)
+	}
+	if l := nc.limit; l != nil && (l.PerSecond > 0 || l.PerMinute > 0 || l.Connections > 0) {
+		if l.BurstMultiplier == 0 {
+			l.BurstMultiplier = nginxBurstMultiplier
+		}
+		nc.admissionRules().Limit = routing.NewRateLimit(*l)
 	}
 	if nc.auth != nil && nc.auth.URL == "" {
 		// The auth-* options mean nothing without auth-url.
@@ -380,6 +389,28 @@ func (nc *nginxConfig) apply(f NginxFinding, name, raw string, get func(string) 
 		if n > 0 {
 			nc.admissionRules().MaxBodyBytes = n
 		}
+	case "limit-rps", "limit-rpm", "limit-connections", "limit-burst-multiplier":
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 || n > 1_000_000 {
+			return invalid("%q is not a whole number from 1 to 1000000; the annotation is ignored", raw)
+		}
+		l := nc.limits()
+		switch name {
+		case "limit-rps":
+			l.PerSecond = n
+		case "limit-rpm":
+			l.PerMinute = n
+		case "limit-connections":
+			l.Connections = n
+		case "limit-burst-multiplier":
+			l.BurstMultiplier = n
+		}
+	case "limit-whitelist", "limit-allowlist":
+		prefixes, bad := nginxPrefixes(v)
+		if len(bad) > 0 {
+			return invalid("%q are not IP addresses or CIDR ranges; the limits apply to every client", bad)
+		}
+		nc.limits().Exempt = append(nc.limits().Exempt, prefixes...)
 	case "whitelist-source-range", "allowlist-source-range", "denylist-source-range":
 		prefixes, bad := nginxPrefixes(v)
 		deny := name == "denylist-source-range"
@@ -429,6 +460,16 @@ func nginxAuthURL(v string) string {
 		return fmt.Sprintf("%q is not an absolute http or https URL", v)
 	}
 	return ""
+}
+
+// nginxBurstMultiplier is ingress-nginx's default limit-burst-multiplier.
+const nginxBurstMultiplier = 5
+
+func (nc *nginxConfig) limits() *routing.RateLimitConfig {
+	if nc.limit == nil {
+		nc.limit = &routing.RateLimitConfig{}
+	}
+	return nc.limit
 }
 
 func (nc *nginxConfig) admissionRules() *routing.Admission {

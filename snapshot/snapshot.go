@@ -55,6 +55,9 @@ type lastGood struct {
 	ingresses map[types.NamespacedName]*networkingv1.Ingress
 	keyPairs  map[types.NamespacedName]parsedKeyPair
 	gateways  gatewayState
+	// rateLimits are the Ingresses' rate limits, whose client counters
+	// carry over to the next snapshot while their configuration holds.
+	rateLimits map[types.NamespacedName]*routing.RateLimit
 }
 
 // Store holds the snapshot that serves traffic.

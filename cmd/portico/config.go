@@ -53,6 +53,9 @@ type config struct {
 	// UpdateStatus writes the addresses of served Ingresses to their
 	// status; false leaves Ingress status to another controller.
 	UpdateStatus bool
+	// RateLimitMaxClients bounds the client addresses each rate-limited
+	// Ingress counts at once.
+	RateLimitMaxClients int
 	// ExternalAuthTimeout bounds each subrequest to an authentication
 	// service (ingress-nginx's auth-url).
 	ExternalAuthTimeout time.Duration
@@ -222,6 +225,8 @@ func registerRoutingFlags(fs *flag.FlagSet, cfg *config, text *flagText) {
 		"comma-separated Ingress class names (spec.ingressClassName or the legacy annotation) served whatever controller their IngressClass names, e.g. nginx to serve ingress-nginx's Ingresses side by side with it during a move; empty: none")
 	fs.DurationVar(&cfg.ExternalAuthTimeout, "external-auth-timeout", routing.DefaultExternalAuthTimeout,
 		"bound on each subrequest to an authentication service an Ingress names (ingress-nginx auth-url); when it passes, the request is answered 500")
+	fs.IntVar(&cfg.RateLimitMaxClients, "rate-limit-max-clients", routing.DefaultMaxRateLimitClients,
+		"client addresses each rate-limited Ingress (ingress-nginx limit-rps, limit-rpm, limit-connections) counts at once, up to about 300 bytes each; past it a new client takes the place of one whose budget is full again")
 	fs.BoolVar(&cfg.UpdateStatus, "update-status", true,
 		"write the addresses of served Ingresses to their status.loadBalancer; false leaves Ingress status to the other controller while both serve the same Ingresses")
 	fs.StringVar(&cfg.ControllerName, "controller-name", "portico.dev/controller",
@@ -446,6 +451,9 @@ func (cfg *config) resolveUpstream(text *flagText) error {
 		"--tunnel-idle-timeout":   cfg.Upstream.TunnelIdleTimeout,
 	}); err != nil {
 		return err
+	}
+	if cfg.RateLimitMaxClients < 1 {
+		return fmt.Errorf("--rate-limit-max-clients: must be at least 1")
 	}
 	if cfg.Upstream.MaxResponseHeaderBytes < 4096 {
 		return errors.New("--upstream-max-response-header-bytes: must be at least 4096")

@@ -493,3 +493,113 @@ func TestNginxServiceUpstream(t *testing.T) {
 		t.Errorf("without it: status %d, want 503 (no endpoints)", resp.StatusCode)
 	}
 }
+
+// TestNginxRateLimits: limit-rpm with its burst, per client address behind
+// --trusted-proxies, limit-allowlist exempting addresses, and
+// limit-connections bounding one client's requests in flight; a request
+// over a limit is answered 503, as by ingress-nginx.
+func TestNginxRateLimits(t *testing.T) {
+	e := startEnv(t, "--trusted-proxies", "127.0.0.1/32")
+	echoPort := startEcho(t)
+	gate := make(chan struct{})
+	arrived := make(chan struct{}, 4)
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		select {
+		case <-gate:
+		case <-time.After(10 * time.Second): // a safety net against a hang, not a timing
+		}
+		fmt.Fprint(w, "slow")
+	}))
+	t.Cleanup(slow.Close)
+	_, slowPort, _ := net.SplitHostPort(slow.Listener.Addr().String())
+	e.republish(func() {
+		e.write("echo.yaml", manifestService("echo", echoPort))
+		e.write("slow.yaml", manifestService("slow", slowPort))
+		e.write("nginx.yaml", strings.Join([]string{
+			// Per minute, so that no token comes back during the test: one
+			// request and a burst of 1.
+			nginxIngress("rpm", "rpm.apps.example.test", "/", "Prefix", "", map[string]string{"limit-rpm": "1", "limit-burst-multiplier": "1"}),
+			nginxIngress("rps", "rps.apps.example.test", "/", "Prefix", "", map[string]string{"limit-rps": "1", "limit-burst-multiplier": "1"}),
+			nginxIngress("exempt", "exempt.apps.example.test", "/", "Prefix", "", map[string]string{"limit-rpm": "1", "limit-burst-multiplier": "1", "limit-allowlist": "203.0.113.0/24"}),
+			strings.Replace(nginxIngress("conns", "conns.apps.example.test", "/", "Prefix", "", map[string]string{"limit-connections": "1"}), "{name: echo,", "{name: slow,", 1),
+		}, "---\n"))
+	})
+	c := e.http1Client()
+	from := func(addr string) http.Header { return http.Header{"X-Forwarded-For": {addr}} }
+	status := func(host string, h http.Header) int {
+		t.Helper()
+		resp, _ := do(t, c, "GET", "http://"+host+"/", h, "")
+		return resp.StatusCode
+	}
+
+	t.Run("per minute with burst, per client", func(t *testing.T) {
+		for i := range 2 {
+			if got := status("rpm.apps.example.test", from("198.51.100.1")); got != 200 {
+				t.Fatalf("request %d of 1 + a burst of 1: status %d", i+1, got)
+			}
+		}
+		resp, body := do(t, c, "GET", "http://rpm.apps.example.test/", from("198.51.100.1"), "")
+		if resp.StatusCode != 503 || !strings.Contains(body, "too many requests") {
+			t.Fatalf("third request: status %d %q, want 503", resp.StatusCode, body)
+		}
+		if got := status("rpm.apps.example.test", from("198.51.100.2")); got != 200 {
+			t.Fatalf("another client behind the trusted proxy: status %d, want its own budget", got)
+		}
+	})
+
+	t.Run("per second", func(t *testing.T) {
+		// One request and a burst of 1, then one a second: of ten sent
+		// back to back, some must be refused however slow the machine.
+		refused := 0
+		for range 10 {
+			if status("rps.apps.example.test", from("198.51.100.3")) == 503 {
+				refused++
+			}
+		}
+		if refused == 0 {
+			t.Fatal("ten requests at once at limit-rps 1: none refused")
+		}
+	})
+
+	t.Run("allowlisted addresses are not limited", func(t *testing.T) {
+		for i := range 5 {
+			if got := status("exempt.apps.example.test", from("203.0.113.7")); got != 200 {
+				t.Fatalf("exempt request %d: status %d", i+1, got)
+			}
+		}
+		status("exempt.apps.example.test", from("198.51.100.1"))
+		status("exempt.apps.example.test", from("198.51.100.1"))
+		if got := status("exempt.apps.example.test", from("198.51.100.1")); got != 503 {
+			t.Fatalf("a client outside the allowlist: status %d, want 503 after its budget", got)
+		}
+	})
+
+	t.Run("requests in flight", func(t *testing.T) {
+		first := make(chan int, 1)
+		go func() {
+			resp, err := e.http1Client().Get("http://conns.apps.example.test/")
+			if err != nil {
+				first <- 0
+				return
+			}
+			resp.Body.Close()
+			first <- resp.StatusCode
+		}()
+		select {
+		case <-arrived:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the first request never reached the backend")
+		}
+		if got := status("conns.apps.example.test", nil); got != 503 {
+			t.Errorf("a second request while the first is in flight: status %d, want 503", got)
+		}
+		close(gate)
+		if got := <-first; got != 200 {
+			t.Fatalf("the first request: status %d", got)
+		}
+		if got := status("conns.apps.example.test", nil); got != 200 {
+			t.Fatalf("after the first request ended: status %d, want 200", got)
+		}
+	})
+}
