@@ -175,22 +175,35 @@ var (
 )
 
 // apply reads one implemented annotation into nc and returns its finding,
-// with Invalid set when the value does not parse.
+// with Invalid set when the value does not parse. Each family of
+// annotations has its own function, which reports whether the name is
+// one of its own.
 func (nc *nginxConfig) apply(f NginxFinding, name, raw string, get func(string) (string, bool)) NginxFinding {
 	v := strings.TrimSpace(raw)
-	invalid := func(format string, args ...any) NginxFinding {
-		f.Invalid = fmt.Sprintf(format, args...)
-		return f
+	for _, family := range []func(NginxFinding, string, string, string, func(string) (string, bool)) (NginxFinding, bool){
+		nc.applyPaths, nc.applyBackend, nc.applyRouting, nc.applyAuth, nc.applyAdmission,
+	} {
+		if g, ok := family(f, name, raw, v, get); ok {
+			return g
+		}
 	}
-	parseBool := func() (bool, bool) {
-		b, err := strconv.ParseBool(v)
-		return b, err == nil
-	}
+	return f
+}
+
+// invalidf returns f reporting that its value does not parse.
+func (f NginxFinding) invalidf(format string, args ...any) NginxFinding {
+	f.Invalid = fmt.Sprintf(format, args...)
+	return f
+}
+
+// applyPaths reads the path, redirect and rewrite annotations.
+func (nc *nginxConfig) applyPaths(f NginxFinding, name, raw, v string, get func(string) (string, bool)) (NginxFinding, bool) {
 	switch name {
 	case "ssl-redirect", "force-ssl-redirect", "use-regex", "from-to-www-redirect", "enable-cors", "cors-allow-credentials", "preserve-trailing-slash":
-		b, ok := parseBool()
+		b, err := strconv.ParseBool(v)
+		ok := err == nil
 		if !ok {
-			return invalid("%q is not a boolean (true or false); the annotation is ignored", raw)
+			return f.invalidf("%q is not a boolean (true or false); the annotation is ignored", raw), true
 		}
 		switch name {
 		case "ssl-redirect":
@@ -208,11 +221,11 @@ func (nc *nginxConfig) apply(f NginxFinding, name, raw string, get func(string) 
 		}
 	case "permanent-redirect", "temporal-redirect":
 		if v == "" {
-			return f
+			return f, true
 		}
 		u, err := url.Parse(v)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || !validFieldValue(v) {
-			return invalid("%q is not an absolute http or https URL; the annotation is ignored", raw)
+			return f.invalidf("%q is not an absolute http or https URL; the annotation is ignored", raw), true
 		}
 		code := http301
 		if name == "temporal-redirect" {
@@ -221,7 +234,7 @@ func (nc *nginxConfig) apply(f NginxFinding, name, raw string, get func(string) 
 		if c, ok := get(name + "-code"); ok {
 			n, err := strconv.Atoi(c)
 			if err != nil || !slices.Contains(redirectCodes, n) {
-				return invalid("%s-code %q is not a redirect status (300 to 308); the annotation is ignored", name, c)
+				return f.invalidf("%s-code %q is not a redirect status (300 to 308); the annotation is ignored", name, c), true
 			}
 			code = n
 		}
@@ -232,32 +245,41 @@ func (nc *nginxConfig) apply(f NginxFinding, name, raw string, get func(string) 
 	case "permanent-redirect-code", "temporal-redirect-code":
 		n, err := strconv.Atoi(v)
 		if err != nil || !slices.Contains(redirectCodes, n) {
-			return invalid("%q is not a redirect status (300 to 308)", raw)
+			return f.invalidf("%q is not a redirect status (300 to 308)", raw), true
 		}
 	case "app-root":
 		if !strings.HasPrefix(v, "/") || strings.ContainsAny(v, " \t\r\n?#") {
-			return invalid("%q is not an absolute path; the annotation is ignored", raw)
+			return f.invalidf("%q is not an absolute path; the annotation is ignored", raw), true
 		}
 		nc.appRoot = v
 	case "rewrite-target":
 		tmpl, msg := nginxRewriteTemplate(v)
 		if msg != "" {
-			return invalid("%s; the annotation is ignored", msg)
+			return f.invalidf("%s; the annotation is ignored", msg), true
 		}
 		nc.rewrite = &tmpl
 		// rewrite-target turns regex matching on, as in ingress-nginx.
 		nc.regex = true
 	case "x-forwarded-prefix":
 		if v == "" {
-			return f
+			return f, true
 		}
 		if !validFieldValue(v) {
-			return invalid("%q is not a valid header value; the annotation is ignored", raw)
+			return f.invalidf("%q is not a valid header value; the annotation is ignored", raw), true
 		}
 		nc.forwardedPrefix = v
+	default:
+		return f, false
+	}
+	return f, true
+}
+
+// applyBackend reads the annotations of the backend leg: its protocol, host, addresses, timeouts and buffering.
+func (nc *nginxConfig) applyBackend(f NginxFinding, name, raw, v string, get func(string) (string, bool)) (NginxFinding, bool) {
+	switch name {
 	case "upstream-vhost":
 		if v == "" || strings.ContainsAny(v, " \t/?#@") || !validFieldValue(v) {
-			return invalid("%q is not a host name; the annotation is ignored", raw)
+			return f.invalidf("%q is not a host name; the annotation is ignored", raw), true
 		}
 		nc.upstreamVhost = v
 	case "backend-protocol":
@@ -273,53 +295,76 @@ func (nc *nginxConfig) apply(f NginxFinding, name, raw string, get func(string) 
 			nc.grpc = true
 		case "HTTPS", "AUTO_HTTP", "FCGI":
 		default:
-			return invalid("%q is not one of HTTP, HTTPS, GRPC, GRPCS, AUTO_HTTP, FCGI; HTTP is spoken", raw)
+			return f.invalidf("%q is not one of HTTP, HTTPS, GRPC, GRPCS, AUTO_HTTP, FCGI; HTTP is spoken", raw), true
 		}
+	case "service-upstream":
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return f.invalidf("%q is not a boolean (true or false); the endpoints are used", raw), true
+		}
+		nc.serviceUpstream = b
+	case "load-balance":
+		switch v {
+		case "round_robin":
+			f.Verdict, f.Note = NginxExact, ""
+		case "ewma", "chash", "chashsubset", "sticky", "ip_hash", "least_conn":
+		default:
+			return f.invalidf("%q is not a load-balancing algorithm; round-robin is used", raw), true
+		}
+	case "proxy-buffering", "proxy-request-buffering":
+		switch strings.ToLower(v) {
+		case "off":
+			f.Verdict, f.Note = NginxExact, ""
+		case "on":
+		default:
+			return f.invalidf("%q is not on or off; Portico streams", raw), true
+		}
+	case "proxy-http-version":
+		switch v {
+		case "1.1":
+			f.Verdict, f.Note = NginxExact, ""
+		case "1.0":
+		default:
+			return f.invalidf("%q is not 1.0 or 1.1; Portico speaks HTTP/1.1", raw), true
+		}
+	case "proxy-read-timeout", "proxy-send-timeout":
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 || n > 24*3600 {
+			return f.invalidf("%q is not a number of seconds from 1 to 86400; the global timeout applies", raw), true
+		}
+		if !nc.grpc {
+			// backend-protocol sorts first: the HTTP/2 difference is known.
+			f.Verdict, f.Note = NginxExact, ""
+		}
+		if name == "proxy-read-timeout" {
+			nc.readTimeout = time.Duration(n) * time.Second
+		} else {
+			nc.sendTimeout = time.Duration(n) * time.Second
+		}
+	default:
+		return f, false
+	}
+	return f, true
+}
+
+// applyRouting reads CORS, canaries and server aliases.
+func (nc *nginxConfig) applyRouting(f NginxFinding, name, raw, v string, get func(string) (string, bool)) (NginxFinding, bool) {
+	switch name {
 	case "cors-allow-origin", "cors-allow-methods", "cors-allow-headers", "cors-expose-headers", "cors-max-age":
 		// Read in finish, with enable-cors; only the syntax is checked here.
 		if name == "cors-max-age" {
 			if n, err := strconv.ParseInt(v, 10, 32); err != nil || n < 0 {
-				return invalid("%q is not a number of seconds; the default 1728000 applies", raw)
+				return f.invalidf("%q is not a number of seconds; the default 1728000 applies", raw), true
 			}
 		}
 		if name == "cors-allow-origin" {
 			if _, bad := nginxOrigins(v); len(bad) > 0 {
-				return invalid("origins %q are not <scheme>://<host>[:<port>] or *; they are left out", bad)
+				return f.invalidf("origins %q are not <scheme>://<host>[:<port>] or *; they are left out", bad), true
 			}
 		}
 	case "canary", "canary-by-header", "canary-by-header-value", "canary-by-header-pattern", "canary-by-cookie", "canary-weight", "canary-weight-total":
 		if msg := nc.readCanary(name, v); msg != "" {
-			return invalid("%s", msg)
-		}
-	case "auth-url":
-		if msg := nginxAuthURL(v); msg != "" {
-			// Fail closed, as ingress-nginx does: a check that cannot be
-			// run lets nobody through.
-			nc.admissionRules().Deny = []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")}
-			return invalid("%s; every request to this Ingress is answered 403", msg)
-		}
-		nc.authRules().URL = v
-	case "auth-signin":
-		if msg := nginxAuthURL(v); msg != "" {
-			return invalid("%s; a 401 is passed to the client", msg)
-		}
-		nc.authRules().SignIn = v
-	case "auth-signin-redirect-param":
-		if v == "" || url.QueryEscape(v) != v {
-			return invalid("%q is not a query parameter name; rd is used", raw)
-		}
-		nc.authRules().SignInParam = v
-	case "auth-method":
-		if !validHeaderName(v) || strings.ToUpper(v) != v {
-			return invalid("%q is not an HTTP method; GET is used", raw)
-		}
-		nc.authRules().Method = v
-	case "auth-response-headers":
-		for _, h := range splitList(v) {
-			if !validHeaderName(h) {
-				return invalid("%q is not a list of header names; no header is copied", raw)
-			}
-			nc.authRules().ResponseHeaders = append(nc.authRules().ResponseHeaders, h)
+			return f.invalidf("%s", msg), true
 		}
 	case "server-alias":
 		var bad []string
@@ -335,56 +380,60 @@ func (nc *nginxConfig) apply(f NginxFinding, name, raw string, get func(string) 
 			f.Verdict, f.Note = NginxExact, ""
 		}
 		if len(bad) > 0 {
-			return invalid("%q are not host names; they are left out", bad)
+			return f.invalidf("%q are not host names; they are left out", bad), true
 		}
-	case "service-upstream":
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return invalid("%q is not a boolean (true or false); the endpoints are used", raw)
+	default:
+		return f, false
+	}
+	return f, true
+}
+
+// applyAuth reads external authentication (auth-url and its options).
+func (nc *nginxConfig) applyAuth(f NginxFinding, name, raw, v string, get func(string) (string, bool)) (NginxFinding, bool) {
+	switch name {
+	case "auth-url":
+		if msg := nginxAuthURL(v); msg != "" {
+			// Fail closed, as ingress-nginx does: a check that cannot be
+			// run lets nobody through.
+			nc.admissionRules().Deny = []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")}
+			return f.invalidf("%s; every request to this Ingress is answered 403", msg), true
 		}
-		nc.serviceUpstream = b
-	case "load-balance":
-		switch v {
-		case "round_robin":
-			f.Verdict, f.Note = NginxExact, ""
-		case "ewma", "chash", "chashsubset", "sticky", "ip_hash", "least_conn":
-		default:
-			return invalid("%q is not a load-balancing algorithm; round-robin is used", raw)
+		nc.authRules().URL = v
+	case "auth-signin":
+		if msg := nginxAuthURL(v); msg != "" {
+			return f.invalidf("%s; a 401 is passed to the client", msg), true
 		}
-	case "proxy-buffering", "proxy-request-buffering":
-		switch strings.ToLower(v) {
-		case "off":
-			f.Verdict, f.Note = NginxExact, ""
-		case "on":
-		default:
-			return invalid("%q is not on or off; Portico streams", raw)
+		nc.authRules().SignIn = v
+	case "auth-signin-redirect-param":
+		if v == "" || url.QueryEscape(v) != v {
+			return f.invalidf("%q is not a query parameter name; rd is used", raw), true
 		}
-	case "proxy-http-version":
-		switch v {
-		case "1.1":
-			f.Verdict, f.Note = NginxExact, ""
-		case "1.0":
-		default:
-			return invalid("%q is not 1.0 or 1.1; Portico speaks HTTP/1.1", raw)
+		nc.authRules().SignInParam = v
+	case "auth-method":
+		if !validHeaderName(v) || strings.ToUpper(v) != v {
+			return f.invalidf("%q is not an HTTP method; GET is used", raw), true
 		}
-	case "proxy-read-timeout", "proxy-send-timeout":
-		n, err := strconv.Atoi(v)
-		if err != nil || n <= 0 || n > 24*3600 {
-			return invalid("%q is not a number of seconds from 1 to 86400; the global timeout applies", raw)
+		nc.authRules().Method = v
+	case "auth-response-headers":
+		for _, h := range splitList(v) {
+			if !validHeaderName(h) {
+				return f.invalidf("%q is not a list of header names; no header is copied", raw), true
+			}
+			nc.authRules().ResponseHeaders = append(nc.authRules().ResponseHeaders, h)
 		}
-		if !nc.grpc {
-			// backend-protocol sorts first: the HTTP/2 difference is known.
-			f.Verdict, f.Note = NginxExact, ""
-		}
-		if name == "proxy-read-timeout" {
-			nc.readTimeout = time.Duration(n) * time.Second
-		} else {
-			nc.sendTimeout = time.Duration(n) * time.Second
-		}
+	default:
+		return f, false
+	}
+	return f, true
+}
+
+// applyAdmission reads the body size, rate limits and address ranges.
+func (nc *nginxConfig) applyAdmission(f NginxFinding, name, raw, v string, get func(string) (string, bool)) (NginxFinding, bool) {
+	switch name {
 	case "proxy-body-size":
 		n, ok := nginxBytes(v)
 		if !ok {
-			return invalid("%q is not a size (a number with an optional k, m or g); no limit applies", raw)
+			return f.invalidf("%q is not a size (a number with an optional k, m or g); no limit applies", raw), true
 		}
 		if n > 0 {
 			nc.admissionRules().MaxBodyBytes = n
@@ -392,7 +441,7 @@ func (nc *nginxConfig) apply(f NginxFinding, name, raw string, get func(string) 
 	case "limit-rps", "limit-rpm", "limit-connections", "limit-burst-multiplier":
 		n, err := strconv.Atoi(v)
 		if err != nil || n <= 0 || n > 1_000_000 {
-			return invalid("%q is not a whole number from 1 to 1000000; the annotation is ignored", raw)
+			return f.invalidf("%q is not a whole number from 1 to 1000000; the annotation is ignored", raw), true
 		}
 		l := nc.limits()
 		switch name {
@@ -408,7 +457,7 @@ func (nc *nginxConfig) apply(f NginxFinding, name, raw string, get func(string) 
 	case "limit-whitelist", "limit-allowlist":
 		prefixes, bad := nginxPrefixes(v)
 		if len(bad) > 0 {
-			return invalid("%q are not IP addresses or CIDR ranges; the limits apply to every client", bad)
+			return f.invalidf("%q are not IP addresses or CIDR ranges; the limits apply to every client", bad), true
 		}
 		nc.limits().Exempt = append(nc.limits().Exempt, prefixes...)
 	case "whitelist-source-range", "allowlist-source-range", "denylist-source-range":
@@ -416,15 +465,15 @@ func (nc *nginxConfig) apply(f NginxFinding, name, raw string, get func(string) 
 		deny := name == "denylist-source-range"
 		if len(bad) > 0 {
 			if deny {
-				return invalid("%q are not IP addresses or CIDR ranges; the deny list is not applied", bad)
+				return f.invalidf("%q are not IP addresses or CIDR ranges; the deny list is not applied", bad), true
 			}
 			// Fail closed, as ingress-nginx does: an allow list that
 			// cannot be read admits nobody.
 			nc.admissionRules().Deny = []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")}
-			return invalid("%q are not IP addresses or CIDR ranges; every request to this Ingress is answered 403", bad)
+			return f.invalidf("%q are not IP addresses or CIDR ranges; every request to this Ingress is answered 403", bad), true
 		}
 		if len(prefixes) == 0 {
-			return f
+			return f, true
 		}
 		a := nc.admissionRules()
 		if deny {
@@ -432,8 +481,10 @@ func (nc *nginxConfig) apply(f NginxFinding, name, raw string, get func(string) 
 		} else {
 			a.Allow = append(a.Allow, prefixes...)
 		}
+	default:
+		return f, false
 	}
-	return f
+	return f, true
 }
 
 const (
