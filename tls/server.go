@@ -95,34 +95,23 @@ func DefaultLimits() Limits {
 
 func (l Limits) withDefaults() Limits {
 	d := DefaultLimits()
-	if l.ReadHeaderTimeout <= 0 {
-		l.ReadHeaderTimeout = d.ReadHeaderTimeout
-	}
-	if l.IdleTimeout <= 0 {
-		l.IdleTimeout = d.IdleTimeout
-	}
-	if l.MaxHeaderBytes <= 0 {
-		l.MaxHeaderBytes = d.MaxHeaderBytes
-	}
-	if l.HTTP2MaxConcurrentStreams == 0 {
-		l.HTTP2MaxConcurrentStreams = d.HTTP2MaxConcurrentStreams
-	}
-	if l.HTTP2MaxReadFrameSize == 0 {
-		l.HTTP2MaxReadFrameSize = d.HTTP2MaxReadFrameSize
-	}
-	if l.HTTP2MaxReceiveBufferPerStream <= 0 {
-		l.HTTP2MaxReceiveBufferPerStream = d.HTTP2MaxReceiveBufferPerStream
-	}
-	if l.HTTP2MaxReceiveBufferPerConnection <= 0 {
-		l.HTTP2MaxReceiveBufferPerConnection = d.HTTP2MaxReceiveBufferPerConnection
-	}
-	if l.HTTP2PingTimeout <= 0 {
-		l.HTTP2PingTimeout = d.HTTP2PingTimeout
-	}
-	if l.WriteByteTimeout <= 0 {
-		l.WriteByteTimeout = d.WriteByteTimeout
-	}
+	defaultIfUnset(&l.ReadHeaderTimeout, d.ReadHeaderTimeout)
+	defaultIfUnset(&l.IdleTimeout, d.IdleTimeout)
+	defaultIfUnset(&l.MaxHeaderBytes, d.MaxHeaderBytes)
+	defaultIfUnset(&l.HTTP2MaxConcurrentStreams, d.HTTP2MaxConcurrentStreams)
+	defaultIfUnset(&l.HTTP2MaxReadFrameSize, d.HTTP2MaxReadFrameSize)
+	defaultIfUnset(&l.HTTP2MaxReceiveBufferPerStream, d.HTTP2MaxReceiveBufferPerStream)
+	defaultIfUnset(&l.HTTP2MaxReceiveBufferPerConnection, d.HTTP2MaxReceiveBufferPerConnection)
+	defaultIfUnset(&l.HTTP2PingTimeout, d.HTTP2PingTimeout)
+	defaultIfUnset(&l.WriteByteTimeout, d.WriteByteTimeout)
 	return l
+}
+
+// defaultIfUnset sets *v to d when it is zero or negative: unset.
+func defaultIfUnset[T int | int64 | uint32 | time.Duration](v *T, d T) {
+	if *v <= 0 {
+		*v = d
+	}
 }
 
 func (l Limits) validate() error {
