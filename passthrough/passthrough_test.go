@@ -1,0 +1,127 @@
+package passthrough
+
+import (
+	stdtls "crypto/tls"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+// pipe returns the two ends of a loopback TCP connection.
+func pipe(t *testing.T) (client, server net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, err = ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close(); server.Close() })
+	return client, server
+}
+
+// startHello sends a crypto/tls ClientHello for serverName on client; the
+// handshake is left to fail when the test closes the connection.
+func startHello(client net.Conn, serverName string) {
+	go func() {
+		c := stdtls.Client(client, &stdtls.Config{ServerName: serverName, InsecureSkipVerify: true})
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		_ = c.Handshake()
+	}()
+}
+
+// TestReadClientHello reads a real ClientHello: the SNI is found and the
+// bytes returned are the whole TLS record(s), to be replayed as they are.
+func TestReadClientHello(t *testing.T) {
+	client, server := pipe(t)
+	startHello(client, "App.Example.test")
+	hello, sni, err := readClientHello(server, DefaultMaxHelloBytes, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sni != "App.Example.test" {
+		t.Errorf("SNI %q, want App.Example.test", sni)
+	}
+	if len(hello) < 5 || hello[0] != 0x16 {
+		t.Fatalf("read %d bytes starting %x, want a handshake record", len(hello), hello[:min(len(hello), 5)])
+	}
+	if n := 5 + int(hello[3])<<8 | int(hello[4]); n > len(hello) {
+		t.Errorf("record of %d bytes, only %d read", n, len(hello))
+	}
+}
+
+// TestReadClientHelloRejects: what is not a ClientHello within the bounds
+// gives no SNI (the connection is then closed): a larger ClientHello than
+// the limit, plain HTTP, and a client that sends nothing.
+func TestReadClientHelloRejects(t *testing.T) {
+	t.Run("too large", func(t *testing.T) {
+		client, server := pipe(t)
+		startHello(client, "app.example.test")
+		if _, _, err := readClientHello(server, 64, 10*time.Second); err == nil {
+			t.Error("a ClientHello larger than 64 bytes was accepted")
+		}
+	})
+	t.Run("plain HTTP", func(t *testing.T) {
+		client, server := pipe(t)
+		go client.Write([]byte("GET / HTTP/1.1\r\nHost: app.example.test\r\n\r\n"))
+		if _, _, err := readClientHello(server, DefaultMaxHelloBytes, 10*time.Second); err == nil {
+			t.Error("an HTTP request was taken for a ClientHello")
+		}
+	})
+	t.Run("silent client", func(t *testing.T) {
+		_, server := pipe(t)
+		_, _, err := readClientHello(server, DefaultMaxHelloBytes, 50*time.Millisecond)
+		if err == nil || !strings.Contains(err.Error(), "timeout") {
+			t.Errorf("error %v, want a timeout", err)
+		}
+	})
+}
+
+// TestSpliceIdle: a spliced connection on which nothing moves either way
+// is closed on both sides once the idle timeout passes, and one busy
+// direction keeps the other's quiet reader waiting.
+func TestSpliceIdle(t *testing.T) {
+	client, gwClient := pipe(t)
+	gwBackend, backend := pipe(t)
+	done := make(chan int64, 1)
+	go func() {
+		in, _ := splice(gwClient, gwBackend, []byte("hello"), time.Second)
+		done <- in
+	}()
+	buf := make([]byte, 5)
+	backend.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := backend.Read(buf); err != nil || string(buf) != "hello" {
+		t.Fatalf("backend read %q, %v; want the replayed hello", buf, err)
+	}
+	// The backend streams for a while the client stays quiet: the
+	// connection must survive past the idle timeout.
+	client.SetDeadline(time.Now().Add(10 * time.Second))
+	for range 5 {
+		if _, err := backend.Write([]byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := client.Read(buf[:1]); err != nil {
+			t.Fatalf("a streaming connection was closed: %v", err)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	select {
+	case in := <-done:
+		if in != 5 {
+			t.Errorf("bytes in %d, want 5", in)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("an idle spliced connection was not closed")
+	}
+	if _, err := client.Read(buf); err == nil {
+		t.Error("the client's connection is still open after the idle timeout")
+	}
+}
