@@ -52,7 +52,9 @@ type Config struct {
 	// DialTimeout bounds connecting to the backend endpoint.
 	DialTimeout time.Duration
 	Metrics     *metrics.Metrics
-	Logger      *slog.Logger
+	// AccessLog, when set, gets one record per connection as it ends.
+	AccessLog *slog.Logger
+	Logger    *slog.Logger
 }
 
 func (c Config) withDefaults() Config {
@@ -169,53 +171,83 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) serve(c net.Conn) {
 	defer s.track(c, false)
 	defer c.Close()
-	start := time.Now()
+	rec := record{start: time.Now(), remote: c.RemoteAddr().String()}
+	defer s.observe(&rec)
 	hello, sni, err := readClientHello(c, s.cfg.MaxHelloBytes, s.cfg.HelloTimeout)
 	if err != nil {
-		s.cfg.Logger.Debug("TLS passthrough: no ClientHello", "remote", c.RemoteAddr().String(), "error", err)
-		s.observe(metrics.RouteLabels{}, metrics.PassthroughBadHello, 0, 0, start)
+		s.cfg.Logger.Debug("TLS passthrough: no ClientHello", "remote", rec.remote, "error", err)
+		rec.result = metrics.PassthroughBadHello
 		return
 	}
+	rec.sni = sni
 	var route *routing.Route
 	if t := s.cfg.Routes(); t != nil {
 		route = t.Match(sni, "/")
 	}
 	if route == nil {
-		s.cfg.Logger.Debug("TLS passthrough: no route for the SNI; closing", "remote", c.RemoteAddr().String(), "sni", sni)
-		s.observe(metrics.RouteLabels{}, metrics.PassthroughNoRoute, 0, 0, start)
+		rec.result = metrics.PassthroughNoRoute
 		return
 	}
-	labels := route.MetricLabels()
+	rec.route = route
 	wb := route.PickBackend()
-	endpoint := ""
 	if wb != nil && !wb.Invalid && wb.Backend != nil {
-		endpoint = wb.Backend.NextEndpoint()
+		rec.backend = wb.Backend.Name
+		rec.endpoint = wb.Backend.NextEndpoint()
 	}
-	if endpoint == "" {
-		s.cfg.Logger.Debug("TLS passthrough: no backend endpoint; closing", "sni", sni, "route", route.Source.String())
-		s.observe(labels, metrics.PassthroughNoBackend, 0, 0, start)
+	if rec.endpoint == "" {
+		rec.result = metrics.PassthroughNoBackend
 		return
 	}
 	d := net.Dialer{Timeout: s.cfg.DialTimeout}
-	b, err := d.Dial("tcp", endpoint)
+	b, err := d.Dial("tcp", rec.endpoint)
 	if err != nil {
 		s.cfg.Logger.Warn("TLS passthrough: cannot reach the backend", "sni", sni, "route", route.Source.String(),
-			"backend", wb.Backend.Name, "endpoint", endpoint, "error", err)
+			"backend", rec.backend, "endpoint", rec.endpoint, "error", err)
 		if s.cfg.Metrics != nil {
-			s.cfg.Metrics.ConnectError(wb.Backend.Name)
+			s.cfg.Metrics.ConnectError(rec.backend)
 		}
-		s.observe(labels, metrics.PassthroughDialError, 0, 0, start)
+		rec.result = metrics.PassthroughDialError
 		return
 	}
 	defer b.Close()
 	// Shutdown closes tracked connections; the backend one ends with them.
-	in, out := splice(c, b, hello, s.cfg.IdleTimeout)
-	s.observe(labels, metrics.PassthroughSpliced, in, out, start)
+	rec.in, rec.out = splice(c, b, hello, s.cfg.IdleTimeout)
+	rec.result = metrics.PassthroughSpliced
 }
 
-func (s *Server) observe(l metrics.RouteLabels, result string, in, out int64, start time.Time) {
+// record is what is known of one connection when it ends.
+type record struct {
+	start               time.Time
+	remote, sni, result string
+	route               *routing.Route
+	backend, endpoint   string
+	in, out             int64
+}
+
+// observe counts an ended connection and writes its access log record.
+func (s *Server) observe(r *record) {
+	seconds := time.Since(r.start).Seconds()
+	var labels metrics.RouteLabels
+	routeName := ""
+	if r.route != nil {
+		labels = r.route.MetricLabels()
+		routeName = r.route.Source.String()
+	}
 	if s.cfg.Metrics != nil {
-		s.cfg.Metrics.Passthrough(l, result, in, out, time.Since(start).Seconds())
+		s.cfg.Metrics.Passthrough(labels, r.result, r.in, r.out, seconds)
+	}
+	if s.cfg.AccessLog != nil {
+		s.cfg.AccessLog.LogAttrs(context.Background(), slog.LevelInfo, "passthrough",
+			slog.String("remote", r.remote),
+			slog.String("sni", r.sni),
+			slog.String("result", r.result),
+			slog.String("route", routeName),
+			slog.String("backend", r.backend),
+			slog.String("endpoint", r.endpoint),
+			slog.Int64("bytes_in", r.in),
+			slog.Int64("bytes_out", r.out),
+			slog.Float64("duration", seconds),
+		)
 	}
 }
 

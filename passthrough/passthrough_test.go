@@ -1,11 +1,18 @@
 package passthrough
 
 import (
+	"context"
 	stdtls "crypto/tls"
+	"io"
+	"log/slog"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"portico.dev/portico/routing"
+	"portico.dev/portico/upstream"
 )
 
 // pipe returns the two ends of a loopback TCP connection.
@@ -123,5 +130,103 @@ func TestSpliceIdle(t *testing.T) {
 	}
 	if _, err := client.Read(buf); err == nil {
 		t.Error("the client's connection is still open after the idle timeout")
+	}
+}
+
+// lockedBuffer collects log output written from the server's goroutines.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestServerAccessLog serves a socket with one TLSRoute for app.test: a
+// ClientHello for it reaches the backend as it was sent, one for another
+// name is closed, and each connection ends with an access log record of
+// its SNI, result, route and bytes.
+func TestServerAccessLog(t *testing.T) {
+	backendLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer backendLn.Close()
+	got := make(chan []byte, 1)
+	go func() {
+		c, err := backendLn.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		buf := make([]byte, 5)
+		if _, err := io.ReadFull(c, buf); err != nil {
+			got <- nil
+			return
+		}
+		got <- buf
+	}()
+	route := &routing.Route{
+		Source:   routing.Source{Kind: "TLSRoute", Namespace: "ns", Name: "app", Rule: "0/0"},
+		Host:     "app.test",
+		PathKind: routing.PathPrefix,
+		Path:     "/",
+		Backends: []routing.WeightedBackend{{Backend: &upstream.Backend{Name: "ns/app:443", Endpoints: []string{backendLn.Addr().String()}}, Weight: 1}},
+	}
+	table, _ := routing.CompileListeners([]routing.ListenerRoutes{{Routes: []*routing.Route{route}}}, nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs lockedBuffer
+	srv := NewServer(ln, Config{
+		Routes:    func() *routing.Table { return table },
+		AccessLog: slog.New(slog.NewTextHandler(&logs, nil)),
+		Logger:    slog.New(slog.DiscardHandler),
+	})
+	go srv.Serve()
+	defer srv.Shutdown(context.Background())
+
+	for _, name := range []string{"app.test", "other.test"} {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		tc := stdtls.Client(c, &stdtls.Config{ServerName: name, InsecureSkipVerify: true})
+		tc.SetDeadline(time.Now().Add(10 * time.Second))
+		if err := tc.Handshake(); err == nil {
+			t.Errorf("%s: a handshake completed, but nothing on the path holds a certificate", name)
+		}
+		c.Close()
+	}
+	if b := <-got; len(b) != 5 || b[0] != 0x16 {
+		t.Errorf("the backend got %x, want the ClientHello record", b)
+	}
+	want := []string{
+		`msg=passthrough`, `sni=app.test result=spliced route="TLSRoute ns/app rule 0/0" backend=ns/app:443`,
+		`sni=other.test result=no_route route=""`,
+	}
+	var out string
+	for range 200 {
+		out = logs.String()
+		if strings.Count(out, "msg=passthrough") == 2 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, w := range want {
+		if !strings.Contains(out, w) {
+			t.Errorf("access log lacks %q:\n%s", w, out)
+		}
 	}
 }

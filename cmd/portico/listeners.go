@@ -194,6 +194,7 @@ func (g *gatewayListeners) bind(k listenerKey, l *snapshot.Listener) (*boundList
 		cfg := g.passthrough
 		cfg.Routes = routes
 		cfg.Metrics = g.shared.Metrics
+		cfg.AccessLog = g.shared.AccessLog
 		cfg.Logger = g.log.With("gateway", l.Gateway.String())
 		b.server = passthrough.NewServer(porticotls.WithProxyProtocol(b.listener, g.shared.ProxyProtocolFrom, cfg.HelloTimeout), cfg)
 		g.serve(k, b)
