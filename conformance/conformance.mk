@@ -1,6 +1,7 @@
 # Gateway API conformance (conformance/README.md).
 #   make conformance        run the upstream suite (sigs.k8s.io/gateway-api
-#                           v1.7.0, GATEWAY-HTTP and GATEWAY-GRPC profiles)
+#                           v1.7.0, GATEWAY-HTTP, GATEWAY-GRPC and
+#                           GATEWAY-TLS profiles)
 #                           against Portico on the local control plane;
 #                           the report goes to
 #                           conformance/reports/. Needs root.

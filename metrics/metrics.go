@@ -23,6 +23,9 @@ const (
 	ConfigProblemsName        = "portico_config_problems"
 	CertificatesLoadedName    = "portico_certificates_loaded"
 	CertificateExpiryName     = "portico_certificate_expiry_timestamp_seconds"
+	PassthroughConnsName      = "portico_passthrough_connections_total"
+	PassthroughBytesName      = "portico_passthrough_bytes_total"
+	PassthroughDurationName   = "portico_passthrough_connection_duration_seconds"
 )
 
 // Metrics is the set of collectors one Portico process exports.
@@ -41,7 +44,25 @@ type Metrics struct {
 	problems        *prometheus.GaugeVec
 	certsLoaded     prometheus.Gauge
 	certExpiry      *prometheus.GaugeVec
+
+	passthroughConns    *prometheus.CounterVec
+	passthroughBytes    *prometheus.CounterVec
+	passthroughDuration *prometheus.HistogramVec
 }
+
+// Passthrough results: the outcome of one TLS passthrough connection, a
+// fixed set so that clients cannot mint series.
+const (
+	PassthroughSpliced   = "spliced"    // sent to a backend, both ways until closed
+	PassthroughBadHello  = "bad_hello"  // no ClientHello within the bounds
+	PassthroughNoRoute   = "no_route"   // no TLSRoute takes the SNI
+	PassthroughNoBackend = "no_backend" // the route has no valid backend endpoint
+	PassthroughDialError = "dial_error" // the backend endpoint refused or timed out
+)
+
+// ConnectionBuckets are the passthrough connection-duration buckets in
+// seconds: connections live from milliseconds to hours.
+var ConnectionBuckets = []float64{.01, .1, 1, 10, 60, 300, 1800, 3600, 4 * 3600}
 
 // RequestBuckets are the request-duration histogram buckets in seconds: fine
 // below 10 ms where a proxy's own cost shows, coarse up to a minute.
@@ -60,7 +81,21 @@ func New() *Metrics {
 		Name: GRPCResponsesName,
 		Help: "gRPC calls answered, per route and gRPC status (the code's name; NONE when the response carried none).",
 	}, []string{"kind", "namespace", "name", "rule", "grpc_status"})
-	m.routes = routeSeriesSet{vec: m.requestDuration, grpcVec: m.grpcResponses, m: make(map[RouteLabels]*RouteSeries)}
+	m.passthroughConns = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: PassthroughConnsName,
+		Help: "TLS passthrough connections ended, per TLSRoute (empty labels when none took the SNI) and result (spliced, bad_hello, no_route, no_backend, dial_error).",
+	}, []string{"kind", "namespace", "name", "rule", "result"})
+	m.passthroughBytes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: PassthroughBytesName,
+		Help: "Bytes spliced by TLS passthrough, per TLSRoute and direction (in: from the client, ClientHello included; out: to the client).",
+	}, []string{"kind", "namespace", "name", "rule", "direction"})
+	m.passthroughDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    PassthroughDurationName,
+		Help:    "Lifetime of spliced TLS passthrough connections, per TLSRoute.",
+		Buckets: ConnectionBuckets,
+	}, []string{"kind", "namespace", "name", "rule"})
+	m.routes = routeSeriesSet{vec: m.requestDuration, grpcVec: m.grpcResponses, m: make(map[RouteLabels]*RouteSeries),
+		extra: []prometheus.Collector{m.passthroughConns, m.passthroughBytes, m.passthroughDuration}}
 	m.InFlight = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: RequestsInFlightName,
 		Help: "Requests being served right now.",
@@ -100,12 +135,30 @@ func New() *Metrics {
 	}, []string{"secret"})
 	m.Registry.MustRegister(m.requestDuration, m.grpcResponses, m.InFlight, m.connectErrors, m.builds, m.buildDuration,
 		m.generation, m.routeCount, m.problems, m.certsLoaded, m.certExpiry,
+		m.passthroughConns, m.passthroughBytes, m.passthroughDuration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
 // Route returns the series of one route; it is safe to keep across snapshots.
 func (m *Metrics) Route(l RouteLabels) *RouteSeries { return m.routes.get(l) }
+
+// Passthrough records one ended TLS passthrough connection: its route
+// (zero labels when no route took it), result, the bytes it carried each
+// way and its lifetime. It is called once per connection, so it resolves
+// the series each time rather than caching them as Route does.
+func (m *Metrics) Passthrough(l RouteLabels, result string, in, out int64, seconds float64) {
+	if l != (RouteLabels{}) {
+		m.routes.get(l) // keeps the route's series until RetainRoutes drops it
+	}
+	m.passthroughConns.WithLabelValues(l.Kind, l.Namespace, l.Name, l.Rule, result).Inc()
+	if result != PassthroughSpliced {
+		return
+	}
+	m.passthroughBytes.WithLabelValues(l.Kind, l.Namespace, l.Name, l.Rule, "in").Add(float64(in))
+	m.passthroughBytes.WithLabelValues(l.Kind, l.Namespace, l.Name, l.Rule, "out").Add(float64(out))
+	m.passthroughDuration.WithLabelValues(l.Kind, l.Namespace, l.Name, l.Rule).Observe(seconds)
+}
 
 // RetainRoutes drops the series of every route not in keep.
 func (m *Metrics) RetainRoutes(keep map[RouteLabels]bool) { m.routes.retain(keep) }

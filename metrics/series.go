@@ -133,8 +133,11 @@ func (s *RouteSeries) Observe(method string, code int, seconds float64) {
 type routeSeriesSet struct {
 	vec     *prometheus.HistogramVec
 	grpcVec *prometheus.CounterVec
-	mu      sync.Mutex
-	m       map[RouteLabels]*RouteSeries
+	// extra are other per-route vectors (TLS passthrough), whose series
+	// of a dropped route are deleted too.
+	extra []prometheus.Collector
+	mu    sync.Mutex
+	m     map[RouteLabels]*RouteSeries
 }
 
 func (s *routeSeriesSet) get(l RouteLabels) *RouteSeries {
@@ -162,6 +165,11 @@ func (s *routeSeriesSet) retain(keep map[RouteLabels]bool) {
 		s.vec.DeletePartialMatch(route)
 		if s.grpcVec != nil {
 			s.grpcVec.DeletePartialMatch(route)
+		}
+		for _, c := range s.extra {
+			if v, ok := c.(interface{ DeletePartialMatch(prometheus.Labels) int }); ok {
+				v.DeletePartialMatch(route)
+			}
 		}
 	}
 }

@@ -230,3 +230,8 @@ func sampled(percent float64) bool {
 	}
 	return percent > 0 && rand.Float64()*100 < percent
 }
+
+// PickBackend picks one of the route's backends by weight, as a request
+// would; nil when every weight is zero. TLS passthrough uses it once per
+// connection.
+func (r *Route) PickBackend() *WeightedBackend { return pickBackend(r.Backends) }

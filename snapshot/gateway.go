@@ -38,6 +38,7 @@ var SupportedFeatures = sortedFeatures(
 	features.SupportGateway,
 	features.SupportHTTPRoute,
 	features.SupportGRPCRoute,
+	features.SupportTLSRoute,
 	features.SupportReferenceGrant,
 	// Gateway extended.
 	features.SupportGatewayPort8080,
@@ -104,6 +105,7 @@ const (
 	kindGateway  = "Gateway"
 	kindHTTP     = "HTTPRoute"
 	kindGRPC     = "GRPCRoute"
+	kindTLS      = "TLSRoute"
 	kindService  = "Service"
 	kindSecret   = "Secret"
 )
@@ -154,6 +156,7 @@ func (b *builder) newGatewayTranslator(objs *Objects) *gatewayTranslator {
 			Gateways:       make(map[types.NamespacedName]gatewayv1.GatewayStatus),
 			HTTPRoutes:     make(map[types.NamespacedName][]gatewayv1.RouteParentStatus),
 			GRPCRoutes:     make(map[types.NamespacedName][]gatewayv1.RouteParentStatus),
+			TLSRoutes:      make(map[types.NamespacedName][]gatewayv1.RouteParentStatus),
 			ListenerSets:   make(map[types.NamespacedName]gatewayv1.ListenerSetStatus),
 		},
 	}
@@ -214,17 +217,22 @@ func (b *builder) gatewayAPI(t *gatewayTranslator, objs *Objects) ([]*Listener, 
 	t.assignAddresses()
 
 	// HTTPRoutes and GRPCRoutes share the listeners' tables, where the
-	// older route wins a tie: both kinds are attached oldest first.
+	// older route wins a tie: every kind is attached oldest first
+	// (TLSRoutes attach to TLS listeners only, so oldest first among
+	// themselves).
 	type anyRoute struct {
 		meta   *metav1.ObjectMeta
 		attach func()
 	}
-	routes := make([]anyRoute, 0, len(objs.HTTPRoutes)+len(objs.GRPCRoutes))
+	routes := make([]anyRoute, 0, len(objs.HTTPRoutes)+len(objs.GRPCRoutes)+len(objs.TLSRoutes))
 	for _, r := range objs.HTTPRoutes {
 		routes = append(routes, anyRoute{&r.ObjectMeta, func() { t.httpRoute(r) }})
 	}
 	for _, r := range objs.GRPCRoutes {
 		routes = append(routes, anyRoute{&r.ObjectMeta, func() { t.grpcRoute(r) }})
+	}
+	for _, r := range objs.TLSRoutes {
+		routes = append(routes, anyRoute{&r.ObjectMeta, func() { t.tlsRoute(r) }})
 	}
 	slices.SortFunc(routes, func(a, b anyRoute) int { return olderObject(a.meta, b.meta) })
 	for _, r := range routes {

@@ -35,6 +35,15 @@ type routeTranslation struct {
 	policies []*backendTLSPolicy
 }
 
+// refusal says what happens to the traffic the route cannot send
+// anywhere: requests are answered with status, TLS connections closed.
+func (tr *routeTranslation) refusal(status int) string {
+	if tr.kind == kindTLS {
+		return "the connections it would take are closed"
+	}
+	return fmt.Sprintf("the requests it would take are answered with %d", status)
+}
+
 type unresolvedRef struct {
 	reason, message string
 }
@@ -166,7 +175,7 @@ func (t *gatewayTranslator) route(kind string, r *gatewayv1.HTTPRoute, unsupport
 		return nil
 	}
 	for _, u := range tr.unresolvedRefs {
-		t.b.problems.add(ref, Error, u.reason, "%s; the requests it would take are answered with 500", u.message)
+		t.b.problems.add(ref, Error, u.reason, "%s; %s", u.message, tr.refusal(500))
 	}
 	return parents
 }
@@ -672,8 +681,17 @@ func (t *gatewayTranslator) backendRef(r *gatewayv1.HTTPRoute, tr *routeTranslat
 		return rb.backend, false
 	}
 	if len(rb.backend.Endpoints) == 0 {
+		outcome := "its requests are answered with 503"
+		if tr.kind == kindTLS {
+			outcome = "its connections are closed"
+		}
 		t.b.problems.add(ObjectRef{Kind: tr.kind, Namespace: r.Namespace, Name: r.Name}, Warning, "NoReadyEndpoints",
-			"backend %s has no ready endpoints; its requests are answered with 503", rb.backend.Name)
+			"backend %s has no ready endpoints; %s", rb.backend.Name, outcome)
+	}
+	if tr.kind == kindTLS {
+		// A passthrough backend terminates the client's TLS itself:
+		// Portico only splices bytes to it, so no BackendTLSPolicy applies.
+		return rb.backend, true
 	}
 	b = t.withBackendTLS(tr, svc, int32(*ref.Port), rb.backend)
 	if tr.kind == kindGRPC {

@@ -76,11 +76,11 @@ type listenerInfo struct {
 	conflictReason, conflictMsg string
 	resolvedReason, resolvedMsg string
 	supportedKinds              []gatewayv1.RouteGroupKind
-	// allowsHTTP and allowsGRPC: allowedRoutes.kinds lets HTTPRoutes,
-	// GRPCRoutes attach.
-	allowsHTTP, allowsGRPC bool
-	pair                   *porticotls.KeyPair
-	certSource             string
+	// allowsHTTP, allowsGRPC and allowsTLS: allowedRoutes.kinds lets
+	// HTTPRoutes, GRPCRoutes, TLSRoutes attach.
+	allowsHTTP, allowsGRPC, allowsTLS bool
+	pair                              *porticotls.KeyPair
+	certSource                        string
 	// acme: the listener has no certificateRefs and its certificate comes
 	// from the ACME CA (tls.options portico.dev/acme: "true").
 	acme           bool
@@ -93,7 +93,7 @@ type listenerInfo struct {
 
 // programmed reports whether the listener is served.
 func (l *listenerInfo) programmed() bool {
-	return l.accepted && (l.spec.Protocol == gatewayv1.HTTPProtocolType || l.pair != nil || l.acme)
+	return l.accepted && (l.spec.Protocol == gatewayv1.HTTPProtocolType || l.spec.Protocol == gatewayv1.TLSProtocolType || l.pair != nil || l.acme)
 }
 
 func (t *gatewayTranslator) gateway(gw *gatewayv1.Gateway) *gatewayInfo {
@@ -159,10 +159,20 @@ func (t *gatewayTranslator) listener(info *gatewayInfo, spec *gatewayv1.Listener
 	}
 	switch spec.Protocol {
 	case gatewayv1.HTTPProtocolType, gatewayv1.HTTPSProtocolType:
+	case gatewayv1.TLSProtocolType:
+		// Only passthrough: a TLS listener that terminates (TLSRoute mode
+		// Terminate, extended) is not served.
+		if spec.TLS == nil || deref(spec.TLS.Mode, gatewayv1.TLSModeTerminate) != gatewayv1.TLSModePassthrough {
+			l.accepted = false
+			l.acceptedReason = string(gatewayv1.ListenerReasonUnsupportedValue)
+			l.acceptedMsg = "a TLS listener must set tls.mode Passthrough (Terminate is not supported for TLSRoutes)"
+			l.supportedKinds = []gatewayv1.RouteGroupKind{}
+			return l
+		}
 	default:
 		l.accepted = false
 		l.acceptedReason = string(gatewayv1.ListenerReasonUnsupportedProtocol)
-		l.acceptedMsg = fmt.Sprintf("protocol %q is not supported (only HTTP and HTTPS)", spec.Protocol)
+		l.acceptedMsg = fmt.Sprintf("protocol %q is not supported (only HTTP, HTTPS and TLS)", spec.Protocol)
 		l.supportedKinds = []gatewayv1.RouteGroupKind{}
 		return l
 	}
@@ -198,13 +208,19 @@ func (t *gatewayTranslator) listener(info *gatewayInfo, spec *gatewayv1.Listener
 
 // routeKinds resolves allowedRoutes.kinds: HTTP and HTTPS listeners
 // serve HTTPRoutes and GRPCRoutes (gRPC over h2c on HTTP listeners, over
-// h2 on HTTPS ones).
+// h2 on HTTPS ones), TLS listeners (Passthrough) serve TLSRoutes.
 func (t *gatewayTranslator) routeKinds(l *listenerInfo) {
 	kind := func(name string) gatewayv1.RouteGroupKind {
 		return gatewayv1.RouteGroupKind{Group: ptrTo(gatewayv1.Group(gatewayGroup)), Kind: gatewayv1.Kind(name)}
 	}
+	tls := l.spec.Protocol == gatewayv1.TLSProtocolType
 	l.supportedKinds = []gatewayv1.RouteGroupKind{}
 	if l.spec.AllowedRoutes == nil || len(l.spec.AllowedRoutes.Kinds) == 0 {
+		if tls {
+			l.supportedKinds = append(l.supportedKinds, kind(kindTLS))
+			l.allowsTLS = true
+			return
+		}
 		l.supportedKinds = append(l.supportedKinds, kind(kindHTTP), kind(kindGRPC))
 		l.allowsHTTP, l.allowsGRPC = true, true
 		return
@@ -214,10 +230,12 @@ func (t *gatewayTranslator) routeKinds(l *listenerInfo) {
 		group := string(deref(k.Group, gatewayv1.Group(gatewayGroup)))
 		var allows *bool
 		switch {
-		case group == gatewayGroup && k.Kind == kindHTTP:
+		case group == gatewayGroup && k.Kind == kindHTTP && !tls:
 			allows = &l.allowsHTTP
-		case group == gatewayGroup && k.Kind == kindGRPC:
+		case group == gatewayGroup && k.Kind == kindGRPC && !tls:
 			allows = &l.allowsGRPC
+		case group == gatewayGroup && k.Kind == kindTLS && tls:
+			allows = &l.allowsTLS
 		default:
 			invalid = append(invalid, groupKind(group, string(k.Kind)))
 			continue
@@ -229,21 +247,30 @@ func (t *gatewayTranslator) routeKinds(l *listenerInfo) {
 	}
 	if len(invalid) > 0 {
 		l.resolvedReason = string(gatewayv1.ListenerReasonInvalidRouteKinds)
-		l.resolvedMsg = fmt.Sprintf("route kinds %s are not supported (only HTTPRoute and GRPCRoute)", strings.Join(invalid, ", "))
+		supported := "HTTPRoute and GRPCRoute"
+		if tls {
+			supported = "TLSRoute"
+		}
+		l.resolvedMsg = fmt.Sprintf("route kinds %s are not supported on %s listeners (only %s)", strings.Join(invalid, ", "), l.spec.Protocol, supported)
 	}
 }
 
 // allows reports whether routes of kind may attach to the listener.
 func (l *listenerInfo) allows(kind string) bool {
-	if kind == kindGRPC {
+	switch kind {
+	case kindGRPC:
 		return l.allowsGRPC
+	case kindTLS:
+		return l.allowsTLS
 	}
 	return l.allowsHTTP
 }
 
 // detectConflicts marks listeners of one object that cannot share their
-// port: HTTP and HTTPS on one port, or two listeners with the same hostname
-// on one port. Every conflicted listener is left unserved: within one
+// port: listeners of different protocols on one port (HTTPS and TLS
+// passthrough included: mixing them is the extended TLSRouteModeMixed,
+// which Portico does not claim, and the spec lets an implementation call
+// them incompatible), or two listeners with the same hostname on one port. Every conflicted listener is left unserved: within one
 // object the spec lets none of them win.
 func detectConflicts(listeners []*listenerInfo) {
 	byPort := make(map[gatewayv1.PortNumber][]*listenerInfo)

@@ -75,7 +75,7 @@ func describeGateway(s *snapshot.Snapshot, section func(string, []string)) {
 		section("listeners", lines)
 	}
 	st := s.GatewayAPI
-	if len(st.GatewayClasses)+len(st.Gateways)+len(st.HTTPRoutes)+len(st.GRPCRoutes)+len(st.BackendTLSPolicies)+len(st.ListenerSets)+len(st.GatewayServices) == 0 {
+	if len(st.GatewayClasses)+len(st.Gateways)+len(st.HTTPRoutes)+len(st.GRPCRoutes)+len(st.TLSRoutes)+len(st.BackendTLSPolicies)+len(st.ListenerSets)+len(st.GatewayServices) == 0 {
 		return
 	}
 	var lines []string
@@ -118,6 +118,7 @@ func describeGateway(s *snapshot.Snapshot, section func(string, []string)) {
 	}
 	lines = append(lines, describeRouteStatus("HTTPRoute", st.HTTPRoutes)...)
 	lines = append(lines, describeRouteStatus("GRPCRoute", st.GRPCRoutes)...)
+	lines = append(lines, describeRouteStatus("TLSRoute", st.TLSRoutes)...)
 	for _, name := range sortedKeys(st.BackendTLSPolicies, types.NamespacedName.String) {
 		lines = append(lines, "BackendTLSPolicy "+name.String())
 		for _, a := range st.BackendTLSPolicies[name].Ancestors {
@@ -1036,5 +1037,45 @@ func TestGRPCRouteMatching(t *testing.T) {
 				t.Errorf("%s%s served by %s, want %s", tt.host, tt.path, got, tt.want)
 			}
 		})
+	}
+}
+
+// TestTLSRouteMatching looks SNI names up in the passthrough table of the
+// gateway-tlsroute case's port 443: the most specific listener whose
+// hostname matches takes the name, then its exact route before its
+// wildcard one; a name no listener route takes has no route (the
+// connection is closed).
+func TestTLSRouteMatching(t *testing.T) {
+	s := snapshot.Build(fixture.Dir(t, "testdata/gateway-tlsroute"), gatewayConfig, nil)
+	var table *routing.Table
+	for _, l := range s.Listeners {
+		if l.Port == 443 {
+			if l.Protocol != gatewayv1.TLSProtocolType || l.Certificates != nil {
+				t.Fatalf("port 443: protocol %s with certificates %v, want TLS without", l.Protocol, l.Certificates != nil)
+			}
+			table = l.Routes
+		}
+	}
+	if table == nil {
+		t.Fatal("no listener on port 443")
+	}
+	tests := []struct{ sni, want string }{
+		{"app.example.com", "TLSRoute infra/exact rule 0/0"},
+		{"APP.example.com", "TLSRoute infra/exact rule 0/0"},
+		{"x.example.com", "TLSRoute infra/wildcard rule 0/0"},
+		{"a.b.example.com", "TLSRoute infra/wildcard rule 0/0"},
+		{"db.internal.test", "TLSRoute infra/other-domain rule 0/0"},
+		{"example.com", "none"},
+		{"unknown.test", "none"},
+		{"", "none"},
+	}
+	for _, tt := range tests {
+		got := "none"
+		if r := table.Match(tt.sni, "/"); r != nil {
+			got = r.Source.String()
+		}
+		if got != tt.want {
+			t.Errorf("SNI %q: served by %s, want %s", tt.sni, got, tt.want)
+		}
 	}
 }

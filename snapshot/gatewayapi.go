@@ -29,7 +29,9 @@ type Listener struct {
 	// Address is the IP address to bind.
 	Address netip.Addr
 	Port    int32
-	// Protocol is gatewayv1.HTTPProtocolType or gatewayv1.HTTPSProtocolType.
+	// Protocol is gatewayv1.HTTPProtocolType, gatewayv1.HTTPSProtocolType
+	// or gatewayv1.TLSProtocolType (TLS passthrough: Routes then holds the
+	// TLSRoutes, matched by SNI with the path "/", and Certificates is nil).
 	Protocol gatewayv1.ProtocolType
 	// Gateway is the Gateway whose listeners these are.
 	Gateway types.NamespacedName
@@ -64,6 +66,8 @@ type GatewayAPIStatus struct {
 	HTTPRoutes map[types.NamespacedName][]gatewayv1.RouteParentStatus
 	// GRPCRoutes is HTTPRoutes for GRPCRoutes.
 	GRPCRoutes map[types.NamespacedName][]gatewayv1.RouteParentStatus
+	// TLSRoutes is HTTPRoutes for TLSRoutes.
+	TLSRoutes map[types.NamespacedName][]gatewayv1.RouteParentStatus
 	// BackendTLSPolicies maps each policy that one of our Gateways' routes
 	// uses to its ancestor statuses written by this controller, one per
 	// such Gateway; other controllers' ancestors must be kept as they are.

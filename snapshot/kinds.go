@@ -89,6 +89,7 @@ var Kinds = []Kind{
 	kindOf("Gateway", gatewayGroupVersion, true, func(o *Objects) *[]*gatewayv1.Gateway { return &o.Gateways }, defaultGateway),
 	kindOf("HTTPRoute", gatewayGroupVersion, true, func(o *Objects) *[]*gatewayv1.HTTPRoute { return &o.HTTPRoutes }, defaultHTTPRoute),
 	kindOf("GRPCRoute", gatewayGroupVersion, true, func(o *Objects) *[]*gatewayv1.GRPCRoute { return &o.GRPCRoutes }, defaultGRPCRoute),
+	kindOf("TLSRoute", gatewayGroupVersion, true, func(o *Objects) *[]*gatewayv1.TLSRoute { return &o.TLSRoutes }, defaultTLSRoute),
 	kindOf("ReferenceGrant", gatewayGroupVersion, true, func(o *Objects) *[]*gatewayv1.ReferenceGrant { return &o.ReferenceGrants }, nil),
 	kindOf("ListenerSet", gatewayGroupVersion, true, func(o *Objects) *[]*gatewayv1.ListenerSet { return &o.ListenerSets }, defaultListenerSet),
 	// Its CRD declares no defaults for spec fields.

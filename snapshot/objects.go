@@ -26,6 +26,7 @@ type Objects struct {
 	Gateways        []*gatewayv1.Gateway
 	HTTPRoutes      []*gatewayv1.HTTPRoute
 	GRPCRoutes      []*gatewayv1.GRPCRoute
+	TLSRoutes       []*gatewayv1.TLSRoute
 	ReferenceGrants []*gatewayv1.ReferenceGrant
 	// ListenerSets add listeners to Gateways that allow them.
 	ListenerSets []*gatewayv1.ListenerSet

@@ -265,6 +265,10 @@ func (w *Writer) syncGatewayAPI(ctx context.Context, objs snapshot.Objects, snap
 			want := st.GRPCRoutes[types.NamespacedName{Namespace: r.Namespace, Name: r.Name}]
 			errs = append(errs, w.writeGRPCRoute(ctx, r, want))
 		}
+		for _, r := range objs.TLSRoutes {
+			want := st.TLSRoutes[types.NamespacedName{Namespace: r.Namespace, Name: r.Name}]
+			errs = append(errs, w.writeTLSRoute(ctx, r, want))
+		}
 		for _, p := range objs.BackendTLSPolicies {
 			want := st.BackendTLSPolicies[types.NamespacedName{Namespace: p.Namespace, Name: p.Name}]
 			errs = append(errs, w.writeBackendTLSPolicy(ctx, p, want.Ancestors))
@@ -335,8 +339,13 @@ func (w *Writer) writeGRPCRoute(ctx context.Context, obj *gatewayv1.GRPCRoute, w
 		func(o *gatewayv1.GRPCRoute) *[]gatewayv1.RouteParentStatus { return &o.Status.Parents }, want)
 }
 
+func (w *Writer) writeTLSRoute(ctx context.Context, obj *gatewayv1.TLSRoute, want []gatewayv1.RouteParentStatus) error {
+	return writeRouteParents(ctx, w, "TLSRoute", obj, w.Gateway.GatewayV1().TLSRoutes(obj.Namespace), (*gatewayv1.TLSRoute).DeepCopy,
+		func(o *gatewayv1.TLSRoute) *[]gatewayv1.RouteParentStatus { return &o.Status.Parents }, want)
+}
+
 // writeRouteParents writes this controller's entries of a route's
-// status.parents (HTTPRoute, GRPCRoute), leaving other controllers'
+// status.parents (HTTPRoute, GRPCRoute, TLSRoute), leaving other controllers'
 // entries as they are.
 func writeRouteParents[T metav1.Object](ctx context.Context, w *Writer, kind string, obj T, api statusAPI[T],
 	deepCopy func(T) T, parents func(T) *[]gatewayv1.RouteParentStatus, want []gatewayv1.RouteParentStatus) error {

@@ -38,3 +38,10 @@ func withProxyProtocol(ln net.Listener, trusted []netip.Prefix, headerTimeout ti
 		ReadHeaderTimeout: headerTimeout,
 	}
 }
+
+// WithProxyProtocol is withProxyProtocol for servers outside this package
+// (TLS passthrough sockets), which read the same headers from the same
+// peers.
+func WithProxyProtocol(ln net.Listener, trusted []netip.Prefix, headerTimeout time.Duration) net.Listener {
+	return withProxyProtocol(ln, trusted, headerTimeout)
+}

@@ -59,3 +59,13 @@ func (b *Backend) next() int {
 	}
 	return int((b.cursor.Add(1) - 1) % uint32(n))
 }
+
+// NextEndpoint returns the endpoint a new connection should try first,
+// round robin, or "" when the backend has none. TLS passthrough dials it
+// itself: the bytes it carries are not HTTP.
+func (b *Backend) NextEndpoint() string {
+	if len(b.Endpoints) == 0 {
+		return ""
+	}
+	return b.Endpoints[b.next()]
+}

@@ -14,6 +14,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/types"
 
+	"portico.dev/portico/passthrough"
 	"portico.dev/portico/routing"
 	"portico.dev/portico/status"
 	porticotls "portico.dev/portico/tls"
@@ -89,6 +90,9 @@ type config struct {
 	OCSPStapling bool
 	// TLSLegacyCiphers offers CBC suites on TLS 1.2 as well as AEAD ones.
 	TLSLegacyCiphers bool
+	// Passthrough bounds the connections of TLS listeners in Passthrough
+	// mode (TLSRoutes); its Routes are per socket.
+	Passthrough passthrough.Config
 }
 
 // parseConfig reads flags, with environment variables as defaults. It
@@ -202,6 +206,12 @@ func registerListenerFlags(fs *flag.FlagSet, cfg *config, text *flagText) {
 	fs.StringVar(&cfg.DefaultKeyFile, "default-key-file", "", "PEM private key of --default-cert-file")
 	fs.IntVar(&cfg.RedirectHTTPSPort, "redirect-https-port", 0,
 		"port put in redirects to HTTPS (routes with portico.dev/ssl-redirect); 0 uses the port of --https-addr")
+	fs.DurationVar(&cfg.Passthrough.HelloTimeout, "passthrough-hello-timeout", passthrough.DefaultHelloTimeout,
+		"on TLS passthrough listeners (TLSRoutes), time a client has to send its whole ClientHello (and PROXY header) before the connection is closed")
+	fs.IntVar(&cfg.Passthrough.MaxHelloBytes, "passthrough-max-hello-bytes", passthrough.DefaultMaxHelloBytes,
+		"on TLS passthrough listeners, the most bytes read to find the ClientHello's SNI; a larger ClientHello closes the connection")
+	fs.DurationVar(&cfg.Passthrough.IdleTimeout, "passthrough-idle-timeout", passthrough.DefaultIdleTimeout,
+		"a TLS passthrough connection through which no byte went in either direction for this long is closed on both sides")
 	text.proxyProtocol = fs.String("proxy-protocol-from", "",
 		"comma-separated CIDRs of L4 load balancers whose connections may start with a PROXY protocol header (v1 or v2) naming the client; headers from other peers are never read")
 	text.trusted = fs.String("trusted-proxies", "",
@@ -436,6 +446,16 @@ func (cfg *config) resolveFrontDoorLimits(text *flagText) error {
 	if cfg.Limits.MaxHeaderBytes < 4096 {
 		return errors.New("--max-header-bytes: must be at least 4096")
 	}
+	if err := positive(map[string]time.Duration{
+		"--passthrough-hello-timeout": cfg.Passthrough.HelloTimeout, "--passthrough-idle-timeout": cfg.Passthrough.IdleTimeout,
+	}); err != nil {
+		return err
+	}
+	// A ClientHello with post-quantum key shares takes about 2 KiB; one
+	// TLS record holds 16 KiB.
+	if cfg.Passthrough.MaxHelloBytes < 1024 || cfg.Passthrough.MaxHelloBytes > 1<<20 {
+		return errors.New("--passthrough-max-hello-bytes: must be between 1024 and 1048576")
+	}
 	return nil
 }
 
@@ -588,4 +608,12 @@ func newAccessLogger(cfg *config) *slog.Logger {
 	default:
 		return nil
 	}
+}
+
+// passthroughConfig is the configuration of TLS passthrough sockets: the
+// passthrough flags, and the upstream dial timeout for their backends.
+func (cfg *config) passthroughConfig() passthrough.Config {
+	pt := cfg.Passthrough
+	pt.DialTimeout = cfg.Upstream.DialTimeout
+	return pt
 }

@@ -18,6 +18,7 @@ import (
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"portico.dev/portico/frontdoor"
+	"portico.dev/portico/passthrough"
 	"portico.dev/portico/routing"
 	"portico.dev/portico/snapshot"
 	porticotls "portico.dev/portico/tls"
@@ -52,7 +53,10 @@ type gatewayListeners struct {
 	httpsPort int
 	// drainTimeout bounds how long a removed socket's requests may finish.
 	drainTimeout time.Duration
-	log          *slog.Logger
+	// passthrough is the configuration of TLS passthrough sockets, but
+	// their routes.
+	passthrough passthrough.Config
+	log         *slog.Logger
 
 	mu      sync.Mutex
 	bound   map[listenerKey]*boundListener
@@ -62,10 +66,17 @@ type gatewayListeners struct {
 	draining sync.WaitGroup
 }
 
+// socketServer serves one bound socket: HTTP or HTTPS (porticotls.Server)
+// or TLS passthrough (passthrough.Server).
+type socketServer interface {
+	Serve() error
+	Shutdown(ctx context.Context) error
+}
+
 // boundListener is one socket and the server on it.
 type boundListener struct {
 	key    listenerKey
-	server *porticotls.Server
+	server socketServer
 	// listener closes when Shutdown has closed the socket.
 	listener *closeNotifyListener
 	// current is this socket's Listener in the serving snapshot, read
@@ -75,9 +86,9 @@ type boundListener struct {
 	served chan struct{}
 }
 
-func newGatewayListeners(shared frontdoor.Shared, httpsPort int, drainTimeout time.Duration, log *slog.Logger) *gatewayListeners {
+func newGatewayListeners(shared frontdoor.Shared, httpsPort int, drainTimeout time.Duration, pt passthrough.Config, log *slog.Logger) *gatewayListeners {
 	return &gatewayListeners{
-		shared: shared, httpsPort: httpsPort, drainTimeout: drainTimeout,
+		shared: shared, httpsPort: httpsPort, drainTimeout: drainTimeout, passthrough: pt,
 		log: log, bound: map[listenerKey]*boundListener{}, failing: map[listenerKey]bindFailure{},
 	}
 }
@@ -158,7 +169,7 @@ func (g *gatewayListeners) reconcile(snap *snapshot.Snapshot) {
 func (g *gatewayListeners) bind(k listenerKey, l *snapshot.Listener) (*boundListener, error) {
 	secure := false
 	switch k.protocol {
-	case gatewayv1.HTTPProtocolType:
+	case gatewayv1.HTTPProtocolType, gatewayv1.TLSProtocolType:
 	case gatewayv1.HTTPSProtocolType:
 		secure = true
 	default:
@@ -173,14 +184,25 @@ func (g *gatewayListeners) bind(k listenerKey, l *snapshot.Listener) (*boundList
 	}
 	b := &boundListener{key: k, listener: newCloseNotifyListener(ln), served: make(chan struct{})}
 	b.current.Store(l)
+	routes := func() *routing.Table {
+		if cur := b.current.Load(); cur != nil {
+			return cur.Routes
+		}
+		return nil
+	}
+	if k.protocol == gatewayv1.TLSProtocolType {
+		cfg := g.passthrough
+		cfg.Routes = routes
+		cfg.Metrics = g.shared.Metrics
+		cfg.AccessLog = g.shared.AccessLog
+		cfg.Logger = g.log.With("gateway", l.Gateway.String())
+		b.server = passthrough.NewServer(porticotls.WithProxyProtocol(b.listener, g.shared.ProxyProtocolFrom, cfg.HelloTimeout), cfg)
+		g.serve(k, b)
+		return b, nil
+	}
 
 	content := frontdoor.Content{
-		Routes: func() *routing.Table {
-			if cur := b.current.Load(); cur != nil {
-				return cur.Routes
-			}
-			return nil
-		},
+		Routes: routes,
 		Certificates: func() *porticotls.Certificates {
 			if cur := b.current.Load(); cur != nil {
 				return cur.Certificates
@@ -206,6 +228,13 @@ func (g *gatewayListeners) bind(k listenerKey, l *snapshot.Listener) (*boundList
 		ln.Close()
 		return nil, err
 	}
+	g.serve(k, b)
+	return b, nil
+}
+
+// serve runs b's server until it is shut down; a server that fails is
+// forgotten, so that the next reconcile binds the socket again.
+func (g *gatewayListeners) serve(k listenerKey, b *boundListener) {
 	go func() {
 		err := b.server.Serve()
 		// Before taking g.mu: reconcile may hold it waiting for this.
@@ -223,7 +252,6 @@ func (g *gatewayListeners) bind(k listenerKey, l *snapshot.Listener) (*boundList
 			g.mu.Unlock()
 		}
 	}()
-	return b, nil
 }
 
 // drain shuts b down in the background, letting requests in flight finish

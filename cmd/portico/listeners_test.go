@@ -22,6 +22,7 @@ import (
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"portico.dev/portico/frontdoor"
+	"portico.dev/portico/passthrough"
 	"portico.dev/portico/routing"
 	"portico.dev/portico/snapshot"
 	porticotls "portico.dev/portico/tls"
@@ -132,7 +133,7 @@ func refused(port int32) bool {
 func TestGatewayListenersFollowSnapshots(t *testing.T) {
 	logs := &syncBuffer{}
 	fwd := &nameForwarder{hold: make(chan struct{}), entered: make(chan struct{}, 1)}
-	g := newGatewayListeners(frontdoor.Shared{Limits: porticotls.DefaultLimits(), Forwarder: fwd}, 443, 10*time.Second,
+	g := newGatewayListeners(frontdoor.Shared{Limits: porticotls.DefaultLimits(), Forwarder: fwd}, 443, 10*time.Second, passthrough.Config{},
 		slog.New(slog.NewTextHandler(logs, nil)))
 	defer g.shutdown(context.Background())
 
@@ -253,7 +254,7 @@ func TestGatewayListenersFollowSnapshots(t *testing.T) {
 // every publish when the Gateways' sockets stay the same (the common case:
 // a route or an endpoint changed): 64 sockets, none bound or closed.
 func BenchmarkReconcileUnchanged(b *testing.B) {
-	g := newGatewayListeners(frontdoor.Shared{Limits: porticotls.DefaultLimits(), Forwarder: &nameForwarder{}}, 443, time.Second,
+	g := newGatewayListeners(frontdoor.Shared{Limits: porticotls.DefaultLimits(), Forwarder: &nameForwarder{}}, 443, time.Second, passthrough.Config{},
 		slog.New(slog.NewTextHandler(io.Discard, nil)))
 	defer g.shutdown(context.Background())
 	var listeners []*snapshot.Listener
@@ -290,7 +291,7 @@ func TestFailedBindIsRetried(t *testing.T) {
 	port := int32(held.Addr().(*net.TCPAddr).Port)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	p := &publisher{store: &snapshot.Store{}, log: log,
-		listeners: newGatewayListeners(frontdoor.Shared{Limits: porticotls.DefaultLimits(), Forwarder: &nameForwarder{}}, 443, time.Second, log)}
+		listeners: newGatewayListeners(frontdoor.Shared{Limits: porticotls.DefaultLimits(), Forwarder: &nameForwarder{}}, 443, time.Second, passthrough.Config{}, log)}
 	defer p.listeners.shutdown(context.Background())
 	snap := &snapshot.Snapshot{Listeners: []*snapshot.Listener{httpListener(port, "edge", "one")}}
 	p.store.Publish(snap)
@@ -326,7 +327,7 @@ func testClientCA(t *testing.T) (caPEM []byte, client stdtls.Certificate) {
 // applies its Listener's client certificate validation on every
 // handshake, and follows a change of it without a new socket.
 func TestGatewaySocketValidatesClientCertificates(t *testing.T) {
-	g := newGatewayListeners(frontdoor.Shared{Limits: porticotls.DefaultLimits(), Forwarder: &nameForwarder{}}, 443, 10*time.Second, slog.New(slog.DiscardHandler))
+	g := newGatewayListeners(frontdoor.Shared{Limits: porticotls.DefaultLimits(), Forwarder: &nameForwarder{}}, 443, 10*time.Second, passthrough.Config{}, slog.New(slog.DiscardHandler))
 	defer g.shutdown(context.Background())
 	caPEM, clientCert := testClientCA(t)
 	validOnly, err := porticotls.NewClientValidation(caPEM, porticotls.AllowValidOnly)
@@ -373,7 +374,7 @@ func TestGatewaySocketValidatesClientCertificates(t *testing.T) {
 // that arrive as HTTP/2 with prior knowledge, as the Gateway API's
 // HTTPRouteBackendProtocolH2C conformance test sends them.
 func TestGatewayHTTPSocketSpeaksH2C(t *testing.T) {
-	g := newGatewayListeners(frontdoor.Shared{Limits: porticotls.DefaultLimits(), Forwarder: &nameForwarder{}}, 443, 10*time.Second, slog.New(slog.DiscardHandler))
+	g := newGatewayListeners(frontdoor.Shared{Limits: porticotls.DefaultLimits(), Forwarder: &nameForwarder{}}, 443, 10*time.Second, passthrough.Config{}, slog.New(slog.DiscardHandler))
 	defer g.shutdown(context.Background())
 	port := freePort(t)
 	g.reconcile(&snapshot.Snapshot{Listeners: []*snapshot.Listener{httpListener(port, "edge", "h2c-backend")}})

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/crypto/ocsp"
 
 	"portico.dev/portico/frontdoor"
+	"portico.dev/portico/passthrough"
 	"portico.dev/portico/snapshot"
 	porticotls "portico.dev/portico/tls"
 
@@ -121,7 +122,7 @@ func TestGatewaySocketCertificateIsStapled(t *testing.T) {
 	go func() { defer close(done); stapler.Run(ctx) }()
 	defer func() { cancel(); <-done }()
 
-	g := newGatewayListeners(frontdoor.Shared{Limits: porticotls.DefaultLimits(), Forwarder: &nameForwarder{}}, 443, 10*time.Second, slog.New(slog.DiscardHandler))
+	g := newGatewayListeners(frontdoor.Shared{Limits: porticotls.DefaultLimits(), Forwarder: &nameForwarder{}}, 443, 10*time.Second, passthrough.Config{}, slog.New(slog.DiscardHandler))
 	g.shared.OCSP = stapler
 	defer g.shutdown(context.Background())
 	port := freePort(t)

@@ -160,7 +160,7 @@ func newProcess(cfg *config, logger *slog.Logger) (*process, error) {
 		_ = g.server.Shutdown(context.Background())
 		return nil, err
 	}
-	g.listeners = newGatewayListeners(shared, redirectPort(cfg, g.server.HTTPSAddr()), cfg.ShutdownTimeout, logger)
+	g.listeners = newGatewayListeners(shared, redirectPort(cfg, g.server.HTTPSAddr()), cfg.ShutdownTimeout, cfg.passthroughConfig(), logger)
 	g.publisher.listeners = g.listeners
 	if cfg.AdminAddr != "" {
 		g.adminLn, err = net.Listen("tcp", cfg.AdminAddr)

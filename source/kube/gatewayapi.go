@@ -52,6 +52,9 @@ type optionalResources struct {
 	// grpcRoutes (standard from v1.1): without them only HTTPRoutes are
 	// served.
 	grpcRoutes bool
+	// tlsRoutes (gateway.networking.k8s.io/v1 from v1.5): without them
+	// TLS listeners have no routes.
+	tlsRoutes bool
 	// clusterTrustBundles (certificates.k8s.io/v1, Kubernetes 1.37):
 	// without them CA bundles come from ConfigMaps only.
 	clusterTrustBundles bool
@@ -67,6 +70,9 @@ func (o optionalResources) String() string {
 	}
 	if o.grpcRoutes {
 		served = append(served, "grpcroutes")
+	}
+	if o.tlsRoutes {
+		served = append(served, "tlsroutes")
 	}
 	if o.clusterTrustBundles {
 		served = append(served, "clustertrustbundles.certificates.k8s.io")
@@ -93,6 +99,7 @@ type gatewayListers struct {
 	backendTLSPolicies []func() ([]*gatewayv1.BackendTLSPolicy, error)
 	listenerSets       []func() ([]*gatewayv1.ListenerSet, error)
 	grpcRoutes         []func() ([]*gatewayv1.GRPCRoute, error)
+	tlsRoutes          []func() ([]*gatewayv1.TLSRoute, error)
 	// clusterTrustBundles is nil when the API server does not serve them.
 	clusterTrustBundles func() ([]*certificatesv1.ClusterTrustBundle, error)
 	configMaps          []func() ([]*corev1.ConfigMap, error)
@@ -107,6 +114,7 @@ func (gl *gatewayListers) objects(o *snapshot.Objects) {
 	o.BackendTLSPolicies = collect(gl.backendTLSPolicies)
 	o.ListenerSets = collect(gl.listenerSets)
 	o.GRPCRoutes = collect(gl.grpcRoutes)
+	o.TLSRoutes = collect(gl.tlsRoutes)
 	if gl.clusterTrustBundles != nil {
 		o.ClusterTrustBundles, _ = gl.clusterTrustBundles()
 	}
@@ -162,7 +170,7 @@ func (w *gatewayWatch) check(ctx context.Context) error {
 	}
 	if w.installed == nil || *w.installed != installed {
 		if installed {
-			w.log.Info("Gateway API CRDs found: watching GatewayClasses, Gateways, HTTPRoutes, GRPCRoutes (when served), ReferenceGrants, BackendTLSPolicies, ListenerSets and ClusterTrustBundles (when served), CA ConfigMaps and Namespaces",
+			w.log.Info("Gateway API CRDs found: watching GatewayClasses, Gateways, HTTPRoutes, GRPCRoutes and TLSRoutes (when served), ReferenceGrants, BackendTLSPolicies, ListenerSets and ClusterTrustBundles (when served), CA ConfigMaps and Namespaces",
 				"optional", optional.String())
 		} else {
 			w.log.Warn("Gateway API CRDs (gateway.networking.k8s.io/v1) are not installed: serving Ingresses only, and checking again periodically",
@@ -215,7 +223,7 @@ func (w *gatewayWatch) discover(ctx context.Context) (installed bool, missing []
 			missing = append(missing, r)
 		}
 	}
-	optional = optionalResources{backendTLSPolicies: served["backendtlspolicies"], listenerSets: served["listenersets"], grpcRoutes: served["grpcroutes"]}
+	optional = optionalResources{backendTLSPolicies: served["backendtlspolicies"], listenerSets: served["listenersets"], grpcRoutes: served["grpcroutes"], tlsRoutes: served["tlsroutes"]}
 	certs, err := disc.ServerResourcesForGroupVersionWithContext(ctx, certificatesv1.SchemeGroupVersion.String())
 	switch {
 	case apierrors.IsNotFound(err):
@@ -311,6 +319,13 @@ func (w *gatewayWatch) start(ctx context.Context, optional optionalResources) er
 			watch(grpc.Informer())
 			gl.grpcRoutes = append(gl.grpcRoutes, func() ([]*gatewayv1.GRPCRoute, error) {
 				return grpc.Lister().List(labels.Everything())
+			})
+		}
+		if optional.tlsRoutes {
+			tls := f.Gateway().V1().TLSRoutes()
+			watch(tls.Informer())
+			gl.tlsRoutes = append(gl.tlsRoutes, func() ([]*gatewayv1.TLSRoute, error) {
+				return tls.Lister().List(labels.Everything())
 			})
 		}
 

@@ -214,5 +214,6 @@ func (w *watcher) logObjects(msg string, objs snapshot.Objects) {
 		slog.Int("gateways", len(objs.Gateways)),
 		slog.Int("httpRoutes", len(objs.HTTPRoutes)),
 		slog.Int("grpcRoutes", len(objs.GRPCRoutes)),
+		slog.Int("tlsRoutes", len(objs.TLSRoutes)),
 	)
 }
