@@ -24,6 +24,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"portico.dev/portico/internal/unset"
 	"portico.dev/portico/metrics"
 	"portico.dev/portico/routing"
 )
@@ -58,18 +59,10 @@ type Config struct {
 }
 
 func (c Config) withDefaults() Config {
-	if c.HelloTimeout <= 0 {
-		c.HelloTimeout = DefaultHelloTimeout
-	}
-	if c.MaxHelloBytes <= 0 {
-		c.MaxHelloBytes = DefaultMaxHelloBytes
-	}
-	if c.IdleTimeout <= 0 {
-		c.IdleTimeout = DefaultIdleTimeout
-	}
-	if c.DialTimeout <= 0 {
-		c.DialTimeout = DefaultDialTimeout
-	}
+	unset.Default(&c.HelloTimeout, DefaultHelloTimeout)
+	unset.Default(&c.MaxHelloBytes, DefaultMaxHelloBytes)
+	unset.Default(&c.IdleTimeout, DefaultIdleTimeout)
+	unset.Default(&c.DialTimeout, DefaultDialTimeout)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}

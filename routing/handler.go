@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"portico.dev/portico/fallback"
+	"portico.dev/portico/internal/unset"
 	"portico.dev/portico/metrics"
 	"portico.dev/portico/upstream"
 )
@@ -88,21 +89,11 @@ func NewHandler(cfg HandlerConfig) *Handler {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	if cfg.HTTPSPort == 0 {
-		cfg.HTTPSPort = 443
-	}
-	if cfg.MirrorBodyLimit <= 0 {
-		cfg.MirrorBodyLimit = DefaultMirrorBodyLimit
-	}
-	if cfg.RetryBodyLimit <= 0 {
-		cfg.RetryBodyLimit = DefaultRetryBodyLimit
-	}
-	if cfg.MaxMirrorsInFlight <= 0 {
-		cfg.MaxMirrorsInFlight = DefaultMaxMirrorsInFlight
-	}
-	if cfg.ExternalAuthTimeout <= 0 {
-		cfg.ExternalAuthTimeout = DefaultExternalAuthTimeout
-	}
+	unset.Default(&cfg.HTTPSPort, 443)
+	unset.Default(&cfg.MirrorBodyLimit, DefaultMirrorBodyLimit)
+	unset.Default(&cfg.RetryBodyLimit, DefaultRetryBodyLimit)
+	unset.Default(&cfg.MaxMirrorsInFlight, DefaultMaxMirrorsInFlight)
+	unset.Default(&cfg.ExternalAuthTimeout, DefaultExternalAuthTimeout)
 	return &Handler{cfg: cfg, mirrorSlots: make(chan struct{}, cfg.MaxMirrorsInFlight), authClient: newAuthClient(cfg.ExternalAuthTimeout)}
 }
 

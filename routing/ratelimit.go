@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+	"portico.dev/portico/internal/unset"
 )
 
 // RateLimit bounds what one client address may ask of a route: requests
@@ -60,9 +61,7 @@ func NewRateLimit(cfg RateLimitConfig) *RateLimit {
 	if cfg.BurstMultiplier <= 0 {
 		cfg.BurstMultiplier = 1
 	}
-	if cfg.MaxClients <= 0 {
-		cfg.MaxClients = DefaultMaxRateLimitClients
-	}
+	unset.Default(&cfg.MaxClients, DefaultMaxRateLimitClients)
 	return &RateLimit{RateLimitConfig: cfg, clients: newClientTable(cfg.MaxClients)}
 }
 

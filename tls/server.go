@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"portico.dev/portico/http1"
+	"portico.dev/portico/internal/unset"
 )
 
 // Limits bounds what a single client can make the front door hold. Zero
@@ -95,23 +96,16 @@ func DefaultLimits() Limits {
 
 func (l Limits) withDefaults() Limits {
 	d := DefaultLimits()
-	defaultIfUnset(&l.ReadHeaderTimeout, d.ReadHeaderTimeout)
-	defaultIfUnset(&l.IdleTimeout, d.IdleTimeout)
-	defaultIfUnset(&l.MaxHeaderBytes, d.MaxHeaderBytes)
-	defaultIfUnset(&l.HTTP2MaxConcurrentStreams, d.HTTP2MaxConcurrentStreams)
-	defaultIfUnset(&l.HTTP2MaxReadFrameSize, d.HTTP2MaxReadFrameSize)
-	defaultIfUnset(&l.HTTP2MaxReceiveBufferPerStream, d.HTTP2MaxReceiveBufferPerStream)
-	defaultIfUnset(&l.HTTP2MaxReceiveBufferPerConnection, d.HTTP2MaxReceiveBufferPerConnection)
-	defaultIfUnset(&l.HTTP2PingTimeout, d.HTTP2PingTimeout)
-	defaultIfUnset(&l.WriteByteTimeout, d.WriteByteTimeout)
+	unset.Default(&l.ReadHeaderTimeout, d.ReadHeaderTimeout)
+	unset.Default(&l.IdleTimeout, d.IdleTimeout)
+	unset.Default(&l.MaxHeaderBytes, d.MaxHeaderBytes)
+	unset.Default(&l.HTTP2MaxConcurrentStreams, d.HTTP2MaxConcurrentStreams)
+	unset.Default(&l.HTTP2MaxReadFrameSize, d.HTTP2MaxReadFrameSize)
+	unset.Default(&l.HTTP2MaxReceiveBufferPerStream, d.HTTP2MaxReceiveBufferPerStream)
+	unset.Default(&l.HTTP2MaxReceiveBufferPerConnection, d.HTTP2MaxReceiveBufferPerConnection)
+	unset.Default(&l.HTTP2PingTimeout, d.HTTP2PingTimeout)
+	unset.Default(&l.WriteByteTimeout, d.WriteByteTimeout)
 	return l
-}
-
-// defaultIfUnset sets *v to d when it is zero or negative: unset.
-func defaultIfUnset[T int | int64 | uint32 | time.Duration](v *T, d T) {
-	if *v <= 0 {
-		*v = d
-	}
 }
 
 func (l Limits) validate() error {

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"portico.dev/portico/internal/unset"
 )
 
 // Defaults for the zero fields of Config.
@@ -202,40 +204,27 @@ type Transport struct {
 // Call Close when done to stop its background reaper.
 func NewTransport(cfg Config) *Transport {
 	t := &Transport{
-		dialTimeout:           orDefault(cfg.DialTimeout, DefaultDialTimeout),
-		responseHeaderTimeout: orDefault(cfg.ResponseHeaderTimeout, DefaultResponseHeaderTimeout),
-		idleConnTimeout:       orDefault(cfg.IdleConnTimeout, DefaultIdleConnTimeout),
-		clientBodyTimeout:     orDefault(cfg.ClientBodyTimeout, DefaultClientBodyTimeout),
-		sendTimeout:           orDefault(cfg.SendTimeout, DefaultSendTimeout),
-		upstreamReadTimeout:   orDefault(cfg.UpstreamReadTimeout, DefaultUpstreamReadTimeout),
-		upstreamSendTimeout:   orDefault(cfg.UpstreamSendTimeout, DefaultUpstreamSendTimeout),
-		tunnelIdleTimeout:     orDefault(cfg.TunnelIdleTimeout, DefaultTunnelIdleTimeout),
-		maxIdlePerEndpoint:    cfg.MaxIdleConnsPerEndpoint,
-		trusted:               append([]netip.Prefix(nil), cfg.TrustedProxies...),
-		allowUnderscores:      cfg.AllowUnderscoresInHeaders,
-		onConnectError:        cfg.OnConnectError,
-		log:                   cfg.Logger,
-		tunnels:               make(map[*tunnel]struct{}),
-		stopReaper:            make(chan struct{}),
-		reaperDone:            make(chan struct{}),
-	}
-	if t.maxIdlePerEndpoint <= 0 {
-		t.maxIdlePerEndpoint = DefaultMaxIdleConnsPerEndpoint
-	}
-	if t.maxResponseHeaderBytes = cfg.MaxResponseHeaderBytes; t.maxResponseHeaderBytes <= 0 {
-		t.maxResponseHeaderBytes = DefaultMaxResponseHeaderBytes
-	}
-	if t.dialBurst = cfg.ClientDialBurst; t.dialBurst <= 0 {
-		t.dialBurst = DefaultClientDialBurst
-	}
-	if t.dialRate = cfg.ClientDialRate; t.dialRate <= 0 {
-		t.dialRate = DefaultClientDialRate
-	}
-	if t.resetLimit = cfg.HTTP2ResetLimit; t.resetLimit <= 0 {
-		t.resetLimit = DefaultHTTP2ResetLimit
-	}
-	if t.maxInformational = cfg.MaxInformationalResponses; t.maxInformational <= 0 {
-		t.maxInformational = DefaultMaxInformationalResponses
+		dialTimeout:            unset.Or(cfg.DialTimeout, DefaultDialTimeout),
+		responseHeaderTimeout:  unset.Or(cfg.ResponseHeaderTimeout, DefaultResponseHeaderTimeout),
+		idleConnTimeout:        unset.Or(cfg.IdleConnTimeout, DefaultIdleConnTimeout),
+		clientBodyTimeout:      unset.Or(cfg.ClientBodyTimeout, DefaultClientBodyTimeout),
+		sendTimeout:            unset.Or(cfg.SendTimeout, DefaultSendTimeout),
+		upstreamReadTimeout:    unset.Or(cfg.UpstreamReadTimeout, DefaultUpstreamReadTimeout),
+		upstreamSendTimeout:    unset.Or(cfg.UpstreamSendTimeout, DefaultUpstreamSendTimeout),
+		tunnelIdleTimeout:      unset.Or(cfg.TunnelIdleTimeout, DefaultTunnelIdleTimeout),
+		maxIdlePerEndpoint:     unset.Or(cfg.MaxIdleConnsPerEndpoint, DefaultMaxIdleConnsPerEndpoint),
+		maxResponseHeaderBytes: unset.Or(cfg.MaxResponseHeaderBytes, DefaultMaxResponseHeaderBytes),
+		dialBurst:              unset.Or(cfg.ClientDialBurst, DefaultClientDialBurst),
+		dialRate:               unset.Or(cfg.ClientDialRate, DefaultClientDialRate),
+		resetLimit:             unset.Or(cfg.HTTP2ResetLimit, DefaultHTTP2ResetLimit),
+		maxInformational:       unset.Or(cfg.MaxInformationalResponses, DefaultMaxInformationalResponses),
+		trusted:                append([]netip.Prefix(nil), cfg.TrustedProxies...),
+		allowUnderscores:       cfg.AllowUnderscoresInHeaders,
+		onConnectError:         cfg.OnConnectError,
+		log:                    cfg.Logger,
+		tunnels:                make(map[*tunnel]struct{}),
+		stopReaper:             make(chan struct{}),
+		reaperDone:             make(chan struct{}),
 	}
 	if t.log == nil {
 		t.log = slog.Default()
@@ -277,13 +266,6 @@ func NewTransport(cfg Config) *Transport {
 	}
 	go t.reap()
 	return t
-}
-
-func orDefault(d, def time.Duration) time.Duration {
-	if d <= 0 {
-		return def
-	}
-	return d
 }
 
 // Close closes every idle pooled connection and every open Upgrade tunnel,
