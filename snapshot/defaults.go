@@ -103,10 +103,7 @@ func defaultHTTPRoute(r *gatewayv1.HTTPRoute) {
 		}
 		for j := range rule.BackendRefs {
 			ref := &rule.BackendRefs[j]
-			defaultBackendRef(&ref.BackendRef.BackendObjectReference)
-			if ref.Weight == nil {
-				ref.Weight = ptrTo(int32(1))
-			}
+			defaultWeightedBackendRef(&ref.BackendRef)
 			defaultFilters(ref.Filters)
 		}
 	}
@@ -147,10 +144,7 @@ func defaultFilters(filters []gatewayv1.HTTPRouteFilter) {
 	for i := range filters {
 		f := &filters[i]
 		if f.RequestMirror != nil {
-			defaultBackendRef(&f.RequestMirror.BackendRef)
-			if fr := f.RequestMirror.Fraction; fr != nil && fr.Denominator == nil {
-				fr.Denominator = ptrTo(int32(100))
-			}
+			defaultMirror(f.RequestMirror)
 		}
 		if f.RequestRedirect != nil && f.RequestRedirect.StatusCode == nil {
 			f.RequestRedirect.StatusCode = ptrTo(302)
@@ -189,4 +183,69 @@ func defaultNamespace(ns *corev1.Namespace) {
 		ns.Labels = map[string]string{}
 	}
 	ns.Labels[corev1.LabelMetadataName] = ns.Name
+}
+
+func defaultGRPCRoute(r *gatewayv1.GRPCRoute) {
+	for i := range r.Spec.ParentRefs {
+		defaultParentRef(&r.Spec.ParentRefs[i])
+	}
+	for i := range r.Spec.Rules {
+		rule := &r.Spec.Rules[i]
+		for j := range rule.Matches {
+			m := &rule.Matches[j]
+			if m.Method != nil && m.Method.Type == nil {
+				m.Method.Type = ptrTo(gatewayv1.GRPCMethodMatchExact)
+			}
+			for k := range m.Headers {
+				if m.Headers[k].Type == nil {
+					m.Headers[k].Type = ptrTo(gatewayv1.GRPCHeaderMatchExact)
+				}
+			}
+		}
+		defaultGRPCFilters(rule.Filters)
+		for j := range rule.BackendRefs {
+			ref := &rule.BackendRefs[j]
+			defaultWeightedBackendRef(&ref.BackendRef)
+			defaultGRPCFilters(ref.Filters)
+		}
+	}
+}
+
+func defaultGRPCFilters(filters []gatewayv1.GRPCRouteFilter) {
+	for i := range filters {
+		if m := filters[i].RequestMirror; m != nil {
+			defaultMirror(m)
+		}
+	}
+}
+
+// defaultTLSRoute applies the CRD's defaults.
+// defaultTLSRoute applies the CRD's defaults.
+func defaultTLSRoute(r *gatewayv1.TLSRoute) {
+	for i := range r.Spec.ParentRefs {
+		defaultParentRef(&r.Spec.ParentRefs[i])
+	}
+	for i := range r.Spec.Rules {
+		for j := range r.Spec.Rules[i].BackendRefs {
+			defaultWeightedBackendRef(&r.Spec.Rules[i].BackendRefs[j])
+		}
+	}
+}
+
+// defaultWeightedBackendRef applies the defaults of a route's backendRef,
+// its weight included; HTTPRoute, GRPCRoute and TLSRoute share them.
+func defaultWeightedBackendRef(ref *gatewayv1.BackendRef) {
+	defaultBackendRef(&ref.BackendObjectReference)
+	if ref.Weight == nil {
+		ref.Weight = ptrTo(int32(1))
+	}
+}
+
+// defaultMirror applies the defaults of a RequestMirror filter, the same
+// on HTTPRoutes and GRPCRoutes.
+func defaultMirror(m *gatewayv1.HTTPRequestMirrorFilter) {
+	defaultBackendRef(&m.BackendRef)
+	if fr := m.Fraction; fr != nil && fr.Denominator == nil {
+		fr.Denominator = ptrTo(int32(100))
+	}
 }

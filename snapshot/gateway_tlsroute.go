@@ -35,19 +35,3 @@ func tlsAsHTTPRoute(r *gatewayv1.TLSRoute) *gatewayv1.HTTPRoute {
 	}
 	return hr
 }
-
-// defaultTLSRoute applies the CRD's defaults.
-func defaultTLSRoute(r *gatewayv1.TLSRoute) {
-	for i := range r.Spec.ParentRefs {
-		defaultParentRef(&r.Spec.ParentRefs[i])
-	}
-	for i := range r.Spec.Rules {
-		for j := range r.Spec.Rules[i].BackendRefs {
-			ref := &r.Spec.Rules[i].BackendRefs[j]
-			defaultBackendRef(&ref.BackendObjectReference)
-			if ref.Weight == nil {
-				ref.Weight = ptrTo(int32(1))
-			}
-		}
-	}
-}
