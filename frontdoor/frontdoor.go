@@ -21,6 +21,7 @@ import (
 	"net/netip"
 	"time"
 
+	"portico.dev/portico/http1"
 	"portico.dev/portico/metrics"
 	"portico.dev/portico/routing"
 	porticotls "portico.dev/portico/tls"
@@ -81,7 +82,7 @@ type Content struct {
 
 // parts builds the socket's handler, its plain-HTTP handler and its
 // certificate chain.
-func (sh *Shared) parts(c Content) (handler, httpHandler http.Handler, getCertificate func(*stdtls.ClientHelloInfo) (*stdtls.Certificate, error)) {
+func (sh *Shared) parts(c Content) (handler *routing.Handler, httpHandler http.Handler, getCertificate func(*stdtls.ClientHelloInfo) (*stdtls.Certificate, error)) {
 	h := routing.NewHandler(routing.HandlerConfig{
 		Table:      c.Routes,
 		Forwarder:  sh.Forwarder,
@@ -145,6 +146,7 @@ func (sh *Shared) serverConfig(c Content) porticotls.ServerConfig {
 		Limits:            sh.Limits,
 		GetCertificate:    getCertificate,
 		HTTPSHandler:      handler,
+		HTTPSFastPath:     fastPathOf(handler),
 		HTTPHandler:       httpHandler,
 		Logger:            sh.logger(c),
 		ProxyProtocolFrom: sh.ProxyProtocolFrom,
@@ -180,7 +182,10 @@ func Listen(httpsAddr, httpAddr string, sh Shared, content func(httpsBound net.A
 	if err != nil {
 		return nil, err
 	}
-	built.handler, built.httpHandler, built.getCertificate = sh.parts(content(srv.HTTPSAddr()))
+	var handler *routing.Handler
+	handler, built.httpHandler, built.getCertificate = sh.parts(content(srv.HTTPSAddr()))
+	built.handler = handler
+	srv.SetFastPath(fastPathOf(handler))
 	return srv, nil
 }
 
@@ -193,4 +198,13 @@ func Serve(ln net.Listener, secure bool, sh Shared, c Content) (*porticotls.Serv
 		opts = append(opts, porticotls.WithClientValidation(c.ClientValidation))
 	}
 	return porticotls.ServeListener(ln, secure, cfg, opts...)
+}
+
+// fastPathOf returns h's fast path, or nil (an interface holding no value)
+// when it has none.
+func fastPathOf(h *routing.Handler) http1.FastPath {
+	if fp := h.FastPath(); fp != nil {
+		return fp
+	}
+	return nil
 }

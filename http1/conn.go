@@ -92,6 +92,8 @@ type conn struct {
 	userDeadline atomic.Bool
 
 	hijacked bool
+	// lp is set while an event loop serves the connection, and after.
+	lp *loopState
 	// lingering says the server ends a connection the client may still be
 	// writing to; see linger.
 	lingering bool
@@ -201,12 +203,21 @@ func (c *replayConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 // serve runs the keep-alive loop: read a head, serve the request inline,
 // write the response, repeat.
 func (c *conn) serve() {
-	s := c.srv
 	if tc, ok := c.nc.(*tls.Conn); ok {
 		c.tlsStateV = tc.ConnectionState()
 		c.tlsState = &c.tlsStateV
 	}
 	c.initContext()
+	c.buf = readBufferPool.Get().(*[readBufferSize]byte)[:]
+	c.serveLoop(true, nil)
+}
+
+// serveLoop is the keep-alive loop of serve. A connection an event loop
+// hands over enters it with first false and its buffer as the loop left
+// it; resume, when set, first finishes the request the loop started and
+// reports whether the connection may carry another.
+func (c *conn) serveLoop(first bool, resume func() bool) {
+	s := c.srv
 	defer func() {
 		if err := recover(); err != nil && err != http.ErrAbortHandler {
 			s.logger().Error("http: panic serving", "remote", c.remoteAddr, "panic", err)
@@ -222,8 +233,9 @@ func (c *conn) serve() {
 			c.releaseScratch()
 		}
 	}()
-	c.buf = readBufferPool.Get().(*[readBufferSize]byte)[:]
-	first := true
+	if resume != nil && !resume() {
+		return
+	}
 	for {
 		if !first {
 			c.releaseScratch()
@@ -471,18 +483,7 @@ func (c *conn) serveRequest(head string) (keep bool) {
 	}
 
 	rc, r := c.requestContext()
-	defer func() {
-		reuse := rc.end()
-		if !reusableRequest(r) {
-			if reuse {
-				rc.stopConn()
-			}
-			reuse = false
-		}
-		if !reuse {
-			c.rctx, c.rreq = nil, nil
-		}
-	}()
+	defer c.endRequestContext(rc, r)
 
 	req := &c.req
 	*req = http.Request{
@@ -518,8 +519,15 @@ func (c *conn) serveRequest(head string) (keep bool) {
 
 	w := &c.resp
 	w.reset(c, r, rh, body)
+	return c.runHandler(w, r, body, s.Handler)
+}
+
+// runHandler serves r with h and ends the response, reporting whether the
+// connection may carry another request.
+func (c *conn) runHandler(w *response, r *http.Request, body *bodyReader, h http.Handler) (keep bool) {
+	s := c.srv
 	c.armWatch(body == nil)
-	c.callHandler(w, r)
+	c.callHandler(w, r, h)
 	c.stopWatch()
 	if c.hijacked {
 		return false
@@ -532,6 +540,22 @@ func (c *conn) serveRequest(head string) (keep bool) {
 	keep = keep && !s.inShutdown.Load()
 	c.lingering = !keep && c.rerr == nil && w.werr == nil
 	return keep
+}
+
+// endRequestContext ends a request's context, keeping it and the request
+// bound to it for the next request when nothing can still be watching
+// them (see requestContext).
+func (c *conn) endRequestContext(rc *requestContext, r *http.Request) {
+	reuse := rc.end()
+	if !reusableRequest(r) {
+		if reuse {
+			rc.stopConn()
+		}
+		reuse = false
+	}
+	if !reuse {
+		c.rctx, c.rreq = nil, nil
+	}
 }
 
 // requestContext returns the context for the next request and the request
@@ -547,7 +571,7 @@ func (c *conn) requestContext() (*requestContext, *http.Request) {
 	return c.rctx, c.rreq
 }
 
-func (c *conn) callHandler(w *response, r *http.Request) {
+func (c *conn) callHandler(w *response, r *http.Request, h http.Handler) {
 	defer func() {
 		if err := recover(); err != nil {
 			if err != http.ErrAbortHandler {
@@ -558,7 +582,7 @@ func (c *conn) callHandler(w *response, r *http.Request) {
 			w.aborted = true
 		}
 	}()
-	c.srv.Handler.ServeHTTP(w, r)
+	h.ServeHTTP(w, r)
 }
 
 // declaredTrailers builds Request.Trailer from the Trailer field: the

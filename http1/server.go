@@ -47,6 +47,15 @@ type Server struct {
 	// serves them; without it such a connection gets 505 like any other
 	// version but 1.0 and 1.1.
 	H2C func(net.Conn)
+	// EventLoops, with FastPath set, serves ServeTLS's HTTP/1.1
+	// connections on the process's event loops (one per GOMAXPROCS, see
+	// loop_linux.go) after their handshake, where the platform has them
+	// (Linux); a connection whose requests the loops do not serve is
+	// handed back to a goroutine. Connections that arrive through a
+	// wrapper of the TCP socket (the PROXY protocol's) are served the
+	// goroutine way throughout.
+	EventLoops bool
+	FastPath   FastPath
 
 	inShutdown atomic.Bool
 	mu         sync.Mutex
@@ -124,7 +133,13 @@ func (s *Server) Serve(ln net.Listener) error {
 // every other one is served here as HTTP/1.x.
 func (s *Server) ServeTLS(ln net.Listener, config *tls.Config, handshakeTimeout time.Duration, h2 func(*tls.Conn)) error {
 	return s.serve(ln, func(nc net.Conn) {
-		tc := tls.Server(nc, config)
+		lc := s.loopConnFor(nc)
+		var tc *tls.Conn
+		if lc != nil {
+			tc = tls.Server(lc, config)
+		} else {
+			tc = tls.Server(nc, config)
+		}
 		// Until the handshake is done the connection is new: Shutdown
 		// closes it like an idle one.
 		c := s.newConn(tc)
@@ -150,6 +165,9 @@ func (s *Server) ServeTLS(ln net.Listener, config *tls.Config, handshakeTimeout 
 				return
 			}
 			h2(tc)
+			return
+		}
+		if lc != nil && s.toLoop(c, lc, tc) {
 			return
 		}
 		c.serve()
@@ -296,7 +314,7 @@ func (s *Server) closeIdle() bool {
 	for c := range s.conns {
 		switch http.ConnState(c.state.Load()) {
 		case http.StateIdle, http.StateNew:
-			c.nc.Close()
+			c.closeFromOutside(false)
 		}
 	}
 	return len(s.conns) == 0
@@ -311,7 +329,7 @@ func (s *Server) Close() error {
 		(*ln).Close()
 	}
 	for c := range s.conns {
-		c.nc.Close()
+		c.closeFromOutside(true)
 		c.abort()
 	}
 	s.mu.Unlock()

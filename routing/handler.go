@@ -142,26 +142,32 @@ func grpcStatus(r *http.Request, w http.ResponseWriter) (status string, ok bool)
 	return "", true
 }
 
-// serve answers r and returns the route whose series records it (nil
-// before the first configuration) and the status sent.
-func (h *Handler) serve(w http.ResponseWriter, r *http.Request, start time.Time) (*Route, int) {
-	table := h.cfg.Table()
+// Why match found no route to serve a request with.
+const (
+	matched = iota
+	refuseNotReady
+	refuseRequestLine
+	refuseMisdirected
+	refuseNoRoute
+)
+
+// match finds the route that serves r in the serving table, cleaning r's
+// path first when it has dot or empty segments, or says why there is
+// none. Both ServeHTTP and the event loops' Plan start here.
+func (h *Handler) match(r *http.Request) (table *Table, route *Route, refusal int) {
+	table = h.cfg.Table()
 	if table == nil {
-		writeError(w, r, http.StatusServiceUnavailable, notReadyMsg)
-		return nil, http.StatusServiceUnavailable
+		return nil, nil, refuseNotReady
 	}
 	// Before anything reads the request: a method, target or authority
 	// that is not valid HTTP/1.1 syntax (only HTTP/2 can deliver one) would
 	// be routed on one meaning and reach the backend with another.
 	if !upstream.ValidRequestLine(r.Method, r.RequestURI, r.Host) {
-		writeError(w, r, http.StatusBadRequest, badRequestLineMsg)
-		return table.notFound(), http.StatusBadRequest
+		return table, nil, refuseRequestLine
 	}
 	if table.misdirected(r) {
-		writeText(w, http.StatusMisdirectedRequest, misdirectedBody)
-		return table.notFound(), http.StatusMisdirectedRequest
+		return table, nil, refuseMisdirected
 	}
-
 	reqPath := r.URL.Path
 	if !isClean(reqPath) {
 		reqPath = cleanPath(reqPath)
@@ -171,18 +177,38 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, start time.Time)
 		r.URL.Path, r.URL.RawPath = reqPath, ""
 		r.RequestURI = u.RequestURI()
 	}
-
-	route := table.MatchRequest(r, reqPath)
+	route = table.MatchRequest(r, reqPath)
 	if route == nil {
 		route = table.Fallback
 	}
 	if route == nil {
+		return table, nil, refuseNoRoute
+	}
+	return table, route, matched
+}
+
+// serve answers r and returns the route whose series records it (nil
+// before the first configuration) and the status sent.
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, start time.Time) (*Route, int) {
+	table, route, refusal := h.match(r)
+	switch refusal {
+	case refuseNotReady:
+		writeError(w, r, http.StatusServiceUnavailable, notReadyMsg)
+		return nil, http.StatusServiceUnavailable
+	case refuseRequestLine:
+		writeError(w, r, http.StatusBadRequest, badRequestLineMsg)
+		return table.notFound(), http.StatusBadRequest
+	case refuseMisdirected:
+		writeText(w, http.StatusMisdirectedRequest, misdirectedBody)
+		return table.notFound(), http.StatusMisdirectedRequest
+	case refuseNoRoute:
 		if upstream.IsGRPC(r) {
 			upstream.WriteGRPCError(w, http.StatusNotFound, "no route serves this call")
 			return table.notFound(), http.StatusNotFound
 		}
 		return table.notFound(), fallback.NotFound(w)
 	}
+	reqPath := r.URL.Path
 	// One nil check for routes without admission rules. The order is
 	// nginx's: the body size is checked when the route is found, the HTTPS
 	// and other redirects next, the client address last.

@@ -71,6 +71,10 @@ type Limits struct {
 	// too) or HTTP1EngineNetHTTP; see newEngine. It sits with the limits
 	// because it reaches every listener the same way they do.
 	HTTP1Engine string
+	// EventLoops serves HTTPS connections' HTTP/1.1 requests on event
+	// loops where it can (the portico engine on Linux, with a FastPath;
+	// see http1.Server.EventLoops).
+	EventLoops bool
 }
 
 // The values of Limits.HTTP1Engine.
@@ -140,6 +144,10 @@ type ServerConfig struct {
 	GetCertificate func(*stdtls.ClientHelloInfo) (*stdtls.Certificate, error)
 	// HTTPSHandler serves requests that arrived over TLS, HTTP/1.1 or h2.
 	HTTPSHandler http.Handler
+	// HTTPSFastPath, when set with Limits.EventLoops, lets event loops
+	// serve the HTTPS socket's common HTTP/1.1 requests for HTTPSHandler
+	// (see http1.FastPath); SetFastPath sets it later.
+	HTTPSFastPath http1.FastPath
 	// HTTPHandler serves requests that arrived over plain HTTP.
 	HTTPHandler http.Handler
 	// Logger receives listener errors; nil means slog.Default().
@@ -264,7 +272,19 @@ func (s *Server) addHTTPS(ln net.Listener, cfg ServerConfig, limits Limits, logg
 	s.httpsServer.TLSConfig = serverTLSConfig(cfg.GetCertificate, cfg.LegacyCiphers)
 	s.httpsServer.ConnContext = cfg.ConnContext
 	s.httpsEngine = newEngine(cfg.HTTPSHandler, limits, logger, cfg.ConnContext)
+	if s.httpsEngine != nil {
+		s.httpsEngine.EventLoops = limits.EventLoops
+		s.httpsEngine.FastPath = cfg.HTTPSFastPath
+	}
 	s.handshakeTimeout = limits.ReadHeaderTimeout
+}
+
+// SetFastPath sets the HTTPS socket's HTTPSFastPath before Serve, for
+// callers that build the handler after the sockets are bound.
+func (s *Server) SetFastPath(fp http1.FastPath) {
+	if s.httpsEngine != nil {
+		s.httpsEngine.FastPath = fp
+	}
 }
 
 // addHTTP makes ln the server's plain-HTTP socket; with h2c it also serves

@@ -227,18 +227,25 @@ func (t *Transport) roundTrip(c *conn, w http.ResponseWriter, r *http.Request, f
 		}
 		return nil, bodyRead, err
 	}
+	resp, err = t.readResponseHead(c, w, r, o)
+	return resp, bodyRead, err
+}
+
+// readResponseHead reads the final (or 101) response head to r on c,
+// relaying informational responses to w.
+func (t *Transport) readResponseHead(c *conn, w http.ResponseWriter, r *http.Request, o *ForwardOptions) (resp *http.Response, err error) {
 	if err := c.armHeaderDeadline(readTimeout(o, t.responseHeaderTimeout)); err != nil {
-		return nil, bodyRead, &noResponseError{err}
+		return nil, &noResponseError{err}
 	}
 	c.head.arm(t.maxResponseHeaderBytes)
 	defer c.head.disarm()
 	if _, err := c.br.Peek(1); err != nil {
-		return nil, bodyRead, &noResponseError{err}
+		return nil, &noResponseError{err}
 	}
 	for informational := 0; ; informational++ {
 		resp, err = c.readResponse(w, r)
 		if err != nil {
-			return nil, bodyRead, &badResponseError{err}
+			return nil, &badResponseError{err}
 		}
 		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
 			break
@@ -246,7 +253,7 @@ func (t *Transport) roundTrip(c *conn, w http.ResponseWriter, r *http.Request, f
 		// Each one is relayed to the client: the head budget bounds their
 		// bytes, this bounds their count.
 		if informational == t.maxInformational {
-			return nil, bodyRead, &badResponseError{errTooManyInformational}
+			return nil, &badResponseError{errTooManyInformational}
 		}
 		// Informational responses (such as 103 Early Hints) precede the
 		// final one. 100 Continue is not relayed: the inbound server has
@@ -258,7 +265,7 @@ func (t *Transport) roundTrip(c *conn, w http.ResponseWriter, r *http.Request, f
 	// A body already in the buffer is copied without touching the socket,
 	// so the header deadline may stay armed for the next request; any
 	// other is read under UpstreamReadTimeout (writeResponse).
-	return resp, bodyRead, nil
+	return resp, nil
 }
 
 // bodyBuffered reports whether the whole of resp's body is already in br, so
@@ -308,78 +315,11 @@ func relayInformational(w http.ResponseWriter, resp *http.Response) {
 // before the body is read, and the body as it arrives.
 func (t *Transport) writeRequest(c *conn, w http.ResponseWriter, r *http.Request, f *forwarding, o *ForwardOptions, upgrade string) (bodyRead bool, err error) {
 	bw := c.bw
-	uri := r.RequestURI
-	if !strings.HasPrefix(uri, "/") {
-		uri = r.URL.RequestURI()
+	hasBody, chunked, trailers, err := t.writeRequestHead(bw, r, f, o, upgrade, c.pool.addr)
+	if err != nil {
+		return false, err
 	}
-	host := r.Host
-	if o != nil && o.Host != "" {
-		host = o.Host
-	}
-	if host == "" {
-		host = c.pool.addr
-	}
-	// The routing handler has refused such requests already; a handler
-	// that edited the request afterwards must not get a split request line
-	// or Host onto the wire either.
-	if !ValidRequestLine(r.Method, uri, r.Host) || !ValidAuthority(host) {
-		return false, &invalidRequestError{ErrInvalidRequestLine}
-	}
-	bw.WriteString(r.Method)
-	bw.WriteByte(' ')
-	bw.WriteString(uri)
-	bw.WriteString(" HTTP/1.1\r\nHost: ")
-	bw.WriteString(host)
-	bw.WriteString("\r\n")
-
-	connection := r.Header["Connection"]
-	for k, vv := range r.Header {
-		if skipRequestHeader(k, connection) || !t.forwardableName(k) {
-			continue
-		}
-		writeHeaderValues(bw, k, vv)
-	}
-	if hasToken(r.Header["Te"], "trailers") {
-		bw.WriteString("Te: trailers\r\n")
-	}
-	writeForwardingHeaders(bw, f, r.Header)
-
 	body := r.Body
-	hasBody := body != nil && body != http.NoBody && r.ContentLength != 0
-	var trailers []string
-	if hasBody {
-		trailers = t.forwardedTrailers(r)
-	}
-	chunked := false
-	switch {
-	case hasBody && (r.ContentLength < 0 || len(trailers) > 0):
-		// Trailers need chunked framing, so a request that declares any is
-		// sent chunked even when its length is known.
-		chunked = true
-		bw.WriteString("Transfer-Encoding: chunked\r\n")
-		if len(trailers) > 0 {
-			bw.WriteString("Trailer: ")
-			bw.WriteString(trailers[0])
-			for _, k := range trailers[1:] {
-				bw.WriteString(", ")
-				bw.WriteString(k)
-			}
-			bw.WriteString("\r\n")
-		}
-	case hasBody:
-		bw.WriteString("Content-Length: ")
-		bw.Write(appendInt(bw.AvailableBuffer(), r.ContentLength))
-		bw.WriteString("\r\n")
-	case r.Method == http.MethodPost || r.Method == http.MethodPut || r.Method == http.MethodPatch:
-		bw.WriteString("Content-Length: 0\r\n")
-	}
-	if upgrade != "" {
-		bw.WriteString("Connection: Upgrade\r\nUpgrade: ")
-		bw.WriteString(upgrade)
-		bw.WriteString("\r\n")
-	}
-	bw.WriteString("\r\n")
-
 	if hasBody {
 		// The head goes out before the first read of the body, which may
 		// wait on the client: the backend sees the request at once, and an
@@ -425,6 +365,84 @@ func (t *Transport) writeRequest(c *conn, w http.ResponseWriter, r *http.Request
 		return bodyRead, &backendWriteError{err}
 	}
 	return bodyRead, nil
+}
+
+// writeRequestHead writes the request line and fields of r, as sent to a
+// backend at defaultHost when r names none, and says how the body that
+// follows is framed. The event loop (LoopState.Plan) writes bodyless
+// requests with it too, so both paths send the same bytes.
+func (t *Transport) writeRequestHead(bw *bufio.Writer, r *http.Request, f *forwarding, o *ForwardOptions, upgrade, defaultHost string) (hasBody, chunked bool, trailers []string, err error) {
+	uri := r.RequestURI
+	if !strings.HasPrefix(uri, "/") {
+		uri = r.URL.RequestURI()
+	}
+	host := r.Host
+	if o != nil && o.Host != "" {
+		host = o.Host
+	}
+	if host == "" {
+		host = defaultHost
+	}
+	// The routing handler has refused such requests already; a handler
+	// that edited the request afterwards must not get a split request line
+	// or Host onto the wire either.
+	if !ValidRequestLine(r.Method, uri, r.Host) || !ValidAuthority(host) {
+		return false, false, nil, &invalidRequestError{ErrInvalidRequestLine}
+	}
+	bw.WriteString(r.Method)
+	bw.WriteByte(' ')
+	bw.WriteString(uri)
+	bw.WriteString(" HTTP/1.1\r\nHost: ")
+	bw.WriteString(host)
+	bw.WriteString("\r\n")
+
+	connection := r.Header["Connection"]
+	for k, vv := range r.Header {
+		if skipRequestHeader(k, connection) || !t.forwardableName(k) {
+			continue
+		}
+		writeHeaderValues(bw, k, vv)
+	}
+	if hasToken(r.Header["Te"], "trailers") {
+		bw.WriteString("Te: trailers\r\n")
+	}
+	writeForwardingHeaders(bw, f, r.Header)
+
+	body := r.Body
+	hasBody = body != nil && body != http.NoBody && r.ContentLength != 0
+	if hasBody {
+		trailers = t.forwardedTrailers(r)
+	}
+	switch {
+	case hasBody && (r.ContentLength < 0 || len(trailers) > 0):
+		// Trailers need chunked framing, so a request that declares any is
+		// sent chunked even when its length is known.
+		chunked = true
+		bw.WriteString("Transfer-Encoding: chunked\r\n")
+		if len(trailers) > 0 {
+			bw.WriteString("Trailer: ")
+			bw.WriteString(trailers[0])
+			for _, k := range trailers[1:] {
+				bw.WriteString(", ")
+				bw.WriteString(k)
+			}
+			bw.WriteString("\r\n")
+		}
+	case hasBody:
+		bw.WriteString("Content-Length: ")
+		bw.Write(appendInt(bw.AvailableBuffer(), r.ContentLength))
+		bw.WriteString("\r\n")
+	case r.Method == http.MethodPost || r.Method == http.MethodPut || r.Method == http.MethodPatch:
+		bw.WriteString("Content-Length: 0\r\n")
+	}
+	if upgrade != "" {
+		bw.WriteString("Connection: Upgrade\r\nUpgrade: ")
+		bw.WriteString(upgrade)
+		bw.WriteString("\r\n")
+	}
+	bw.WriteString("\r\n")
+
+	return hasBody, chunked, trailers, nil
 }
 
 // inMemory reports whether body is held in memory whole, so that reading

@@ -1,0 +1,139 @@
+package main
+
+import (
+	"bufio"
+	"io"
+	"net/http"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"portico.dev/portico/http1"
+)
+
+// The event loops serve the common HTTPS/1.1 request and give everything
+// else to the goroutine engine; these cases drive each way through the
+// whole gateway and check the answer is the same as without loops.
+func TestEventLoops(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("event loops are Linux only")
+	}
+	e := startEnv(t)
+	c := e.http1Client()
+	get := func(t *testing.T, url string) (int, string) {
+		t.Helper()
+		resp, err := c.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, string(body)
+	}
+
+	t.Run("served on the loop", func(t *testing.T) {
+		before := http1.EventLoopCounts()
+		for i := range 20 {
+			code, body := get(t, "https://app.example.test/api/x")
+			if code != 200 || !strings.HasPrefix(body, "app GET /api/x") || !strings.Contains(body, "xff=127.0.0.1 proto=https") {
+				t.Fatalf("request %d: %d %q", i, code, body)
+			}
+		}
+		if got := http1.EventLoopCounts().Served - before.Served; got < 20 {
+			t.Errorf("loops served %d of 20 requests", got)
+		}
+	})
+
+	t.Run("a body goes to the goroutine engine", func(t *testing.T) {
+		before := http1.EventLoopCounts()
+		resp, err := c.Post("https://app.example.test/api/upload", "text/plain", strings.NewReader("hello"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.HasPrefix(string(body), "app POST /api/upload") {
+			t.Fatalf("%d %q", resp.StatusCode, body)
+		}
+		if http1.EventLoopCounts().HandedOff == before.HandedOff {
+			t.Error("the request with a body was not handed off")
+		}
+	})
+
+	t.Run("pipelined requests are answered in order", func(t *testing.T) {
+		conn := e.dialHTTPS("app.example.test")
+		defer conn.Close()
+		req := "GET /api/one HTTP/1.1\r\nHost: app.example.test\r\n\r\nGET /api/two HTTP/1.1\r\nHost: app.example.test\r\n\r\n"
+		if _, err := conn.Write([]byte(req)); err != nil {
+			t.Fatal(err)
+		}
+		br := bufio.NewReader(conn)
+		for _, want := range []string{"app GET /api/one", "app GET /api/two"} {
+			_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			if !strings.HasPrefix(string(body), want) {
+				t.Errorf("got %q, want %q", body, want)
+			}
+		}
+	})
+
+	t.Run("responses the loop does not finish", func(t *testing.T) {
+		// A chunked answer, a slow one and one too large for the loop's
+		// buffer are finished by a goroutine; a pooled connection the
+		// backend closed is replaced.
+		rb := startRawBackend(t, func(rc *rawConn) {
+			for {
+				req, _, err := rc.readRequest()
+				if err != nil {
+					return
+				}
+				switch req.URL.Path {
+				case "/api/chunked":
+					io.WriteString(rc, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
+				case "/api/slow":
+					time.Sleep(1500 * time.Millisecond)
+					io.WriteString(rc, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nslow")
+				case "/api/large":
+					body := strings.Repeat("x", 100<<10)
+					io.WriteString(rc, "HTTP/1.1 200 OK\r\nContent-Length: 102400\r\n\r\n"+body)
+				case "/api/close":
+					io.WriteString(rc, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nclose")
+					return // closes the connection the gateway keeps
+				default:
+					io.WriteString(rc, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				}
+			}
+		})
+		e.routeApp(rb.port())
+		before := http1.EventLoopCounts()
+		for _, tc := range []struct{ path, want string }{
+			{"/api/chunked", "hello"},
+			{"/api/slow", "slow"},
+			{"/api/large", strings.Repeat("x", 100<<10)},
+			{"/api/close", "close"},
+			{"/api/after-close", "ok"},
+			{"/api/after-close", "ok"},
+		} {
+			// A new client each time: a connection handed to a goroutine
+			// stays there.
+			c := e.http1Client()
+			resp, err := c.Get("https://app.example.test" + tc.path)
+			if err != nil {
+				t.Fatalf("%s: %v", tc.path, err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || string(body) != tc.want {
+				t.Errorf("%s: %d %q", tc.path, resp.StatusCode, firstLine(string(body)))
+			}
+		}
+		if n := http1.EventLoopCounts().Continued - before.Continued; n < 3 {
+			t.Errorf("%d exchanges were continued on a goroutine, want at least 3", n)
+		}
+	})
+}
