@@ -49,10 +49,21 @@ type Backend struct {
 	TLS *BackendTLS
 
 	cursor atomic.Uint32
+	// pin, when not 0, is 1 + the index of the endpoint every request
+	// tries first: the Backend is one of the per-endpoint views of a
+	// Backend with affinity (affinity.go).
+	pin uint32
+	// affinity is set on a Backend made by WithAffinity.
+	affinity *affinityState
 }
 
 // next returns the endpoint index to try first for a new request.
 func (b *Backend) next() int {
+	// One comparison, on a field next to the ones read anyway, for the
+	// pinned views affinity hands out.
+	if b.pin != 0 {
+		return int(b.pin - 1)
+	}
 	n := len(b.Endpoints)
 	if n <= 1 {
 		return 0
