@@ -64,6 +64,7 @@ func (h *Handler) serveFiltered(w http.ResponseWriter, r *http.Request, route *R
 	if backend == nil {
 		return h.internalError(w, r, route, "the route has no backend")
 	}
+	backend, cookie := backend.Sticky(r)
 
 	filters := [2]*Filters{route.Filters, backendFilters}
 	path, host, prefix := reqPath, "", ""
@@ -100,7 +101,7 @@ func (h *Handler) serveFiltered(w http.ResponseWriter, r *http.Request, route *R
 	if cors != nil {
 		origin = r.Header.Get("Origin")
 	}
-	if filters[0].editsResponse() || filters[1].editsResponse() || origin != "" {
+	if filters[0].editsResponse() || filters[1].editsResponse() || origin != "" || cookie != "" {
 		o.EditResponseHeader = func(hdr http.Header) {
 			for _, f := range filters {
 				if f != nil {
@@ -109,6 +110,9 @@ func (h *Handler) serveFiltered(w http.ResponseWriter, r *http.Request, route *R
 			}
 			if origin != "" {
 				cors.editResponse(hdr, origin)
+			}
+			if cookie != "" {
+				hdr.Add("Set-Cookie", cookie)
 			}
 		}
 	}

@@ -255,9 +255,14 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, start time.Time)
 		// site still answers for it, and the fallback's metrics show it.
 		served = table.Fallback
 	}
-	out := h.cfg.Forwarder.ForwardWith(w, r, served.Backend, nil)
+	// Affinity costs a route without it a nil check (upstream/affinity.go).
+	b, cookie := served.Backend, ""
+	if b != nil {
+		b, cookie = b.Sticky(r)
+	}
+	out := h.cfg.Forwarder.ForwardWith(w, r, b, setCookie(cookie))
 	if out.Err != nil {
-		h.logFailure(served, served.Backend, r, out)
+		h.logFailure(served, b, r, out)
 	}
 	return served, out.Status
 }
