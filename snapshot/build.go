@@ -42,6 +42,11 @@ type Config struct {
 	Gateway GatewayConfig
 	// ACME configures which hosts may get certificates from an ACME CA.
 	ACME ACMEConfig
+	// SessionCookieKey keys the session cookies of ingress-nginx's
+	// affinity-mode persistent, which name their endpoint by a keyed hash
+	// (upstream.SessionCookie); replicas need the same key to honour each
+	// other's cookies.
+	SessionCookieKey []byte
 	// Now is the time certificates are checked against; zero means
 	// time.Now. Tests set it so golden output does not change with time.
 	Now time.Time
@@ -207,6 +212,7 @@ func (b *builder) ingress(ing *networkingv1.Ingress) ingressTranslation {
 		}
 	}
 	b.reportBackends(ref, tr.routes)
+	warnedCookiePath := false
 	for _, r := range tr.routes {
 		resolved := r.Backend
 		r.Backend = b.withServiceTLS(r.Backend)
@@ -215,6 +221,14 @@ func (b *builder) ingress(ing *networkingv1.Ingress) ingressTranslation {
 		}
 		if tr.serviceUpstream {
 			r.Backend = b.clusterIPBackend(ref, resolved, r.Backend)
+		}
+		if tr.affinity != nil {
+			aff, regexPath := tr.affinity.affinityFor(r, b.cfg.SessionCookieKey)
+			if regexPath && !warnedCookiePath {
+				warnedCookiePath = true
+				b.problems.add(ref, Warning, "NginxSessionCookiePath", "annotation %saffinity: the Ingress's paths are regular expressions, for which ingress-nginx requires %ssession-cookie-path; the cookie is set with Path=/", NginxPrefix, NginxPrefix)
+			}
+			r.Backend = r.Backend.WithAffinity(aff)
 		}
 	}
 	return tr

@@ -13,6 +13,7 @@ import (
 	"portico.dev/portico/internal/testkit/fixture"
 	"portico.dev/portico/routing"
 	"portico.dev/portico/snapshot"
+	"portico.dev/portico/upstream"
 )
 
 // goldenConfig is the configuration every golden case is built with. Now is
@@ -126,6 +127,9 @@ func describeRoute(r *routing.Route) string {
 	if r.Filters != nil {
 		flags = append(flags, describeFilters(r.Filters))
 	}
+	if a := r.Backend.Affinity(); a != nil {
+		flags = append(flags, describeAffinity(a))
+	}
 	line := fmt.Sprintf("%s %s -> %s from %s", host, match, describeBackend(r), r.Source)
 	if len(flags) > 0 {
 		line += " [" + strings.Join(flags, ", ") + "]"
@@ -140,4 +144,13 @@ func describeBackend(r *routing.Route) string {
 		eps = strings.Join(b.Endpoints, " ")
 	}
 	return fmt.Sprintf("%s %s%s (%s)", b.Name, b.Protocol, describeBackendTLS(b.TLS), eps)
+}
+
+func describeAffinity(a *upstream.Affinity) string {
+	if a.HashBy != nil {
+		return fmt.Sprintf("hash by %q", a.HashBy.Expr)
+	}
+	c := a.Cookie
+	return fmt.Sprintf("session cookie %s mode=%s path=%q domain=%q secure=%t samesite=%q conditional=%t max-age=%s expires=%s",
+		c.Name, c.Mode, c.Path, c.Domain, c.Secure, c.SameSite, c.ConditionalSameSiteNone, c.MaxAge, c.Expires)
 }

@@ -85,6 +85,8 @@ type ingressTranslation struct {
 	// serviceUpstream: its backends are their Services' cluster IPs
 	// (service-upstream).
 	serviceUpstream bool
+	// affinity is its session affinity (affinity, upstream-hash-by).
+	affinity *nginxAffinity
 }
 
 // tlsRequest is one spec.tls entry: the hosts that must be served with the
@@ -105,7 +107,7 @@ func translateIngress(ing *networkingv1.Ingress, backends *backendResolver, adop
 	redirect := ing.Annotations[annotationSSLRedirect] == "true"
 	fallbackOnNoEndpoints := ing.Annotations[annotationFallbackOnNoEndpoints] == "true"
 	nc, findings := parseNginx(ing, adopted)
-	tr.nginx, tr.regex, tr.grpc, tr.canary, tr.serviceUpstream = findings, nc.regex, nc.grpc, nc.canary, nc.serviceUpstream
+	tr.nginx, tr.regex, tr.grpc, tr.canary, tr.serviceUpstream, tr.affinity = findings, nc.regex, nc.grpc, nc.canary, nc.serviceUpstream, nc.affinity
 	tlsCovers := ingressTLSHosts(ing)
 	newRoute := func(src routing.Source, host string, kind routing.PathKind, path string, b *networkingv1.IngressBackend, where string) *routing.Route {
 		ref, err := serviceRef(ing.Namespace, b)

@@ -95,6 +95,9 @@ type nginxConfig struct {
 	aliases []string
 	// hosts counts the Ingress's distinct rule hosts, for server-alias.
 	hosts int
+	// affinity is what affinity and upstream-hash-by ask for
+	// (nginx_affinity.go).
+	affinity *nginxAffinity
 }
 
 // nginxClass is the class name ingress-nginx installs answer to.
@@ -159,6 +162,7 @@ func parseNginx(ing *networkingv1.Ingress, adopted map[string]bool) (nginxConfig
 		// The auth-* options mean nothing without auth-url.
 		nc.auth = nil
 	}
+	nc.finishAffinity(findings)
 	if nc.canary != nil && !nc.canary.on {
 		// The canary-* options mean nothing without canary: "true".
 		nc.canary = nil
@@ -181,7 +185,7 @@ var (
 func (nc *nginxConfig) apply(f NginxFinding, name, raw string, get func(string) (string, bool)) NginxFinding {
 	v := strings.TrimSpace(raw)
 	for _, family := range []func(NginxFinding, string, string, string, func(string) (string, bool)) (NginxFinding, bool){
-		nc.applyPaths, nc.applyBackend, nc.applyRouting, nc.applyAuth, nc.applyAdmission,
+		nc.applyPaths, nc.applyBackend, nc.applyRouting, nc.applyAuth, nc.applyAdmission, nc.applyAffinity,
 	} {
 		if g, ok := family(f, name, raw, v, get); ok {
 			return g

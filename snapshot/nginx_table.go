@@ -41,15 +41,18 @@ type NginxAnnotation struct {
 }
 
 const (
-	snippetNote     = "Portico runs no nginx configuration; the Ingress is served without it"
-	h2cTimeoutNote  = "bounds each read (the wait for the response header included) or write as nginx does, to HTTP/1.1 backends; to HTTP/2 (GRPC, GRPCS) backends the read timeout bounds the wait for the response header only and writes keep --upstream-send-timeout"
-	noAuthNote      = "ignored: requests are forwarded without authentication; put the check in the backend until Portico has it"
-	noAffinityNote  = "ignored: requests are spread round-robin over the ready endpoints, without a session cookie"
-	noRateLimitNote = "ignored: requests are not rate limited"
-	noBackendTLS    = "ignored: attach a BackendTLSPolicy to the Service to reach it over TLS"
-	noMetricsNote   = "ignored: Portico's own metrics and access log serve every route"
-	noBufferNote    = "ignored: Portico streams request and response bodies"
-	noClientTLSNote = "ignored: client certificates are not requested on Ingress hosts; use a Gateway with spec.tls.frontend"
+	snippetNote         = "Portico runs no nginx configuration; the Ingress is served without it"
+	h2cTimeoutNote      = "bounds each read (the wait for the response header included) or write as nginx does, to HTTP/1.1 backends; to HTTP/2 (GRPC, GRPCS) backends the read timeout bounds the wait for the response header only and writes keep --upstream-send-timeout"
+	noAuthNote          = "ignored: requests are forwarded without authentication; put the check in the backend until Portico has it"
+	noSubsetNote        = "ignored: upstream-hash-by hashes each key onto one endpoint of all the ready ones, not onto a subset"
+	affinityNote        = "the cookie's value is Portico's own, opaque (a random key hashed onto the endpoints, or in persistent mode a keyed hash of the endpoint, --session-cookie-key-file), so sessions ingress-nginx pinned are pinned anew once; when its endpoint has left the Service the session moves and, in persistent mode, the cookie is re-issued"
+	changeOnFailureNote = "the cookie is re-issued when its endpoint has left the Service's ready endpoints; a request whose connect fails is sent to the next endpoint, and the cookie keeps naming the failed one, as with false"
+	hashByNote          = "hashed by rendezvous over the ready endpoints (adding one moves about 1/n of the keys); the nginx variables read are $request_uri, $uri, $args, $query_string, $host, $remote_addr, $scheme, $request_method, $http_*, $cookie_* and $arg_*, another is refused (reported) and requests are spread round-robin"
+	noRateLimitNote     = "ignored: requests are not rate limited"
+	noBackendTLS        = "ignored: attach a BackendTLSPolicy to the Service to reach it over TLS"
+	noMetricsNote       = "ignored: Portico's own metrics and access log serve every route"
+	noBufferNote        = "ignored: Portico streams request and response bodies"
+	noClientTLSNote     = "ignored: client certificates are not requested on Ingress hosts; use a Gateway with spec.tls.frontend"
 )
 
 // nginxTable is every ingress-nginx annotation of the final releases
@@ -75,9 +78,9 @@ var nginxTable = []NginxAnnotation{
 	{Name: "backend-protocol", Verdict: NginxApproximate, Note: "HTTP and GRPC (HTTP/2 over cleartext, as GRPCRoutes) are served exactly; HTTPS and GRPCS (HTTP/2 by ALPN) need a BackendTLSPolicy on the Service, which also verifies the backend's certificate where ingress-nginx does not; AUTO_HTTP speaks HTTP/1.1; FCGI is not spoken", Traefik: "partial", Ingress2Gateway: "yes"},
 	{Name: "service-upstream", Verdict: NginxExact, Traefik: "yes", Ingress2Gateway: "no"},
 	{Name: "load-balance", Verdict: NginxApproximate, Note: "round_robin is what Portico does; ewma and the others are served round-robin too", Traefik: "partial", Ingress2Gateway: "no"},
-	{Name: "upstream-hash-by", Verdict: NginxUnsupported, Note: noAffinityNote, Traefik: "no", Ingress2Gateway: "no"},
-	{Name: "upstream-hash-by-subset", Verdict: NginxUnsupported, Note: noAffinityNote, Traefik: "no", Ingress2Gateway: "no"},
-	{Name: "upstream-hash-by-subset-size", Verdict: NginxUnsupported, Note: noAffinityNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "upstream-hash-by", Verdict: NginxApproximate, Note: hashByNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "upstream-hash-by-subset", Verdict: NginxUnsupported, Note: noSubsetNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "upstream-hash-by-subset-size", Verdict: NginxUnsupported, Note: noSubsetNote, Traefik: "no", Ingress2Gateway: "no"},
 	{Name: "proxy-http-version", Verdict: NginxApproximate, Note: "Portico speaks HTTP/1.1 to backends (HTTP/2 for backend-protocol GRPC and GRPCS), as ingress-nginx's default 1.1; 1.0 is not spoken", Traefik: "no", Ingress2Gateway: "no"},
 	{Name: "connection-proxy-header", Verdict: NginxUnsupported, Note: "ignored: Portico manages backend connections itself and keeps them alive", Traefik: "no", Ingress2Gateway: "yes"},
 	{Name: "custom-headers", Verdict: NginxUnsupported, Note: "ignored: no response headers are added from a ConfigMap; use an HTTPRoute ResponseHeaderModifier", Traefik: "partial", Ingress2Gateway: "yes"},
@@ -179,18 +182,18 @@ var nginxTable = []NginxAnnotation{
 	{Name: "canary-weight", Verdict: NginxExact, Traefik: "no", Ingress2Gateway: "yes"},
 	{Name: "canary-weight-total", Verdict: NginxExact, Traefik: "no", Ingress2Gateway: "yes"},
 	// Session affinity.
-	{Name: "affinity", Verdict: NginxUnsupported, Note: noAffinityNote, Traefik: "yes", Ingress2Gateway: "yes"},
-	{Name: "affinity-mode", Verdict: NginxUnsupported, Note: noAffinityNote, Traefik: "partial", Ingress2Gateway: "no"},
-	{Name: "affinity-canary-behavior", Verdict: NginxUnsupported, Note: noAffinityNote, Traefik: "no", Ingress2Gateway: "no"},
-	{Name: "session-cookie-name", Verdict: NginxUnsupported, Note: noAffinityNote, Traefik: "yes", Ingress2Gateway: "yes"},
-	{Name: "session-cookie-path", Verdict: NginxUnsupported, Note: noAffinityNote, Traefik: "yes", Ingress2Gateway: "no"},
-	{Name: "session-cookie-domain", Verdict: NginxUnsupported, Note: noAffinityNote, Traefik: "yes", Ingress2Gateway: "no"},
-	{Name: "session-cookie-secure", Verdict: NginxUnsupported, Note: noAffinityNote, Traefik: "yes", Ingress2Gateway: "no"},
-	{Name: "session-cookie-samesite", Verdict: NginxUnsupported, Note: noAffinityNote, Traefik: "yes", Ingress2Gateway: "no"},
-	{Name: "session-cookie-conditional-samesite-none", Verdict: NginxUnsupported, Note: noAffinityNote, Traefik: "no", Ingress2Gateway: "no"},
-	{Name: "session-cookie-max-age", Verdict: NginxUnsupported, Note: noAffinityNote, Traefik: "yes", Ingress2Gateway: "no"},
-	{Name: "session-cookie-expires", Verdict: NginxUnsupported, Note: noAffinityNote, Traefik: "yes", Ingress2Gateway: "no"},
-	{Name: "session-cookie-change-on-failure", Verdict: NginxUnsupported, Note: noAffinityNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "affinity", Verdict: NginxApproximate, Note: affinityNote, Traefik: "yes", Ingress2Gateway: "yes"},
+	{Name: "affinity-mode", Verdict: NginxExact, Traefik: "partial", Ingress2Gateway: "no"},
+	{Name: "affinity-canary-behavior", Verdict: NginxUnsupported, Note: "ignored: the canary is chosen for each request (by header, cookie or weight) before the session cookie picks an endpoint of the chosen Service, so a session is not held on the canary", Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "session-cookie-name", Verdict: NginxExact, Traefik: "yes", Ingress2Gateway: "yes"},
+	{Name: "session-cookie-path", Verdict: NginxExact, Traefik: "yes", Ingress2Gateway: "no"},
+	{Name: "session-cookie-domain", Verdict: NginxExact, Traefik: "yes", Ingress2Gateway: "no"},
+	{Name: "session-cookie-secure", Verdict: NginxApproximate, Note: "true marks every cookie Secure; false or unset marks those issued over HTTPS, as ingress-nginx does when unset", Traefik: "yes", Ingress2Gateway: "no"},
+	{Name: "session-cookie-samesite", Verdict: NginxExact, Traefik: "yes", Ingress2Gateway: "no"},
+	{Name: "session-cookie-conditional-samesite-none", Verdict: NginxExact, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "session-cookie-max-age", Verdict: NginxExact, Traefik: "yes", Ingress2Gateway: "no"},
+	{Name: "session-cookie-expires", Verdict: NginxExact, Traefik: "yes", Ingress2Gateway: "no"},
+	{Name: "session-cookie-change-on-failure", Verdict: NginxApproximate, Note: changeOnFailureNote, Traefik: "no", Ingress2Gateway: "no"},
 	// Observability and modules.
 	{Name: "enable-access-log", Verdict: NginxUnsupported, Note: "ignored: --access-log applies to every route", Traefik: "no", Ingress2Gateway: "yes"},
 	{Name: "enable-opentelemetry", Verdict: NginxUnsupported, Note: noMetricsNote, Traefik: "no", Ingress2Gateway: "no"},
