@@ -60,6 +60,10 @@ type config struct {
 	// ExternalAuthTimeout bounds each subrequest to an authentication
 	// service (ingress-nginx's auth-url).
 	ExternalAuthTimeout time.Duration
+	// SessionCookieKeyFile holds the key of persistent-mode session
+	// cookies (ingress-nginx's affinity-mode persistent); empty: a random
+	// key per process.
+	SessionCookieKeyFile string
 
 	// GatewayControllerName selects our GatewayClasses; empty turns the
 	// Gateway API off.
@@ -235,6 +239,8 @@ func registerRoutingFlags(fs *flag.FlagSet, cfg *config, text *flagText) {
 		"comma-separated Ingress class names (spec.ingressClassName or the legacy annotation) served whatever controller their IngressClass names, e.g. nginx to serve ingress-nginx's Ingresses side by side with it during a move; empty: none")
 	fs.DurationVar(&cfg.ExternalAuthTimeout, "external-auth-timeout", routing.DefaultExternalAuthTimeout,
 		"bound on each subrequest to an authentication service an Ingress names (ingress-nginx auth-url); when it passes, the request is answered 500")
+	fs.StringVar(&cfg.SessionCookieKeyFile, "session-cookie-key-file", "",
+		"file whose contents (at least 16 bytes, e.g. a mounted Secret) key the session cookies of ingress-nginx affinity-mode persistent, which name their endpoint by a keyed hash; give every replica the same file. Empty: a random key per process, so such a cookie is honoured only by the replica that issued it, until it restarts")
 	fs.IntVar(&cfg.RateLimitMaxClients, "rate-limit-max-clients", routing.DefaultMaxRateLimitClients,
 		"client addresses each rate-limited Ingress (ingress-nginx limit-rps, limit-rpm, limit-connections) counts at once, up to about 300 bytes each; past it a new client takes the place of one whose budget is full again")
 	fs.BoolVar(&cfg.UpdateStatus, "update-status", true,

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -77,6 +79,11 @@ func newProcess(cfg *config, logger *slog.Logger) (*process, error) {
 		return nil, err
 	}
 
+	cookieKey, err := loadSessionCookieKey(cfg)
+	if err != nil {
+		return nil, err
+	}
+
 	g := &process{cfg: cfg, log: logger, source: src, metrics: metrics.New(), firstPublished: make(chan struct{})}
 	upCfg := cfg.Upstream
 	upCfg.Logger = logger
@@ -97,6 +104,7 @@ func newProcess(cfg *config, logger *slog.Logger) (*process, error) {
 			RateLimitMaxClients: cfg.RateLimitMaxClients,
 			Fallback:            cfg.Fallback,
 			DefaultCertificate:  defaultPair,
+			SessionCookieKey:    cookieKey,
 			ACME:                snapshotACMEConfig(cfg),
 			Gateway: snapshot.GatewayConfig{
 				ControllerName: gatewayv1.GatewayController(cfg.GatewayControllerName),
@@ -229,6 +237,25 @@ func newSource(cfg *config, logger *slog.Logger) (objectSource, *kubeClients, er
 		src.Gateway = clients.gateway
 	}
 	return src, clients, nil
+}
+
+// loadSessionCookieKey reads --session-cookie-key-file, or makes a random
+// key when it is not given.
+func loadSessionCookieKey(cfg *config) ([]byte, error) {
+	if cfg.SessionCookieKeyFile == "" {
+		key := make([]byte, 32)
+		_, _ = rand.Read(key)
+		return key, nil
+	}
+	key, err := os.ReadFile(cfg.SessionCookieKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("--session-cookie-key-file: %w", err)
+	}
+	key = bytes.TrimRight(key, "\r\n")
+	if len(key) < 16 {
+		return nil, fmt.Errorf("--session-cookie-key-file: %s holds %d bytes; a key needs at least 16", cfg.SessionCookieKeyFile, len(key))
+	}
+	return key, nil
 }
 
 func loadDefaultCertificate(cfg *config, logger *slog.Logger) (*porticotls.KeyPair, error) {
