@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -106,6 +107,8 @@ type loop struct {
 	states   map[FastPath]any
 	rbuf     []byte
 	lastSwep time.Time
+	// current is the client whose event is being handled, for recovery.
+	current *conn
 
 	// Counts for EventLoopCounts.
 	served, handedOff, continued atomic.Uint64
@@ -145,6 +148,8 @@ type loopState struct {
 	wantOut, readOff bool
 	closeAfter       bool
 	out              []byte
+	// inHead says part of a head has arrived and deadline is its end.
+	inHead bool
 	// served says a request was served: until then the wait for one is
 	// bounded by the header timeout, after by the idle timeout.
 	served bool
@@ -199,6 +204,24 @@ func (l *loop) post(op loopOp) {
 func (l *loop) run() {
 	runtime.LockOSThread()
 	events := make([]unix.EpollEvent, 256)
+	for !l.serve(events) {
+	}
+}
+
+// serve runs the loop until a panic, which it recovers from: a bug met by
+// one connection's bytes must not end the process and every other
+// connection with it. The connection being served is closed, the panic
+// logged, and run starts serve again.
+func (l *loop) serve(events []unix.EpollEvent) (stopped bool) {
+	defer func() {
+		if err := recover(); err != nil {
+			slog.Error("http1: panic in an event loop", "panic", err, "stack", string(debug.Stack()))
+			if c := l.current; c != nil {
+				l.current = nil
+				l.clientGone(c)
+			}
+		}
+	}()
 	var ops []loopOp
 	for {
 		timeout := -1
@@ -227,10 +250,13 @@ func (l *loop) run() {
 			}
 			switch slot := l.fds[fd]; {
 			case slot.c != nil:
+				l.current = slot.c
 				l.clientEvent(slot.c, ev.Events)
 			case slot.b != nil:
+				l.current = slot.b.c
 				l.backendEvent(slot.b, ev.Events)
 			}
+			l.current = nil
 		}
 		if now := time.Now(); now.Sub(l.lastSwep) >= loopSweepEvery {
 			l.lastSwep = now
@@ -282,7 +308,10 @@ func (l *loop) adopt(c *conn) {
 		return
 	}
 	c.srv.setState(c, http.StateIdle)
+	// The first head's time runs from the handshake, as the goroutine
+	// engine's does.
 	lp.deadline = time.Now().Add(c.srv.readHeaderTimeout())
+	lp.inHead = true
 	// The first request may have come with the handshake's last flight:
 	// crypto/tls holds it already.
 	l.decrypt(c)
@@ -441,19 +470,25 @@ func (l *loop) next(c *conn) {
 		return
 	}
 	end, herr := headEnd(c.buf[c.r:c.w], 0)
-	if herr != nil || end > s.maxHeaderBytes() || (end == 0 && c.w-c.r > s.maxHeaderBytes()) {
+	if herr != nil || end > s.maxHeaderBytes() || (end < 0 && c.w-c.r > s.maxHeaderBytes()) {
 		l.handOff(c)
 		return
 	}
-	if end == 0 {
+	if end < 0 {
 		if c.rerr != nil {
 			l.closeClient(c)
 			return
 		}
-		lp.deadline = time.Now().Add(s.readHeaderTimeout())
+		// The header timeout runs from the head's first byte, not from
+		// its latest: a client trickling a head gets no more time.
+		if !lp.inHead {
+			lp.inHead = true
+			lp.deadline = time.Now().Add(s.readHeaderTimeout())
+		}
 		l.setClientRead(c, true)
 		return
 	}
+	lp.inHead = false
 	if s.inShutdown.Load() {
 		l.closeClient(c)
 		return

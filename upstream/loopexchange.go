@@ -72,7 +72,7 @@ func (t *Transport) NewLoopState() *LoopState {
 // body), CONNECT, and backends over TLS or HTTP/2.
 func (ls *LoopState) Plan(dst []byte, r *http.Request, b *Backend) (out []byte, endpoint string, ok bool) {
 	t := ls.t
-	if b == nil || len(b.Endpoints) == 0 || b.Protocol != HTTP1 || b.TLS != nil ||
+	if b == nil || len(b.Endpoints) == 0 || b.Protocol != HTTP1 || b.TLS != nil || b.affinity != nil ||
 		r.Body != http.NoBody || r.URL == nil || r.Method == http.MethodHead || r.Method == http.MethodConnect ||
 		t.upgradeType(r) != "" {
 		return dst, "", false

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"net/http"
 	"runtime"
@@ -136,4 +137,36 @@ func TestEventLoops(t *testing.T) {
 			t.Errorf("%d exchanges were continued on a goroutine, want at least 3", n)
 		}
 	})
+}
+
+// A head trickled a line at a time gets the header timeout from its first
+// byte on a loop too, not from its latest.
+func TestEventLoopHeadTimeout(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("event loops are Linux only")
+	}
+	e := startEnv(t, "--read-header-timeout", "1s")
+	conn := e.dialHTTPS("app.example.test")
+	defer conn.Close()
+	// A complete request first, so the connection is on a loop and idle.
+	br := bufio.NewReader(conn)
+	if resp, _ := exchange(t, conn, br, "GET /api/first HTTP/1.1\r\nHost: app.example.test\r\n\r\n"); resp.StatusCode != 200 {
+		t.Fatalf("first request: %d", resp.StatusCode)
+	}
+	if _, err := conn.Write([]byte("GET /api/slow HTTP/1.1\r\nHost: app.example.test\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	// Five seconds of trickling, five times the timeout: the gateway must
+	// close the connection well before.
+	for i := range 20 {
+		time.Sleep(250 * time.Millisecond)
+		if _, err := fmt.Fprintf(conn, "X-Trickle-%d: x\r\n", i); err != nil {
+			return // closed
+		}
+		_ = conn.SetReadDeadline(time.Now().Add(time.Millisecond))
+		if _, err := br.ReadByte(); err != nil && !isTimeout(err) {
+			return // closed
+		}
+	}
+	t.Fatal("the connection was still open after 5s of a trickled head with a 1s header timeout")
 }
