@@ -50,6 +50,9 @@ type HandlerConfig struct {
 	// authentication service (ExternalAuth); zero means
 	// DefaultExternalAuthTimeout.
 	ExternalAuthTimeout time.Duration
+	// BasicAuthCacheSize bounds the bcrypt checks a route's BasicAuth
+	// remembers (basicauth.go); zero means DefaultBasicAuthCacheSize.
+	BasicAuthCacheSize int
 }
 
 // BodyLimits bound the request bodies the routing tier holds in memory.
@@ -82,6 +85,8 @@ type Handler struct {
 	authClient *http.Client
 	// mirrorSlots holds one token per mirror request in progress.
 	mirrorSlots chan struct{}
+	// verified remembers the credentials bcrypt accepted.
+	verified *verifiedCache
 }
 
 // NewHandler returns the routing tier's http.Handler.
@@ -94,7 +99,9 @@ func NewHandler(cfg HandlerConfig) *Handler {
 	unset.Default(&cfg.RetryBodyLimit, DefaultRetryBodyLimit)
 	unset.Default(&cfg.MaxMirrorsInFlight, DefaultMaxMirrorsInFlight)
 	unset.Default(&cfg.ExternalAuthTimeout, DefaultExternalAuthTimeout)
-	return &Handler{cfg: cfg, mirrorSlots: make(chan struct{}, cfg.MaxMirrorsInFlight), authClient: newAuthClient(cfg.ExternalAuthTimeout)}
+	unset.Default(&cfg.BasicAuthCacheSize, DefaultBasicAuthCacheSize)
+	return &Handler{cfg: cfg, mirrorSlots: make(chan struct{}, cfg.MaxMirrorsInFlight), authClient: newAuthClient(cfg.ExternalAuthTimeout),
+		verified: newVerifiedCache(cfg.BasicAuthCacheSize)}
 }
 
 const badRequestLineMsg = "invalid request method, target or authority"
@@ -237,8 +244,12 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, start time.Time)
 		writeText(w, http.StatusForbidden, forbiddenBody)
 		return route, http.StatusForbidden
 	}
-	// The authentication subrequest is what the route asked for: only its
-	// requests pay for it.
+	// Both checks are what the route asked for: only its requests pay.
+	if ba := route.BasicAuth; ba != nil && !route.redirects() {
+		if code := h.basicAuth(w, r, ba); code != 0 {
+			return route, code
+		}
+	}
 	if ea := route.ExternalAuth; ea != nil && !route.redirects() {
 		if code := h.externalAuth(w, r, ea); code != 0 {
 			return route, code

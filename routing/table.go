@@ -93,6 +93,9 @@ type Route struct {
 	// ExternalAuth, when set, asks an authentication service about each
 	// request after Admission and before serving it (extauth.go).
 	ExternalAuth *ExternalAuth
+	// BasicAuth, when set, asks for a user name and password after
+	// Admission and before ExternalAuth (basicauth.go).
+	BasicAuth *BasicAuth
 
 	// Gateway API features (see gatewayapi.go); zero for Ingress routes.
 	// PathRegexp is set when PathKind is PathRegex; it must match the whole
