@@ -51,6 +51,8 @@ type Shared struct {
 	// ExternalAuthTimeout bounds each subrequest to a route's
 	// authentication service.
 	ExternalAuthTimeout time.Duration
+	// BasicAuthCacheSize bounds the bcrypt checks a handler remembers.
+	BasicAuthCacheSize int
 	// OCSP staples OCSP responses to the certificates; nil serves them
 	// unstapled.
 	OCSP *porticotls.OCSPStapler
@@ -94,6 +96,7 @@ func (sh *Shared) parts(c Content) (handler *routing.Handler, httpHandler http.H
 		// Gateway and Ingress routes see the same client.
 		TrustedProxies:      sh.TrustedProxies,
 		ExternalAuthTimeout: sh.ExternalAuthTimeout,
+		BasicAuthCacheSize:  sh.BasicAuthCacheSize,
 	})
 	lookup := func(serverName string) *porticotls.KeyPair {
 		if certs := c.Certificates(); certs != nil {

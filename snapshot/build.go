@@ -77,7 +77,17 @@ func Build(objs Objects, cfg Config, prev *Snapshot) *Snapshot {
 		certHosts: make(map[string]certBinding),
 	}
 	for _, s := range objs.Secrets {
-		b.secrets[key(s.Namespace, s.Name)] = s
+		// The two kinds are kept apart, so that an Opaque Secret never
+		// stands in for a missing TLS one of the same name.
+		switch {
+		case s.Type == corev1.SecretTypeTLS:
+			b.secrets[key(s.Namespace, s.Name)] = s
+		case isAuthSecret(s):
+			if b.authSecrets == nil {
+				b.authSecrets = make(map[types.NamespacedName]*corev1.Secret)
+			}
+			b.authSecrets[key(s.Namespace, s.Name)] = s
+		}
 	}
 
 	snap := &Snapshot{}
@@ -151,7 +161,10 @@ type builder struct {
 	next     lastGood
 	backends *backendResolver
 	secrets  map[types.NamespacedName]*corev1.Secret
-	problems problems
+	// authSecrets are the Opaque Secrets, which hold basic authentication
+	// users (nginx_basicauth.go).
+	authSecrets map[types.NamespacedName]*corev1.Secret
+	problems    problems
 
 	bindings  []porticotls.Binding
 	certHosts map[string]certBinding // host -> who bound it first
@@ -209,6 +222,14 @@ func (b *builder) ingress(ing *networkingv1.Ingress) ingressTranslation {
 				sev = Error
 			}
 			b.problems.add(ref, sev, reason, "%s", msg)
+		}
+	}
+	if tr.basic != nil {
+		// One check for every route of the Ingress, its defaultBackend
+		// included, as ingress-nginx applies it to each location.
+		ba := b.basicAuth(ref, tr.basic)
+		for _, r := range tr.routes {
+			r.BasicAuth = ba
 		}
 	}
 	b.reportBackends(ref, tr.routes)

@@ -3,6 +3,7 @@ package snapshot_test
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -110,6 +111,15 @@ func describeRoute(r *routing.Route) string {
 	}
 	if a := r.ExternalAuth; a != nil {
 		flags = append(flags, fmt.Sprintf("external auth %s method=%q signin=%q param=%q copy=%q", a.URL, a.Method, a.SignIn, a.SignInParam, a.ResponseHeaders))
+	}
+	if a := r.BasicAuth; a != nil {
+		if a.Unavailable {
+			flags = append(flags, "basic auth unavailable (503)")
+		} else {
+			users := a.Users()
+			slices.Sort(users)
+			flags = append(flags, fmt.Sprintf("basic auth realm=%q users=%q", a.Realm, users))
+		}
 	}
 	for _, h := range r.Headers {
 		if h.Regexp != nil {

@@ -87,6 +87,9 @@ type ingressTranslation struct {
 	serviceUpstream bool
 	// affinity is its session affinity (affinity, upstream-hash-by).
 	affinity *nginxAffinity
+	// basic is what its basic authentication annotations ask for; the
+	// builder reads the Secret.
+	basic *nginxBasicAuth
 }
 
 // tlsRequest is one spec.tls entry: the hosts that must be served with the
@@ -107,7 +110,7 @@ func translateIngress(ing *networkingv1.Ingress, backends *backendResolver, adop
 	redirect := ing.Annotations[annotationSSLRedirect] == "true"
 	fallbackOnNoEndpoints := ing.Annotations[annotationFallbackOnNoEndpoints] == "true"
 	nc, findings := parseNginx(ing, adopted)
-	tr.nginx, tr.regex, tr.grpc, tr.canary, tr.serviceUpstream, tr.affinity = findings, nc.regex, nc.grpc, nc.canary, nc.serviceUpstream, nc.affinity
+	tr.nginx, tr.regex, tr.grpc, tr.canary, tr.serviceUpstream, tr.affinity, tr.basic = findings, nc.regex, nc.grpc, nc.canary, nc.serviceUpstream, nc.affinity, nc.basic
 	tlsCovers := ingressTLSHosts(ing)
 	newRoute := func(src routing.Source, host string, kind routing.PathKind, path string, b *networkingv1.IngressBackend, where string) *routing.Route {
 		ref, err := serviceRef(ing.Namespace, b)

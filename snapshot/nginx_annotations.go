@@ -89,6 +89,10 @@ type nginxConfig struct {
 	canary *canarySpec
 	// auth is auth-url's external authentication, with its options.
 	auth *routing.ExternalAuth
+	// basic is auth-type basic's authentication (nginx_basicauth.go).
+	basic *nginxBasicAuth
+	// namespace is the Ingress's, which names a Secret without one.
+	namespace string
 	// serviceUpstream sends requests to the Service's cluster IP.
 	serviceUpstream bool
 	// aliases are server-alias's host names.
@@ -108,7 +112,7 @@ const nginxClass = "nginx"
 // An Ingress of the nginx class or of an adopted one is written for
 // ingress-nginx even without annotations.
 func parseNginx(ing *networkingv1.Ingress, adopted map[string]bool) (nginxConfig, []NginxFinding) {
-	nc := nginxConfig{sslRedirect: true}
+	nc := nginxConfig{sslRedirect: true, namespace: ing.Namespace}
 	hosts := make(map[string]bool)
 	for _, r := range ing.Spec.Rules {
 		hosts[hostname.Lower(r.Host)] = true
@@ -163,6 +167,7 @@ func parseNginx(ing *networkingv1.Ingress, adopted map[string]bool) (nginxConfig
 		nc.auth = nil
 	}
 	nc.finishAffinity(findings)
+	findings = append(findings, nc.finishBasicAuth(findings)...)
 	if nc.canary != nil && !nc.canary.on {
 		// The canary-* options mean nothing without canary: "true".
 		nc.canary = nil
@@ -185,7 +190,7 @@ var (
 func (nc *nginxConfig) apply(f NginxFinding, name, raw string, get func(string) (string, bool)) NginxFinding {
 	v := strings.TrimSpace(raw)
 	for _, family := range []func(NginxFinding, string, string, string, func(string) (string, bool)) (NginxFinding, bool){
-		nc.applyPaths, nc.applyBackend, nc.applyRouting, nc.applyAuth, nc.applyAdmission, nc.applyAffinity,
+		nc.applyPaths, nc.applyBackend, nc.applyRouting, nc.applyAuth, nc.applyBasicAuth, nc.applyAdmission, nc.applyAffinity,
 	} {
 		if g, ok := family(f, name, raw, v, get); ok {
 			return g

@@ -101,6 +101,17 @@ Ingress as a case-insensitive regular expression anchored at the start
 only, longest path first (reported on the Ingresses that did not ask for
 it). ingress-nginx's global ConfigMap is not read.
 
+Basic authentication (` + "`auth-type: basic`" + `) reads its users from an Opaque
+Secret in the Ingress's namespace, which Portico watches by name (it
+never lists every Secret); a wrong or missing password is answered 401
+with ` + "`WWW-Authenticate: Basic realm=\"...\"`" + `, and the ` + "`Authorization`" + ` header
+reaches the backend, as nginx passes it. An Ingress whose authentication
+cannot be checked (digest, a missing Secret or ` + "`auth`" + ` key, a line that is
+not ` + "`user:hash`" + `) is answered 503 and reported, never served open; ingress-nginx
+denies such a location with 503 too. bcrypt acceptances are remembered
+(` + "`--basic-auth-cache-size`" + `), so a client that sends the same credentials
+pays for bcrypt once.
+
 ## Every annotation
 
 | Annotation | Portico | How it differs, or what Portico does instead | Traefik | ingress2gateway |

@@ -131,6 +131,7 @@ func newProcess(cfg *config, logger *slog.Logger) (*process, error) {
 		// client that routes' address ranges are checked against.
 		TrustedProxies:      cfg.TrustedProxies,
 		ExternalAuthTimeout: cfg.ExternalAuthTimeout,
+		BasicAuthCacheSize:  cfg.BasicAuthCacheSize,
 		OCSP:                g.ocsp,
 		ACME: func() *acme.Manager {
 			if g.acme == nil {

@@ -77,6 +77,8 @@ type listers struct {
 	endpointSlices []func() ([]*discoveryv1.EndpointSlice, error)
 	secrets        []func() ([]*corev1.Secret, error)
 	ingressClasses func() ([]*networkingv1.IngressClass, error)
+	// auth watches the Secrets Ingresses name for basic authentication.
+	auth *authSecrets
 	// gateway is set while the Gateway API informers run and have synced.
 	gateway atomic.Pointer[gatewayListers]
 }
@@ -130,6 +132,14 @@ func (s *Source) Run(ctx context.Context, onChange func(snapshot.Objects)) error
 	if len(namespaces) == 0 {
 		namespaces = []string{metav1.NamespaceAll}
 	}
+	ls.auth = &authSecrets{client: s.Client, handler: handler, log: log}
+	if len(s.Namespaces) > 0 {
+		ls.auth.namespaces = make(map[string]bool)
+		for _, ns := range s.Namespaces {
+			ls.auth.namespaces[ns] = true
+		}
+	}
+	defer ls.auth.stopAll()
 	for _, ns := range namespaces {
 		f := informers.NewSharedInformerFactoryWithOptions(s.Client, 0, informers.WithNamespace(ns))
 		sf := informers.NewSharedInformerFactoryWithOptions(s.Client, 0, informers.WithNamespace(ns),
@@ -182,9 +192,9 @@ func (s *Source) Run(ctx context.Context, onChange func(snapshot.Objects)) error
 	case <-changed:
 	default:
 	}
-	onChange(ls.objects())
+	onChange(ls.objects(ctx))
 
-	coalesce(ctx, changed, quiet, maxDelay, func() { onChange(ls.objects()) })
+	coalesce(ctx, changed, quiet, maxDelay, func() { onChange(ls.objects(ctx)) })
 	return nil
 }
 
@@ -223,7 +233,7 @@ func coalesce(ctx context.Context, changed <-chan struct{}, quiet, maxDelay time
 
 // objects lists the caches. Listing a cache with labels.Everything cannot
 // fail; the errors exist only in the lister's signature.
-func (ls *listers) objects() snapshot.Objects {
+func (ls *listers) objects(ctx context.Context) snapshot.Objects {
 	var o snapshot.Objects
 	o.IngressClasses, _ = ls.ingressClasses()
 	o.Ingresses = collect(ls.ingresses)
@@ -234,6 +244,7 @@ func (ls *listers) objects() snapshot.Objects {
 	// The field selector is the filter; this guards against a server that
 	// ignores it.
 	o.Secrets = slices.DeleteFunc(o.Secrets, func(s *corev1.Secret) bool { return s.Type != corev1.SecretTypeTLS })
+	o.Secrets = append(o.Secrets, ls.auth.sync(ctx, o.Ingresses)...)
 	if gw := ls.gateway.Load(); gw != nil {
 		gw.objects(&o)
 	}

@@ -2,6 +2,7 @@ package kube
 
 import (
 	"context"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -110,5 +111,60 @@ func receive(t *testing.T, ch <-chan snapshot.Objects) snapshot.Objects {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no objects delivered")
 		return snapshot.Objects{}
+	}
+}
+
+// TestRunWatchesNamedAuthSecrets checks that the Opaque Secret an Ingress
+// names in auth-secret reaches the builder, that other Opaque Secrets do
+// not, and that a Secret created after the Ingress, or no longer named, is
+// followed.
+func TestRunWatchesNamedAuthSecrets(t *testing.T) {
+	authIngress := func(secret string) *networkingv1.Ingress {
+		return &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "admin", Annotations: map[string]string{
+			snapshot.NginxPrefix + "auth-type": "basic", snapshot.NginxPrefix + "auth-secret": secret}}}
+	}
+	opaque := func(name string) *corev1.Secret {
+		return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: name}, Type: corev1.SecretTypeOpaque,
+			Data: map[string][]byte{"auth": []byte("foo:{PLAIN}bar\n")}}
+	}
+	client := fake.NewClientset(authIngress("users"), opaque("users"), opaque("database-password"))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	got := make(chan snapshot.Objects, 10)
+	src := &Source{Client: client, Namespaces: []string{"shop"}, Quiet: 10 * time.Millisecond}
+	done := make(chan error, 1)
+	go func() { done <- src.Run(ctx, func(o snapshot.Objects) { got <- o }) }()
+	names := func(o snapshot.Objects) []string {
+		var out []string
+		for _, s := range o.Secrets {
+			out = append(out, s.Name)
+		}
+		return out
+	}
+	// Each change may deliver more than one rebuild; wait for the wanted one.
+	await := func(want []string) {
+		t.Helper()
+		var last []string
+		for range 20 {
+			last = names(receive(t, got))
+			if slices.Equal(last, want) {
+				return
+			}
+		}
+		t.Fatalf("secrets %q, want %q", last, want)
+	}
+	await([]string{"users"})
+
+	if _, err := client.NetworkingV1().Ingresses("shop").Update(ctx, authIngress("later"), metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	await(nil)
+	if _, err := client.CoreV1().Secrets("shop").Create(ctx, opaque("later"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	await([]string{"later"})
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run: %v", err)
 	}
 }

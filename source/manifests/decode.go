@@ -252,12 +252,14 @@ func (d *decoded) keep(file string, doc int, obj runtime.Object, gvk schema.Grou
 		return
 	}
 	k.Default(obj)
-	if s, ok := obj.(*corev1.Secret); ok && s.Type != corev1.SecretTypeTLS {
+	// TLS Secrets hold certificates, Opaque ones the users of ingress-nginx
+	// basic authentication; no other type is read.
+	if s, ok := obj.(*corev1.Secret); ok && s.Type != corev1.SecretTypeTLS && secretType(s) != corev1.SecretTypeOpaque {
 		d.notes = append(d.notes, note{
 			level:  slog.LevelDebug,
 			doc:    doc,
 			object: objectKey{Kind: k.Name, Namespace: namespaceOrDefault(s.Namespace), Name: s.Name}.String(),
-			msg:    fmt.Sprintf("skipping Secret of type %q: only %s Secrets are read", secretType(s), corev1.SecretTypeTLS),
+			msg:    fmt.Sprintf("skipping Secret of type %q: only %s and %s Secrets are read", secretType(s), corev1.SecretTypeTLS, corev1.SecretTypeOpaque),
 		})
 		return
 	}

@@ -209,7 +209,7 @@ func (w *watcher) logObjects(msg string, objs snapshot.Objects) {
 		slog.Int("services", len(objs.Services)),
 		slog.Int("endpoints", len(objs.Endpoints)),
 		slog.Int("endpointSlices", len(objs.EndpointSlices)),
-		slog.Int("tlsSecrets", len(objs.Secrets)),
+		slog.Int("secrets", len(objs.Secrets)),
 		slog.Int("gatewayClasses", len(objs.GatewayClasses)),
 		slog.Int("gateways", len(objs.Gateways)),
 		slog.Int("httpRoutes", len(objs.HTTPRoutes)),

@@ -276,11 +276,13 @@ items:
 			},
 		},
 		{
-			name: "secrets other than TLS are skipped quietly",
+			// Opaque Secrets hold basic authentication users.
+			name: "secrets other than TLS and Opaque are skipped quietly",
 			files: map[string]string{
 				"secrets.yaml": "apiVersion: v1\nkind: Secret\nmetadata: {name: db}\nstringData: {password: x}\n---\n" +
 					"apiVersion: v1\nkind: Secret\nmetadata: {name: token}\ntype: kubernetes.io/service-account-token\n",
 			},
+			want: []string{"Secret default/db"},
 		},
 		{
 			name: "kinds Portico does not serve are skipped",

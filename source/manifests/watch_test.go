@@ -276,7 +276,7 @@ func TestSourceRunLogsDuplicateOnce(t *testing.T) {
 func TestSourceRunLogsSkippedKinds(t *testing.T) {
 	dir := t.TempDir()
 	writeFiles(t, dir, map[string]string{
-		"app.yaml": deployment + "---\napiVersion: v1\nkind: Secret\nmetadata: {name: db}\n",
+		"app.yaml": deployment + "---\napiVersion: v1\nkind: Secret\nmetadata: {name: db}\ntype: kubernetes.io/service-account-token\n",
 	})
 	r := startSource(t, dir)
 	r.next(t)
@@ -284,7 +284,7 @@ func TestSourceRunLogsSkippedKinds(t *testing.T) {
 	for _, want := range []string{
 		`level=INFO msg="kind apps/v1 Deployment is not served by Portico; skipping it"`,
 		`object="Deployment web"`,
-		`level=DEBUG msg="skipping Secret of type \"Opaque\": only kubernetes.io/tls Secrets are read"`,
+		`level=DEBUG msg="skipping Secret of type \"kubernetes.io/service-account-token\": only kubernetes.io/tls and Opaque Secrets are read"`,
 		`object="Secret default/db"`,
 	} {
 		if !strings.Contains(logs, want) {
