@@ -51,7 +51,8 @@ type Shared struct {
 	// ExternalAuthTimeout bounds each subrequest to a route's
 	// authentication service.
 	ExternalAuthTimeout time.Duration
-	// BasicAuthCacheSize bounds the bcrypt checks a handler remembers.
+	// BasicAuthCacheSize bounds the bcrypt and MD5-crypt acceptances a
+	// handler remembers.
 	BasicAuthCacheSize int
 	// OCSP staples OCSP responses to the certificates; nil serves them
 	// unstapled.

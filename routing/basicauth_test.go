@@ -157,3 +157,35 @@ func TestBasicAuthAnswers(t *testing.T) {
 		t.Errorf("unavailable: %d, want 503", code)
 	}
 }
+
+// BenchmarkBasicAuth measures one check per scheme, for a client sending
+// the same accepted credentials again, as browsers do: bcrypt and
+// MD5-crypt from the cache.
+func BenchmarkBasicAuth(b *testing.B) {
+	users, _, err := ParseHtpasswd("bcrypt:$2y$10$.vGA1O9wmRjrwAVXD98HNOgsNpDczlqm3Jq7KnEd1rVAGv3Fykk1a\napr1:$apr1$OFG3Xybp$ckL0FHDAkoXYIlH9.cysT0\nsha:{SHA}Ys23Ag/5IOWqZCw9QGaVDdHwH00=\n")
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := NewHandler(HandlerConfig{})
+	a := NewBasicAuth("", users)
+	for _, c := range [][3]string{{"bcrypt-cached", "bcrypt", "rasmuslerdorf"}, {"apr1-cached", "apr1", "bar"}, {"sha", "sha", "bar"}, {"unknown-user", "nobody", "bar"}} {
+		b.Run(c[0], func(b *testing.B) {
+			r := httptest.NewRequest(http.MethodGet, "/", nil)
+			r.SetBasicAuth(c[1], c[2])
+			w := httptest.NewRecorder()
+			h.basicAuth(w, r, a) // fills the cache
+			b.ReportAllocs()
+			for b.Loop() {
+				h.basicAuth(w, r, a)
+			}
+		})
+	}
+	// What a miss costs: the hash itself.
+	for _, c := range [][2]string{{"bcrypt", "rasmuslerdorf"}, {"apr1", "bar"}} {
+		b.Run(c[0]+"-uncached", func(b *testing.B) {
+			for b.Loop() {
+				users[c[0]].verify(c[1])
+			}
+		})
+	}
+}

@@ -50,8 +50,9 @@ type HandlerConfig struct {
 	// authentication service (ExternalAuth); zero means
 	// DefaultExternalAuthTimeout.
 	ExternalAuthTimeout time.Duration
-	// BasicAuthCacheSize bounds the bcrypt checks a route's BasicAuth
-	// remembers (basicauth.go); zero means DefaultBasicAuthCacheSize.
+	// BasicAuthCacheSize bounds the bcrypt and MD5-crypt acceptances
+	// BasicAuth checks remember (basicauth.go); zero means
+	// DefaultBasicAuthCacheSize.
 	BasicAuthCacheSize int
 }
 
@@ -85,7 +86,7 @@ type Handler struct {
 	authClient *http.Client
 	// mirrorSlots holds one token per mirror request in progress.
 	mirrorSlots chan struct{}
-	// verified remembers the credentials bcrypt accepted.
+	// verified remembers the credentials bcrypt or MD5-crypt accepted.
 	verified *verifiedCache
 }
 

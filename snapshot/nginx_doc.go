@@ -108,9 +108,9 @@ with ` + "`WWW-Authenticate: Basic realm=\"...\"`" + `, and the ` + "`Authorizat
 reaches the backend, as nginx passes it. An Ingress whose authentication
 cannot be checked (digest, a missing Secret or ` + "`auth`" + ` key, a line that is
 not ` + "`user:hash`" + `) is answered 503 and reported, never served open; ingress-nginx
-denies such a location with 503 too. bcrypt acceptances are remembered
-(` + "`--basic-auth-cache-size`" + `), so a client that sends the same credentials
-pays for bcrypt once.
+denies such a location with 503 too. bcrypt and MD5-crypt acceptances
+are remembered (` + "`--basic-auth-cache-size`" + `), so a client that sends the same
+credentials pays for the hash once.
 
 ## Every annotation
 

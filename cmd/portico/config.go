@@ -64,8 +64,8 @@ type config struct {
 	// cookies (ingress-nginx's affinity-mode persistent); empty: a random
 	// key per process.
 	SessionCookieKeyFile string
-	// BasicAuthCacheSize bounds the bcrypt acceptances remembered for
-	// ingress-nginx's basic authentication.
+	// BasicAuthCacheSize bounds the bcrypt and MD5-crypt acceptances
+	// remembered for ingress-nginx's basic authentication.
 	BasicAuthCacheSize int
 
 	// GatewayControllerName selects our GatewayClasses; empty turns the
@@ -245,7 +245,7 @@ func registerRoutingFlags(fs *flag.FlagSet, cfg *config, text *flagText) {
 	fs.StringVar(&cfg.SessionCookieKeyFile, "session-cookie-key-file", "",
 		"file whose contents (at least 16 bytes, e.g. a mounted Secret) key the session cookies of ingress-nginx affinity-mode persistent, which name their endpoint by a keyed hash; give every replica the same file. Empty: a random key per process, so such a cookie is honoured only by the replica that issued it, until it restarts")
 	fs.IntVar(&cfg.BasicAuthCacheSize, "basic-auth-cache-size", routing.DefaultBasicAuthCacheSize,
-		"bcrypt-checked credentials of basic authentication (ingress-nginx auth-type: basic) remembered, about 100 bytes each, so a client sending the same user and password pays for bcrypt (about 50 ms of CPU) once; keyed by a digest, never the password; past it an arbitrary entry makes room")
+		"accepted credentials of basic authentication (ingress-nginx auth-type: basic) with bcrypt or MD5-crypt hashes remembered, about 100 bytes each, so a client sending the same user and password pays for the hash (about 50 ms of CPU for bcrypt) once; keyed by a digest, never the password; past it an arbitrary entry makes room")
 	fs.IntVar(&cfg.RateLimitMaxClients, "rate-limit-max-clients", routing.DefaultMaxRateLimitClients,
 		"client addresses each rate-limited Ingress (ingress-nginx limit-rps, limit-rpm, limit-connections) counts at once, up to about 300 bytes each; past it a new client takes the place of one whose budget is full again")
 	fs.BoolVar(&cfg.UpdateStatus, "update-status", true,
