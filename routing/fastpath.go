@@ -46,8 +46,7 @@ func (f *fastPath) Plan(state any, dst []byte, r *http.Request) ([]byte, string,
 		return dst, "", nil, false
 	}
 	table, route, refusal := h.match(r)
-	if refusal != matched || route.Admission != nil || route.ExternalAuth != nil ||
-		(route.RedirectHTTPS && r.TLS == nil) || route.usesGatewayFeatures() {
+	if refusal != matched || !route.onlyForwards(r) {
 		return dst, "", nil, false
 	}
 	served := route

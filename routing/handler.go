@@ -195,6 +195,14 @@ func (h *Handler) match(r *http.Request) (table *Table, route *Route, refusal in
 	return table, route, matched
 }
 
+// onlyForwards reports whether serve, having matched route for r, does
+// nothing but forward it: the event loops serve only such requests
+// (fastPath). Every check serve makes before forwarding belongs here too.
+func (route *Route) onlyForwards(r *http.Request) bool {
+	return route.Admission == nil && route.BasicAuth == nil && route.ExternalAuth == nil &&
+		!(route.RedirectHTTPS && r.TLS == nil) && !route.usesGatewayFeatures()
+}
+
 // serve answers r and returns the route whose series records it (nil
 // before the first configuration) and the status sent.
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, start time.Time) (*Route, int) {
