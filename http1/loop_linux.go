@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"sync"
+	"syscall"
 	"sync/atomic"
 	"time"
 
@@ -23,8 +24,8 @@ import (
 // scheduler threads' spinning: measured with the go-fasthttp and go-epoll
 // targets of make bench, a proxy on the netpoller spends about 1.2x nginx's
 // CPU per request however little it does, and the same work on event loops
-// 0.8x (bench/profile-notes.md). So, as nginx's workers do, each loop is
-// one locked OS thread blocking in epoll_wait over raw non-blocking sockets,
+// 0.8x (bench/profile-notes.md). So, as nginx's workers do, each loop
+// serves raw non-blocking sockets from its own epoll set, one loop per core,
 // the client's and the backend's: it reads a request, decrypts it with
 // crypto/tls over the bytes it read (loopConn), asks the FastPath for the
 // request to send, writes it on a backend connection the loop keeps alive,
@@ -96,6 +97,8 @@ func pickLoop() *loop {
 // own thread.
 type loop struct {
 	epfd, wakefd int
+	epfile       *os.File // epfd, kept open
+	epwait       syscall.RawConn
 
 	mu    sync.Mutex
 	inbox []loopOp
@@ -183,7 +186,29 @@ func newLoop() (*loop, error) {
 		unix.Close(wakefd)
 		return nil, err
 	}
+	// The loop waits for its epoll set to have events on Go's netpoller
+	// (an epoll descriptor is readable when it has some), not in a
+	// blocking epoll_wait: a goroutine blocked in a system call has its P
+	// taken away and, when it returns, must get one back through the
+	// scheduler's slow path, which with one connection exchanging
+	// requests one at a time doubled the CPU of each
+	// (BenchmarkGatewayKeepAlive). Waiting on the netpoller costs one
+	// epoll_wait that finds nothing before each wait, and only when the
+	// loop has nothing to do.
+	if err := unix.SetNonblock(epfd, true); err != nil {
+		unix.Close(epfd)
+		unix.Close(wakefd)
+		return nil, err
+	}
+	f := os.NewFile(uintptr(epfd), "epoll")
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		unix.Close(wakefd)
+		return nil, err
+	}
 	return &loop{
+		epfile: f, epwait: rc,
 		epfd: epfd, wakefd: wakefd,
 		conns:    map[*conn]struct{}{},
 		backends: map[*loopBackend]struct{}{},
@@ -197,12 +222,21 @@ func (l *loop) post(op loopOp) {
 	l.mu.Lock()
 	l.inbox = append(l.inbox, op)
 	l.mu.Unlock()
-	var one = [8]byte{1}
+	l.wake()
+}
+
+func (l *loop) wake() {
+	one := [8]byte{1}
 	_, _ = unix.Write(l.wakefd, one[:])
 }
 
 func (l *loop) run() {
-	runtime.LockOSThread()
+	// A tick wakes the loop for its sweep whatever else happens.
+	go func() {
+		for range time.Tick(loopSweepEvery) {
+			l.wake()
+		}
+	}()
 	events := make([]unix.EpollEvent, 256)
 	for !l.serve(events) {
 	}
@@ -223,16 +257,20 @@ func (l *loop) serve(events []unix.EpollEvent) (stopped bool) {
 		}
 	}()
 	var ops []loopOp
+	var n int
+	wait := func(fd uintptr) bool {
+		var err error
+		n, err = unix.EpollWait(int(fd), events, 0)
+		if err != nil {
+			n = 0
+		}
+		return n > 0
+	}
 	for {
-		timeout := -1
-		if len(l.conns) > 0 || len(l.backends) > 0 {
-			timeout = int(loopSweepEvery / time.Millisecond)
+		if err := l.epwait.Read(wait); err != nil {
+			panic("http1: waiting for epoll events: " + err.Error())
 		}
-		n, err := unix.EpollWait(l.epfd, events, timeout)
-		if err != nil && err != unix.EINTR {
-			panic("http1: epoll_wait: " + err.Error())
-		}
-		for _, ev := range events[:max(n, 0)] {
+		for _, ev := range events[:n] {
 			fd := int(ev.Fd)
 			if fd == l.wakefd {
 				var b [8]byte
@@ -523,7 +561,7 @@ func (l *loop) next(c *conn) {
 	lp.served = true
 	lp.token, lp.endpoint, lp.start = token, endpoint, time.Now()
 	lp.be, be.c = be, c
-	be.out = append(be.out[:0], lp.out...)
+	be.out = lp.out // lp.out is not reused before the exchange ends
 	be.buf = be.buf[:0]
 	c.resp.reset(c, r, &c.head, nil)
 	if !be.connecting {

@@ -12,15 +12,20 @@ import (
 
 // BenchmarkGatewayKeepAlive proxies keep-alive GETs with a 100-byte
 // response through the whole gateway over loopback: the HTTPS front door
-// (TLS, the HTTP/1.1 engine chosen by -engine's sub-benchmark), routing and
+// (TLS, the HTTP/1.1 engine chosen by the sub-benchmark, on the event loops
+// or not), routing and
 // the pooled backend leg. The client and the backend are written not to
 // allocate, so allocs/op are the gateway's per proxied request;
 // cpu-ns/op is the CPU time of the whole process (client, gateway and
 // backend) per request.
 func BenchmarkGatewayKeepAlive(b *testing.B) {
-	for _, engine := range []string{"portico", "net/http"} {
-		b.Run("engine="+engine, func(b *testing.B) {
-			e := startEnvLogging(b, slog.New(slog.DiscardHandler), "--http1-engine", engine)
+	for _, v := range []struct{ name, engine, loops string }{
+		{"engine=portico", "portico", "true"},
+		{"engine=portico,loops=off", "portico", "false"},
+		{"engine=net/http", "net/http", "false"},
+	} {
+		b.Run(v.name, func(b *testing.B) {
+			e := startEnvLogging(b, slog.New(slog.DiscardHandler), "--http1-engine", v.engine, "--http1-event-loops="+v.loops)
 			e.routeApp(startStaticBackend(b))
 			conn, err := stdtls.Dial("tcp", e.https, &stdtls.Config{RootCAs: e.ca.pool, ServerName: "app.example.test", NextProtos: []string{"http/1.1"}})
 			if err != nil {
