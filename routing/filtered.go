@@ -101,11 +101,15 @@ func (h *Handler) serveFiltered(w http.ResponseWriter, r *http.Request, route *R
 	if cors != nil {
 		origin = r.Header.Get("Origin")
 	}
-	if filters[0].editsResponse() || filters[1].editsResponse() || origin != "" || cookie != "" {
+	tls := r.TLS != nil
+	if filters[0].editsResponse(tls) || filters[1].editsResponse(tls) || origin != "" || cookie != "" {
 		o.EditResponseHeader = func(hdr http.Header) {
 			for _, f := range filters {
 				if f != nil {
 					f.ResponseHeaders.apply(hdr)
+					if tls && f.HSTS != "" {
+						hdr[hstsHeader] = []string{f.HSTS}
+					}
 				}
 			}
 			if origin != "" {
@@ -127,7 +131,16 @@ func (h *Handler) serveFiltered(w http.ResponseWriter, r *http.Request, route *R
 // redirect of its own.
 func (r *Route) redirects() bool { return r.Filters != nil && r.Filters.Redirect != nil }
 
-func (f *Filters) editsResponse() bool { return f != nil && f.ResponseHeaders != nil }
+// editsResponse reports whether the filters edit the response to a
+// request that came over TLS (tls) or plain HTTP: only the routes that ask
+// for it pay for the header edit.
+func (f *Filters) editsResponse(tls bool) bool {
+	return f != nil && (f.ResponseHeaders != nil || (tls && f.HSTS != ""))
+}
+
+// hstsHeader is Strict-Transport-Security in canonical form, set as a map
+// entry to skip canonicalising it per response.
+const hstsHeader = "Strict-Transport-Security"
 
 func (f *Filters) cors() *CORS {
 	if f == nil {

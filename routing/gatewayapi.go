@@ -145,6 +145,11 @@ type Filters struct {
 	// the route itself has none: a route's preflight is answered before
 	// any backend is picked.
 	CORS *CORS
+	// HSTS, when set, is the Strict-Transport-Security value sent on the
+	// backend's responses to requests that came over TLS (ingress-nginx's
+	// hsts ConfigMap keys); responses over plain HTTP never carry it
+	// (RFC 6797 section 7.2).
+	HSTS string
 }
 
 // WeightedBackend is one HTTPRoute backendRef. A request picks one backend
