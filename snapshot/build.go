@@ -47,6 +47,15 @@ type Config struct {
 	// (upstream.SessionCookie); replicas need the same key to honour each
 	// other's cookies.
 	SessionCookieKey []byte
+	// NginxConfigMap names ingress-nginx's controller ConfigMap, whose
+	// global keys are the defaults of every Ingress written for
+	// ingress-nginx (nginx_global.go); the zero value reads none.
+	NginxConfigMap types.NamespacedName
+	// TrustsProxies (--trusted-proxies is set) and
+	// AllowUnderscoresInHeaders are the process flags ConfigMap keys map
+	// onto, read for those keys' verdicts.
+	TrustsProxies             bool
+	AllowUnderscoresInHeaders bool
 	// Now is the time certificates are checked against; zero means
 	// time.Now. Tests set it so golden output does not change with time.
 	Now time.Time
@@ -93,6 +102,7 @@ func Build(objs Objects, cfg Config, prev *Snapshot) *Snapshot {
 	snap := &Snapshot{}
 	selector := newClassSelector(objs.IngressClasses, cfg)
 	b.adopted = selector.adopted
+	b.nginxDefaults = b.nginxGlobals(&objs)
 	var owned []*networkingv1.Ingress
 	for _, ing := range objs.Ingresses {
 		if selector.owns(ing) {
@@ -183,6 +193,9 @@ type builder struct {
 	clusterIP map[*upstream.Backend]*upstream.Backend
 	// adopted are the class names of Config.AdoptClasses.
 	adopted map[string]bool
+	// nginxDefaults are the defaults ingress-nginx's ConfigMap gives the
+	// Ingresses written for it; nil when none is read.
+	nginxDefaults *nginxDefaults
 }
 
 type certBinding struct {
@@ -200,7 +213,7 @@ func ingressRef(ing *networkingv1.Ingress) ObjectRef {
 func (b *builder) ingress(ing *networkingv1.Ingress) ingressTranslation {
 	k := key(ing.Namespace, ing.Name)
 	ref := ingressRef(ing)
-	tr := translateIngress(ing, b.backends, b.adopted)
+	tr := translateIngress(ing, b.backends, b.adopted, b.nginxDefaults)
 	if len(tr.invalid) == 0 {
 		b.next.ingresses[k] = ing
 	} else if last := b.prev.ingresses[k]; last != nil {
@@ -208,7 +221,7 @@ func (b *builder) ingress(ing *networkingv1.Ingress) ingressTranslation {
 			b.problems.add(ref, Error, "InvalidIngress", "%s; the last valid version of this Ingress keeps serving", msg)
 		}
 		b.next.ingresses[k] = last
-		tr = translateIngress(last, b.backends, b.adopted)
+		tr = translateIngress(last, b.backends, b.adopted, b.nginxDefaults)
 	} else {
 		for _, msg := range tr.invalid {
 			b.problems.add(ref, Error, "InvalidIngress", "%s; that part is not served", msg)

@@ -26,6 +26,10 @@ var goldenConfig = snapshot.Config{
 	Now:            time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC),
 }
 
+// nginxConfigMap is the ConfigMap --nginx-configmap names in the
+// nginx-configmap* golden cases: ingress-nginx's Helm chart's.
+var nginxConfigMap = types.NamespacedName{Namespace: "ingress-nginx", Name: "ingress-nginx-controller"}
+
 // TestBuildGolden builds each testdata/<case>/objects.yaml and compares a
 // readable description of the snapshot with testdata/<case>/snapshot.golden.
 // Run with -update to rewrite the golden files, then review the diff.
@@ -41,7 +45,11 @@ func TestBuildGolden(t *testing.T) {
 			if isGatewayCase(dir) {
 				got = describe(snapshot.Build(fixture.Dir(t, dir), gatewayConfig, nil))
 			} else {
-				got = describe(snapshot.Build(fixture.Manifests(t, dir), goldenConfig, nil))
+				cfg := goldenConfig
+				if strings.HasPrefix(filepath.Base(dir), "nginx-configmap") {
+					cfg.NginxConfigMap, cfg.AdoptClasses = nginxConfigMap, []string{"nginx"}
+				}
+				got = describe(snapshot.Build(fixture.Manifests(t, dir), cfg, nil))
 			}
 			testkit.Golden(t, filepath.Join(dir, "snapshot.golden"), got)
 		})

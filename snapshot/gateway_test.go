@@ -309,6 +309,9 @@ func describeFilters(f *routing.Filters) string {
 		parts = append(parts, fmt.Sprintf("cors origins=%q methods=%q headers=%q expose=%q maxAge=%d credentials=%t",
 			c.AllowOrigins, c.AllowMethods, c.AllowHeaders, c.ExposeHeaders, c.MaxAge, c.AllowCredentials))
 	}
+	if f.HSTS != "" {
+		parts = append(parts, "hsts "+f.HSTS)
+	}
 	return strings.Join(parts, "; ")
 }
 

@@ -102,14 +102,14 @@ type tlsRequest struct {
 // translateIngress turns an Ingress into routes. It validates what the API
 // server would (paths, path types, hosts, backends) so that manifests read
 // from a folder get the same checks as objects read from a cluster.
-func translateIngress(ing *networkingv1.Ingress, backends *backendResolver, adopted map[string]bool) ingressTranslation {
+func translateIngress(ing *networkingv1.Ingress, backends *backendResolver, adopted map[string]bool, defaults *nginxDefaults) ingressTranslation {
 	var tr ingressTranslation
 	source := func(rule string) routing.Source {
 		return routing.Source{Kind: "Ingress", Namespace: ing.Namespace, Name: ing.Name, Rule: rule}
 	}
 	redirect := ing.Annotations[annotationSSLRedirect] == "true"
 	fallbackOnNoEndpoints := ing.Annotations[annotationFallbackOnNoEndpoints] == "true"
-	nc, findings := parseNginx(ing, adopted)
+	nc, findings := parseNginx(ing, adopted, defaults)
 	tr.nginx, tr.regex, tr.grpc, tr.canary, tr.serviceUpstream, tr.affinity, tr.basic = findings, nc.regex, nc.grpc, nc.canary, nc.serviceUpstream, nc.affinity, nc.basic
 	tlsCovers := ingressTLSHosts(ing)
 	newRoute := func(src routing.Source, host string, kind routing.PathKind, path string, b *networkingv1.IngressBackend, where string) *routing.Route {

@@ -209,3 +209,82 @@ func TestRateLimitCarriesOver(t *testing.T) {
 		t.Fatalf("a changed limit kept the old one: %s", limitOf(third))
 	}
 }
+
+// TestNginxConfigMapKeepsLastGood walks ingress-nginx's ConfigMap through
+// edits: a key edited into garbage keeps its last valid value, with a
+// problem naming the key; a fixed key takes its new value; a removed key
+// stops applying.
+func TestNginxConfigMapKeepsLastGood(t *testing.T) {
+	ing := shopIngress("/orders")
+	ing.Annotations = map[string]string{snapshot.NginxPrefix + "use-regex": "false"}
+	objs := snapshot.Objects{
+		IngressClasses: []*networkingv1.IngressClass{{
+			ObjectMeta: metav1.ObjectMeta{Name: "portico"},
+			Spec:       networkingv1.IngressClassSpec{Controller: "portico.dev/controller"},
+		}},
+		Services: []*corev1.Service{{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web"},
+			Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80}}},
+		}},
+		Ingresses: []*networkingv1.Ingress{ing},
+	}
+	cfg := goldenConfig
+	cfg.NginxConfigMap = nginxConfigMap
+	setData := func(data map[string]string) {
+		objs.ConfigMaps = []*corev1.ConfigMap{{
+			ObjectMeta: metav1.ObjectMeta{Namespace: nginxConfigMap.Namespace, Name: nginxConfigMap.Name},
+			Data:       data,
+		}}
+	}
+	steps := []struct {
+		name        string
+		data        map[string]string
+		wantBody    int64
+		wantHSTS    string
+		wantProblem []string
+	}{
+		{"valid start", map[string]string{"proxy-body-size": "8m", "hsts-max-age": "600"}, 8 << 20, "max-age=600; includeSubDomains", nil},
+		{"garbage keeps the last valid values", map[string]string{"proxy-body-size": "8 MB", "hsts-max-age": "ten minutes"}, 8 << 20, "max-age=600; includeSubDomains",
+			[]string{`key hsts-max-age: "ten minutes" is not a number of seconds; its last valid value "600" keeps applying`,
+				`key proxy-body-size: "8 MB" is not a size (a number with an optional k, m or g); its last valid value "8m" keeps applying`}},
+		{"still broken in the next build", map[string]string{"proxy-body-size": "8 MB", "hsts-max-age": "600"}, 8 << 20, "max-age=600; includeSubDomains",
+			[]string{`its last valid value "8m" keeps applying`}},
+		{"fixed with new values", map[string]string{"proxy-body-size": "1k", "hsts-max-age": "60"}, 1 << 10, "max-age=60; includeSubDomains", nil},
+		{"keys removed: ingress-nginx's default body size", map[string]string{"hsts": "false"}, 1 << 20, "", nil},
+	}
+	var snap *snapshot.Snapshot
+	for _, step := range steps {
+		setData(step.data)
+		snap = snapshot.Build(objs, cfg, snap)
+		routes := snap.Routes.Routes()
+		if len(routes) != 1 {
+			t.Fatalf("%s: routes = %v", step.name, routes)
+		}
+		r := routes[0]
+		var body int64
+		if r.Admission != nil {
+			body = r.Admission.MaxBodyBytes
+		}
+		hsts := ""
+		if r.Filters != nil {
+			hsts = r.Filters.HSTS
+		}
+		if body != step.wantBody || hsts != step.wantHSTS {
+			t.Errorf("%s: body limit %d, HSTS %q; want %d, %q", step.name, body, hsts, step.wantBody, step.wantHSTS)
+		}
+		var found []string
+		for _, p := range snap.Problems {
+			if p.Reason == "InvalidNginxConfigMapKey" {
+				found = append(found, p.String())
+			}
+		}
+		if len(found) != len(step.wantProblem) {
+			t.Fatalf("%s: problems %q, want %d", step.name, found, len(step.wantProblem))
+		}
+		for i, w := range step.wantProblem {
+			if !strings.Contains(found[i], w) {
+				t.Errorf("%s: problem %q does not contain %q", step.name, found[i], w)
+			}
+		}
+	}
+}

@@ -2,6 +2,7 @@ package snapshot
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"net/url"
 	"regexp"
@@ -39,25 +40,31 @@ type NginxFinding struct {
 // reported reports whether the finding is worth a problem on the Ingress.
 func (f NginxFinding) reported() bool { return f.Verdict != NginxExact || f.Invalid != "" }
 
+// problem words the finding as a problem on its object: an Ingress's
+// annotation, or a key of ingress-nginx's ConfigMap (no prefix).
 func (f NginxFinding) problem() (reason, message string) {
+	what, kind := "annotation", "Annotation"
+	if !strings.HasPrefix(f.Annotation, NginxPrefix) {
+		what, kind = "ConfigMap key", "ConfigMapKey"
+	}
 	switch {
 	case f.Invalid != "":
-		return "InvalidNginxAnnotation", fmt.Sprintf("annotation %s: %s", f.Annotation, f.Invalid)
+		return "InvalidNginx" + kind, fmt.Sprintf("%s %s: %s", what, f.Annotation, f.Invalid)
 	case f.Verdict == NginxNeverExecuted:
-		return "NginxSnippetNotExecuted", fmt.Sprintf("annotation %s: %s", f.Annotation, f.Note)
+		return "NginxSnippetNotExecuted", fmt.Sprintf("%s %s: %s", what, f.Annotation, f.Note)
 	case f.Verdict == NginxUnknown:
-		return "UnknownNginxAnnotation", fmt.Sprintf("annotation %s: %s", f.Annotation, f.Note)
+		return "UnknownNginx" + kind, fmt.Sprintf("%s %s: %s", what, f.Annotation, f.Note)
 	case f.Verdict == NginxApproximate:
-		return "ApproximateNginxAnnotation", fmt.Sprintf("annotation %s: served approximately: %s", f.Annotation, f.Note)
+		return "ApproximateNginx" + kind, fmt.Sprintf("%s %s: served approximately: %s", what, f.Annotation, f.Note)
 	}
-	return "UnsupportedNginxAnnotation", fmt.Sprintf("annotation %s: %s", f.Annotation, f.Note)
+	return "UnsupportedNginx" + kind, fmt.Sprintf("%s %s: %s", what, f.Annotation, f.Note)
 }
 
 // NginxFindings lists, in key order, every ingress-nginx annotation on ing
 // with what Portico does with it. It is what the builder reports and what
 // portico check prints.
 func NginxFindings(ing *networkingv1.Ingress) []NginxFinding {
-	_, findings := parseNginx(ing, nil)
+	_, findings := parseNginx(ing, nil, nil)
 	return findings
 }
 
@@ -102,6 +109,9 @@ type nginxConfig struct {
 	// affinity is what affinity and upstream-hash-by ask for
 	// (nginx_affinity.go).
 	affinity *nginxAffinity
+	// hsts is the Strict-Transport-Security value of ingress-nginx's
+	// ConfigMap, sent on HTTPS responses of hosts under spec.tls.
+	hsts string
 }
 
 // nginxClass is the class name ingress-nginx installs answer to.
@@ -110,8 +120,10 @@ const nginxClass = "nginx"
 // parseNginx reads the ingress-nginx annotations of ing. A value that does
 // not parse leaves its annotation out and is reported; the rest applies.
 // An Ingress of the nginx class or of an adopted one is written for
-// ingress-nginx even without annotations.
-func parseNginx(ing *networkingv1.Ingress, adopted map[string]bool) (nginxConfig, []NginxFinding) {
+// ingress-nginx even without annotations. defaults, from ingress-nginx's
+// ConfigMap (nil when none is read), are read as the annotations such an
+// Ingress does not set; only its own annotations get findings.
+func parseNginx(ing *networkingv1.Ingress, adopted map[string]bool, defaults *nginxDefaults) (nginxConfig, []NginxFinding) {
 	nc := nginxConfig{sslRedirect: true, namespace: ing.Namespace}
 	hosts := make(map[string]bool)
 	for _, r := range ing.Spec.Rules {
@@ -129,16 +141,32 @@ func parseNginx(ing *networkingv1.Ingress, adopted map[string]bool) (nginxConfig
 			keys = append(keys, k)
 		}
 	}
+	nc.flavoured = nc.flavoured || len(keys) > 0
+	own := len(keys)
+	annotations := ing.Annotations
+	if nc.flavoured && defaults != nil {
+		nc.hsts = defaults.hsts
+		if len(defaults.annotations) > 0 {
+			annotations = make(map[string]string, len(ing.Annotations)+len(defaults.annotations))
+			maps.Copy(annotations, ing.Annotations)
+			for name, v := range defaults.annotations {
+				if !nginxSetsAny(ing.Annotations, name) {
+					annotations[NginxPrefix+name] = v
+					keys = append(keys, NginxPrefix+name)
+				}
+			}
+		}
+	}
 	if len(keys) == 0 {
 		return nc, nil
 	}
-	nc.flavoured = true
+	isOwn := func(k string) bool { _, ok := ing.Annotations[k]; return ok }
 	slices.Sort(keys)
 	get := func(name string) (string, bool) {
-		v, ok := ing.Annotations[NginxPrefix+name]
+		v, ok := annotations[NginxPrefix+name]
 		return strings.TrimSpace(v), ok
 	}
-	findings := make([]NginxFinding, 0, len(keys))
+	findings := make([]NginxFinding, 0, own)
 	for _, k := range keys {
 		name := strings.TrimPrefix(k, NginxPrefix)
 		row := nginxByName[name]
@@ -149,12 +177,15 @@ func parseNginx(ing *networkingv1.Ingress, adopted map[string]bool) (nginxConfig
 		}
 		f := NginxFinding{Annotation: k, Verdict: row.Verdict, Note: row.Note}
 		if row.Verdict == NginxExact || row.Verdict == NginxApproximate {
-			f = nc.apply(f, name, ing.Annotations[k], get)
+			f = nc.apply(f, name, annotations[k], get)
 		}
-		findings = append(findings, f)
+		if isOwn(k) {
+			// A default's finding is the ConfigMap's, reported there.
+			findings = append(findings, f)
+		}
 	}
 	if nc.cors != nil {
-		nginxCORS(nc.cors, ing.Annotations)
+		nginxCORS(nc.cors, annotations)
 	}
 	if l := nc.limit; l != nil && (l.PerSecond > 0 || l.PerMinute > 0 || l.Connections > 0) {
 		if l.BurstMultiplier == 0 {
@@ -522,6 +553,20 @@ func nginxAuthURL(v string) string {
 	return ""
 }
 
+// nginxSetsAny reports whether annotations set the annotation name, or one
+// of the aliases that override the same ConfigMap key.
+func nginxSetsAny(annotations map[string]string, name string) bool {
+	if _, ok := annotations[NginxPrefix+name]; ok {
+		return true
+	}
+	for _, alias := range nginxOverrides[name] {
+		if _, ok := annotations[NginxPrefix+alias]; ok {
+			return true
+		}
+	}
+	return false
+}
+
 // nginxBurstMultiplier is ingress-nginx's default limit-burst-multiplier.
 const nginxBurstMultiplier = 5
 
@@ -723,7 +768,13 @@ func (nc *nginxConfig) decorate(r *routing.Route, tls bool) {
 		}
 	}
 	f.CORS = nc.cors
-	if f.Redirect != nil || f.Rewrite != nil || f.CORS != nil {
+	if tls {
+		// The header costs its routes the filtered path (a response edit
+		// per HTTPS request, routing.Filters.HSTS): what ingress-nginx sends
+		// by default, so the routes that had it keep it.
+		f.HSTS = nc.hsts
+	}
+	if f.Redirect != nil || f.Rewrite != nil || f.CORS != nil || f.HSTS != "" {
 		r.Filters = &f
 	}
 }

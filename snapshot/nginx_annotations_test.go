@@ -32,6 +32,27 @@ func TestNginxTableComplete(t *testing.T) {
 	}
 }
 
+// TestNginxGlobalTableComplete holds the ConfigMap table to the same
+// promise, and each key that defaults an annotation to a real one.
+func TestNginxGlobalTableComplete(t *testing.T) {
+	seen := make(map[string]bool)
+	for _, g := range NginxGlobals() {
+		if seen[g.Name] {
+			t.Errorf("%s: listed twice", g.Name)
+		}
+		seen[g.Name] = true
+		if g.Verdict == "" || (g.Verdict != NginxExact && g.Note == "") {
+			t.Errorf("%s: verdict %q without a note", g.Name, g.Verdict)
+		}
+		if g.Annotation != "" && nginxByName[g.Annotation] == nil {
+			t.Errorf("%s: defaults %q, which is not an annotation", g.Name, g.Annotation)
+		}
+		if strings.Contains(g.Name, "snippet") && !strings.HasPrefix(g.Name, "allow-") && g.Verdict != NginxNeverExecuted {
+			t.Errorf("%s: a snippet must be never-executed, not %s", g.Name, g.Verdict)
+		}
+	}
+}
+
 func TestNginxFindings(t *testing.T) {
 	cases := []struct {
 		name, annotation, value string

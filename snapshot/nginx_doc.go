@@ -99,7 +99,8 @@ hosts listed under ` + "`spec.tls`" + ` unless ` + "`ssl-redirect: \"false\"`" +
 Ingress sets ` + "`use-regex`" + ` or ` + "`rewrite-target`" + ` matches every Prefix path of every
 Ingress as a case-insensitive regular expression anchored at the start
 only, longest path first (reported on the Ingresses that did not ask for
-it). ingress-nginx's global ConfigMap is not read.
+it). ingress-nginx's controller ConfigMap is read only when
+` + "`--nginx-configmap`" + ` names it ([below](#the-controller-configmap)).
 
 Basic authentication (` + "`auth-type: basic`" + `) reads its users from an Opaque
 Secret in the Ingress's namespace, which Portico watches by name (it
@@ -121,6 +122,67 @@ credentials pays for the hash once.
 		note := strings.ReplaceAll(a.Note, "|", `\|`)
 		fmt.Fprintf(&sb, "| `%s` | %s | %s | %s | %s |\n", a.Name, a.Verdict, note, a.Traefik, a.Ingress2Gateway)
 	}
+	writeNginxGlobalDoc(&sb)
 	_, err := io.WriteString(w, sb.String())
 	return err
+}
+
+// writeNginxGlobalDoc writes the ConfigMap section from nginxGlobalTable.
+func writeNginxGlobalDoc(sb *strings.Builder) {
+	sb.WriteString(`
+## The controller ConfigMap
+
+With ` + "`--nginx-configmap NAMESPACE/NAME`" + ` (ingress-nginx's Helm chart names it
+` + "`ingress-nginx/ingress-nginx-controller`" + `), Portico reads ingress-nginx's
+controller ConfigMap: in Kubernetes mode by a watch of that one object
+(selected by name on the server, so one more watch connection and one
+ConfigMap in memory; the role needs get, list and watch on ConfigMaps in
+its namespace, which the chart grants), in manifest-folder mode the
+ConfigMap of that namespace and name in the folder. Edits apply live.
+
+A key that has an annotation is the default of that annotation for every
+Ingress written for ingress-nginx (one of its annotations, the ` + "`nginx`" + ` class,
+or an adopted class), read exactly as the annotation is; an annotation on
+the Ingress overrides it, as in ingress-nginx (` + "`allowlist-source-range`" + `
+overrides the ` + "`whitelist-source-range`" + ` key too). Ingresses of Portico's own
+class without ingress-nginx annotations are not affected.
+
+Every key is reported on the ConfigMap as annotations are on their
+Ingress: a Warning Event for each key not served exactly, with what
+Portico does instead, counted in ` + "`portico_config_problems`" + `; ` + "`portico check`" + ` lists them with
+` + "`--nginx-configmap NAMESPACE/NAME`" + `. A value that does not parse
+(` + "`InvalidNginxConfigMapKey`" + `) keeps the key's last valid value while Portico
+runs; with none, the key is left out (` + "`proxy-body-size`" + ` and the ` + "`hsts`" + ` keys
+take ingress-nginx's default, as below), except that an allow list that
+cannot be read admits nobody, as the annotation.
+
+Where ingress-nginx's default differs from what Portico does without a
+ConfigMap, a key the ConfigMap leaves out takes ingress-nginx's default
+once the flag is set, as the Ingresses had it before the move:
+` + "`proxy-body-size`" + ` 1m, and HSTS on (` + "`max-age=31536000; includeSubDomains`" + `) for
+hosts under ` + "`spec.tls`" + `. Without the flag neither applies: no body limit
+and no Strict-Transport-Security header. Every other key left out keeps
+Portico's behaviour, which is ingress-nginx's default or the flag the
+table names.
+
+Trust in forwarding headers never comes from the ConfigMap: anyone who
+may edit it could otherwise let every client name its own address and so
+pass the source-range lists. ` + "`use-forwarded-headers: \"true\"`" + ` is reported
+as approximate and changes nothing; Portico keeps ` + "`X-Forwarded-*`" + ` only from
+the peers ` + "`--trusted-proxies`" + ` lists, so list the load balancer there
+(` + "`0.0.0.0/0,::/0`" + ` to trust every peer, as ingress-nginx with ` + "`true`" + ` does).
+
+| Key | Portico | Annotation it defaults | How it differs, or what Portico does instead |
+|---|---|---|---|
+`)
+	for _, g := range nginxGlobalTable {
+		annotation := ""
+		if g.Annotation != "" {
+			annotation = "`" + g.Annotation + "`"
+		}
+		// nginxGlobalByName gave the rows that have an annotation its
+		// verdict and note.
+		fmt.Fprintf(sb, "| `%s` | %s | %s | %s |\n", g.Name, g.Verdict, annotation, strings.ReplaceAll(g.Note, "|", `\|`))
+	}
+	sb.WriteString("\nEvery other key is reported as unknown and ignored.\n")
 }

@@ -53,6 +53,7 @@ const (
 	noMetricsNote       = "ignored: Portico's own metrics and access log serve every route"
 	noBufferNote        = "ignored: Portico streams request and response bodies"
 	noClientTLSNote     = "ignored: client certificates are not requested on Ingress hosts; use a Gateway with spec.tls.frontend"
+	bodySizeNote        = "a declared Content-Length over the limit gets 413 as in nginx; a chunked body gets 413 when it passes the limit, but the backend has seen its start, where nginx buffers it first"
 )
 
 // nginxTable is every ingress-nginx annotation of the final releases
@@ -104,7 +105,7 @@ var nginxTable = []NginxAnnotation{
 	{Name: "cors-allow-credentials", Verdict: NginxExact, Traefik: "yes", Ingress2Gateway: "no"},
 	{Name: "cors-max-age", Verdict: NginxExact, Traefik: "yes", Ingress2Gateway: "no"},
 	// Limits.
-	{Name: "proxy-body-size", Verdict: NginxApproximate, Note: "a declared Content-Length over the limit gets 413 as in nginx; a chunked body gets 413 when it passes the limit, but the backend has seen its start, where nginx buffers it first; without the annotation Portico sets no limit (ingress-nginx's default is 1m)", Traefik: "no", Ingress2Gateway: "yes"},
+	{Name: "proxy-body-size", Verdict: NginxApproximate, Note: bodySizeNote + "; without the annotation the --nginx-configmap ConfigMap's proxy-body-size applies (ingress-nginx's default 1m when it has none), and without that flag Portico sets no limit", Traefik: "no", Ingress2Gateway: "yes"},
 	{Name: "client-body-buffer-size", Verdict: NginxUnsupported, Note: noBufferNote, Traefik: "no", Ingress2Gateway: "yes"},
 	{Name: "proxy-connect-timeout", Verdict: NginxUnsupported, Note: "ignored: the global --upstream-dial-timeout bounds every connect to a backend", Traefik: "yes", Ingress2Gateway: "yes"},
 	{Name: "proxy-read-timeout", Verdict: NginxApproximate, Note: h2cTimeoutNote, Traefik: "no", Ingress2Gateway: "yes"},

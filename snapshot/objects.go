@@ -36,8 +36,9 @@ type Objects struct {
 	// routes speak TLS to the Services they target.
 	BackendTLSPolicies []*gatewayv1.BackendTLSPolicy
 	// ConfigMaps hold CA bundles (key "ca.crt") that BackendTLSPolicies
-	// and Gateway frontend TLS validation refer to. Sources may hand over
-	// only the ConfigMaps those objects name.
+	// and Gateway frontend TLS validation refer to, and ingress-nginx's
+	// controller ConfigMap (Config.NginxConfigMap), which must be handed
+	// over whole. Sources may hand over only the ConfigMaps those name.
 	ConfigMaps []*corev1.ConfigMap
 	// ClusterTrustBundles (certificates.k8s.io/v1) are CA bundles the
 	// same references may name instead of a ConfigMap.

@@ -58,6 +58,9 @@ type lastGood struct {
 	// rateLimits are the Ingresses' rate limits, whose client counters
 	// carry over to the next snapshot while their configuration holds.
 	rateLimits map[types.NamespacedName]*routing.RateLimit
+	// nginxGlobals are the keys of ingress-nginx's ConfigMap whose values
+	// read cleanly, by key: a key edited into garbage keeps its value.
+	nginxGlobals map[string]string
 }
 
 // Store holds the snapshot that serves traffic.
