@@ -27,6 +27,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
@@ -66,7 +67,11 @@ type Source struct {
 	// DiscoveryInterval is how often the API server is asked whether the
 	// Gateway API CRDs were installed (or removed); zero means 10 s.
 	DiscoveryInterval time.Duration
-	Logger            *slog.Logger
+	// NginxConfigMap names ingress-nginx's controller ConfigMap, watched
+	// on its own (whatever Namespaces says) and handed over in full
+	// among Objects.ConfigMaps; the zero value watches none.
+	NginxConfigMap types.NamespacedName
+	Logger         *slog.Logger
 }
 
 // listers reads the informers' caches.
@@ -79,6 +84,9 @@ type listers struct {
 	ingressClasses func() ([]*networkingv1.IngressClass, error)
 	// auth watches the Secrets Ingresses name for basic authentication.
 	auth *authSecrets
+	// nginxConfigMap lists ingress-nginx's ConfigMap (one object at most).
+	nginxConfigMap     func() ([]*corev1.ConfigMap, error)
+	nginxConfigMapName string
 	// gateway is set while the Gateway API informers run and have synced.
 	gateway atomic.Pointer[gatewayListers]
 }
@@ -161,6 +169,22 @@ func (s *Source) Run(ctx context.Context, onChange func(snapshot.Objects)) error
 			return slc.Lister().List(labels.Everything())
 		})
 		ls.secrets = append(ls.secrets, func() ([]*corev1.Secret, error) { return sec.Lister().List(labels.Everything()) })
+	}
+
+	if cm := s.NginxConfigMap; cm.Name != "" {
+		// One object, selected by name on the server: one more watch
+		// connection and one ConfigMap in memory, where the namespace's
+		// ConfigMap informer (Gateway API CA bundles, stripped to their
+		// bundle) would cache every application's configuration.
+		f := informers.NewSharedInformerFactoryWithOptions(s.Client, 0, informers.WithNamespace(cm.Namespace),
+			informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+				o.FieldSelector = fields.OneTermEqualSelector("metadata.name", cm.Name).String()
+			}))
+		factories = append(factories, f)
+		cms := f.Core().V1().ConfigMaps()
+		watch(cms.Informer())
+		ls.nginxConfigMap = func() ([]*corev1.ConfigMap, error) { return cms.Lister().List(labels.Everything()) }
+		ls.nginxConfigMapName = cm.Name
 	}
 
 	for _, f := range factories {
@@ -247,6 +271,19 @@ func (ls *listers) objects(ctx context.Context) snapshot.Objects {
 	o.Secrets = append(o.Secrets, ls.auth.sync(ctx, o.Ingresses)...)
 	if gw := ls.gateway.Load(); gw != nil {
 		gw.objects(&o)
+	}
+	if ls.nginxConfigMap != nil {
+		cms, _ := ls.nginxConfigMap()
+		// The field selector is the filter; this guards against a server
+		// that ignores it.
+		cms = slices.DeleteFunc(cms, func(c *corev1.ConfigMap) bool { return c.Name != ls.nginxConfigMapName })
+		for _, cm := range cms {
+			// The full copy replaces the CA-bundle informer's stripped one.
+			o.ConfigMaps = slices.DeleteFunc(o.ConfigMaps, func(c *corev1.ConfigMap) bool {
+				return c.Namespace == cm.Namespace && c.Name == cm.Name
+			})
+			o.ConfigMaps = append(o.ConfigMaps, cm)
+		}
 	}
 	return o
 }

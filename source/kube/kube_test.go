@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
 
 	"portico.dev/portico/snapshot"
@@ -163,6 +164,39 @@ func TestRunWatchesNamedAuthSecrets(t *testing.T) {
 		t.Fatal(err)
 	}
 	await([]string{"later"})
+}
+
+// TestRunNginxConfigMap: the ConfigMap --nginx-configmap names is watched
+// in its namespace, outside the watched ones, in full; no other ConfigMap
+// is handed over, and an edit rebuilds.
+func TestRunNginxConfigMap(t *testing.T) {
+	client := fake.NewClientset(
+		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "ingress-nginx", Name: "ingress-nginx-controller"},
+			Data: map[string]string{"proxy-body-size": "8m"}},
+		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "ingress-nginx", Name: "other"},
+			Data: map[string]string{"password": "x"}},
+	)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	got := make(chan snapshot.Objects, 10)
+	src := &Source{Client: client, Namespaces: []string{"shop"}, Quiet: 10 * time.Millisecond,
+		NginxConfigMap: types.NamespacedName{Namespace: "ingress-nginx", Name: "ingress-nginx-controller"}}
+	done := make(chan error, 1)
+	go func() { done <- src.Run(ctx, func(o snapshot.Objects) { got <- o }) }()
+
+	first := receive(t, got)
+	if len(first.ConfigMaps) != 1 || first.ConfigMaps[0].Name != "ingress-nginx-controller" || first.ConfigMaps[0].Data["proxy-body-size"] != "8m" {
+		t.Fatalf("ConfigMaps %v, want only ingress-nginx-controller with its data", first.ConfigMaps)
+	}
+	_, err := client.CoreV1().ConfigMaps("ingress-nginx").Update(ctx, &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "ingress-nginx", Name: "ingress-nginx-controller"},
+		Data:       map[string]string{"proxy-body-size": "1m"}}, metav1.UpdateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next := receive(t, got); len(next.ConfigMaps) != 1 || next.ConfigMaps[0].Data["proxy-body-size"] != "1m" {
+		t.Errorf("after an update: %v, want proxy-body-size 1m", next.ConfigMaps)
+	}
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("Run: %v", err)
