@@ -51,6 +51,10 @@ type config struct {
 	// AdoptIngressClasses are class names served whatever controller
 	// their IngressClass names (ingress-nginx's "nginx" during a move).
 	AdoptIngressClasses []string
+	// NginxConfigMap names ingress-nginx's controller ConfigMap, whose
+	// global keys become the defaults of the Ingresses written for
+	// ingress-nginx; empty: not read.
+	NginxConfigMap types.NamespacedName
 	// UpdateStatus writes the addresses of served Ingresses to their
 	// status; false leaves Ingress status to another controller.
 	UpdateStatus bool
@@ -175,7 +179,7 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 type flagText struct {
 	watchNamespaces, publishAddress, publishService *string
 	gatewayPool, fallback                           *string
-	adopt                                           *string
+	adopt, nginxConfigMap                           *string
 	proxyProtocol, trusted                          *string
 	level                                           *string
 	maxStreams, maxFrame                            *uint
@@ -240,6 +244,8 @@ func registerRoutingFlags(fs *flag.FlagSet, cfg *config, text *flagText) {
 		"class name answered to in the legacy kubernetes.io/ingress.class annotation")
 	text.adopt = fs.String("adopt-ingress-classes", "",
 		"comma-separated Ingress class names (spec.ingressClassName or the legacy annotation) served whatever controller their IngressClass names, e.g. nginx to serve ingress-nginx's Ingresses side by side with it during a move; empty: none")
+	text.nginxConfigMap = fs.String("nginx-configmap", "",
+		"NAMESPACE/NAME of ingress-nginx's controller ConfigMap, whose global keys (proxy-body-size, ssl-redirect, hsts, timeouts, source ranges...) become the defaults of every Ingress written for ingress-nginx, an annotation on the Ingress overriding them; each key is reported on the ConfigMap with Portico's verdict (docs/ingress-nginx.md); with a manifest folder, the ConfigMap of that name in the folder; empty: not read")
 	fs.DurationVar(&cfg.ExternalAuthTimeout, "external-auth-timeout", routing.DefaultExternalAuthTimeout,
 		"bound on each subrequest to an authentication service an Ingress names (ingress-nginx auth-url); when it passes, the request is answered 500")
 	fs.StringVar(&cfg.SessionCookieKeyFile, "session-cookie-key-file", "",
@@ -380,6 +386,9 @@ func (cfg *config) resolveRouting(text *flagText) error {
 	var err error
 	if cfg.Fallback, err = parseNamespacedName(*text.fallback); err != nil {
 		return fmt.Errorf("--fallback-service: %w", err)
+	}
+	if cfg.NginxConfigMap, err = parseNamespacedName(*text.nginxConfigMap); err != nil {
+		return fmt.Errorf("--nginx-configmap: %w", err)
 	}
 	for _, c := range strings.Split(*text.adopt, ",") {
 		if c = strings.TrimSpace(c); c != "" {

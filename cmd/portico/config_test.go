@@ -59,6 +59,7 @@ func TestParseConfigErrors(t *testing.T) {
 		want string
 	}{
 		{[]string{"--fallback-service", "no-namespace"}, nil, "--fallback-service"},
+		{[]string{"--nginx-configmap", "ingress-nginx-controller"}, nil, "--nginx-configmap"},
 		{[]string{"--trusted-proxies", "10.0.0.0/33"}, nil, "--trusted-proxies"},
 		{[]string{"--log-level", "loud"}, nil, "--log-level"},
 		{[]string{"--access-log", "/var/log/access.log"}, nil, "--access-log"},
@@ -124,5 +125,16 @@ func TestParseConfigSideBySide(t *testing.T) {
 	}
 	if len(cfg.AdoptIngressClasses) != 2 || cfg.AdoptIngressClasses[1] != "nginx-internal" || cfg.UpdateStatus {
 		t.Errorf("adopt %q, update status %t", cfg.AdoptIngressClasses, cfg.UpdateStatus)
+	}
+	if cfg.NginxConfigMap.Name != "" {
+		t.Errorf("--nginx-configmap defaults to %v, want none", cfg.NginxConfigMap)
+	}
+	env := map[string]string{"PORTICO_NGINX_CONFIGMAP": "ingress-nginx/ingress-nginx-controller"}
+	cfg, err = parseConfig(nil, func(k string) string { return env[k] }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.NginxConfigMap.Namespace != "ingress-nginx" || cfg.NginxConfigMap.Name != "ingress-nginx-controller" {
+		t.Errorf("PORTICO_NGINX_CONFIGMAP: %v", cfg.NginxConfigMap)
 	}
 }

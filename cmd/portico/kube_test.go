@@ -69,6 +69,67 @@ func TestKubernetesMode(t *testing.T) {
 		})
 	})
 
+	t.Run("ingress-nginx's ConfigMap", func(t *testing.T) {
+		if _, err := client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "ingress-nginx"}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "ingress-nginx", Name: "ingress-nginx-controller"},
+			Data: map[string]string{"proxy-body-size": "1k", "proxy-connect-timeout": "5"}}
+		if _, err := client.CoreV1().ConfigMaps("ingress-nginx").Create(ctx, cm, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		class := "portico"
+		prefix := networkingv1.PathTypePrefix
+		// One ingress-nginx annotation makes it written for ingress-nginx.
+		limited := &networkingv1.Ingress{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "limited", Annotations: map[string]string{"nginx.ingress.kubernetes.io/ssl-redirect": "false"}},
+			Spec: networkingv1.IngressSpec{IngressClassName: &class, Rules: []networkingv1.IngressRule{{
+				Host: "limited.example.test",
+				IngressRuleValue: networkingv1.IngressRuleValue{HTTP: &networkingv1.HTTPIngressRuleValue{
+					Paths: []networkingv1.HTTPIngressPath{{Path: "/", PathType: &prefix, Backend: serviceBackend("app", "http")}},
+				}},
+			}}},
+		}
+		if _, err := client.NetworkingV1().Ingresses("shop").Create(ctx, limited, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		post := func(size, want int) error {
+			resp, err := c.Post("http://limited.example.test/up", "text/plain", strings.NewReader(strings.Repeat("a", size)))
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			_, _ = io.Copy(io.Discard, resp.Body)
+			if resp.StatusCode != want {
+				return fmt.Errorf("POST of %d bytes: status %d, want %d", size, resp.StatusCode, want)
+			}
+			return nil
+		}
+		eventually(t, "the ConfigMap's proxy-body-size applies", func() error {
+			if err := post(1024, 200); err != nil {
+				return err
+			}
+			return post(1025, 413)
+		})
+		eventually(t, "an Event on the ConfigMap reports the unsupported key", func() error {
+			events, err := client.CoreV1().Events("ingress-nginx").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=ingress-nginx-controller"})
+			if err != nil {
+				return err
+			}
+			for _, ev := range events.Items {
+				if ev.Reason == "UnsupportedNginxConfigMapKey" && ev.Type == corev1.EventTypeWarning && strings.Contains(ev.Message, "proxy-connect-timeout") {
+					return nil
+				}
+			}
+			return fmt.Errorf("%d events, none UnsupportedNginxConfigMapKey", len(events.Items))
+		})
+		cm.Data["proxy-body-size"] = "4k"
+		if _, err := client.CoreV1().ConfigMaps("ingress-nginx").Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "the edited proxy-body-size applies", func() error { return post(1025, 200) })
+	})
+
 	t.Run("secret edit swaps the certificate", func(t *testing.T) {
 		certPEM, keyPEM := ca.issue(t, 2, "app.example.test")
 		_, err := client.CoreV1().Secrets("shop").Update(ctx, tlsSecret("shop", "app-tls", certPEM, keyPEM), metav1.UpdateOptions{})
@@ -288,7 +349,8 @@ func startKubeGateway(t testing.TB, kubeconfig string, ca *testCA, identity stri
 	certFile, keyFile := ca.defaultCertificateFiles(t)
 	cfg, err := parseConfig([]string{"--kubeconfig", kubeconfig, "--publish-address", "203.0.113.10",
 		"--default-cert-file", certFile, "--default-key-file", keyFile,
-		"--https-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"},
+		"--https-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0",
+		"--nginx-configmap", "ingress-nginx/ingress-nginx-controller"},
 		func(k string) string {
 			if k == "POD_NAME" {
 				return identity

@@ -603,3 +603,108 @@ func TestNginxRateLimits(t *testing.T) {
 		}
 	})
 }
+
+// nginxConfigMapManifest is ingress-nginx's controller ConfigMap with data.
+func nginxConfigMapManifest(data map[string]string) string {
+	var sb strings.Builder
+	sb.WriteString("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ingress-nginx-controller, namespace: ingress-nginx}\ndata:\n")
+	for k, v := range data {
+		fmt.Fprintf(&sb, "  %s: %q\n", k, v)
+	}
+	return sb.String()
+}
+
+// TestNginxConfigMapEndToEnd: ingress-nginx's ConfigMap, read from the
+// manifest folder by --nginx-configmap, gives every Ingress of the adopted
+// nginx class its defaults; an annotation overrides them; an edit at run
+// time takes effect, and an edit into garbage keeps the last valid value.
+func TestNginxConfigMapEndToEnd(t *testing.T) {
+	e := startEnv(t, "--nginx-configmap", "ingress-nginx/ingress-nginx-controller", "--adopt-ingress-classes", "nginx")
+	asNginx := func(ing string) string {
+		return strings.Replace(ing, "ingressClassName: portico", "ingressClassName: nginx", 1)
+	}
+	e.republish(func() {
+		e.write("ingress-nginx.yaml", nginxConfigMapManifest(map[string]string{"proxy-body-size": "1k", "hsts-max-age": "600", "ssl-redirect": "false",
+			"use-forwarded-headers": "true"}))
+	})
+	writeNginxIngresses(e,
+		// use-forwarded-headers does not make Portico trust a client's
+		// X-Forwarded-For: without --trusted-proxies it cannot pass the list.
+		asNginx(nginxIngress("allow", "allow.apps.example.test", "/", "Prefix", "", map[string]string{"whitelist-source-range": "192.0.2.0/24"})),
+		asNginx(nginxIngress("global", "global.apps.example.test", "/", "Prefix", "global.apps.example.test", nil)),
+		asNginx(nginxIngress("override", "override.apps.example.test", "/", "Prefix", "", map[string]string{"proxy-body-size": "4k"})),
+		// Portico's own class: not written for ingress-nginx, no defaults.
+		nginxIngress("own", "own.apps.example.test", "/", "Prefix", "", nil),
+	)
+	c := e.http1Client()
+	post := func(url string, size int) int {
+		t.Helper()
+		resp, _ := do(t, c, "POST", url, nil, strings.Repeat("a", size))
+		return resp.StatusCode
+	}
+	checks := func(step string, cases map[string]int) {
+		t.Helper()
+		for req, want := range cases {
+			url, sizeText, _ := strings.Cut(req, " ")
+			var size int
+			fmt.Sscan(sizeText, &size)
+			if got := post(url, size); got != want {
+				t.Errorf("%s: POST %s with %d bytes: status %d, want %d", step, url, size, got, want)
+			}
+		}
+	}
+	checks("proxy-body-size 1k from the ConfigMap", map[string]int{
+		"http://global.apps.example.test/ 1024":   200,
+		"http://global.apps.example.test/ 1025":   413,
+		"https://global.apps.example.test/ 1025":  413,
+		"http://override.apps.example.test/ 4096": 200,
+		"http://override.apps.example.test/ 4097": 413,
+		"http://own.apps.example.test/ 8192":      200,
+	})
+
+	resp, _ := do(t, c, "GET", "http://allow.apps.example.test/", http.Header{"X-Forwarded-For": {"192.0.2.1"}, "X-Real-Ip": {"192.0.2.1"}}, "")
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("X-Forwarded-For from an untrusted peer with use-forwarded-headers true: status %d, want 403", resp.StatusCode)
+	}
+
+	// HSTS on HTTPS responses of a host under spec.tls, never over plain HTTP.
+	resp, _ = do(t, c, "GET", "https://global.apps.example.test/", nil, "")
+	if got := resp.Header.Get("Strict-Transport-Security"); got != "max-age=600; includeSubDomains" {
+		t.Errorf("HTTPS: Strict-Transport-Security %q, want max-age=600; includeSubDomains", got)
+	}
+	resp, _ = do(t, c, "GET", "http://global.apps.example.test/", nil, "")
+	if got := resp.Header.Get("Strict-Transport-Security"); resp.StatusCode != 200 || got != "" {
+		t.Errorf("plain HTTP (ssl-redirect false): status %d, Strict-Transport-Security %q, want 200 and none", resp.StatusCode, got)
+	}
+	resp, _ = do(t, c, "GET", "https://own.apps.example.test/", nil, "")
+	if got := resp.Header.Get("Strict-Transport-Security"); got != "" {
+		t.Errorf("Portico's own class: Strict-Transport-Security %q, want none", got)
+	}
+
+	e.republish(func() {
+		e.write("ingress-nginx.yaml", nginxConfigMapManifest(map[string]string{"proxy-body-size": "2k", "ssl-redirect": "false"}))
+	})
+	checks("proxy-body-size edited to 2k", map[string]int{
+		"http://global.apps.example.test/ 2048":   200,
+		"http://global.apps.example.test/ 2049":   413,
+		"http://override.apps.example.test/ 4096": 200,
+	})
+
+	e.republish(func() {
+		e.write("ingress-nginx.yaml", nginxConfigMapManifest(map[string]string{"proxy-body-size": "two kilobytes", "ssl-redirect": "false"}))
+	})
+	checks("proxy-body-size edited into garbage keeps 2k", map[string]int{
+		"http://global.apps.example.test/ 2048": 200,
+		"http://global.apps.example.test/ 2049": 413,
+	})
+	var reported bool
+	for _, p := range e.proc.store.Load().Problems {
+		if p.Object.Kind == "ConfigMap" && p.Reason == "InvalidNginxConfigMapKey" && strings.Contains(p.Message, `proxy-body-size: "two kilobytes"`) &&
+			strings.Contains(p.Message, `its last valid value "2k" keeps applying`) {
+			reported = true
+		}
+	}
+	if !reported {
+		t.Errorf("the broken key is not reported on the ConfigMap: %v", e.proc.store.Load().Problems)
+	}
+}

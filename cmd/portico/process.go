@@ -106,6 +106,10 @@ func newProcess(cfg *config, logger *slog.Logger) (*process, error) {
 			DefaultCertificate:  defaultPair,
 			SessionCookieKey:    cookieKey,
 			ACME:                snapshotACMEConfig(cfg),
+			NginxConfigMap:      cfg.NginxConfigMap,
+			// The process flags ConfigMap keys map onto, for their verdicts.
+			TrustsProxies:             len(cfg.TrustedProxies) > 0,
+			AllowUnderscoresInHeaders: cfg.Upstream.AllowUnderscoresInHeaders,
 			Gateway: snapshot.GatewayConfig{
 				ControllerName: gatewayv1.GatewayController(cfg.GatewayControllerName),
 				AddressPool:    cfg.GatewayAddressPool,
@@ -233,7 +237,7 @@ func newSource(cfg *config, logger *slog.Logger) (objectSource, *kubeClients, er
 			return nil, nil, fmt.Errorf("Gateway API client: %w", err)
 		}
 	}
-	src := &kube.Source{Client: client, Namespaces: cfg.WatchNamespaces, Logger: logger}
+	src := &kube.Source{Client: client, Namespaces: cfg.WatchNamespaces, NginxConfigMap: cfg.NginxConfigMap, Logger: logger}
 	if clients.gateway != nil {
 		src.Gateway = clients.gateway
 	}
