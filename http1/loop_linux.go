@@ -1,6 +1,7 @@
 package http1
 
 import (
+	"bytes"
 	"crypto/tls"
 	"log/slog"
 	"net"
@@ -108,6 +109,9 @@ type loop struct {
 	backends map[*loopBackend]struct{}
 	idle     map[string][]*loopBackend
 	states   map[FastPath]any
+	// bufs are response buffers free for the next exchange: a buffer is
+	// held only while an exchange is in flight.
+	bufs [][]byte
 	rbuf     []byte
 	lastSwep time.Time
 	// current is the client whose event is being handled, for recovery.
@@ -562,7 +566,7 @@ func (l *loop) next(c *conn) {
 	lp.token, lp.endpoint, lp.start = token, endpoint, time.Now()
 	lp.be, be.c = be, c
 	be.out = lp.out // lp.out is not reused before the exchange ends
-	be.buf = be.buf[:0]
+	be.buf = l.takeBuf()
 	c.resp.reset(c, r, &c.head, nil)
 	if !be.connecting {
 		l.sendBackend(be)
@@ -611,6 +615,30 @@ func (l *loop) endRequest(c *conn) {
 		c.endRequestContext(lp.rc, lp.req)
 	}
 	lp.req, lp.rc, lp.token, lp.be = nil, nil, nil, nil
+}
+
+// Response buffers: large enough for most responses in one read, and
+// kept while at most a little over upstream's limit.
+const (
+	respBufSize  = 32 << 10
+	respBufKeep  = 80 << 10
+	respBufsKept = 256
+)
+
+func (l *loop) takeBuf() []byte {
+	if n := len(l.bufs); n > 0 {
+		b := l.bufs[n-1]
+		l.bufs = l.bufs[:n-1]
+		return b[:0]
+	}
+	return make([]byte, 0, respBufSize)
+}
+
+func (l *loop) putBuf(b []byte) {
+	if cap(b) == 0 || cap(b) > respBufKeep || len(l.bufs) >= respBufsKept {
+		return
+	}
+	l.bufs = append(l.bufs, b)
 }
 
 // backend returns an idle connection to endpoint or starts a new one.
@@ -717,8 +745,8 @@ func (l *loop) backendEvent(be *loopBackend, events uint32) {
 	if events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) == 0 {
 		return
 	}
-	if len(be.buf) == cap(be.buf) {
-		be.buf = append(be.buf, make([]byte, max(4<<10, cap(be.buf)))...)[:len(be.buf)]
+	if cap(be.buf)-len(be.buf) < 4<<10 {
+		be.buf = append(be.buf, make([]byte, cap(be.buf))...)[:len(be.buf)]
 	}
 	n, err := unix.Read(be.fd, be.buf[len(be.buf):cap(be.buf)])
 	if err == unix.EAGAIN || err == unix.EINTR {
@@ -796,9 +824,8 @@ func (l *loop) finishResponse(c *conn) {
 // release puts a backend connection back in its endpoint's idle stack.
 func (l *loop) release(be *loopBackend) {
 	be.c, be.reused, be.idleSince = nil, true, time.Now()
-	if cap(be.buf) > 16<<10 {
-		be.buf = nil
-	}
+	l.putBuf(be.buf)
+	be.buf = nil
 	stack := l.idle[be.endpoint]
 	if len(stack) >= loopIdleBackends {
 		l.closeBackend(be)
@@ -812,6 +839,8 @@ func (l *loop) closeBackend(be *loopBackend) {
 		return
 	}
 	delete(l.backends, be)
+	l.putBuf(be.buf)
+	be.buf = nil
 	if be.c == nil {
 		stack := l.idle[be.endpoint]
 		for i, x := range stack {
@@ -905,7 +934,10 @@ func (l *loop) continueExchange(c *conn) {
 	_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, be.fd, nil)
 	l.fds[be.fd] = loopSlot{}
 	backend, berr := fileConn(be.fd)
-	buffered := be.buf
+	// The goroutine reads these later; the loop reuses its buffer now.
+	buffered := bytes.Clone(be.buf)
+	l.putBuf(be.buf)
+	be.buf = nil
 	req, rc, token, endpoint, start := lp.req, lp.rc, lp.token, lp.endpoint, lp.start
 	lp.req, lp.rc, lp.token, lp.be = nil, nil, nil, nil
 	if !l.detach(c) {

@@ -170,7 +170,7 @@ func asciiEqualFold(b []byte, lower string) bool {
 
 // ContinueHTTP1 finishes, on the calling goroutine, an exchange a loop
 // started: r was sent to endpoint (one of b's) on nc, and buffered holds
-// what the loop read back so far. It reads the response under the usual
+// what the loop read back so far, which ContinueHTTP1 keeps. It reads the response under the usual
 // bounds, writes it to w, and pools nc or closes it, exactly as Forward
 // does after sending a request.
 func (t *Transport) ContinueHTTP1(w http.ResponseWriter, r *http.Request, b *Backend, endpoint string, nc net.Conn, buffered []byte) Outcome {
@@ -178,7 +178,7 @@ func (t *Transport) ContinueHTTP1(w http.ResponseWriter, r *http.Request, b *Bac
 	var src io.Reader = nc
 	if len(buffered) > 0 {
 		// The response head budget counts these bytes too.
-		src = io.MultiReader(bytes.NewReader(bytes.Clone(buffered)), nc)
+		src = io.MultiReader(bytes.NewReader(buffered), nc)
 	}
 	head := &headLimiter{r: src}
 	c := &conn{
