@@ -155,6 +155,9 @@ type loopState struct {
 	wantOut, readOff bool
 	closeAfter       bool
 	out              []byte
+	// idleSince is when the connection last became idle; zero once the
+	// sweep took its buffers back.
+	idleSince time.Time
 	// inHead says part of a head has arrived and deadline is its end.
 	inHead bool
 	// served says a request was served: until then the wait for one is
@@ -304,6 +307,10 @@ func (l *loop) serve(events []unix.EpollEvent) (stopped bool) {
 			l.lastSwep = now
 			l.sweep(now)
 		}
+		// A loop with work never parks, so another goroutine queued on
+		// its P (the other loop, a handshake) would wait for the
+		// scheduler's 10 ms preemption: yield after each batch.
+		runtime.Gosched()
 	}
 }
 
@@ -390,7 +397,7 @@ func (l *loop) clientEvent(c *conn, events uint32) {
 	if lp.readOff && events&(unix.EPOLLHUP|unix.EPOLLERR|unix.EPOLLRDHUP) == 0 {
 		return
 	}
-	n, err := unix.Read(lp.lc.fd, l.rbuf)
+	n, err := rawRead(lp.lc.fd, l.rbuf)
 	if err == unix.EAGAIN || err == unix.EINTR {
 		return
 	}
@@ -497,16 +504,15 @@ func (l *loop) next(c *conn) {
 			l.closeClient(c)
 			return
 		}
-		// Idle: the request working set and the read buffer go back to
-		// their pools until bytes arrive, as the goroutine engine's idle
-		// connections give them back (idleRead).
-		c.releaseScratch()
-		if len(c.buf) == readBufferSize {
-			readBufferPool.Put((*[readBufferSize]byte)(c.buf))
-			c.buf = nil
-		}
+		// Idle: the sweep gives the request working set and the read
+		// buffer back to their pools if no byte comes for a while, as the
+		// goroutine engine's idle connections give them back (idleRead);
+		// a connection busy with requests keeps them, which saves four
+		// pool operations per request.
+		now := time.Now()
+		lp.idleSince = now
 		if lp.served {
-			lp.deadline = time.Now().Add(s.idleTimeout())
+			lp.deadline = now.Add(s.idleTimeout())
 		}
 		l.setClientRead(c, true)
 		return
@@ -531,6 +537,7 @@ func (l *loop) next(c *conn) {
 		return
 	}
 	lp.inHead = false
+	lp.idleSince = time.Time{}
 	if s.inShutdown.Load() {
 		l.closeClient(c)
 		return
@@ -688,7 +695,7 @@ func (l *loop) backend(endpoint string, ap netip.AddrPort, valid bool) *loopBack
 // sendBackend writes what is left of the request to its backend.
 func (l *loop) sendBackend(be *loopBackend) {
 	for len(be.out) > 0 {
-		n, err := unix.Write(be.fd, be.out)
+		n, err := rawWrite(be.fd, be.out)
 		if err == unix.EINTR {
 			continue
 		}
@@ -748,7 +755,7 @@ func (l *loop) backendEvent(be *loopBackend, events uint32) {
 	if cap(be.buf)-len(be.buf) < 4<<10 {
 		be.buf = append(be.buf, make([]byte, cap(be.buf))...)[:len(be.buf)]
 	}
-	n, err := unix.Read(be.fd, be.buf[len(be.buf):cap(be.buf)])
+	n, err := rawRead(be.fd, be.buf[len(be.buf):cap(be.buf)])
 	if err == unix.EAGAIN || err == unix.EINTR {
 		return
 	}
@@ -985,6 +992,15 @@ func (l *loop) sweep(now time.Time) {
 		}
 		if now.After(lp.deadline) {
 			l.closeClient(c)
+			continue
+		}
+		if c.r == c.w && !lp.idleSince.IsZero() && now.Sub(lp.idleSince) >= loopSweepEvery && len(lp.lc.pending) == 0 {
+			c.releaseScratch()
+			if len(c.buf) == readBufferSize {
+				readBufferPool.Put((*[readBufferSize]byte)(c.buf))
+				c.buf = nil
+			}
+			lp.idleSince = time.Time{}
 		}
 	}
 	for endpoint, stack := range l.idle {
