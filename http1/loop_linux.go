@@ -11,8 +11,8 @@ import (
 	"runtime"
 	"runtime/debug"
 	"sync"
-	"syscall"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -111,7 +111,7 @@ type loop struct {
 	states   map[FastPath]any
 	// bufs are response buffers free for the next exchange: a buffer is
 	// held only while an exchange is in flight.
-	bufs [][]byte
+	bufs     [][]byte
 	rbuf     []byte
 	lastSwep time.Time
 	// current is the client whose event is being handled, for recovery.
