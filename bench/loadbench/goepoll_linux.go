@@ -35,7 +35,9 @@ const ServeEpollProxyCommand = "serve-epoll-proxy"
 // proxy spends per request above nginx's is the goroutine-per-connection
 // model on the netpoller, and how much is crypto/tls and the runtime that
 // an event loop keeps. It serves only what the benchmark sends: GET
-// requests without a body, and backend responses framed by Content-Length.
+// requests without a body, and backend responses framed by Content-Length;
+// over HTTP/1.1, or over HTTP/2 with the frames read and written by the
+// loop itself (goepoll_h2_linux.go).
 func ServeEpollProxy(args []string) error {
 	var goroutineExchange bool
 	f, cert, err := parseReferenceProxyFlags(ServeEpollProxyCommand, args, func(fs *flag.FlagSet) {
@@ -48,7 +50,7 @@ func ServeEpollProxy(args []string) error {
 	if err != nil {
 		return err
 	}
-	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"http/1.1"}}
+	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2", "http/1.1"}}
 	loops := make([]*epollLoop, runtime.GOMAXPROCS(0))
 	for i := range loops {
 		l, err := newEpollLoop(f.host, backendAddr)
@@ -179,12 +181,16 @@ type epollClient struct {
 	// firstEvent: registered with EPOLLOUT, dropped at the first event.
 	firstEvent bool
 	busy       atomic.Bool // an exchange runs on a goroutine
+	// h2 is the HTTP/2 state of a connection that negotiated h2.
+	h2 *epollH2
 }
 
 type epollServer struct {
 	fd     int
 	client *epollClient
 	resp   []byte
+	// stream is the HTTP/2 stream the exchange answers (goepoll_h2_linux.go).
+	stream uint32
 }
 
 func newEpollLoop(host string, backend *net.TCPAddr) (*epollLoop, error) {
@@ -209,6 +215,9 @@ func (l *epollLoop) handshake(fd int, cfg *tls.Config) {
 		return
 	}
 	c.mem.loop = true
+	if c.tls.ConnectionState().NegotiatedProtocol == "h2" {
+		c.h2 = newEpollH2(c)
+	}
 	l.clients[fd].Store(c)
 	// The client's first request may already sit decrypted-to-be in the
 	// TLS buffer, read with its Finished message: EPOLLOUT, true at once,
@@ -290,6 +299,10 @@ func (l *epollLoop) clientReadable(c *epollClient) {
 		}
 	}
 	c.mem.in = nil
+	if c.h2 != nil {
+		l.h2Process(c)
+		return
+	}
 	if c.server == nil && !c.busy.Load() {
 		l.proxyRequest(c)
 	}
@@ -427,6 +440,15 @@ func (l *epollLoop) serverReadable(s *epollServer) {
 		return
 	}
 	c := s.client
+	if c.h2 != nil {
+		s.client = nil
+		if l.clients[c.mem.fd].Load() == c {
+			l.h2Respond(c, s.stream, s.resp[:total], end)
+		}
+		s.resp = s.resp[:0]
+		l.idle = append(l.idle, s)
+		return
+	}
 	s.client, c.server = nil, nil
 	resp := s.resp[:total]
 	if c.close {

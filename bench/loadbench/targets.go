@@ -151,9 +151,8 @@ func Targets() []Target {
 		},
 		{
 			Name:        "go-epoll",
-			Description: "a measurement prototype: the go-fasthttp proxy's work on Go event loops (one locked thread per core in epoll_wait over raw sockets, crypto/tls over memory), to measure what the goroutine-per-connection model costs; HTTP/1.1 GET only",
+			Description: "a measurement prototype: the go-fasthttp proxy's work on Go event loops (one locked thread per core in epoll_wait over raw sockets, crypto/tls over memory), to measure what the goroutine-per-connection model costs; GET only, over HTTP/1.1 or over HTTP/2 framed by the loop itself",
 			Scheme:      "https",
-			NoHTTP2:     true,
 			start:       startGoEpoll,
 		},
 		{
