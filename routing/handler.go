@@ -1,6 +1,7 @@
 package routing
 
 import (
+	"errors"
 	"log/slog"
 	"net"
 	"net/http"
@@ -199,7 +200,7 @@ func (h *Handler) match(r *http.Request) (table *Table, route *Route, refusal in
 // nothing but forward it: the event loops serve only such requests
 // (fastPath). Every check serve makes before forwarding belongs here too.
 func (route *Route) onlyForwards(r *http.Request) bool {
-	return route.Admission == nil && route.BasicAuth == nil && route.ExternalAuth == nil &&
+	return route.Admission == nil && route.BasicAuth == nil && route.ExternalAuth == nil && route.CustomErrors == nil &&
 		!(route.RedirectHTTPS && r.TLS == nil) && !route.usesGatewayFeatures()
 }
 
@@ -265,6 +266,21 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, start time.Time)
 		}
 	}
 
+	if ce := route.CustomErrors; ce != nil {
+		var served *Route
+		code := h.serveCustomErrors(w, r, table, ce, func(w http.ResponseWriter) (code int) {
+			served, code = h.forward(w, r, table, route, reqPath, start)
+			return code
+		})
+		return served, code
+	}
+	return h.forward(w, r, table, route, reqPath, start)
+}
+
+// forward sends r to route's backend, through its Gateway API features
+// when it has some, and returns the route whose series records it and the
+// status sent.
+func (h *Handler) forward(w http.ResponseWriter, r *http.Request, table *Table, route *Route, reqPath string, start time.Time) (*Route, int) {
 	if route.usesGatewayFeatures() {
 		return route, h.serveFiltered(w, r, route, reqPath, start)
 	}
@@ -310,6 +326,10 @@ func (r *Route) MetricLabels() metrics.RouteLabels {
 }
 
 func (h *Handler) logFailure(route *Route, b *upstream.Backend, r *http.Request, out upstream.Outcome) {
+	if errors.Is(out.Err, errIntercepted) {
+		// The response was replaced by its error page, not lost.
+		return
+	}
 	level := slog.LevelWarn
 	if out.Status == 499 {
 		// The client gave up; nothing is wrong on our side.

@@ -96,6 +96,9 @@ type Route struct {
 	// BasicAuth, when set, asks for a user name and password after
 	// Admission and before ExternalAuth (basicauth.go).
 	BasicAuth *BasicAuth
+	// CustomErrors, when set, replaces the responses with its listed
+	// status codes by its error backend's (customerrors.go).
+	CustomErrors *CustomErrors
 
 	// Gateway API features (see gatewayapi.go); zero for Ingress routes.
 	// PathRegexp is set when PathKind is PathRegex; it must match the whole

@@ -246,6 +246,9 @@ func (b *builder) ingress(ing *networkingv1.Ingress) ingressTranslation {
 		}
 	}
 	b.reportBackends(ref, tr.routes)
+	// Before the routes' backends become their copies, which the resolver
+	// does not know.
+	b.customErrors(ref, tr.errorCodes, tr.errorBackend, tr.routes)
 	warnedCookiePath := false
 	for _, r := range tr.routes {
 		resolved := r.Backend

@@ -129,6 +129,13 @@ func describeRoute(r *routing.Route) string {
 			flags = append(flags, fmt.Sprintf("basic auth realm=%q users=%q", a.Realm, users))
 		}
 	}
+	if ce := r.CustomErrors; ce != nil {
+		eb := "fallback"
+		if ce.Backend != nil {
+			eb = ce.Backend.Name
+		}
+		flags = append(flags, fmt.Sprintf("custom errors %v -> %s (ingress %s/%s service %s port %s)", ce.Codes, eb, ce.Namespace, ce.Ingress, ce.Service, ce.Port))
+	}
 	for _, h := range r.Headers {
 		if h.Regexp != nil {
 			flags = append(flags, "header "+h.Name+" ~ "+h.Regexp.String())

@@ -90,6 +90,10 @@ type ingressTranslation struct {
 	// basic is what its basic authentication annotations ask for; the
 	// builder reads the Secret.
 	basic *nginxBasicAuth
+	// errorCodes and errorBackend are custom-http-errors' and
+	// default-backend's values; the builder resolves the Service.
+	errorCodes   []int
+	errorBackend string
 }
 
 // tlsRequest is one spec.tls entry: the hosts that must be served with the
@@ -111,6 +115,7 @@ func translateIngress(ing *networkingv1.Ingress, backends *backendResolver, adop
 	fallbackOnNoEndpoints := ing.Annotations[annotationFallbackOnNoEndpoints] == "true"
 	nc, findings := parseNginx(ing, adopted, defaults)
 	tr.nginx, tr.regex, tr.grpc, tr.canary, tr.serviceUpstream, tr.affinity, tr.basic = findings, nc.regex, nc.grpc, nc.canary, nc.serviceUpstream, nc.affinity, nc.basic
+	tr.errorCodes, tr.errorBackend = nc.errorCodes, nc.errorBackend
 	tlsCovers := ingressTLSHosts(ing)
 	newRoute := func(src routing.Source, host string, kind routing.PathKind, path string, b *networkingv1.IngressBackend, where string) *routing.Route {
 		ref, err := serviceRef(ing.Namespace, b)

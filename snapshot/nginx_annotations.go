@@ -112,6 +112,14 @@ type nginxConfig struct {
 	// hsts is the Strict-Transport-Security value of ingress-nginx's
 	// ConfigMap, sent on HTTPS responses of hosts under spec.tls.
 	hsts string
+	// errorCodes are custom-http-errors' status codes; errorBackend is
+	// default-backend's Service name, which the builder resolves.
+	errorCodes   []int
+	errorBackend string
+	// more are findings beyond the one of their annotation (a list with
+	// several invalid entries), reported when the annotation is the
+	// Ingress's own.
+	more map[string][]NginxFinding
 }
 
 // nginxClass is the class name ingress-nginx installs answer to.
@@ -182,6 +190,7 @@ func parseNginx(ing *networkingv1.Ingress, adopted map[string]bool, defaults *ng
 		if isOwn(k) {
 			// A default's finding is the ConfigMap's, reported there.
 			findings = append(findings, f)
+			findings = append(findings, nc.more[name]...)
 		}
 	}
 	if nc.cors != nil {
@@ -228,6 +237,14 @@ func (nc *nginxConfig) apply(f NginxFinding, name, raw string, get func(string) 
 		}
 	}
 	return f
+}
+
+// addMore keeps a further finding of the annotation name.
+func (nc *nginxConfig) addMore(name string, f NginxFinding) {
+	if nc.more == nil {
+		nc.more = make(map[string][]NginxFinding)
+	}
+	nc.more[name] = append(nc.more[name], f)
 }
 
 // invalidf returns f reporting that its value does not parse.
@@ -317,6 +334,28 @@ func (nc *nginxConfig) applyPaths(f NginxFinding, name, raw, v string, get func(
 // applyBackend reads the annotations of the backend leg: its protocol, host, addresses, timeouts and buffering.
 func (nc *nginxConfig) applyBackend(f NginxFinding, name, raw, v string, get func(string) (string, bool)) (NginxFinding, bool) {
 	switch name {
+	case "custom-http-errors":
+		for _, c := range splitList(v) {
+			code, err := strconv.Atoi(c)
+			if err != nil || code < 300 || code > 599 {
+				g := f.invalidf("%q is not a status code from 300 to 599; that code is not intercepted", c)
+				if f.Invalid == "" {
+					f = g
+				} else {
+					nc.addMore(name, g)
+				}
+				continue
+			}
+			if !slices.Contains(nc.errorCodes, code) {
+				nc.errorCodes = append(nc.errorCodes, code)
+			}
+		}
+		return f, true
+	case "default-backend":
+		if msg := validateServiceName(v); msg != "" {
+			return f.invalidf("%q is not a Service name (%s); the controller's default backend serves the error pages", raw, msg), true
+		}
+		nc.errorBackend = v
 	case "upstream-vhost":
 		if v == "" || strings.ContainsAny(v, " \t/?#@") || !validFieldValue(v) {
 			return f.invalidf("%q is not a host name; the annotation is ignored", raw), true
