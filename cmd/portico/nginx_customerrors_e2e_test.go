@@ -1,13 +1,17 @@
 package main
 
 import (
+	stdtls "crypto/tls"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/net/websocket"
 )
 
 // errorPageRequest is what an error backend received.
@@ -161,4 +165,40 @@ func closedPort(t *testing.T) string {
 	u, _ := url.Parse(srv.URL)
 	srv.Close()
 	return u.Port()
+}
+
+// A WebSocket upgrade (101) on a route with custom-http-errors is never
+// intercepted: the tunnel works as on any route.
+func TestNginxCustomHTTPErrorsWebSocket(t *testing.T) {
+	e := startEnv(t)
+	errPort, _ := startErrorPages(t)
+	e.republish(func() {
+		e.write("echo.yaml", manifestService("echo", e.app.port())+"---\n"+manifestService("errpages", errPort))
+		e.write("nginx.yaml", nginxIngress("ws-errs", "ws.apps.example.test", "/", "Prefix", "",
+			map[string]string{"custom-http-errors": "404,503", "default-backend": "errpages"}))
+	})
+	cfg, err := websocket.NewConfig("wss://ws.apps.example.test/ws", "https://ws.apps.example.test/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.TlsConfig = e.tlsConfig("ws.apps.example.test")
+	cfg.Dialer = &net.Dialer{Timeout: 5 * time.Second}
+	raw, err := stdtls.DialWithDialer(cfg.Dialer, "tcp", e.https, cfg.TlsConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	ws, err := websocket.NewClient(cfg, raw)
+	if err != nil {
+		t.Fatalf("WebSocket handshake through a custom-http-errors route: %v", err)
+	}
+	defer ws.Close()
+	if err := websocket.Message.Send(ws, "hello"); err != nil {
+		t.Fatal(err)
+	}
+	var got string
+	_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if err := websocket.Message.Receive(ws, &got); err != nil || got != "hello" {
+		t.Fatalf("echo %q (%v), want hello", got, err)
+	}
 }
