@@ -336,7 +336,9 @@ func (l *loop) do(op loopOp) {
 		return
 	}
 	if op.force || (c.lp.be == nil && c.lp.req == nil) {
-		l.closeClient(c)
+		// clientGone, not closeClient: an exchange in flight is
+		// recorded as abandoned, as when its client goes away.
+		l.clientGone(c)
 	}
 }
 
