@@ -343,7 +343,6 @@ func (l *loop) do(op loopOp) {
 }
 
 func (l *loop) adopt(c *conn) {
-
 	lp := c.lp
 	fd := lp.lc.fd
 	st, ok := l.states[lp.fp]
@@ -366,9 +365,7 @@ func (l *loop) adopt(c *conn) {
 	// The first request may have come with the handshake's last flight:
 	// crypto/tls holds it already.
 	l.decrypt(c)
-	if c.lp != nil && lp.be == nil {
-		l.next(c)
-	}
+	l.next(c)
 }
 
 func (l *loop) clientEvent(c *conn, events uint32) {
