@@ -60,6 +60,12 @@ const (
 	PassthroughDialError = "dial_error" // the backend endpoint refused or timed out
 )
 
+// Modes of a TLS listener, the mode label of the passthrough metrics.
+const (
+	ModePassthrough = "passthrough" // the backend terminates the client's TLS
+	ModeTerminate   = "terminate"   // Portico terminates it and splices plain bytes
+)
+
 // ConnectionBuckets are the passthrough connection-duration buckets in
 // seconds: connections live from milliseconds to hours.
 var ConnectionBuckets = []float64{.01, .1, 1, 10, 60, 300, 1800, 3600, 4 * 3600}
@@ -83,17 +89,17 @@ func New() *Metrics {
 	}, []string{"kind", "namespace", "name", "rule", "grpc_status"})
 	m.passthroughConns = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: PassthroughConnsName,
-		Help: "TLS passthrough connections ended, per TLSRoute (empty labels when none took the SNI) and result (spliced, bad_hello, no_route, no_backend, dial_error).",
-	}, []string{"kind", "namespace", "name", "rule", "result"})
+		Help: "Connections of TLS listeners (TLSRoutes) ended, per TLSRoute (empty labels when none took the SNI), listener mode (passthrough, terminate) and result (spliced, bad_hello, no_route, no_backend, dial_error; bad_hello is a failed handshake in terminate mode).",
+	}, []string{"kind", "namespace", "name", "rule", "mode", "result"})
 	m.passthroughBytes = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: PassthroughBytesName,
-		Help: "Bytes spliced by TLS passthrough, per TLSRoute and direction (in: from the client, ClientHello included; out: to the client).",
-	}, []string{"kind", "namespace", "name", "rule", "direction"})
+		Help: "Bytes spliced by TLS listeners, per TLSRoute, listener mode and direction (in: from the client, ClientHello included in passthrough mode; out: to the client; decrypted bytes in terminate mode).",
+	}, []string{"kind", "namespace", "name", "rule", "mode", "direction"})
 	m.passthroughDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    PassthroughDurationName,
-		Help:    "Lifetime of spliced TLS passthrough connections, per TLSRoute.",
+		Help:    "Lifetime of spliced connections of TLS listeners, per TLSRoute and listener mode.",
 		Buckets: ConnectionBuckets,
-	}, []string{"kind", "namespace", "name", "rule"})
+	}, []string{"kind", "namespace", "name", "rule", "mode"})
 	m.routes = routeSeriesSet{vec: m.requestDuration, grpcVec: m.grpcResponses, m: make(map[RouteLabels]*RouteSeries),
 		extra: []prometheus.Collector{m.passthroughConns, m.passthroughBytes, m.passthroughDuration}}
 	m.InFlight = prometheus.NewGauge(prometheus.GaugeOpts{
@@ -143,21 +149,21 @@ func New() *Metrics {
 // Route returns the series of one route; it is safe to keep across snapshots.
 func (m *Metrics) Route(l RouteLabels) *RouteSeries { return m.routes.get(l) }
 
-// Passthrough records one ended TLS passthrough connection: its route
-// (zero labels when no route took it), result, the bytes it carried each
-// way and its lifetime. It is called once per connection, so it resolves
+// Passthrough records one ended connection of a TLS listener in mode
+// (ModePassthrough or ModeTerminate): its route (zero labels when no route
+// took it), result, the bytes it carried each way and its lifetime. It is called once per connection, so it resolves
 // the series each time rather than caching them as Route does.
-func (m *Metrics) Passthrough(l RouteLabels, result string, in, out int64, seconds float64) {
+func (m *Metrics) Passthrough(l RouteLabels, mode, result string, in, out int64, seconds float64) {
 	if l != (RouteLabels{}) {
 		m.routes.get(l) // keeps the route's series until RetainRoutes drops it
 	}
-	m.passthroughConns.WithLabelValues(l.Kind, l.Namespace, l.Name, l.Rule, result).Inc()
+	m.passthroughConns.WithLabelValues(l.Kind, l.Namespace, l.Name, l.Rule, mode, result).Inc()
 	if result != PassthroughSpliced {
 		return
 	}
-	m.passthroughBytes.WithLabelValues(l.Kind, l.Namespace, l.Name, l.Rule, "in").Add(float64(in))
-	m.passthroughBytes.WithLabelValues(l.Kind, l.Namespace, l.Name, l.Rule, "out").Add(float64(out))
-	m.passthroughDuration.WithLabelValues(l.Kind, l.Namespace, l.Name, l.Rule).Observe(seconds)
+	m.passthroughBytes.WithLabelValues(l.Kind, l.Namespace, l.Name, l.Rule, mode, "in").Add(float64(in))
+	m.passthroughBytes.WithLabelValues(l.Kind, l.Namespace, l.Name, l.Rule, mode, "out").Add(float64(out))
+	m.passthroughDuration.WithLabelValues(l.Kind, l.Namespace, l.Name, l.Rule, mode).Observe(seconds)
 }
 
 // RetainRoutes drops the series of every route not in keep.

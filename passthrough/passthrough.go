@@ -1,8 +1,14 @@
-// Package passthrough serves TLS listeners in Passthrough mode: it reads a
-// connection's ClientHello without terminating TLS, picks a TLSRoute by
-// the SNI, dials one of the route's backend endpoints, replays the bytes
-// it read and splices the connection both ways. Portico never holds the
-// certificate keys of these hosts: the backend terminates TLS.
+// Package passthrough serves the TLS listeners of Gateways (TLSRoutes).
+// In Passthrough mode it reads a connection's ClientHello without
+// terminating TLS, picks a TLSRoute by the SNI, dials one of the route's
+// backend endpoints, replays the bytes it read and splices the connection
+// both ways. Portico never holds the certificate keys of these hosts: the
+// backend terminates TLS.
+//
+// In Terminate mode (Config.GetCertificate set) it completes the
+// handshake with the listener's certificate for the SNI, picks the
+// TLSRoute by the same SNI and splices the decrypted bytes to the backend
+// as plain TCP.
 //
 // A connection whose SNI no route takes (or that sends no SNI) is closed:
 // a passthrough socket has no certificate to answer with, and the
@@ -52,7 +58,12 @@ type Config struct {
 	IdleTimeout time.Duration
 	// DialTimeout bounds connecting to the backend endpoint.
 	DialTimeout time.Duration
-	Metrics     *metrics.Metrics
+	// GetCertificate, when set, makes the listener terminate TLS (mode
+	// Terminate): it answers the ClientHello with the listener's
+	// certificate for the SNI, and HelloTimeout bounds the whole
+	// handshake. Nil is Passthrough.
+	GetCertificate func(*stdtls.ClientHelloInfo) (*stdtls.Certificate, error)
+	Metrics        *metrics.Metrics
 	// AccessLog, when set, gets one record per connection as it ends.
 	AccessLog *slog.Logger
 	Logger    *slog.Logger
@@ -164,11 +175,28 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) serve(c net.Conn) {
 	defer s.track(c, false)
 	defer c.Close()
-	rec := record{start: time.Now(), remote: c.RemoteAddr().String()}
+	rec := record{start: time.Now(), remote: c.RemoteAddr().String(), mode: metrics.ModePassthrough}
 	defer s.observe(&rec)
-	hello, sni, err := readClientHello(c, s.cfg.MaxHelloBytes, s.cfg.HelloTimeout)
+	var (
+		hello []byte
+		sni   string
+		err   error
+	)
+	if s.cfg.GetCertificate != nil {
+		rec.mode = metrics.ModeTerminate
+		var tc *stdtls.Conn
+		tc, sni, err = s.handshake(c)
+		if err == nil {
+			// The client side spliced is the TLS connection: closing it
+			// sends close_notify before the socket closes.
+			c = tc
+			defer tc.Close()
+		}
+	} else {
+		hello, sni, err = readClientHello(c, s.cfg.MaxHelloBytes, s.cfg.HelloTimeout)
+	}
 	if err != nil {
-		s.cfg.Logger.Debug("TLS passthrough: no ClientHello", "remote", rec.remote, "error", err)
+		s.cfg.Logger.Debug("TLS listener: no ClientHello or handshake", "mode", rec.mode, "remote", rec.remote, "error", err)
 		rec.result = metrics.PassthroughBadHello
 		return
 	}
@@ -208,13 +236,31 @@ func (s *Server) serve(c net.Conn) {
 	rec.result = metrics.PassthroughSpliced
 }
 
+// handshake terminates TLS on c with the listener's certificate for the
+// SNI, within HelloTimeout, and returns the connection and its SNI.
+func (s *Server) handshake(c net.Conn) (*stdtls.Conn, string, error) {
+	if err := c.SetDeadline(time.Now().Add(s.cfg.HelloTimeout)); err != nil {
+		return nil, "", err
+	}
+	// No ALPN: the bytes after the handshake are the TLSRoute backend's
+	// protocol, which Portico does not know.
+	tc := stdtls.Server(c, &stdtls.Config{GetCertificate: s.cfg.GetCertificate, MinVersion: stdtls.VersionTLS12})
+	if err := tc.Handshake(); err != nil {
+		return nil, "", err
+	}
+	if err := c.SetDeadline(time.Time{}); err != nil {
+		return nil, "", err
+	}
+	return tc, tc.ConnectionState().ServerName, nil
+}
+
 // record is what is known of one connection when it ends.
 type record struct {
-	start               time.Time
-	remote, sni, result string
-	route               *routing.Route
-	backend, endpoint   string
-	in, out             int64
+	start                     time.Time
+	remote, sni, mode, result string
+	route                     *routing.Route
+	backend, endpoint         string
+	in, out                   int64
 }
 
 // observe counts an ended connection and writes its access log record.
@@ -227,12 +273,13 @@ func (s *Server) observe(r *record) {
 		routeName = r.route.Source.String()
 	}
 	if s.cfg.Metrics != nil {
-		s.cfg.Metrics.Passthrough(labels, r.result, r.in, r.out, seconds)
+		s.cfg.Metrics.Passthrough(labels, r.mode, r.result, r.in, r.out, seconds)
 	}
 	if s.cfg.AccessLog != nil {
 		s.cfg.AccessLog.LogAttrs(context.Background(), slog.LevelInfo, "passthrough",
 			slog.String("remote", r.remote),
 			slog.String("sni", r.sni),
+			slog.String("mode", r.mode),
 			slog.String("result", r.result),
 			slog.String("route", routeName),
 			slog.String("backend", r.backend),
@@ -314,8 +361,10 @@ func splice(client, backend net.Conn, hello []byte, idle time.Duration) (in, out
 	// only ends the connection when both have been idle.
 	var last atomic.Int64
 	last.Store(time.Now().UnixNano())
-	if _, err := backend.Write(hello); err != nil {
-		return 0, 0
+	if len(hello) > 0 {
+		if _, err := backend.Write(hello); err != nil {
+			return 0, 0
+		}
 	}
 	in = int64(len(hello))
 	var wg sync.WaitGroup
@@ -370,7 +419,8 @@ func copyIdle(dst, src net.Conn, idle time.Duration, last *atomic.Int64) int64 {
 	return n
 }
 
-// closeWrite half-closes c when it can, else closes it.
+// closeWrite half-closes c when it can, else closes it. A terminated
+// client connection (*tls.Conn) sends close_notify and keeps reading.
 func closeWrite(c net.Conn) {
 	// A PROXY protocol connection half-closes through its socket.
 	if r, ok := c.(interface{ Raw() net.Conn }); ok {

@@ -213,8 +213,8 @@ func TestServerAccessLog(t *testing.T) {
 		t.Errorf("the backend got %x, want the ClientHello record", b)
 	}
 	want := []string{
-		`msg=passthrough`, `sni=app.test result=spliced route="TLSRoute ns/app rule 0/0" backend=ns/app:443`,
-		`sni=other.test result=no_route route=""`,
+		`msg=passthrough`, `sni=app.test mode=passthrough result=spliced route="TLSRoute ns/app rule 0/0" backend=ns/app:443`,
+		`sni=other.test mode=passthrough result=no_route route=""`,
 	}
 	var out string
 	for range 200 {

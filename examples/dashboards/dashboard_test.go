@@ -55,7 +55,7 @@ func exportedNames(t *testing.T) map[string]bool {
 	m := metrics.New()
 	m.Route(metrics.RouteLabels{Kind: "Ingress", Namespace: "ns", Name: "n", Rule: "0/0"}).Observe("GET", 200, 0.01)
 	m.Route(metrics.RouteLabels{Kind: "GRPCRoute", Namespace: "ns", Name: "g", Rule: "0/0"}).ObserveGRPC("0")
-	m.Passthrough(metrics.RouteLabels{Kind: "TLSRoute", Namespace: "ns", Name: "t", Rule: "0"}, metrics.PassthroughSpliced, 1, 1, 0.1)
+	m.Passthrough(metrics.RouteLabels{Kind: "TLSRoute", Namespace: "ns", Name: "t", Rule: "0"}, metrics.ModePassthrough, metrics.PassthroughSpliced, 1, 1, 0.1)
 	m.ConnectError("ns/svc:80")
 	m.SnapshotBuilt(time.Millisecond, true)
 	m.Serving(metrics.SnapshotServing{
