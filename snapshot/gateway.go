@@ -86,6 +86,9 @@ var SupportedFeatures = sortedFeatures(
 	// BackendTLSPolicy.
 	features.SupportBackendTLSPolicy,
 	features.SupportBackendTLSPolicySANValidation,
+	// TLSRoute extended: TLS listeners in mode Terminate (not Mixed: one
+	// port's TLS listeners share one mode).
+	features.SupportTLSRouteModeTerminate,
 )
 
 func sortedFeatures(names ...features.FeatureName) []features.FeatureName {

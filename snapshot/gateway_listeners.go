@@ -93,7 +93,8 @@ type listenerInfo struct {
 
 // programmed reports whether the listener is served.
 func (l *listenerInfo) programmed() bool {
-	return l.accepted && (l.spec.Protocol == gatewayv1.HTTPProtocolType || l.spec.Protocol == gatewayv1.TLSProtocolType || l.pair != nil || l.acme)
+	passthrough := l.spec.Protocol == gatewayv1.TLSProtocolType && !l.terminatesTLS()
+	return l.accepted && (l.spec.Protocol == gatewayv1.HTTPProtocolType || passthrough || l.pair != nil || l.acme)
 }
 
 func (t *gatewayTranslator) gateway(gw *gatewayv1.Gateway) *gatewayInfo {
@@ -160,15 +161,9 @@ func (t *gatewayTranslator) listener(info *gatewayInfo, spec *gatewayv1.Listener
 	switch spec.Protocol {
 	case gatewayv1.HTTPProtocolType, gatewayv1.HTTPSProtocolType:
 	case gatewayv1.TLSProtocolType:
-		// Only passthrough: a TLS listener that terminates (TLSRoute mode
-		// Terminate, extended) is not served.
-		if spec.TLS == nil || deref(spec.TLS.Mode, gatewayv1.TLSModeTerminate) != gatewayv1.TLSModePassthrough {
-			l.accepted = false
-			l.acceptedReason = string(gatewayv1.ListenerReasonUnsupportedValue)
-			l.acceptedMsg = "a TLS listener must set tls.mode Passthrough (Terminate is not supported for TLSRoutes)"
-			l.supportedKinds = []gatewayv1.RouteGroupKind{}
-			return l
-		}
+		// Passthrough, or Terminate (extended, TLSRouteModeTerminate): the
+		// listener terminates TLS with its certificateRefs and splices the
+		// decrypted bytes to the TLSRoute's backends.
 	default:
 		l.accepted = false
 		l.acceptedReason = string(gatewayv1.ListenerReasonUnsupportedProtocol)
@@ -200,15 +195,23 @@ func (t *gatewayTranslator) listener(info *gatewayInfo, spec *gatewayv1.Listener
 			return l
 		}
 	}
-	if spec.Protocol == gatewayv1.HTTPSProtocolType {
+	if spec.Protocol == gatewayv1.HTTPSProtocolType || l.terminatesTLS() {
 		t.listenerTLS(info, l)
 	}
 	return l
 }
 
+// terminatesTLS reports whether l is a TLS listener in mode Terminate
+// (the mode's default).
+func (l *listenerInfo) terminatesTLS() bool {
+	return l.spec.Protocol == gatewayv1.TLSProtocolType &&
+		(l.spec.TLS == nil || deref(l.spec.TLS.Mode, gatewayv1.TLSModeTerminate) == gatewayv1.TLSModeTerminate)
+}
+
 // routeKinds resolves allowedRoutes.kinds: HTTP and HTTPS listeners
 // serve HTTPRoutes and GRPCRoutes (gRPC over h2c on HTTP listeners, over
-// h2 on HTTPS ones), TLS listeners (Passthrough) serve TLSRoutes.
+// h2 on HTTPS ones), TLS listeners (Passthrough or Terminate) serve
+// TLSRoutes.
 func (t *gatewayTranslator) routeKinds(l *listenerInfo) {
 	kind := func(name string) gatewayv1.RouteGroupKind {
 		return gatewayv1.RouteGroupKind{Group: ptrTo(gatewayv1.Group(gatewayGroup)), Kind: gatewayv1.Kind(name)}
@@ -290,6 +293,15 @@ func detectConflicts(listeners []*listenerInfo) {
 			}
 			continue
 		}
+		// One socket either terminates TLS or passes it through: TLS
+		// listeners of both modes on one port (TLSRouteModeMixed) are not
+		// served.
+		if n := countFunc(ls, (*listenerInfo).terminatesTLS); n > 0 && n < len(ls) {
+			for _, l := range ls {
+				l.conflict(gatewayv1.ListenerReasonProtocolConflict, fmt.Sprintf("port %d is used by TLS listeners of both modes, Terminate and Passthrough", port))
+			}
+			continue
+		}
 		byHost := make(map[string][]*listenerInfo)
 		for _, l := range ls {
 			byHost[l.hostname] = append(byHost[l.hostname], l)
@@ -307,6 +319,16 @@ func detectConflicts(listeners []*listenerInfo) {
 			}
 		}
 	}
+}
+
+func countFunc[T any](s []T, f func(T) bool) int {
+	n := 0
+	for _, v := range s {
+		if f(v) {
+			n++
+		}
+	}
+	return n
 }
 
 func (l *listenerInfo) conflict(reason gatewayv1.ListenerConditionReason, msg string) {

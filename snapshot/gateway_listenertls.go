@@ -11,10 +11,11 @@ import (
 	porticotls "portico.dev/portico/tls"
 )
 
-// The certificate of an HTTPS listener: a Secret from certificateRefs, or
-// a certificate from the ACME CA.
+// The certificate of an HTTPS listener, or of a TLS listener in mode
+// Terminate: a Secret from certificateRefs, or (HTTPS only) a certificate
+// from the ACME CA.
 
-// listenerTLS resolves an HTTPS listener's certificate. The first
+// listenerTLS resolves an HTTPS or terminating TLS listener's certificate. The first
 // certificateRef that resolves is served; a Secret that went missing or
 // stopped parsing keeps serving its last good key pair. A listener without
 // certificateRefs may ask for an ACME certificate instead (listenerACME);
@@ -25,9 +26,15 @@ func (t *gatewayTranslator) listenerTLS(info *gatewayInfo, l *listenerInfo) {
 		if mode := deref(tlsCfg.Mode, gatewayv1.TLSModeTerminate); mode != gatewayv1.TLSModeTerminate {
 			l.accepted = false
 			l.acceptedReason = string(gatewayv1.ListenerReasonUnsupportedValue)
-			l.acceptedMsg = fmt.Sprintf("tls.mode %q is not supported on HTTPS listeners (only Terminate)", mode)
+			l.acceptedMsg = fmt.Sprintf("tls.mode %q is not supported on %s listeners (only Terminate)", mode, l.spec.Protocol)
 			return
 		}
+	}
+	if (tlsCfg == nil || len(tlsCfg.CertificateRefs) == 0) && l.terminatesTLS() {
+		l.accepted = false
+		l.acceptedReason = string(gatewayv1.ListenerReasonInvalid)
+		l.acceptedMsg = "a TLS listener in mode Terminate needs tls.certificateRefs (or tls.mode Passthrough)"
+		return
 	}
 	if tlsCfg == nil || len(tlsCfg.CertificateRefs) == 0 {
 		t.listenerACME(l)
@@ -75,7 +82,10 @@ func (t *gatewayTranslator) listenerTLS(info *gatewayInfo, l *listenerInfo) {
 			}
 		}
 	}
-	t.listenerFrontendTLS(info, l)
+	if !l.terminatesTLS() {
+		// spec.tls.frontend validates the clients of HTTPS listeners only.
+		t.listenerFrontendTLS(info, l)
+	}
 }
 
 // listenerACME accepts an HTTPS listener without certificateRefs when its

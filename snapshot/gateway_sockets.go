@@ -42,6 +42,12 @@ func (t *gatewayTranslator) listeners() []*Listener {
 			table := t.socketTable(info, ls)
 			var certs *porticotls.Certificates
 			var validation *porticotls.ClientValidation
+			// detectConflicts keeps the TLS listeners of one port in one
+			// mode.
+			terminate := ls[0].terminatesTLS()
+			if terminate {
+				certs = socketCertificates(ls)
+			}
 			if ls[0].spec.Protocol == gatewayv1.HTTPSProtocolType {
 				certs = socketCertificates(ls)
 				t.socketACMEHosts(ls, certs)
@@ -58,6 +64,7 @@ func (t *gatewayTranslator) listeners() []*Listener {
 					Protocol:         ls[0].spec.Protocol,
 					Gateway:          info.name,
 					Routes:           table,
+					Terminate:        terminate,
 					Certificates:     certs,
 					ClientValidation: validation,
 				}

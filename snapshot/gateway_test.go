@@ -49,7 +49,11 @@ func describeGateway(s *snapshot.Snapshot, section func(string, []string)) {
 	if len(s.Listeners) > 0 {
 		var lines []string
 		for _, l := range s.Listeners {
-			lines = append(lines, fmt.Sprintf("%s %s port %d for Gateway %s", l.Protocol, l.Address, l.Port, l.Gateway))
+			proto := string(l.Protocol)
+			if l.Terminate {
+				proto += " Terminate"
+			}
+			lines = append(lines, fmt.Sprintf("%s %s port %d for Gateway %s", proto, l.Address, l.Port, l.Gateway))
 			if cv := l.ClientValidation; cv != nil {
 				lines = append(lines, fmt.Sprintf("  client certificates: %s, CAs set %t", cv.Mode, cv.CAs != nil))
 			}

@@ -30,9 +30,14 @@ type Listener struct {
 	Address netip.Addr
 	Port    int32
 	// Protocol is gatewayv1.HTTPProtocolType, gatewayv1.HTTPSProtocolType
-	// or gatewayv1.TLSProtocolType (TLS passthrough: Routes then holds the
-	// TLSRoutes, matched by SNI with the path "/", and Certificates is nil).
+	// or gatewayv1.TLSProtocolType (Routes then holds the TLSRoutes,
+	// matched by SNI with the path "/"; Certificates is nil in mode
+	// Passthrough).
 	Protocol gatewayv1.ProtocolType
+	// Terminate is a TLS socket in mode Terminate: it terminates TLS with
+	// Certificates, chosen by SNI as on HTTPS sockets, and splices the
+	// decrypted bytes to the TLSRoute's backend.
+	Terminate bool
 	// Gateway is the Gateway whose listeners these are.
 	Gateway types.NamespacedName
 	// Routes is compiled with routing.CompileListeners: a request is
@@ -41,8 +46,8 @@ type Listener struct {
 	// request whose Host selects another listener than its connection's
 	// SNI (Routes.AnswerMisdirected).
 	Routes *routing.Table
-	// Certificates serves the HTTPS listeners' certificateRefs by SNI; nil
-	// for HTTP.
+	// Certificates serves the HTTPS (or terminating TLS) listeners'
+	// certificateRefs by SNI; nil for HTTP and TLS Passthrough.
 	Certificates *porticotls.Certificates
 	// ClientValidation is the client certificate validation of this
 	// port's HTTPS listeners: the Gateway's spec.tls.frontend perPort entry
