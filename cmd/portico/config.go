@@ -218,11 +218,11 @@ func registerListenerFlags(fs *flag.FlagSet, cfg *config, text *flagText) {
 	fs.IntVar(&cfg.RedirectHTTPSPort, "redirect-https-port", 0,
 		"port put in redirects to HTTPS (routes with portico.dev/ssl-redirect); 0 uses the port of --https-addr")
 	fs.DurationVar(&cfg.Passthrough.HelloTimeout, "passthrough-hello-timeout", passthrough.DefaultHelloTimeout,
-		"on TLS passthrough listeners (TLSRoutes), time a client has to send its whole ClientHello (and PROXY header) before the connection is closed")
+		"on TLS passthrough listeners (TLSRoutes), time a client has to send its whole ClientHello (and PROXY header) before the connection is closed; on TLS listeners in mode Terminate, time for the whole handshake")
 	fs.IntVar(&cfg.Passthrough.MaxHelloBytes, "passthrough-max-hello-bytes", passthrough.DefaultMaxHelloBytes,
 		"on TLS passthrough listeners, the most bytes read to find the ClientHello's SNI; a larger ClientHello closes the connection")
 	fs.DurationVar(&cfg.Passthrough.IdleTimeout, "passthrough-idle-timeout", passthrough.DefaultIdleTimeout,
-		"a TLS passthrough connection through which no byte went in either direction for this long is closed on both sides")
+		"a connection of a TLS listener (Passthrough or Terminate) through which no byte went in either direction for this long is closed on both sides")
 	text.proxyProtocol = fs.String("proxy-protocol-from", "",
 		"comma-separated CIDRs of L4 load balancers whose connections may start with a PROXY protocol header (v1 or v2) naming the client; headers from other peers are never read")
 	text.trusted = fs.String("trusted-proxies", "",

@@ -31,14 +31,32 @@ type listenerKey struct {
 	addr     netip.Addr
 	port     int32
 	protocol gatewayv1.ProtocolType
+	// terminate is a TLS socket in mode Terminate: a socket switching
+	// between Passthrough and Terminate is bound anew.
+	terminate bool
 }
 
 func (k listenerKey) String() string {
-	return string(k.protocol) + " " + net.JoinHostPort(k.addr.String(), strconv.Itoa(int(k.port)))
+	p := string(k.protocol)
+	if k.terminate {
+		p += " Terminate"
+	}
+	return p + " " + net.JoinHostPort(k.addr.String(), strconv.Itoa(int(k.port)))
 }
 
 func (k listenerKey) compare(o listenerKey) int {
-	return cmp.Or(k.addr.Compare(o.addr), cmp.Compare(k.port, o.port), cmp.Compare(k.protocol, o.protocol))
+	return cmp.Or(k.addr.Compare(o.addr), cmp.Compare(k.port, o.port), cmp.Compare(k.protocol, o.protocol),
+		compareBool(k.terminate, o.terminate))
+}
+
+func compareBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return 1
+	}
+	return -1
 }
 
 // gatewayListeners binds the sockets Gateways ask for (Snapshot.Listeners)
@@ -67,7 +85,7 @@ type gatewayListeners struct {
 }
 
 // socketServer serves one bound socket: HTTP or HTTPS (porticotls.Server)
-// or TLS passthrough (passthrough.Server).
+// or TLS, Passthrough or Terminate (passthrough.Server).
 type socketServer interface {
 	Serve() error
 	Shutdown(ctx context.Context) error
@@ -105,7 +123,7 @@ func (g *gatewayListeners) reconcile(snap *snapshot.Snapshot) {
 	}
 	want := make(map[listenerKey]*snapshot.Listener, len(snap.Listeners))
 	for _, l := range snap.Listeners {
-		k := listenerKey{addr: l.Address.Unmap(), port: l.Port, protocol: l.Protocol}
+		k := listenerKey{addr: l.Address.Unmap(), port: l.Port, protocol: l.Protocol, terminate: l.Terminate}
 		if _, dup := want[k]; dup {
 			g.log.Error("two Gateway listeners for one socket; serving the first", "socket", k.String(),
 				"gateway", l.Gateway.String())
@@ -190,9 +208,22 @@ func (g *gatewayListeners) bind(k listenerKey, l *snapshot.Listener) (*boundList
 		}
 		return nil
 	}
+	certificates := func() *porticotls.Certificates {
+		if cur := b.current.Load(); cur != nil {
+			return cur.Certificates
+		}
+		return nil
+	}
 	if k.protocol == gatewayv1.TLSProtocolType {
 		cfg := g.passthrough
 		cfg.Routes = routes
+		if k.terminate {
+			// The certificate is chosen by SNI among the listeners'
+			// certificateRefs as on HTTPS sockets, and stapled alike.
+			cfg.GetCertificate = g.shared.OCSP.Wrap(porticotls.CertificateGetter(func(serverName string) *porticotls.KeyPair {
+				return certificates().Lookup(serverName)
+			}))
+		}
 		cfg.Metrics = g.shared.Metrics
 		cfg.AccessLog = g.shared.AccessLog
 		cfg.Logger = g.log.With("gateway", l.Gateway.String())
@@ -202,15 +233,10 @@ func (g *gatewayListeners) bind(k listenerKey, l *snapshot.Listener) (*boundList
 	}
 
 	content := frontdoor.Content{
-		Routes: routes,
-		Certificates: func() *porticotls.Certificates {
-			if cur := b.current.Load(); cur != nil {
-				return cur.Certificates
-			}
-			return nil
-		},
-		HTTPSPort: g.httpsPort,
-		Logger:    g.log.With("gateway", l.Gateway.String()),
+		Routes:       routes,
+		Certificates: certificates,
+		HTTPSPort:    g.httpsPort,
+		Logger:       g.log.With("gateway", l.Gateway.String()),
 	}
 	if secure {
 		// The listener's client certificate validation (spec.tls.frontend)
