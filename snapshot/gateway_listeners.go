@@ -299,6 +299,10 @@ func detectConflicts(listeners []*listenerInfo) {
 		if n := countFunc(ls, (*listenerInfo).terminatesTLS); n > 0 && n < len(ls) {
 			for _, l := range ls {
 				l.conflict(gatewayv1.ListenerReasonProtocolConflict, fmt.Sprintf("port %d is used by TLS listeners of both modes, Terminate and Passthrough", port))
+				// No route kind is served on such a port (the conformance
+				// test TLSRouteListenerMixedTerminationNotSupported expects
+				// supportedKinds empty).
+				l.supportedKinds = []gatewayv1.RouteGroupKind{}
 			}
 			continue
 		}
