@@ -14,6 +14,7 @@ import (
 const (
 	RequestDurationName       = "portico_request_duration_seconds"
 	RequestsInFlightName      = "portico_requests_in_flight"
+	EventLoopRequestsName     = "portico_http1_event_loop_requests_total"
 	GRPCResponsesName         = "portico_grpc_responses_total"
 	UpstreamConnectErrorsName = "portico_upstream_connect_errors_total"
 	SnapshotBuildsName        = "portico_snapshot_builds_total"
@@ -144,6 +145,30 @@ func New() *Metrics {
 		m.passthroughConns, m.passthroughBytes, m.passthroughDuration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// CountEventLoops exports what the HTTP/1.1 event loops did, read from
+// counts when scraped (the loops keep their own counters, so the hot path
+// pays nothing for it): requests they answered (served), connections they
+// gave to a goroutine before forwarding a request (handed_off) and
+// exchanges they gave to one after (continued).
+func (m *Metrics) CountEventLoops(counts func() (served, handedOff, continued uint64)) {
+	m.Registry.MustRegister(eventLoopCollector(counts))
+}
+
+var eventLoopDesc = prometheus.NewDesc(EventLoopRequestsName,
+	"HTTP/1.1 requests and connections by what the event loops did with them: served on a loop, handed_off to a goroutine before forwarding, continued on a goroutine after forwarding.",
+	[]string{"outcome"}, nil)
+
+type eventLoopCollector func() (served, handedOff, continued uint64)
+
+func (c eventLoopCollector) Describe(ch chan<- *prometheus.Desc) { ch <- eventLoopDesc }
+
+func (c eventLoopCollector) Collect(ch chan<- prometheus.Metric) {
+	served, handedOff, continued := c()
+	ch <- prometheus.MustNewConstMetric(eventLoopDesc, prometheus.CounterValue, float64(served), "served")
+	ch <- prometheus.MustNewConstMetric(eventLoopDesc, prometheus.CounterValue, float64(handedOff), "handed_off")
+	ch <- prometheus.MustNewConstMetric(eventLoopDesc, prometheus.CounterValue, float64(continued), "continued")
 }
 
 // Route returns the series of one route; it is safe to keep across snapshots.

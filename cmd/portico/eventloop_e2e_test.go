@@ -44,6 +44,18 @@ func TestEventLoops(t *testing.T) {
 		if got := http1.EventLoopCounts().Served - before.Served; got < 20 {
 			t.Errorf("loops served %d of 20 requests", got)
 		}
+		mresp, err := (&http.Client{Timeout: 5 * time.Second}).Get("http://" + e.admin + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		metricsBody, _ := io.ReadAll(mresp.Body)
+		mresp.Body.Close()
+		metricsText := string(metricsBody)
+		for _, outcome := range []string{"served", "handed_off", "continued"} {
+			if !strings.Contains(metricsText, `portico_http1_event_loop_requests_total{outcome="`+outcome+`"}`) {
+				t.Errorf("/metrics lacks the event loops' %s count", outcome)
+			}
+		}
 	})
 
 	t.Run("a body goes to the goroutine engine", func(t *testing.T) {

@@ -22,6 +22,7 @@ import (
 	gatewayclient "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
 
 	"portico.dev/portico/frontdoor"
+	"portico.dev/portico/http1"
 	"portico.dev/portico/metrics"
 	"portico.dev/portico/routing"
 	"portico.dev/portico/snapshot"
@@ -85,6 +86,10 @@ func newProcess(cfg *config, logger *slog.Logger) (*process, error) {
 	}
 
 	g := &process{cfg: cfg, log: logger, source: src, metrics: metrics.New(), firstPublished: make(chan struct{})}
+	g.metrics.CountEventLoops(func() (uint64, uint64, uint64) {
+		n := http1.EventLoopCounts()
+		return n.Served, n.HandedOff, n.Continued
+	})
 	upCfg := cfg.Upstream
 	upCfg.Logger = logger
 	upCfg.OnConnectError = g.metrics.ConnectError
