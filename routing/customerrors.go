@@ -116,10 +116,15 @@ func (h *Handler) serveCustomErrors(w http.ResponseWriter, r *http.Request, tabl
 	return h.fetchErrorPage(w, r, ce, eb, iw.status)
 }
 
-// fetchErrorPage asks eb for the page of status and writes it with that
-// status; the existing upstream bounds (connect, response header and read
-// timeouts) bound the exchange. An error backend that does not answer
-// gets the client status with a short body of Portico's own.
+// fetchErrorPage asks eb for the page of status and writes it; the
+// existing upstream bounds (connect, response header and read timeouts)
+// bound the exchange. An error backend the Ingress names (default-backend)
+// answers with its own status, as nginx passes it: such a service exists
+// to answer errors, and ingress-nginx's own returns X-Code. The fallback
+// Service is the legacy site, not an error service: its page goes out
+// with the intercepted status, so that a backend's error never reaches the
+// client as the legacy site's 200. An error backend that does not answer
+// gets the intercepted status with a short body of Portico's own.
 func (h *Handler) fetchErrorPage(w http.ResponseWriter, r *http.Request, ce *CustomErrors, eb *upstream.Backend, status int) int {
 	method := http.MethodGet
 	if r.Method == http.MethodHead {
@@ -153,7 +158,7 @@ func (h *Handler) fetchErrorPage(w http.ResponseWriter, r *http.Request, ce *Cus
 		RemoteAddr: r.RemoteAddr,
 		TLS:        r.TLS,
 	}).WithContext(r.Context())
-	pw := &statusWriter{ResponseWriter: w, status: status}
+	pw := &statusWriter{ResponseWriter: w, status: status, own: ce.Backend != nil}
 	out := h.cfg.Forwarder.ForwardWith(pw, er, eb, &upstream.ForwardOptions{
 		// Called only for the backend's own responses: a response the
 		// Forwarder generates is its failure to get one.
@@ -171,11 +176,13 @@ func (h *Handler) fetchErrorPage(w http.ResponseWriter, r *http.Request, ce *Cus
 	return status
 }
 
-// statusWriter writes the error backend's response with the intercepted
-// status, and swallows a response the Forwarder generates itself.
+// statusWriter writes the error backend's response, with its own status
+// (own) or the intercepted one, and swallows a response the Forwarder
+// generates itself.
 type statusWriter struct {
 	http.ResponseWriter
 	status   int
+	own      bool
 	answered bool
 	wrote    bool
 }
@@ -185,7 +192,10 @@ func (s *statusWriter) WriteHeader(code int) {
 		return
 	}
 	s.wrote = true
-	s.ResponseWriter.WriteHeader(s.status)
+	if !s.own {
+		code = s.status
+	}
+	s.ResponseWriter.WriteHeader(code)
 }
 
 func (s *statusWriter) Write(p []byte) (int, error) {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -20,8 +21,10 @@ type errorPageRequest struct {
 	header      http.Header
 }
 
-// startErrorPages is an ingress-nginx style error backend: it answers 200
-// (Portico keeps the original status) with a page naming the headers it got.
+// startErrorPages is an ingress-nginx style error backend: it answers with
+// the status X-Code names, as ingress-nginx's own does, except 410 for a
+// 404 (its own choice, which the client must get), with a page naming the
+// headers it got.
 func startErrorPages(t *testing.T) (port string, seen chan errorPageRequest) {
 	t.Helper()
 	seen = make(chan errorPageRequest, 100)
@@ -31,6 +34,13 @@ func startErrorPages(t *testing.T) (port string, seen chan errorPageRequest) {
 		default:
 		}
 		w.Header().Set("X-Error-Page", "yes")
+		code, _ := strconv.Atoi(r.Header.Get("X-Code"))
+		if code == http.StatusNotFound {
+			code = http.StatusGone
+		}
+		if code >= 200 && code <= 599 {
+			w.WriteHeader(code)
+		}
 		fmt.Fprintf(w, "error page code=%s uri=%s format=%s", r.Header.Get("X-Code"), r.Header.Get("X-Original-URI"), r.Header.Get("X-Format"))
 	}))
 	t.Cleanup(srv.Close)
@@ -49,6 +59,9 @@ func startFailingApp(t *testing.T) string {
 		case "/secret":
 			w.WriteHeader(http.StatusServiceUnavailable)
 			fmt.Fprint(w, "SECRET-STACK-TRACE "+strings.Repeat("x", 100<<10))
+		case "/missing":
+			w.WriteHeader(http.StatusNotFound)
+			fmt.Fprint(w, "not here")
 		case "/teapot":
 			w.WriteHeader(http.StatusTeapot)
 			fmt.Fprint(w, "short and stout")
@@ -119,6 +132,17 @@ func TestNginxCustomHTTPErrors(t *testing.T) {
 			resp, body = do(t, client.c, "GET", base+"/ok", nil, "")
 			if resp.StatusCode != 200 || body != "all fine" || resp.Header.Get("Set-Cookie") != "session=leaked" {
 				t.Errorf("a 200 was changed: %d %q %v", resp.StatusCode, body, resp.Header)
+			}
+			// The error backend's own status goes to the client, as nginx
+			// passes it.
+			resp, body = do(t, client.c, "GET", base+"/missing", nil, "")
+			if resp.StatusCode != http.StatusGone || !strings.HasPrefix(body, "error page code=404") {
+				t.Errorf("the error backend's own status: %d %.80q, want 410 and its page", resp.StatusCode, body)
+			}
+			select {
+			case <-seen:
+			case <-time.After(5 * time.Second):
+				t.Fatal("the error backend was not asked for the 404")
 			}
 			resp, body = do(t, client.c, "GET", base+"/teapot", nil, "")
 			if resp.StatusCode != http.StatusTeapot || body != "short and stout" {
