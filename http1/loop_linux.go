@@ -314,6 +314,13 @@ func (l *loop) serve(events []unix.EpollEvent) (stopped bool) {
 	}
 }
 
+// unregister removes fd from the loop's epoll set and slots; the caller
+// closes or hands over the descriptor.
+func (l *loop) unregister(fd int) {
+	_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, fd, nil)
+	l.fds[fd] = loopSlot{}
+}
+
 func (l *loop) setSlot(fd int, s loopSlot) {
 	if fd >= len(l.fds) {
 		l.fds = append(l.fds, make([]loopSlot, fd+1-len(l.fds)+64)...)
@@ -858,8 +865,7 @@ func (l *loop) closeBackend(be *loopBackend) {
 	} else if be.c.lp.be == be {
 		be.c.lp.be = nil
 	}
-	_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, be.fd, nil)
-	l.fds[be.fd] = loopSlot{}
+	l.unregister(be.fd)
 	unix.Close(be.fd)
 }
 
@@ -886,8 +892,7 @@ func (l *loop) closeClient(c *conn) {
 	}
 	delete(l.conns, c)
 	fd := lp.lc.fd
-	_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, fd, nil)
-	l.fds[fd] = loopSlot{}
+	l.unregister(fd)
 	c.srv.finish(c)
 	c.releaseScratch()
 	if len(c.buf) == readBufferSize {
@@ -902,8 +907,7 @@ func (l *loop) detach(c *conn) bool {
 	lp := c.lp
 	fd := lp.lc.fd
 	delete(l.conns, c)
-	_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, fd, nil)
-	l.fds[fd] = loopSlot{}
+	l.unregister(fd)
 	nc, err := fileConn(fd)
 	if err != nil {
 		lp.lc.onLoop.Store(false)
@@ -937,8 +941,7 @@ func (l *loop) continueExchange(c *conn) {
 	lp := c.lp
 	be := lp.be
 	delete(l.backends, be)
-	_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, be.fd, nil)
-	l.fds[be.fd] = loopSlot{}
+	l.unregister(be.fd)
 	backend, berr := fileConn(be.fd)
 	// The goroutine reads these later; the loop reuses its buffer now.
 	buffered := bytes.Clone(be.buf)
@@ -1003,15 +1006,10 @@ func (l *loop) sweep(now time.Time) {
 		}
 	}
 	for endpoint, stack := range l.idle {
+		// The stack's bottom is its oldest connection.
 		for len(stack) > 0 && now.Sub(stack[0].idleSince) >= loopBackendIdleTime {
-			be := stack[0]
-			stack = stack[1:]
-			l.idle[endpoint] = stack
-			be.c = nil
-			delete(l.backends, be)
-			_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, be.fd, nil)
-			l.fds[be.fd] = loopSlot{}
-			unix.Close(be.fd)
+			l.closeBackend(stack[0])
+			stack = l.idle[endpoint]
 		}
 		if len(stack) == 0 {
 			delete(l.idle, endpoint)
