@@ -126,26 +126,7 @@ func TestTLSPassthroughThroughGateway(t *testing.T) {
 			if got := c.ConnectionState().PeerCertificates[0].SerialNumber.Int64(); got != 0x7a55 {
 				t.Errorf("certificate serial %#x, want the backend's own 0x7a55", got)
 			}
-			r := bufio.NewReader(c)
-			for i := range 3 {
-				fmt.Fprintf(c, "line %d\n", i)
-				got, err := r.ReadString('\n')
-				if want := fmt.Sprintf("echo line %d\n", i); got != want || err != nil {
-					t.Fatalf("read %q, %v; want %q", got, err, want)
-				}
-			}
-			// Half-close: close_notify, then the TCP FIN. The backend
-			// answers only after it saw the FIN.
-			if err := c.CloseWrite(); err != nil {
-				t.Fatal(err)
-			}
-			if err := c.NetConn().(*net.TCPConn).CloseWrite(); err != nil {
-				t.Fatal(err)
-			}
-			got, err := r.ReadString('\n')
-			if got != "bye 3\n" || err != nil {
-				t.Errorf("after the half-close read %q, %v; want the backend's \"bye 3\"", got, err)
-			}
+			echoThenHalfClose(t, c)
 		})
 	}
 
@@ -197,4 +178,31 @@ func passthroughResults(t *testing.T, m *metrics.Metrics) map[string]float64 {
 		}
 	}
 	return out
+}
+
+// echoThenHalfClose exchanges three lines with the line-echo backend of the
+// TLS listener tests through c, then half-closes c (close_notify, then the
+// TCP FIN) and reads the backend's "bye 3", which it sends only once the end
+// reached it. It returns the reader for what follows.
+func echoThenHalfClose(t *testing.T, c *stdtls.Conn) *bufio.Reader {
+	t.Helper()
+	r := bufio.NewReader(c)
+	for i := range 3 {
+		fmt.Fprintf(c, "line %d\n", i)
+		got, err := r.ReadString('\n')
+		if want := fmt.Sprintf("echo line %d\n", i); got != want || err != nil {
+			t.Fatalf("read %q, %v; want %q", got, err, want)
+		}
+	}
+	if err := c.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.NetConn().(*net.TCPConn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := r.ReadString('\n')
+	if got != "bye 3\n" || err != nil {
+		t.Errorf("after the half-close read %q, %v; want the backend's \"bye 3\"", got, err)
+	}
+	return r
 }

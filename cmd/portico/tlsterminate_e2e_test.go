@@ -127,26 +127,9 @@ func TestTLSTerminateThroughGateway(t *testing.T) {
 			if got := c.ConnectionState().PeerCertificates[0].SerialNumber.Int64(); got != 0x7e11 {
 				t.Errorf("certificate serial %#x, want the listener's 0x7e11", got)
 			}
-			r := bufio.NewReader(c)
-			for i := range 3 {
-				fmt.Fprintf(c, "line %d\n", i)
-				got, err := r.ReadString('\n')
-				if want := fmt.Sprintf("echo line %d\n", i); got != want || err != nil {
-					t.Fatalf("read %q, %v; want %q", got, err, want)
-				}
-			}
-			// Half-close: close_notify, then the TCP FIN. The backend
-			// answers only after the gateway passed the end on.
-			if err := c.CloseWrite(); err != nil {
-				t.Fatal(err)
-			}
-			if err := c.NetConn().(*net.TCPConn).CloseWrite(); err != nil {
-				t.Fatal(err)
-			}
-			got, err := r.ReadString('\n')
-			if got != "bye 3\n" || err != nil {
-				t.Errorf("after the half-close read %q, %v; want the backend's \"bye 3\"", got, err)
-			}
+			// The backend answers the half-close only after the gateway
+			// passed the end on.
+			r := echoThenHalfClose(t, c)
 			if rest, err := io.ReadAll(r); len(rest) != 0 || err != nil {
 				t.Errorf("after the backend closed read %q, %v; want the end of the stream", rest, err)
 			}
