@@ -59,12 +59,16 @@ const (
 	PassthroughNoRoute   = "no_route"   // no TLSRoute takes the SNI
 	PassthroughNoBackend = "no_backend" // the route has no valid backend endpoint
 	PassthroughDialError = "dial_error" // the backend endpoint refused or timed out
+	// PassthroughBackendTLSError: in mode Terminate, the TLS handshake
+	// with a backend a BackendTLSPolicy targets failed (its certificate
+	// did not verify, or it does not speak TLS).
+	PassthroughBackendTLSError = "backend_tls_error"
 )
 
 // Modes of a TLS listener, the mode label of the passthrough metrics.
 const (
 	ModePassthrough = "passthrough" // the backend terminates the client's TLS
-	ModeTerminate   = "terminate"   // Portico terminates it and splices plain bytes
+	ModeTerminate   = "terminate"   // Portico terminates it and splices the bytes, re-encrypted for a BackendTLSPolicy
 )
 
 // ConnectionBuckets are the passthrough connection-duration buckets in

@@ -7,8 +7,11 @@
 //
 // In Terminate mode (Config.GetCertificate set) it completes the
 // handshake with the listener's certificate for the SNI, picks the
-// TLSRoute by the same SNI and splices the decrypted bytes to the backend
-// as plain TCP.
+// TLSRoute by the same SNI and splices the decrypted bytes to the backend:
+// as plain TCP, or inside a new TLS connection when a BackendTLSPolicy
+// targets the backend (upstream.BackendTLS: the SNI, CAs and names the
+// HTTP path dials the same backend with). In Passthrough mode a backend's
+// TLS settings are ignored: the client's own TLS reaches it.
 //
 // A connection whose SNI no route takes (or that sends no SNI) is closed:
 // a passthrough socket has no certificate to answer with, and the
@@ -33,6 +36,7 @@ import (
 	"portico.dev/portico/internal/unset"
 	"portico.dev/portico/metrics"
 	"portico.dev/portico/routing"
+	"portico.dev/portico/upstream"
 )
 
 // Defaults of Config's bounds.
@@ -231,6 +235,19 @@ func (s *Server) serve(c net.Conn) {
 		return
 	}
 	defer b.Close()
+	if rec.mode == metrics.ModeTerminate && wb.Backend.TLS != nil {
+		tb, err := s.backendHandshake(b, wb.Backend.TLS)
+		if err != nil {
+			s.cfg.Logger.Warn("TLS listener: TLS handshake with the backend failed", "sni", sni, "route", route.Source.String(),
+				"backend", rec.backend, "endpoint", rec.endpoint, "error", err)
+			if s.cfg.Metrics != nil {
+				s.cfg.Metrics.ConnectError(rec.backend)
+			}
+			rec.result = metrics.PassthroughBackendTLSError
+			return
+		}
+		b = tb
+	}
 	// Shutdown closes tracked connections; the backend one ends with them.
 	rec.in, rec.out = splice(c, b, hello, s.cfg.IdleTimeout)
 	rec.result = metrics.PassthroughSpliced
@@ -253,6 +270,30 @@ func (s *Server) handshake(c net.Conn) (*stdtls.Conn, string, error) {
 	}
 	return tc, tc.ConnectionState().ServerName, nil
 }
+
+// backendHandshake opens TLS to a backend on b as its BackendTLS says,
+// within DialTimeout, as the HTTP path does for the same backend.
+func (s *Server) backendHandshake(b net.Conn, bt *upstream.BackendTLS) (net.Conn, error) {
+	cfg, err := bt.StreamConfig()
+	if err != nil {
+		return nil, err
+	}
+	if err := b.SetDeadline(time.Now().Add(s.cfg.DialTimeout)); err != nil {
+		return nil, err
+	}
+	tc := stdtls.Client(b, cfg)
+	if err := tc.Handshake(); err != nil {
+		return nil, err
+	}
+	if err := b.SetDeadline(time.Time{}); err != nil {
+		return nil, err
+	}
+	return backendTLSConn{tc}, nil
+}
+
+// backendTLSConn is a re-encrypted backend connection, told apart from
+// the terminated client one when half-closing.
+type backendTLSConn struct{ *stdtls.Conn }
 
 // record is what is known of one connection when it ends.
 type record struct {
@@ -420,8 +461,19 @@ func copyIdle(dst, src net.Conn, idle time.Duration, last *atomic.Int64) int64 {
 }
 
 // closeWrite half-closes c when it can, else closes it. A terminated
-// client connection (*tls.Conn) sends close_notify and keeps reading.
+// client connection (*tls.Conn) sends close_notify and keeps reading. A
+// re-encrypted backend connection also gets the TCP FIN after its
+// close_notify, as a plain backend would: a backend may wait for either.
 func closeWrite(c net.Conn) {
+	if bc, ok := c.(backendTLSConn); ok {
+		if bc.CloseWrite() == nil {
+			if cw, ok := bc.NetConn().(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
+				return
+			}
+		}
+		c.Close()
+		return
+	}
 	// A PROXY protocol connection half-closes through its socket.
 	if r, ok := c.(interface{ Raw() net.Conn }); ok {
 		c = r.Raw()

@@ -688,11 +688,9 @@ func (t *gatewayTranslator) backendRef(r *gatewayv1.HTTPRoute, tr *routeTranslat
 		t.b.problems.add(ObjectRef{Kind: tr.kind, Namespace: r.Namespace, Name: r.Name}, Warning, "NoReadyEndpoints",
 			"backend %s has no ready endpoints; %s", rb.backend.Name, outcome)
 	}
-	if tr.kind == kindTLS {
-		// A passthrough backend terminates the client's TLS itself:
-		// Portico only splices bytes to it, so no BackendTLSPolicy applies.
-		return rb.backend, true
-	}
+	// A TLSRoute's backend gets its BackendTLSPolicy too: a listener in
+	// mode Terminate re-encrypts to it, one in mode Passthrough ignores it
+	// (the client's own TLS reaches the backend).
 	b = t.withBackendTLS(tr, svc, int32(*ref.Port), rb.backend)
 	if tr.kind == kindGRPC {
 		b = t.b.grpcBackend(b)

@@ -4,9 +4,10 @@ import (
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 )
 
-// A TLSRoute sends the TLS connections of a TLS listener in Passthrough
-// mode to its backends by the ClientHello's SNI, without terminating
-// them. It is attached and given its status through the HTTPRoute code in
+// A TLSRoute sends the TLS connections of a TLS listener to its backends
+// by the ClientHello's SNI: without terminating them in mode Passthrough,
+// decrypted in mode Terminate (and re-encrypted to a backend a
+// BackendTLSPolicy targets). It is attached and given its status through the HTTPRoute code in
 // its HTTPRoute form (tlsAsHTTPRoute): a rule is one match of every path,
 // so the socket's table, matched with the SNI as host and the path "/",
 // picks the listener (most specific hostname first) and then the route

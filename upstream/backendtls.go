@@ -40,6 +40,8 @@ type BackendTLS struct {
 
 	once   sync.Once
 	config *tls.Config
+	// stream is config without ALPN, for byte streams (StreamConfig).
+	stream *tls.Config
 	// poolID tells apart connection pools of one endpoint address with
 	// different TLS settings; plain connections are pooled by address only.
 	poolID string
@@ -64,6 +66,11 @@ func (bt *BackendTLS) prepare() (*tls.Config, string, error) {
 		if bt.err != nil {
 			return
 		}
+		bt.stream = bt.config.Clone()
+		bt.stream.NextProtos = nil
+		// A session resumed across the two would carry the other's ALPN
+		// agreement: each has its own cache.
+		bt.stream.ClientSessionCache = tls.NewLRUClientSessionCache(64)
 		h := sha256.New()
 		fmt.Fprintf(h, "%q %v %q", bt.ServerName, bt.SystemRoots, bt.CACertificates)
 		for _, san := range bt.SubjectAltNames {
@@ -164,6 +171,18 @@ func (s SubjectAltName) String() string {
 		return "URI:" + s.URI
 	}
 	return "DNS:" + s.Hostname
+}
+
+// StreamConfig is the client TLS configuration for a byte stream whose
+// protocol Portico does not know (a TLSRoute in mode Terminate): the one
+// HTTP requests to the backend are sent with, verification included, but
+// offering no ALPN protocol. It is built once and shared: callers must not
+// modify it.
+func (bt *BackendTLS) StreamConfig() (*tls.Config, error) {
+	if _, _, err := bt.prepare(); err != nil {
+		return nil, err
+	}
+	return bt.stream, nil
 }
 
 // tlsSetupError marks a backend whose TLS settings cannot be used at all.

@@ -42,8 +42,9 @@ spec:
 // startTLSBackend serves TLS on loopback with pair. Per connection it
 // answers each line with "echo <line>"; once the client has closed its
 // side (close_notify, then the TCP FIN that only a half-close passed on
-// by the gateway brings), it answers "bye <lines>" and closes.
-func startTLSBackend(t *testing.T, pair stdtls.Certificate) string {
+// by the gateway brings), it answers "bye <lines>" and closes. When sni
+// is not nil, it gets the SNI of every handshake (without waiting).
+func startTLSBackend(t *testing.T, pair stdtls.Certificate, sni chan<- string) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -59,7 +60,18 @@ func startTLSBackend(t *testing.T, pair stdtls.Certificate) string {
 			go func() {
 				defer raw.Close()
 				raw.SetDeadline(time.Now().Add(30 * time.Second))
-				c := stdtls.Server(raw, &stdtls.Config{Certificates: []stdtls.Certificate{pair}})
+				c := stdtls.Server(raw, &stdtls.Config{
+					Certificates: []stdtls.Certificate{pair},
+					GetConfigForClient: func(h *stdtls.ClientHelloInfo) (*stdtls.Config, error) {
+						if sni != nil {
+							select {
+							case sni <- h.ServerName:
+							default:
+							}
+						}
+						return nil, nil
+					},
+				})
 				r := bufio.NewReader(c)
 				lines := 0
 				for {
@@ -96,7 +108,7 @@ func TestTLSPassthroughThroughGateway(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	backendPort := startTLSBackend(t, pair)
+	backendPort := startTLSBackend(t, pair, nil)
 	port := freePort(t)
 	e.write("passthrough.yaml", fmt.Sprintf(passthroughManifests, port)+"---\n"+manifestService("tls-backend", backendPort))
 	waitSockets(t, e.proc.listeners, fmt.Sprintf("TLS 127.0.1.40:%d", port))
