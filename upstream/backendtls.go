@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 )
@@ -37,6 +38,20 @@ type BackendTLS struct {
 	// be set; pools are told apart by its chain, so connections made with
 	// one certificate are never reused for another.
 	ClientCertificate *tls.Certificate
+	// SkipVerify accepts any certificate the backend sends (ingress-nginx's
+	// proxy-ssl-verify off, its default): the connection is encrypted but
+	// the backend not authenticated. ServerName, when set, is still sent.
+	SkipVerify bool
+	// VerifyDepth, when above zero, allows at most that many intermediate
+	// CAs between the backend's certificate and a root (nginx's
+	// proxy_ssl_verify_depth); zero allows any chain crypto/x509 builds.
+	VerifyDepth int
+	// CipherSuites, when set, are the TLS 1.2 cipher suites offered
+	// instead of Go's defaults (TLS 1.3 suites are not configurable).
+	CipherSuites []uint16
+	// MinVersion and MaxVersion, when set, bound the TLS versions offered;
+	// MinVersion is never below TLS 1.2.
+	MinVersion, MaxVersion uint16
 
 	once   sync.Once
 	config *tls.Config
@@ -76,6 +91,7 @@ func (bt *BackendTLS) prepare() (*tls.Config, string, error) {
 		for _, san := range bt.SubjectAltNames {
 			fmt.Fprintf(h, " %q %q", san.Hostname, san.URI)
 		}
+		fmt.Fprintf(h, " skip %v depth %d ciphers %v versions %d-%d", bt.SkipVerify, bt.VerifyDepth, bt.CipherSuites, bt.MinVersion, bt.MaxVersion)
 		if cc := bt.ClientCertificate; cc != nil {
 			fmt.Fprintf(h, " client %d", len(cc.Certificate))
 			for _, der := range cc.Certificate {
@@ -88,6 +104,21 @@ func (bt *BackendTLS) prepare() (*tls.Config, string, error) {
 }
 
 func (bt *BackendTLS) build() (*tls.Config, error) {
+	cfg := &tls.Config{
+		ServerName:         bt.ServerName,
+		MinVersion:         max(bt.MinVersion, tls.VersionTLS12),
+		MaxVersion:         bt.MaxVersion,
+		CipherSuites:       bt.CipherSuites,
+		NextProtos:         []string{"http/1.1"},
+		ClientSessionCache: tls.NewLRUClientSessionCache(64),
+	}
+	if bt.ClientCertificate != nil {
+		cfg.Certificates = []tls.Certificate{*bt.ClientCertificate}
+	}
+	if bt.SkipVerify {
+		cfg.InsecureSkipVerify = true
+		return cfg, nil
+	}
 	var roots *x509.CertPool
 	if bt.SystemRoots {
 		pool, err := x509.SystemCertPool()
@@ -101,31 +132,26 @@ func (bt *BackendTLS) build() (*tls.Config, error) {
 			return nil, errNoCACertificates
 		}
 	}
-	cfg := &tls.Config{
-		ServerName:         bt.ServerName,
-		RootCAs:            roots,
-		MinVersion:         tls.VersionTLS12,
-		NextProtos:         []string{"http/1.1"},
-		ClientSessionCache: tls.NewLRUClientSessionCache(64),
-	}
-	if bt.ClientCertificate != nil {
-		cfg.Certificates = []tls.Certificate{*bt.ClientCertificate}
-	}
-	if len(bt.SubjectAltNames) > 0 {
-		// crypto/tls can only verify against ServerName: verify the chain
-		// here instead, then the names.
-		sans := bt.SubjectAltNames
+	cfg.RootCAs = roots
+	if len(bt.SubjectAltNames) > 0 || bt.VerifyDepth > 0 {
+		// crypto/tls can only verify against ServerName, with chains of
+		// any length: verify the chain here instead, then the names.
+		sans, name, depth := bt.SubjectAltNames, bt.ServerName, bt.VerifyDepth
+		if len(sans) == 0 {
+			sans = []SubjectAltName{{Hostname: name}}
+		}
 		cfg.InsecureSkipVerify = true
 		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
-			return verifyWithSANs(cs.PeerCertificates, roots, sans)
+			return verifyWithSANs(cs.PeerCertificates, roots, sans, depth)
 		}
 	}
 	return cfg, nil
 }
 
-// verifyWithSANs checks that the backend's chain leads to roots and that
-// its leaf carries one of sans.
-func verifyWithSANs(chain []*x509.Certificate, roots *x509.CertPool, sans []SubjectAltName) error {
+// verifyWithSANs checks that the backend's chain leads to roots, through
+// at most depth intermediates when depth is above zero, and that its leaf
+// carries one of sans.
+func verifyWithSANs(chain []*x509.Certificate, roots *x509.CertPool, sans []SubjectAltName, depth int) error {
 	if len(chain) == 0 {
 		return errors.New("backend sent no certificate")
 	}
@@ -134,12 +160,17 @@ func verifyWithSANs(chain []*x509.Certificate, roots *x509.CertPool, sans []Subj
 	for _, c := range chain[1:] {
 		intermediates.AddCert(c)
 	}
-	if _, err := leaf.Verify(x509.VerifyOptions{
+	chains, err := leaf.Verify(x509.VerifyOptions{
 		Roots:         roots,
 		Intermediates: intermediates,
 		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}); err != nil {
+	})
+	if err != nil {
 		return err
+	}
+	if depth > 0 && !slices.ContainsFunc(chains, func(c []*x509.Certificate) bool { return len(c)-2 <= depth }) {
+		// A chain is the leaf, its intermediates and the root.
+		return fmt.Errorf("backend certificate chain has more than %d intermediate CA certificates", depth)
 	}
 	if matchesSAN(leaf, sans) {
 		return nil

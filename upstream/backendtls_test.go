@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"math/big"
 	"net"
@@ -17,6 +18,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"portico.dev/portico/internal/testkit"
 )
 
 // testCA is a throwaway CA that issues backend certificates.
@@ -133,6 +136,16 @@ func TestBackendTLS(t *testing.T) {
 			SubjectAltNames: []SubjectAltName{{URI: "spiffe://def.example.com/test-identity"}, {Hostname: "def.example.com"}}}, 502},
 		{"SAN with an untrusted chain", &BackendTLS{ServerName: "abc.example.com", CACertificates: otherCA.pem,
 			SubjectAltNames: []SubjectAltName{{Hostname: "abc.example.com"}}}, 502},
+		// ingress-nginx's proxy-ssl-server-name off: verified for the
+		// name, none sent.
+		{"SAN without SNI", &BackendTLS{CACertificates: ca.pem,
+			SubjectAltNames: []SubjectAltName{{Hostname: "abc.example.com"}}}, 200},
+		// ingress-nginx's proxy-ssl-verify off: encrypted, not verified.
+		{"not verified", &BackendTLS{ServerName: "abc.example.org", CACertificates: otherCA.pem, SkipVerify: true}, 200},
+		{"not verified without SNI or CA", &BackendTLS{SkipVerify: true}, 200},
+		{"TLS 1.3 only", &BackendTLS{ServerName: "abc.example.com", CACertificates: ca.pem, MinVersion: tls.VersionTLS13}, 200},
+		{"one cipher suite", &BackendTLS{ServerName: "abc.example.com", CACertificates: ca.pem, MaxVersion: tls.VersionTLS12,
+			CipherSuites: []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256}}, 200},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -149,6 +162,37 @@ func TestBackendTLS(t *testing.T) {
 			}
 			if tc.status == 200 && body != "sni="+tc.tls.ServerName {
 				t.Errorf("backend saw %q, want the SNI %q", body, tc.tls.ServerName)
+			}
+		})
+	}
+}
+
+// TestBackendTLSVerifyDepth: VerifyDepth (nginx's proxy_ssl_verify_depth)
+// bounds the intermediate CAs between the backend's certificate and a
+// root; a chain with more is refused.
+func TestBackendTLSVerifyDepth(t *testing.T) {
+	root := testkit.NewCA(t, "backend root")
+	inter1 := root.Intermediate(t, "intermediate 1")
+	inter2 := inter1.Intermediate(t, "intermediate 2")
+	leaf := inter2.Issue(t, testkit.Leaf{DNSNames: []string{"deep.example.com"}})
+	cert := tls.Certificate{Certificate: [][]byte{leaf.DER, inter2.Cert.Raw, inter1.Cert.Raw}, PrivateKey: leaf.Key}
+	srv, _ := startTLSBackend(t, cert)
+	tr := newTestTransport(t, Config{})
+	for _, tc := range []struct {
+		depth, status int
+	}{{0, 200}, {1, 502}, {2, 200}, {3, 200}} {
+		t.Run(fmt.Sprintf("depth %d", tc.depth), func(t *testing.T) {
+			bt := &BackendTLS{ServerName: "deep.example.com", CACertificates: root.PEM, VerifyDepth: tc.depth}
+			b := &Backend{Name: "ns/deep:443", Endpoints: []string{srv.Listener.Addr().String()}, TLS: bt}
+			p := startProxy(t, tr, b, false)
+			resp, err := p.client().Get(p.URL + "/")
+			if err != nil {
+				t.Fatal(err)
+			}
+			body := readAll(t, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tc.status, body)
 			}
 		})
 	}
