@@ -250,9 +250,26 @@ func (b *builder) ingress(ing *networkingv1.Ingress) ingressTranslation {
 	// does not know.
 	b.customErrors(ref, tr.errorCodes, tr.errorBackend, tr.routes)
 	warnedCookiePath := false
+	var proxySSL proxySSLSecret
+	var proxySSLCopies map[*upstream.Backend]*upstream.Backend
+	if tr.proxySSL != nil {
+		proxySSL = b.proxySSLSecret(ref, tr.proxySSL)
+		proxySSLCopies = make(map[*upstream.Backend]*upstream.Backend)
+	}
+	warnedPolicy := false
 	for _, r := range tr.routes {
 		resolved := r.Backend
 		r.Backend = b.withServiceTLS(r.Backend)
+		if tr.proxySSL != nil {
+			if r.Backend.TLS == nil {
+				r.Backend = b.proxySSLBackend(r.Backend, tr.proxySSL, proxySSL, proxySSLCopies)
+			} else if !warnedPolicy {
+				// The Service's owner said how it is reached: one model,
+				// one source of truth per backend.
+				warnedPolicy = true
+				b.problems.add(ref, Warning, "NginxProxySSLOverridden", "annotation %sproxy-ssl-secret: a BackendTLSPolicy targets backend %s; its settings apply there, not the proxy-ssl-* annotations", NginxPrefix, r.Backend.Name)
+			}
+		}
 		if tr.grpc {
 			r.Backend = b.grpcBackend(r.Backend)
 		}

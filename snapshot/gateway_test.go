@@ -2,6 +2,7 @@ package snapshot_test
 
 import (
 	"bytes"
+	"crypto/tls"
 	"fmt"
 	"maps"
 	"net/http"
@@ -328,9 +329,25 @@ func describeBackendTLS(bt *upstream.BackendTLS) string {
 	if !bt.SystemRoots {
 		roots = fmt.Sprintf("%d CA certificates", strings.Count(string(bt.CACertificates), "BEGIN CERTIFICATE"))
 	}
-	s := fmt.Sprintf(" over TLS{sni %s, %s", bt.ServerName, roots)
+	sni := "sni " + bt.ServerName
+	if bt.ServerName == "" {
+		sni = "no sni"
+	}
+	if bt.SkipVerify {
+		roots = "not verified"
+	}
+	s := fmt.Sprintf(" over TLS{%s, %s", sni, roots)
 	for _, san := range bt.SubjectAltNames {
 		s += ", san " + san.String()
+	}
+	if bt.VerifyDepth > 0 {
+		s += fmt.Sprintf(", depth %d", bt.VerifyDepth)
+	}
+	for _, c := range bt.CipherSuites {
+		s += ", cipher " + tls.CipherSuiteName(c)
+	}
+	if bt.MinVersion != 0 || bt.MaxVersion != 0 {
+		s += fmt.Sprintf(", versions %s-%s", tls.VersionName(bt.MinVersion), tls.VersionName(bt.MaxVersion))
 	}
 	if cc := bt.ClientCertificate; cc != nil && cc.Leaf != nil {
 		s += fmt.Sprintf(", client certificate %s serial %x", cc.Leaf.Subject.CommonName, cc.Leaf.SerialNumber)

@@ -79,6 +79,9 @@ type ingressTranslation struct {
 	// grpc: its backends are sent gRPC (backend-protocol GRPC or GRPCS),
 	// over HTTP/2.
 	grpc bool
+	// proxySSL is what the proxy-ssl-* annotations ask for, nil when
+	// they do not apply (nginx_proxyssl.go).
+	proxySSL *nginxProxySSL
 	// canary is set for an ingress-nginx canary Ingress: its routes only
 	// join the main Ingress's (nginx_canary.go).
 	canary *canarySpec
@@ -116,6 +119,7 @@ func translateIngress(ing *networkingv1.Ingress, backends *backendResolver, adop
 	nc, findings := parseNginx(ing, adopted, defaults)
 	tr.nginx, tr.regex, tr.grpc, tr.canary, tr.serviceUpstream, tr.affinity, tr.basic = findings, nc.regex, nc.grpc, nc.canary, nc.serviceUpstream, nc.affinity, nc.basic
 	tr.errorCodes, tr.errorBackend = nc.errorCodes, nc.errorBackend
+	tr.proxySSL = nc.proxySSL
 	tlsCovers := ingressTLSHosts(ing)
 	newRoute := func(src routing.Source, host string, kind routing.PathKind, path string, b *networkingv1.IngressBackend, where string) *routing.Route {
 		ref, err := serviceRef(ing.Namespace, b)

@@ -90,6 +90,10 @@ type nginxConfig struct {
 	limit *routing.RateLimitConfig
 	// grpc: backend-protocol GRPC or GRPCS, spoken as HTTP/2 (grpcBackend).
 	grpc bool
+	// tlsBackend: backend-protocol HTTPS or GRPCS, for which the
+	// proxy-ssl-* annotations apply (proxySSL, nginx_proxyssl.go).
+	tlsBackend bool
+	proxySSL   *nginxProxySSL
 	// readTimeout and sendTimeout: proxy-read-timeout, proxy-send-timeout.
 	readTimeout, sendTimeout time.Duration
 	// canary is set on a canary Ingress (nginx_canary.go).
@@ -207,6 +211,7 @@ func parseNginx(ing *networkingv1.Ingress, adopted map[string]bool, defaults *ng
 		nc.auth = nil
 	}
 	nc.finishAffinity(findings)
+	nc.finishProxySSL(findings)
 	findings = append(findings, nc.finishBasicAuth(findings)...)
 	if nc.canary != nil && !nc.canary.on {
 		// The canary-* options mean nothing without canary: "true".
@@ -230,7 +235,7 @@ var (
 func (nc *nginxConfig) apply(f NginxFinding, name, raw string, get func(string) (string, bool)) NginxFinding {
 	v := strings.TrimSpace(raw)
 	for _, family := range []func(NginxFinding, string, string, string, func(string) (string, bool)) (NginxFinding, bool){
-		nc.applyPaths, nc.applyBackend, nc.applyRouting, nc.applyAuth, nc.applyBasicAuth, nc.applyAdmission, nc.applyAffinity,
+		nc.applyPaths, nc.applyBackend, nc.applyRouting, nc.applyAuth, nc.applyBasicAuth, nc.applyAdmission, nc.applyAffinity, nc.applyProxySSL,
 	} {
 		if g, ok := family(f, name, raw, v, get); ok {
 			return g
@@ -369,10 +374,13 @@ func (nc *nginxConfig) applyBackend(f NginxFinding, name, raw, v string, get fun
 			f.Verdict, f.Note = NginxExact, ""
 			nc.grpc = true
 		case "GRPCS":
-			// HTTP/2 by ALPN inside the TLS a BackendTLSPolicy adds; the
-			// row's note says the policy is needed.
-			nc.grpc = true
-		case "HTTPS", "AUTO_HTTP", "FCGI":
+			// HTTP/2 by ALPN inside the TLS a BackendTLSPolicy or the
+			// proxy-ssl-* annotations add; the row's note says one is
+			// needed.
+			nc.grpc, nc.tlsBackend = true, true
+		case "HTTPS":
+			nc.tlsBackend = true
+		case "AUTO_HTTP", "FCGI":
 		default:
 			return f.invalidf("%q is not one of HTTP, HTTPS, GRPC, GRPCS, AUTO_HTTP, FCGI; HTTP is spoken", raw), true
 		}

@@ -49,7 +49,6 @@ const (
 	changeOnFailureNote = "the cookie is re-issued when its endpoint has left the Service's ready endpoints; a request whose connect fails is sent to the next endpoint, and the cookie keeps naming the failed one, as with false"
 	hashByNote          = "hashed by rendezvous over the ready endpoints (adding one moves about 1/n of the keys); the nginx variables read are $request_uri, $uri, $args, $query_string, $host, $remote_addr, $scheme, $request_method, $http_*, $cookie_* and $arg_*, another is refused (reported) and requests are spread round-robin"
 	noRateLimitNote     = "ignored: requests are not rate limited"
-	noBackendTLS        = "ignored: attach a BackendTLSPolicy to the Service to reach it over TLS"
 	noMetricsNote       = "ignored: Portico's own metrics and access log serve every route"
 	noBufferNote        = "ignored: Portico streams request and response bodies"
 	noClientTLSNote     = "ignored: client certificates are not requested on Ingress hosts; use a Gateway with spec.tls.frontend"
@@ -76,7 +75,7 @@ var nginxTable = []NginxAnnotation{
 	{Name: "from-to-www-redirect", Verdict: NginxApproximate, Note: "the other host (with or without www.) answers 308 to the Ingress's host only when no Ingress routes it; wildcard hosts get none", Traefik: "partial", Ingress2Gateway: "no"},
 	// Backend.
 	{Name: "upstream-vhost", Verdict: NginxExact, Traefik: "yes", Ingress2Gateway: "yes"},
-	{Name: "backend-protocol", Verdict: NginxApproximate, Note: "HTTP and GRPC (HTTP/2 over cleartext, as GRPCRoutes) are served exactly; HTTPS and GRPCS (HTTP/2 by ALPN) need a BackendTLSPolicy on the Service, which also verifies the backend's certificate where ingress-nginx does not; AUTO_HTTP speaks HTTP/1.1; FCGI is not spoken", Traefik: "partial", Ingress2Gateway: "yes"},
+	{Name: "backend-protocol", Verdict: NginxApproximate, Note: "HTTP and GRPC (HTTP/2 over cleartext, as GRPCRoutes) are served exactly; HTTPS and GRPCS (HTTP/2 by ALPN) are spoken over TLS with proxy-ssl-secret (and its proxy-ssl-* options) or a BackendTLSPolicy on the Service, else in plain text; AUTO_HTTP speaks HTTP/1.1; FCGI is not spoken", Traefik: "partial", Ingress2Gateway: "yes"},
 	{Name: "service-upstream", Verdict: NginxExact, Traefik: "yes", Ingress2Gateway: "no"},
 	{Name: "load-balance", Verdict: NginxApproximate, Note: "round_robin is what Portico does; ewma and the others are served round-robin too", Traefik: "partial", Ingress2Gateway: "no"},
 	{Name: "upstream-hash-by", Verdict: NginxApproximate, Note: hashByNote, Traefik: "no", Ingress2Gateway: "no"},
@@ -163,13 +162,13 @@ var nginxTable = []NginxAnnotation{
 	{Name: "auth-tls-error-page", Verdict: NginxUnsupported, Note: noClientTLSNote, Traefik: "no", Ingress2Gateway: "no"},
 	{Name: "auth-tls-pass-certificate-to-upstream", Verdict: NginxUnsupported, Note: noClientTLSNote, Traefik: "yes", Ingress2Gateway: "no"},
 	{Name: "auth-tls-match-cn", Verdict: NginxUnsupported, Note: noClientTLSNote, Traefik: "no", Ingress2Gateway: "no"},
-	{Name: "proxy-ssl-secret", Verdict: NginxUnsupported, Note: noBackendTLS, Traefik: "yes", Ingress2Gateway: "yes"},
-	{Name: "proxy-ssl-verify", Verdict: NginxUnsupported, Note: noBackendTLS, Traefik: "yes", Ingress2Gateway: "yes"},
-	{Name: "proxy-ssl-verify-depth", Verdict: NginxUnsupported, Note: noBackendTLS, Traefik: "no", Ingress2Gateway: "no"},
-	{Name: "proxy-ssl-name", Verdict: NginxUnsupported, Note: noBackendTLS, Traefik: "yes", Ingress2Gateway: "yes"},
-	{Name: "proxy-ssl-server-name", Verdict: NginxUnsupported, Note: noBackendTLS, Traefik: "yes", Ingress2Gateway: "yes"},
-	{Name: "proxy-ssl-ciphers", Verdict: NginxUnsupported, Note: noBackendTLS, Traefik: "no", Ingress2Gateway: "no"},
-	{Name: "proxy-ssl-protocols", Verdict: NginxUnsupported, Note: noBackendTLS, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "proxy-ssl-secret", Verdict: NginxApproximate, Note: "with backend-protocol HTTPS or GRPCS, the Secret (namespace/name, in the Ingress's namespace, type kubernetes.io/tls or Opaque) gives ca.crt to verify the backends with and tls.crt/tls.key as the client certificate presented to them; the other proxy-ssl-* annotations apply only with it, as in ingress-nginx; a Secret that is missing or unusable makes the backends answer 502 (ingress-nginx denies the locations with 503); a BackendTLSPolicy targeting the Service takes precedence", Traefik: "yes", Ingress2Gateway: "yes"},
+	{Name: "proxy-ssl-verify", Verdict: NginxApproximate, Note: "off (the default, as ingress-nginx) encrypts without verifying; on verifies the chain against the Secret's ca.crt and the name (proxy-ssl-name, else <service>.<namespace>.svc where nginx checks the name upstream_balancer, which no certificate carries); on with a Secret without ca.crt fails the backends (502) where nginx silently does not verify", Traefik: "yes", Ingress2Gateway: "yes"},
+	{Name: "proxy-ssl-verify-depth", Verdict: NginxApproximate, Note: "at most that many intermediate CAs between the backend's certificate and a ca.crt root (default 1, 0 read as 1 as ingress-nginx does), checked on the chains crypto/x509 builds rather than OpenSSL's", Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "proxy-ssl-name", Verdict: NginxApproximate, Note: "the name the backend's certificate is verified for and, with proxy-ssl-server-name on, sent as SNI; unset, <service>.<namespace>.svc is used where nginx uses upstream_balancer", Traefik: "yes", Ingress2Gateway: "yes"},
+	{Name: "proxy-ssl-server-name", Verdict: NginxExact, Traefik: "yes", Ingress2Gateway: "yes"},
+	{Name: "proxy-ssl-ciphers", Verdict: NginxApproximate, Note: "the OpenSSL names of the forward-secret TLS 1.2 suites Go offers (ECDHE-{ECDSA,RSA}-{AES128-GCM-SHA256,AES256-GCM-SHA384,CHACHA20-POLY1305,AES128-SHA,AES256-SHA}) are offered in Go's order; a family (DEFAULT, HIGH, ALL, ECDHE, AESGCM, CHACHA20) means Go's defaults; exclusions (!x), other names and TLS 1.3 suites are not applied and are reported", Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "proxy-ssl-protocols", Verdict: NginxApproximate, Note: "TLSv1.2 and TLSv1.3 bound the versions offered; TLSv1, TLSv1.1 and SSL are never spoken to backends; unset, TLS 1.2 and 1.3 are offered where ingress-nginx offers TLS 1.2 only", Traefik: "no", Ingress2Gateway: "no"},
 	{Name: "ssl-passthrough", Verdict: NginxUnsupported, Note: "ignored: TLS is terminated by Portico and the request routed by its Host", Traefik: "partial", Ingress2Gateway: "yes"},
 	{Name: "ssl-ciphers", Verdict: NginxUnsupported, Note: "ignored: Portico's TLS settings (--tls-legacy-ciphers) apply to every host", Traefik: "no", Ingress2Gateway: "no"},
 	{Name: "ssl-prefer-server-ciphers", Verdict: NginxUnsupported, Note: "ignored: Portico's TLS settings apply to every host", Traefik: "no", Ingress2Gateway: "no"},

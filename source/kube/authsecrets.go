@@ -19,7 +19,8 @@ import (
 )
 
 // authSecrets watches, one by one, the Secrets Ingresses name in
-// ingress-nginx's auth-secret annotation (basic authentication users).
+// ingress-nginx's auth-secret annotation (basic authentication users) and
+// proxy-ssl-secret one (backend CA and client certificate, often Opaque).
 // The TLS Secret informers select their type on the server, but users are
 // kept in Opaque Secrets, the type applications keep everything else in
 // (database passwords, API keys): watching every Opaque Secret would hold
@@ -53,8 +54,10 @@ const authSecretSyncTimeout = 10 * time.Second
 func (a *authSecrets) sync(ctx context.Context, ingresses []*networkingv1.Ingress) []*corev1.Secret {
 	wanted := make(map[types.NamespacedName]bool)
 	for _, ing := range ingresses {
-		if sk, ok := snapshot.NginxAuthSecret(ing); ok && (a.namespaces == nil || a.namespaces[sk.Namespace]) {
-			wanted[sk] = true
+		for _, named := range []func(*networkingv1.Ingress) (types.NamespacedName, bool){snapshot.NginxAuthSecret, snapshot.NginxProxySSLSecret} {
+			if sk, ok := named(ing); ok && (a.namespaces == nil || a.namespaces[sk.Namespace]) {
+				wanted[sk] = true
+			}
 		}
 	}
 	for sk, w := range a.watches {
