@@ -1,7 +1,9 @@
 package snapshot
 
 import (
+	"crypto/tls"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -105,6 +107,46 @@ func TestNginxBytes(t *testing.T) {
 	for _, in := range []string{"", "-1", "1.5m", "1t", "99999999999999999999"} {
 		if _, ok := nginxBytes(in); ok {
 			t.Errorf("nginxBytes(%q) accepted", in)
+		}
+	}
+}
+
+// TestNginxProxySSLLists reads proxy-ssl-ciphers and proxy-ssl-protocols
+// values as ingress-nginx users write them.
+func TestNginxProxySSLLists(t *testing.T) {
+	for _, tc := range []struct {
+		in      string
+		suites  []uint16
+		skipped []string
+		ok      bool
+	}{
+		{"ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-CHACHA20-POLY1305", []uint16{tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256}, nil, true},
+		{"DEFAULT", nil, nil, true},
+		{"HIGH:!aNULL:!MD5", nil, nil, true},
+		{"ECDHE-RSA-AES256-GCM-SHA384:AES128-SHA:!ECDHE-RSA-AES128-SHA", []uint16{tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384}, []string{"AES128-SHA", "!ECDHE-RSA-AES128-SHA"}, true},
+		{"RC4-MD5", nil, []string{"RC4-MD5"}, false},
+		{"ECDHE RSA", nil, nil, false},
+		{"", nil, nil, false},
+	} {
+		suites, skipped, ok := nginxCiphers(tc.in)
+		if ok != tc.ok || !slices.Equal(suites, tc.suites) || !slices.Equal(skipped, tc.skipped) {
+			t.Errorf("nginxCiphers(%q) = %v, %q, %t; want %v, %q, %t", tc.in, suites, skipped, ok, tc.suites, tc.skipped, tc.ok)
+		}
+	}
+	for _, tc := range []struct {
+		in     string
+		lo, hi uint16
+		ok     bool
+	}{
+		{"TLSv1.2 TLSv1.3", tls.VersionTLS12, tls.VersionTLS13, true},
+		{"TLSv1.3", tls.VersionTLS13, tls.VersionTLS13, true},
+		{"TLSv1 TLSv1.1 TLSv1.2", tls.VersionTLS12, tls.VersionTLS12, true},
+		{"TLSv1.1", 0, 0, false},
+		{"TLSv1.4", 0, 0, false},
+	} {
+		lo, hi, ok := nginxProtocols(tc.in)
+		if lo != tc.lo || hi != tc.hi || ok != tc.ok {
+			t.Errorf("nginxProtocols(%q) = %x, %x, %t; want %x, %x, %t", tc.in, lo, hi, ok, tc.lo, tc.hi, tc.ok)
 		}
 	}
 }

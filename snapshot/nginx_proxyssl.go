@@ -219,7 +219,7 @@ func (nc *nginxConfig) finishProxySSL(findings []NginxFinding) {
 // names, for sources that fetch only the Secrets they are asked for.
 func NginxProxySSLSecret(ing *networkingv1.Ingress) (types.NamespacedName, bool) {
 	v, ok := ing.Annotations[NginxPrefix+"proxy-ssl-secret"]
-	if !ok {
+	if !ok || !strings.Contains(v, "/") {
 		return types.NamespacedName{}, false
 	}
 	sk, msg := nginxSecretRef(ing.Namespace, strings.TrimSpace(v))
