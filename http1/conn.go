@@ -94,6 +94,8 @@ type conn struct {
 	hijacked bool
 	// lp is set while an event loop serves the connection, and after.
 	lp *loopState
+	// h2 is set while an event loop serves the connection as HTTP/2.
+	h2 *h2conn
 	// lingering says the server ends a connection the client may still be
 	// writing to; see linger.
 	lingering bool
@@ -107,10 +109,14 @@ func (s *Server) newConn(nc net.Conn) *conn {
 
 // initContext derives the connection's context through ConnContext, once
 // the connection is known to be served here (not handed on as h2).
-func (c *conn) initContext() {
+func (c *conn) initContext() { c.initContextWith(c.nc) }
+
+// initContextWith is initContext with nc as the connection ConnContext
+// sees.
+func (c *conn) initContextWith(nc net.Conn) {
 	ctx := context.WithValue(context.Background(), http.LocalAddrContextKey, c.nc.LocalAddr())
 	if c.srv.ConnContext != nil {
-		ctx = c.srv.ConnContext(ctx, c.nc)
+		ctx = c.srv.ConnContext(ctx, nc)
 		if ctx == nil {
 			panic("http1: ConnContext returned nil")
 		}

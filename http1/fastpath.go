@@ -6,6 +6,38 @@ import (
 	"time"
 )
 
+// H2Config holds the HTTP/2 settings of Server.HTTP2EventLoops.
+type H2Config struct {
+	MaxConcurrentStreams uint32
+	MaxReadFrameSize     uint32
+	// StreamWindow and ConnWindow are the receive windows advertised for
+	// each stream and for the whole connection.
+	StreamWindow int32
+	ConnWindow   int32
+	// WriteByteTimeout closes a connection whose queued output made no
+	// progress for this long.
+	WriteByteTimeout time.Duration
+}
+
+func (c H2Config) withDefaults() H2Config {
+	if c.MaxConcurrentStreams == 0 {
+		c.MaxConcurrentStreams = 250
+	}
+	if c.MaxReadFrameSize < 16<<10 || c.MaxReadFrameSize > 16<<20 {
+		c.MaxReadFrameSize = 1 << 20
+	}
+	if c.StreamWindow <= 0 {
+		c.StreamWindow = 1 << 20
+	}
+	if c.ConnWindow < 65535 {
+		c.ConnWindow = 4 << 20
+	}
+	if c.WriteByteTimeout <= 0 {
+		c.WriteByteTimeout = time.Minute
+	}
+	return c
+}
+
 // FastPath lets the engine's event loops (Server.EventLoops) serve the
 // common request without a goroutine: a request with no body that the
 // handler would forward to a plain HTTP/1.1 backend. The loop sends what
@@ -36,6 +68,14 @@ type FastPath interface {
 	// Retract ends a planned exchange that was not sent after all: the
 	// request goes to Handler instead.
 	Retract(token any)
+	// TakeDial asks whether r's client connection may have the loop open
+	// a new backend connection for it, from the budget that bounds the
+	// dials a client's cancelled requests waste; RefundDial gives the
+	// dial back when its exchange ended without the client going away.
+	// HTTP/2 streams ask (a client can cancel one and open the next at
+	// once); an HTTP/1.1 client must close its connection to cancel.
+	TakeDial(r *http.Request) bool
+	RefundDial(r *http.Request)
 }
 
 // FastResult is what FastPath.Complete did.

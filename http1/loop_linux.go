@@ -104,8 +104,11 @@ type loop struct {
 	mu    sync.Mutex
 	inbox []loopOp
 
-	fds      []loopSlot // by file descriptor
-	conns    map[*conn]struct{}
+	fds     []loopSlot // by file descriptor
+	conns   map[*conn]struct{}
+	h2conns map[*h2conn]struct{}
+	// dirty are HTTP/2 connections with frames to send at the batch's end.
+	dirty    []*h2conn
 	backends map[*loopBackend]struct{}
 	idle     map[string][]*loopBackend
 	states   map[FastPath]any
@@ -123,15 +126,17 @@ type loop struct {
 
 type loopSlot struct {
 	c *conn
+	h *h2conn
 	b *loopBackend
 }
 
 // loopOp is a request from another goroutine: adopt a connection, or
-// close it (Shutdown, Close).
+// close it (Shutdown, Close), or what an HTTP/2 stream's handler asks.
 type loopOp struct {
 	c     *conn
 	close bool
 	force bool
+	h2    *h2op
 }
 
 // loopState is what a connection on a loop carries besides conn.
@@ -170,12 +175,16 @@ type loopBackend struct {
 	fd         int
 	endpoint   string
 	c          *conn // the client whose exchange it carries; nil when idle
+	s          *h2stream
 	buf        []byte
 	out        []byte
 	connecting bool
 	reused     bool
 	wantOut    bool
-	idleSince  time.Time
+	// budgeted says the connection was dialled with a token of its
+	// client's dial budget (FastPath.TakeDial), not yet given back.
+	budgeted  bool
+	idleSince time.Time
 }
 
 func newLoop() (*loop, error) {
@@ -218,6 +227,7 @@ func newLoop() (*loop, error) {
 		epfile: f, epwait: rc,
 		epfd: epfd, wakefd: wakefd,
 		conns:    map[*conn]struct{}{},
+		h2conns:  map[*h2conn]struct{}{},
 		backends: map[*loopBackend]struct{}{},
 		idle:     map[string][]*loopBackend{},
 		states:   map[FastPath]any{},
@@ -259,7 +269,11 @@ func (l *loop) serve(events []unix.EpollEvent) (stopped bool) {
 			slog.Error("http1: panic in an event loop", "panic", err, "stack", string(debug.Stack()))
 			if c := l.current; c != nil {
 				l.current = nil
-				l.clientGone(c)
+				if c.h2 != nil {
+					l.h2Close(c.h2)
+				} else {
+					l.clientGone(c)
+				}
 			}
 		}
 	}()
@@ -297,12 +311,21 @@ func (l *loop) serve(events []unix.EpollEvent) (stopped bool) {
 			case slot.c != nil:
 				l.current = slot.c
 				l.clientEvent(slot.c, ev.Events)
+			case slot.h != nil:
+				l.current = slot.h.c
+				l.h2Event(slot.h, ev.Events)
 			case slot.b != nil:
-				l.current = slot.b.c
-				l.backendEvent(slot.b, ev.Events)
+				if s := slot.b.s; s != nil {
+					l.current = s.h.c
+					l.h2BackendEvent(slot.b, ev.Events)
+				} else {
+					l.current = slot.b.c
+					l.backendEvent(slot.b, ev.Events)
+				}
 			}
 			l.current = nil
 		}
+		l.h2FlushDirty()
 		if now := time.Now(); now.Sub(l.lastSwep) >= loopSweepEvery {
 			l.lastSwep = now
 			l.sweep(now)
@@ -330,7 +353,15 @@ func (l *loop) setSlot(fd int, s loopSlot) {
 
 // do runs an operation posted from another goroutine.
 func (l *loop) do(op loopOp) {
+	if op.h2 != nil {
+		l.h2Op(op.h2)
+		return
+	}
 	c := op.c
+	if c.h2 != nil {
+		l.h2Do(c.h2, op)
+		return
+	}
 	if !op.close {
 		l.adopt(c)
 		return
@@ -360,7 +391,7 @@ func (l *loop) adopt(c *conn) {
 	lp.state = st
 	l.setSlot(fd, loopSlot{c: c})
 	l.conns[c] = struct{}{}
-	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(fd)}); err != nil {
+	if err := l.addFD(fd); err != nil {
 		l.closeClient(c)
 		return
 	}
@@ -490,14 +521,24 @@ func (l *loop) setClientOut(c *conn, on bool) {
 
 func (l *loop) modClient(c *conn) {
 	lp := c.lp
+	l.modFD(lp.lc.fd, !lp.readOff, lp.wantOut)
+}
+
+// addFD adds a client socket to the loop's epoll set, for reading.
+func (l *loop) addFD(fd int) error {
+	return unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(fd)})
+}
+
+// modFD sets which events of a client socket the loop waits for.
+func (l *loop) modFD(fd int, in, out bool) {
 	ev := uint32(unix.EPOLLRDHUP)
-	if !lp.readOff {
+	if in {
 		ev |= unix.EPOLLIN
 	}
-	if lp.wantOut {
+	if out {
 		ev |= unix.EPOLLOUT
 	}
-	_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, lp.lc.fd, &unix.EpollEvent{Events: ev, Fd: int32(lp.lc.fd)})
+	_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, fd, &unix.EpollEvent{Events: ev, Fd: int32(fd)})
 }
 
 // next starts the next request the buffer holds, if any.
@@ -567,8 +608,7 @@ func (l *loop) next(c *conn) {
 		l.handOff(c)
 		return
 	}
-	ap, err := netip.ParseAddrPort(endpoint)
-	be := l.backend(endpoint, ap, err == nil)
+	be := l.backend(endpoint)
 	if be == nil {
 		lp.fp.Retract(token)
 		l.handOff(c)
@@ -655,13 +695,28 @@ func (l *loop) putBuf(b []byte) {
 }
 
 // backend returns an idle connection to endpoint or starts a new one.
-func (l *loop) backend(endpoint string, ap netip.AddrPort, valid bool) *loopBackend {
-	if stack := l.idle[endpoint]; len(stack) > 0 {
-		be := stack[len(stack)-1]
-		l.idle[endpoint] = stack[:len(stack)-1]
+func (l *loop) backend(endpoint string) *loopBackend {
+	if be := l.idleBackend(endpoint); be != nil {
 		return be
 	}
-	if !valid {
+	return l.dial(endpoint)
+}
+
+// idleBackend takes an idle connection to endpoint, if the loop has one.
+func (l *loop) idleBackend(endpoint string) *loopBackend {
+	stack := l.idle[endpoint]
+	if len(stack) == 0 {
+		return nil
+	}
+	be := stack[len(stack)-1]
+	l.idle[endpoint] = stack[:len(stack)-1]
+	return be
+}
+
+// dial starts a new connection to endpoint ("ip:port").
+func (l *loop) dial(endpoint string) *loopBackend {
+	ap, err := netip.ParseAddrPort(endpoint)
+	if err != nil {
 		return nil
 	}
 	var sa unix.Sockaddr
@@ -741,7 +796,7 @@ func (l *loop) backendEvent(be *loopBackend, events uint32) {
 		if events&(unix.EPOLLOUT|unix.EPOLLERR|unix.EPOLLHUP) == 0 {
 			return
 		}
-		if soErr, err := unix.GetsockoptInt(be.fd, unix.SOL_SOCKET, unix.SO_ERROR); err != nil || soErr != 0 {
+		if !connected(be.fd) {
 			l.backendFailed(be)
 			return
 		}
@@ -795,8 +850,12 @@ func (l *loop) backendEvent(be *loopBackend, events uint32) {
 // no body) goes to the goroutine engine, which forwards it again, on a new
 // connection, and answers the error if that fails too, as Forward does.
 func (l *loop) backendFailed(be *loopBackend) {
-	c := be.c
+	c, s, budgeted := be.c, be.s, be.budgeted
 	l.closeBackend(be)
+	if s != nil {
+		l.h2BackendFailed(s, budgeted)
+		return
+	}
 	if c == nil {
 		return
 	}
@@ -854,7 +913,7 @@ func (l *loop) closeBackend(be *loopBackend) {
 	delete(l.backends, be)
 	l.putBuf(be.buf)
 	be.buf = nil
-	if be.c == nil {
+	if be.c == nil && be.s == nil {
 		stack := l.idle[be.endpoint]
 		for i, x := range stack {
 			if x == be {
@@ -862,8 +921,11 @@ func (l *loop) closeBackend(be *loopBackend) {
 				break
 			}
 		}
-	} else if be.c.lp.be == be {
+	} else if be.c != nil && be.c.lp.be == be {
 		be.c.lp.be = nil
+	}
+	if s := be.s; s != nil && s.be == be {
+		s.be, be.s = nil, nil
 	}
 	l.unregister(be.fd)
 	unix.Close(be.fd)
@@ -1005,6 +1067,7 @@ func (l *loop) sweep(now time.Time) {
 			lp.idleSince = time.Time{}
 		}
 	}
+	l.h2Sweep(now)
 	for endpoint, stack := range l.idle {
 		// The stack's bottom is its oldest connection.
 		for len(stack) > 0 && now.Sub(stack[0].idleSince) >= loopBackendIdleTime {

@@ -12,6 +12,10 @@ import (
 
 type loopState struct{}
 
+type h2conn struct{}
+
+func (s *Server) toLoopH2(*conn, *loopConn, *tls.Conn) bool { return false }
+
 type loopConn struct{ net.Conn }
 
 func (s *Server) loopConnFor(net.Conn) *loopConn { return nil }

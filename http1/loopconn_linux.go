@@ -157,7 +157,7 @@ func (lc *loopConn) SetWriteDeadline(t time.Time) error {
 // itself, not a wrapper of it.
 func (s *Server) loopConnFor(nc net.Conn) *loopConn {
 
-	if !s.EventLoops || s.FastPath == nil {
+	if !(s.EventLoops || s.HTTP2EventLoops) || s.FastPath == nil {
 		return nil
 	}
 	if _, ok := nc.(*net.TCPConn); !ok {
@@ -169,26 +169,10 @@ func (s *Server) loopConnFor(nc net.Conn) *loopConn {
 // toLoop moves a handshaken connection to an event loop, or reports false,
 // changing nothing, when it cannot.
 func (s *Server) toLoop(c *conn, lc *loopConn, tc *tls.Conn) bool {
-	l := pickLoop()
-
-	if l == nil {
+	l, fd, ok := s.adoptSocket(lc)
+	if !ok {
 		return false
 	}
-	raw, err := lc.Conn.(*net.TCPConn).SyscallConn()
-	if err != nil {
-		return false
-	}
-	fd := -1
-	var derr error
-	if err := raw.Control(func(f uintptr) { fd, derr = unix.FcntlInt(f, unix.F_DUPFD_CLOEXEC, 0) }); err != nil || derr != nil {
-		return false
-	}
-	if err := unix.SetNonblock(fd, true); err != nil {
-		unix.Close(fd)
-		return false
-	}
-	// The netpoller forgets the socket; the copy keeps it open.
-	lc.Conn.Close()
 	lc.fd = fd
 	lc.onLoop.Store(true)
 	c.tlsStateV = tc.ConnectionState()
@@ -202,12 +186,42 @@ func (s *Server) toLoop(c *conn, lc *loopConn, tc *tls.Conn) bool {
 	return true
 }
 
+// adoptSocket picks a loop for lc's socket and takes the socket from the
+// netpoller: it returns a non-blocking copy of the descriptor, the
+// netpoller's own being closed.
+func (s *Server) adoptSocket(lc *loopConn) (*loop, int, bool) {
+	l := pickLoop()
+	if l == nil {
+		return nil, -1, false
+	}
+	raw, err := lc.Conn.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		return nil, -1, false
+	}
+	fd := -1
+	var derr error
+	if err := raw.Control(func(f uintptr) { fd, derr = unix.FcntlInt(f, unix.F_DUPFD_CLOEXEC, 0) }); err != nil || derr != nil {
+		return nil, -1, false
+	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return nil, -1, false
+	}
+	// The netpoller forgets the socket; the copy keeps it open.
+	lc.Conn.Close()
+	return l, fd, true
+}
+
 // closeFromOutside closes the connection for Shutdown (idle ones) or Close
 // (force), from a goroutine other than the one serving it; called with
 // s.mu held. A loop's connection is closed by its loop.
 func (c *conn) closeFromOutside(force bool) {
 	if c.lp != nil {
 		c.lp.l.post(loopOp{c: c, close: true, force: force})
+		return
+	}
+	if c.h2 != nil {
+		c.h2.l.post(loopOp{c: c, close: true, force: force})
 		return
 	}
 	c.nc.Close()

@@ -56,6 +56,11 @@ type Server struct {
 	// goroutine way throughout.
 	EventLoops bool
 	FastPath   FastPath
+	// HTTP2EventLoops, with FastPath set, serves ServeTLS's connections
+	// that negotiated h2 on the event loops too (looph2_linux.go), with
+	// the settings of H2, instead of handing them to ServeTLS's h2.
+	HTTP2EventLoops bool
+	H2              H2Config
 
 	inShutdown atomic.Bool
 	mu         sync.Mutex
@@ -159,6 +164,9 @@ func (s *Server) ServeTLS(ln net.Listener, config *tls.Config, handshakeTimeout 
 			return
 		}
 		if tc.ConnectionState().NegotiatedProtocol == "h2" {
+			if lc != nil && s.HTTP2EventLoops && s.toLoopH2(c, lc, tc) {
+				return
+			}
 			s.untrack(c)
 			if h2 == nil {
 				tc.Close()
@@ -167,7 +175,7 @@ func (s *Server) ServeTLS(ln net.Listener, config *tls.Config, handshakeTimeout 
 			h2(tc)
 			return
 		}
-		if lc != nil && s.toLoop(c, lc, tc) {
+		if lc != nil && s.EventLoops && s.toLoop(c, lc, tc) {
 			return
 		}
 		c.serve()

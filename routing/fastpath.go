@@ -86,8 +86,13 @@ func (f *fastPath) Continue(w http.ResponseWriter, r *http.Request, token any, e
 
 func (f *fastPath) Abandon(r *http.Request, token any, start time.Time) {
 	route := token.(*Route)
-	f.end(route, r, nil, upstream.Outcome{Status: upstream.StatusClientClosedRequest}, start)
+	out := upstream.Outcome{Status: upstream.StatusClientClosedRequest}
+	upstream.NoteOutcome(r, out)
+	f.end(route, r, nil, out, start)
 }
+
+func (f *fastPath) TakeDial(r *http.Request) bool { return upstream.TakeDial(r) }
+func (f *fastPath) RefundDial(r *http.Request)    { upstream.RefundDial(r) }
 
 func (f *fastPath) Retract(any) {
 	if m := f.h.cfg.Metrics; m != nil {

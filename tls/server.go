@@ -75,6 +75,10 @@ type Limits struct {
 	// loops where it can (the portico engine on Linux, with a FastPath;
 	// see http1.Server.EventLoops).
 	EventLoops bool
+	// HTTP2EventLoops serves HTTPS connections that negotiate h2 on the
+	// event loops too, with the HTTP2* limits above, instead of net/http's
+	// HTTP/2 server (see http1.Server.HTTP2EventLoops).
+	HTTP2EventLoops bool
 }
 
 // The values of Limits.HTTP1Engine.
@@ -274,6 +278,14 @@ func (s *Server) addHTTPS(ln net.Listener, cfg ServerConfig, limits Limits, logg
 	s.httpsEngine = newEngine(cfg.HTTPSHandler, limits, logger, cfg.ConnContext)
 	if s.httpsEngine != nil {
 		s.httpsEngine.EventLoops = limits.EventLoops
+		s.httpsEngine.HTTP2EventLoops = limits.HTTP2EventLoops
+		s.httpsEngine.H2 = http1.H2Config{
+			MaxConcurrentStreams: limits.HTTP2MaxConcurrentStreams,
+			MaxReadFrameSize:     limits.HTTP2MaxReadFrameSize,
+			StreamWindow:         int32(min(limits.HTTP2MaxReceiveBufferPerStream, 1<<31-1)),
+			ConnWindow:           int32(min(limits.HTTP2MaxReceiveBufferPerConnection, 1<<31-1)),
+			WriteByteTimeout:     limits.WriteByteTimeout,
+		}
 		s.httpsEngine.FastPath = cfg.HTTPSFastPath
 	}
 	s.handshakeTimeout = limits.ReadHeaderTimeout

@@ -3,6 +3,7 @@ package upstream
 import (
 	"context"
 	"net"
+	"net/http"
 	"sync"
 	"time"
 )
@@ -78,6 +79,27 @@ func (b *dialBudget) take(now time.Time) (ok bool, wait time.Duration) {
 		return true, 0
 	}
 	return false, time.Duration((1 - b.tokens) / b.rate * float64(time.Second))
+}
+
+// TakeDial takes a token of the dial budget of r's client connection for
+// a backend connection opened outside Forward (the event loops); false
+// when the budget is spent, and the request should go through Forward,
+// which waits for a token or an idle connection.
+func TakeDial(r *http.Request) bool {
+	cs := clientStateOf(r.Context())
+	if cs == nil {
+		return true
+	}
+	ok, _ := cs.dials.take(time.Now())
+	return ok
+}
+
+// RefundDial gives back a token TakeDial took, once the exchange ended
+// without the client going away.
+func RefundDial(r *http.Request) {
+	if cs := clientStateOf(r.Context()); cs != nil {
+		cs.dials.refund()
+	}
 }
 
 func (b *dialBudget) refund() {

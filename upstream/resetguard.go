@@ -53,6 +53,9 @@ func (g *resetGuard) cancelled(now time.Time) {
 	}
 }
 
+// NoteOutcome is noteOutcome for exchanges the event loops drive.
+func NoteOutcome(r *http.Request, out Outcome) { noteOutcome(r, out) }
+
 // noteOutcome counts an HTTP/2 request its client cancelled (a stream
 // reset) against the client connection's reset guard. The context is
 // looked up only for such requests, so a completed request pays nothing.

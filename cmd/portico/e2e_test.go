@@ -213,6 +213,9 @@ func startEnvLogging(t testing.TB, logger *slog.Logger, extraArgs ...string) *en
 	if engine := os.Getenv("PORTICO_TEST_HTTP1_ENGINE"); engine != "" {
 		args = append(args, "--http1-engine", engine)
 	}
+	if loops := os.Getenv("PORTICO_TEST_HTTP2_EVENT_LOOPS"); loops != "" {
+		args = append(args, "--http2-event-loops="+loops)
+	}
 	cfg, err := parseConfig(args, func(string) string { return "" }, io.Discard)
 	if err != nil {
 		t.Fatal(err)
