@@ -17,6 +17,9 @@ type H2Config struct {
 	// WriteByteTimeout closes a connection whose queued output made no
 	// progress for this long.
 	WriteByteTimeout time.Duration
+	// PingTimeout is how long a connection may stay silent before it is
+	// sent a PING, and then before it is closed if nothing came back.
+	PingTimeout time.Duration
 }
 
 func (c H2Config) withDefaults() H2Config {
@@ -34,6 +37,9 @@ func (c H2Config) withDefaults() H2Config {
 	}
 	if c.WriteByteTimeout <= 0 {
 		c.WriteByteTimeout = time.Minute
+	}
+	if c.PingTimeout <= 0 {
+		c.PingTimeout = 30 * time.Second
 	}
 	return c
 }

@@ -325,11 +325,11 @@ func (l *loop) serve(events []unix.EpollEvent) (stopped bool) {
 			}
 			l.current = nil
 		}
-		l.h2FlushDirty()
 		if now := time.Now(); now.Sub(l.lastSwep) >= loopSweepEvery {
 			l.lastSwep = now
 			l.sweep(now)
 		}
+		l.h2FlushDirty()
 		// A loop with work never parks, so another goroutine queued on
 		// its P (the other loop, a handshake) would wait for the
 		// scheduler's 10 ms preemption: yield after each batch.

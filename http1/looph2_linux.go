@@ -119,6 +119,9 @@ type h2conn struct {
 	deadline              time.Time
 	idleSince             time.Time
 	lastProgress          time.Time
+	// lastRead is when the client last sent bytes; pingSent when a PING
+	// went out to see whether it is still there.
+	lastRead, pingSent time.Time
 	lower                 map[string]string
 	canon                 map[string]string
 }
@@ -222,7 +225,7 @@ func (l *loop) h2Adopt(h *h2conn) {
 	now := time.Now()
 	h.c.srv.setState(h.c, http.StateIdle)
 	h.deadline = now.Add(h.c.srv.readHeaderTimeout())
-	h.lastProgress = now
+	h.lastProgress, h.lastRead = now, now
 	_ = h.fr.WriteSettings(
 		http2.Setting{ID: http2.SettingMaxConcurrentStreams, Val: h.cfg.MaxConcurrentStreams},
 		http2.Setting{ID: http2.SettingMaxFrameSize, Val: h.cfg.MaxReadFrameSize},
@@ -351,6 +354,7 @@ func (l *loop) h2Event(h *h2conn, events uint32) {
 		return
 	}
 	h.lc.in = l.rbuf[:n]
+	h.lastRead, h.pingSent = time.Now(), time.Time{}
 	l.h2Read(h)
 }
 
@@ -1433,6 +1437,10 @@ func (l *loop) h2Sweep(now time.Time) {
 				}
 			}
 		}
+		if len(h.streams) == 0 && len(h.in) == 0 && h.backlog() == 0 && !h.idleSince.IsZero() && now.Sub(h.idleSince) >= loopSweepEvery {
+			// An idle connection keeps no buffers.
+			h.in, h.wout.b, h.hbuf.b = nil, nil, nil
+		}
 		switch {
 		case h.backlog() > 0 && now.Sub(h.lastProgress) >= h.cfg.WriteByteTimeout:
 			l.h2Close(h)
@@ -1440,6 +1448,13 @@ func (l *loop) h2Sweep(now time.Time) {
 			l.h2GoAway(h, http2.ErrCodeNo, "idle")
 		case h.closing && now.Sub(h.lastProgress) >= time.Second:
 			l.h2Close(h)
+		case !h.pingSent.IsZero() && now.Sub(h.pingSent) >= h.cfg.PingTimeout:
+			// A peer that answers nothing is gone.
+			l.h2Close(h)
+		case h.pingSent.IsZero() && now.Sub(h.lastRead) >= h.cfg.PingTimeout:
+			h.pingSent = now
+			_ = h.fr.WritePing(false, [8]byte{'p', 'o', 'r', 't', 'i', 'c', 'o'})
+			l.h2MarkDirty(h)
 		}
 	}
 }
@@ -1523,8 +1538,12 @@ func (w *h2Writer) Write(p []byte) (int, error) {
 	if w.err != nil {
 		return 0, w.err
 	}
-	if w.head || !bodyAllowedForStatus(w.status) {
+	if !bodyAllowedForStatus(w.status) {
 		return 0, http.ErrBodyNotAllowed
+	}
+	if w.head {
+		// As net/http's HTTP/2 server: a HEAD response's body is dropped.
+		return len(p), nil
 	}
 	n := len(p)
 	for len(p) > 0 {

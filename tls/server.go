@@ -285,6 +285,7 @@ func (s *Server) addHTTPS(ln net.Listener, cfg ServerConfig, limits Limits, logg
 			StreamWindow:         int32(min(limits.HTTP2MaxReceiveBufferPerStream, 1<<31-1)),
 			ConnWindow:           int32(min(limits.HTTP2MaxReceiveBufferPerConnection, 1<<31-1)),
 			WriteByteTimeout:     limits.WriteByteTimeout,
+			PingTimeout:          limits.HTTP2PingTimeout,
 		}
 		s.httpsEngine.FastPath = cfg.HTTPSFastPath
 	}

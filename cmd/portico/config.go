@@ -289,11 +289,11 @@ func registerFrontDoorLimitFlags(fs *flag.FlagSet, cfg *config, text *flagText) 
 	fs.IntVar(&cfg.Limits.MaxHeaderBytes, "max-header-bytes", 64<<10,
 		"largest request line plus headers accepted; larger requests get 431")
 	fs.StringVar(&cfg.Limits.HTTP1Engine, "http1-engine", porticotls.HTTP1EnginePortico,
-		"what serves HTTP/1.x on the front door: portico (one goroutine per connection, the backend exchange inline) or net/http's server; HTTP/2 is net/http's either way")
+		"what serves HTTP/1.x on the front door: portico (one goroutine per connection, the backend exchange inline) or net/http's server; HTTP/2 is net/http's either way unless the event loops serve it (--http2-event-loops)")
 	fs.BoolVar(&cfg.Limits.EventLoops, "http1-event-loops", true,
 		"serve the common HTTPS/1.1 request (no body, a route that only forwards, a plain HTTP/1.1 backend answering within a second) on event loops, one per CPU, without a goroutine; everything else is served by the portico engine as before (Linux only)")
-	fs.BoolVar(&cfg.Limits.HTTP2EventLoops, "http2-event-loops", false,
-		"serve HTTPS connections that negotiate h2 on the event loops too: frames read and answered by the loops, the common request forwarded without a goroutine, every other stream on a goroutine; the http2-* limits apply as with net/http's HTTP/2 server (Linux only)")
+	fs.BoolVar(&cfg.Limits.HTTP2EventLoops, "http2-event-loops", true,
+		"serve HTTPS connections that negotiate h2 on the event loops too: frames read and answered by the loops, a bodiless request on a route that only forwards sent to its backend without a goroutine, every other stream run on a goroutine; the http2-* limits apply as they do to net/http's HTTP/2 server, which serves h2 when this is false (Linux only)")
 	text.maxStreams = fs.Uint("http2-max-concurrent-streams", 250, "concurrent HTTP/2 streams allowed per client connection")
 	text.maxFrame = fs.Uint("http2-max-frame-size", 1<<20, "largest HTTP/2 frame accepted from a client, 16384 to 16777216 bytes")
 	fs.IntVar(&cfg.Limits.HTTP2MaxReceiveBufferPerStream, "http2-stream-window", 1<<20,
