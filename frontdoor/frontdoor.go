@@ -77,6 +77,10 @@ type Content struct {
 	// ClientValidation, when set, returns how client certificates are
 	// validated on each handshake (Gateway spec.tls.frontend).
 	ClientValidation func() *porticotls.ClientValidation
+	// HostClientValidation, when set, returns per server name whether a
+	// handshake asks for the client's certificate (ingress-nginx's
+	// auth-tls-* on an Ingress host); only the flag sockets use it.
+	HostClientValidation func(serverName string) *porticotls.ClientValidation
 	// HTTPSPort is the port redirects to HTTPS name.
 	HTTPSPort int
 	// Logger, when set, replaces Shared.Logger for this socket.
@@ -182,12 +186,23 @@ func Listen(httpsAddr, httpAddr string, sh Shared, content func(httpsBound net.A
 		LegacyCiphers:     sh.LegacyCiphers,
 		ConnContext:       sh.ConnContext,
 	}
+	// The per-host client validation reads the snapshot through content,
+	// which is only known once the sockets are bound.
+	var hostValidation func(string) *porticotls.ClientValidation
+	cfg.ClientValidation = func(serverName string) *porticotls.ClientValidation {
+		if hostValidation == nil {
+			return nil
+		}
+		return hostValidation(serverName)
+	}
 	srv, err := porticotls.Listen(cfg)
 	if err != nil {
 		return nil, err
 	}
 	var handler *routing.Handler
-	handler, built.httpHandler, built.getCertificate = sh.parts(content(srv.HTTPSAddr()))
+	c := content(srv.HTTPSAddr())
+	hostValidation = c.HostClientValidation
+	handler, built.httpHandler, built.getCertificate = sh.parts(c)
 	built.handler = handler
 	srv.SetFastPath(fastPathOf(handler))
 	return srv, nil

@@ -28,6 +28,11 @@ type Certificates struct {
 	wildcard map[string]*KeyPair // keyed by the suffix after "*." (hostname.Pattern.Key)
 	fallback *KeyPair
 	bindings []Binding // the bindings that won their host, normalized, in input order
+
+	// clientExact and clientWildcard are the hosts whose handshakes ask
+	// for a client certificate (SetClientValidation), keyed as exact and
+	// wildcard; nil when no host asks.
+	clientExact, clientWildcard map[string]*ClientValidation
 }
 
 // maxHostLen is the longest DNS name (RFC 1035), and so the longest SNI a
@@ -127,6 +132,53 @@ func (c *Certificates) Lookup(serverName string) *KeyPair {
 		}
 	}
 	return c.fallback
+}
+
+// SetClientValidation makes the handshakes for hosts (exact names or
+// "*." wildcards, matched as certificates are) ask for a client
+// certificate as their ClientValidation says. It is called by the builder
+// before the Certificates are published, never after; invalid hosts are
+// skipped, the first entry for a host wins.
+func (c *Certificates) SetClientValidation(hosts []string, validations []*ClientValidation) {
+	for i, h := range hosts {
+		host, err := normalizeBindingHost(h)
+		if err != nil || validations[i] == nil {
+			continue
+		}
+		m := &c.clientExact
+		if host.IsWildcard() {
+			m = &c.clientWildcard
+		}
+		if *m == nil {
+			*m = make(map[string]*ClientValidation)
+		}
+		if _, taken := (*m)[host.Key()]; !taken {
+			(*m)[host.Key()] = validations[i]
+		}
+	}
+}
+
+// ClientValidation returns how a handshake for serverName validates the
+// client's certificate: nil (the common case, one nil check) when its host
+// asks for none. It matches as Lookup does and does not allocate.
+func (c *Certificates) ClientValidation(serverName string) *ClientValidation {
+	if c == nil || (c.clientExact == nil && c.clientWildcard == nil) {
+		return nil
+	}
+	var buf [maxHostLen]byte
+	name := hostname.AppendName(buf[:0], serverName)
+	if len(name) == 0 {
+		return nil
+	}
+	if v := c.clientExact[string(name)]; v != nil {
+		return v
+	}
+	if len(c.clientWildcard) > 0 {
+		if i := hostname.FirstKey(name, wildcards); i >= 0 {
+			return c.clientWildcard[string(name[i:])]
+		}
+	}
+	return nil
 }
 
 // Default returns the key pair served when no binding matches; it may be nil.

@@ -23,11 +23,20 @@ const (
 	// connection without one or with one that does not verify, leaving
 	// authorization to the backend.
 	AllowInsecureFallback
+	// VerifyPerRequest asks for a certificate, naming the CAs, and accepts
+	// the handshake whatever the client sends: the route checks it on each
+	// request (ingress-nginx's auth-tls-*), so that a missing or invalid
+	// certificate is answered in HTTP (400, as nginx answers it) rather
+	// than by a failed handshake the client cannot read.
+	VerifyPerRequest
 )
 
 func (m ClientValidationMode) String() string {
-	if m == AllowInsecureFallback {
+	switch m {
+	case AllowInsecureFallback:
 		return "AllowInsecureFallback"
+	case VerifyPerRequest:
+		return "VerifyPerRequest"
 	}
 	return "AllowValidOnly"
 }
@@ -87,6 +96,22 @@ func ConfigForClient(base *stdtls.Config, validation func() *ClientValidation) f
 	}
 }
 
+// ConfigForServerName returns a GetConfigForClient callback that asks for
+// a client certificate only on the handshakes whose server name validation
+// returns a ClientValidation for (ingress-nginx's auth-tls-* annotations
+// are per host, as nginx's ssl_verify_client is per server): other hosts
+// of the socket use base unchanged and are never asked. validation is
+// called on every handshake and must read the serving snapshot.
+func ConfigForServerName(base *stdtls.Config, validation func(serverName string) *ClientValidation) func(*stdtls.ClientHelloInfo) (*stdtls.Config, error) {
+	return func(hello *stdtls.ClientHelloInfo) (*stdtls.Config, error) {
+		v := validation(hello.ServerName)
+		if v == nil {
+			return nil, nil
+		}
+		return v.config(base)
+	}
+}
+
 // config returns base with v's client authentication, cached for base.
 func (v *ClientValidation) config(base *stdtls.Config) (*stdtls.Config, error) {
 	if d := v.derived.Load(); d != nil && d.base == base {
@@ -100,7 +125,7 @@ func (v *ClientValidation) config(base *stdtls.Config) (*stdtls.Config, error) {
 	// helps a client with several certificates pick the right one.
 	cfg.ClientCAs = v.CAs
 	switch v.Mode {
-	case AllowInsecureFallback:
+	case AllowInsecureFallback, VerifyPerRequest:
 		// The certificate is asked for and passed on (r.TLS), but not
 		// verified: a failed verification must not fail the handshake.
 		cfg.ClientAuth = stdtls.RequestClientCert

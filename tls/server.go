@@ -167,6 +167,10 @@ type ServerConfig struct {
 	// context of a client connection, which its requests' contexts derive
 	// from.
 	ConnContext func(context.Context, net.Conn) context.Context
+	// ClientValidation, when set, is asked on every HTTPS handshake
+	// whether the client's certificate is requested for the server name
+	// (see ConfigForServerName); nil from it leaves the handshake as it is.
+	ClientValidation func(serverName string) *ClientValidation
 }
 
 // TLS12CipherSuites are the suites offered on TLS 1.2 by default: ECDHE
@@ -274,6 +278,10 @@ func (s *Server) addHTTPS(ln net.Listener, cfg ServerConfig, limits Limits, logg
 	s.httpsListener = withProxyProtocol(ln, cfg.ProxyProtocolFrom, limits.ReadHeaderTimeout)
 	s.httpsServer = newHTTPServer(cfg.HTTPSHandler, limits, logger)
 	s.httpsServer.TLSConfig = serverTLSConfig(cfg.GetCertificate, cfg.LegacyCiphers)
+	if cfg.ClientValidation != nil {
+		base := s.httpsServer.TLSConfig
+		base.GetConfigForClient = ConfigForServerName(base, cfg.ClientValidation)
+	}
 	s.httpsServer.ConnContext = cfg.ConnContext
 	s.httpsEngine = newEngine(cfg.HTTPSHandler, limits, logger, cfg.ConnContext)
 	if s.httpsEngine != nil {

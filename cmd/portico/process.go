@@ -165,8 +165,13 @@ func newProcess(cfg *config, logger *slog.Logger) (*process, error) {
 				return nil
 			},
 			Certificates: certificates,
-			Default:      defaultPair,
-			HTTPSPort:    redirectPort(cfg, httpsBound),
+			// Ingress hosts with auth-tls-* annotations ask for the
+			// client's certificate; the route checks it.
+			HostClientValidation: func(serverName string) *porticotls.ClientValidation {
+				return certificates().ClientValidation(serverName)
+			},
+			Default:   defaultPair,
+			HTTPSPort: redirectPort(cfg, httpsBound),
 		}
 	})
 	if err != nil {
