@@ -200,7 +200,7 @@ func (h *Handler) match(r *http.Request) (table *Table, route *Route, refusal in
 // nothing but forward it: the event loops serve only such requests
 // (fastPath). Every check serve makes before forwarding belongs here too.
 func (route *Route) onlyForwards(r *http.Request) bool {
-	return route.Admission == nil && route.BasicAuth == nil && route.ExternalAuth == nil && route.CustomErrors == nil &&
+	return route.Admission == nil && route.BasicAuth == nil && route.ClientCert == nil && route.ExternalAuth == nil && route.CustomErrors == nil &&
 		!(route.RedirectHTTPS && r.TLS == nil) && !route.usesGatewayFeatures()
 }
 
@@ -230,6 +230,15 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, start time.Time)
 	// nginx's: the body size is checked when the route is found, the HTTPS
 	// and other redirects next, the client address last.
 	adm := route.Admission
+	// nginx checks the client certificate as soon as it has read the
+	// request's header, before finding its location: before the body
+	// size and any redirect. A plain-HTTP request sent to HTTPS is not
+	// checked, as it carries no certificate to check.
+	if cc := route.ClientCert; cc != nil && !(route.RedirectHTTPS && r.TLS == nil) {
+		if code := h.clientCert(w, r, cc, start); code != 0 {
+			return route, code
+		}
+	}
 	if adm != nil {
 		if code := adm.checkBody(w, r); code != 0 {
 			return route, code

@@ -96,6 +96,10 @@ type Route struct {
 	// BasicAuth, when set, asks for a user name and password after
 	// Admission and before ExternalAuth (basicauth.go).
 	BasicAuth *BasicAuth
+	// ClientCert, when set, checks the client's TLS certificate after
+	// Admission and before BasicAuth, and tells the backend the verdict
+	// (clientcert.go).
+	ClientCert *ClientCertAuth
 	// CustomErrors, when set, replaces the responses with its listed
 	// status codes by its error backend's (customerrors.go).
 	CustomErrors *CustomErrors
