@@ -141,6 +141,7 @@ func Build(objs Objects, cfg Config, prev *Snapshot) *Snapshot {
 	}
 	routes = b.nginxHosts(routes, regexHosts)
 	routes = b.applyCanaries(routes, canaries)
+	b.applyClientHosts(routes)
 	slices.SortFunc(snap.Ingresses, func(a, b types.NamespacedName) int { return strings.Compare(a.String(), b.String()) })
 	snap.ACMEHosts = b.acmeHosts(owned)
 
@@ -149,6 +150,7 @@ func Build(objs Objects, cfg Config, prev *Snapshot) *Snapshot {
 
 	snap.Routes = table
 	snap.Certificates = porticotls.NewCertificates(b.bindings, cfg.DefaultCertificate)
+	b.requestClientCerts(snap.Certificates)
 	snap.Bindings = b.bindings
 	snap.CertificateExpiry = make(map[string]time.Time, len(b.bindings)+1)
 	for _, binding := range b.bindings {
@@ -175,6 +177,9 @@ type builder struct {
 	// users (nginx_basicauth.go).
 	authSecrets map[types.NamespacedName]*corev1.Secret
 	problems    problems
+	// clientHosts are the hosts with client certificate authentication
+	// (nginx_authtls.go).
+	clientHosts map[string]clientHost
 
 	bindings  []porticotls.Binding
 	certHosts map[string]certBinding // host -> who bound it first
@@ -244,6 +249,12 @@ func (b *builder) ingress(ing *networkingv1.Ingress) ingressTranslation {
 		for _, r := range tr.routes {
 			r.BasicAuth = ba
 		}
+	}
+	if tr.authTLS != nil && tr.canary == nil {
+		// A host's check, as nginx's is its server's: applyClientHosts
+		// gives it to every route of the host.
+		cc, v := b.clientCert(ref, tr.authTLS)
+		b.addClientHosts(ref, tr.routes, cc, v)
 	}
 	b.reportBackends(ref, tr.routes)
 	// Before the routes' backends become their copies, which the resolver

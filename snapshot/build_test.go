@@ -83,6 +83,13 @@ func describe(s *snapshot.Snapshot) []byte {
 	for _, b := range s.Bindings {
 		certs = append(certs, fmt.Sprintf("%s <- %s (serial %s)", b.Host, b.Source, b.Pair.Serial))
 	}
+	asked := make(map[string]bool)
+	for _, r := range s.Routes.Routes() {
+		if r.Host != "" && !asked[r.Host] && s.Certificates.ClientValidation(strings.Replace(r.Host, "*", "x", 1)) != nil {
+			asked[r.Host] = true
+			certs = append(certs, r.Host+" asks for a client certificate")
+		}
+	}
 	for _, p := range s.Problems {
 		problems = append(problems, p.String())
 	}
@@ -127,6 +134,26 @@ func describeRoute(r *routing.Route) string {
 			users := a.Users()
 			slices.Sort(users)
 			flags = append(flags, fmt.Sprintf("basic auth realm=%q users=%q", a.Realm, users))
+		}
+	}
+	if a := r.ClientCert; a != nil {
+		if a.Unavailable {
+			flags = append(flags, "client cert unavailable (403)")
+		} else {
+			f := fmt.Sprintf("client cert verify=%s depth=%d", a.Verify, a.Depth)
+			if a.ErrorPage != "" {
+				f += " error-page=" + a.ErrorPage
+			}
+			if a.PassCertificate {
+				f += " pass-certificate"
+			}
+			if a.MatchCN != nil {
+				f += fmt.Sprintf(" match-cn=%q", a.MatchCN)
+			}
+			if a.Revoked != nil {
+				f += " crl"
+			}
+			flags = append(flags, f)
 		}
 	}
 	if ce := r.CustomErrors; ce != nil {

@@ -93,6 +93,9 @@ type ingressTranslation struct {
 	// basic is what its basic authentication annotations ask for; the
 	// builder reads the Secret.
 	basic *nginxBasicAuth
+	// authTLS is what its auth-tls-* annotations ask for; the builder
+	// reads the CA Secret.
+	authTLS *nginxAuthTLS
 	// errorCodes and errorBackend are custom-http-errors' and
 	// default-backend's values; the builder resolves the Service.
 	errorCodes   []int
@@ -118,6 +121,7 @@ func translateIngress(ing *networkingv1.Ingress, backends *backendResolver, adop
 	fallbackOnNoEndpoints := ing.Annotations[annotationFallbackOnNoEndpoints] == "true"
 	nc, findings := parseNginx(ing, adopted, defaults)
 	tr.nginx, tr.regex, tr.grpc, tr.canary, tr.serviceUpstream, tr.affinity, tr.basic = findings, nc.regex, nc.grpc, nc.canary, nc.serviceUpstream, nc.affinity, nc.basic
+	tr.authTLS = nc.authTLS
 	tr.errorCodes, tr.errorBackend = nc.errorCodes, nc.errorBackend
 	tr.proxySSL = nc.proxySSL
 	tlsCovers := ingressTLSHosts(ing)

@@ -102,6 +102,9 @@ type nginxConfig struct {
 	auth *routing.ExternalAuth
 	// basic is auth-type basic's authentication (nginx_basicauth.go).
 	basic *nginxBasicAuth
+	// authTLS is the auth-tls-* client certificate authentication
+	// (nginx_authtls.go).
+	authTLS *nginxAuthTLS
 	// namespace is the Ingress's, which names a Secret without one.
 	namespace string
 	// serviceUpstream sends requests to the Service's cluster IP.
@@ -213,6 +216,7 @@ func parseNginx(ing *networkingv1.Ingress, adopted map[string]bool, defaults *ng
 	nc.finishAffinity(findings)
 	nc.finishProxySSL(findings)
 	findings = append(findings, nc.finishBasicAuth(findings)...)
+	nc.finishAuthTLS(findings)
 	if nc.canary != nil && !nc.canary.on {
 		// The canary-* options mean nothing without canary: "true".
 		nc.canary = nil
@@ -235,7 +239,7 @@ var (
 func (nc *nginxConfig) apply(f NginxFinding, name, raw string, get func(string) (string, bool)) NginxFinding {
 	v := strings.TrimSpace(raw)
 	for _, family := range []func(NginxFinding, string, string, string, func(string) (string, bool)) (NginxFinding, bool){
-		nc.applyPaths, nc.applyBackend, nc.applyRouting, nc.applyAuth, nc.applyBasicAuth, nc.applyAdmission, nc.applyAffinity, nc.applyProxySSL,
+		nc.applyPaths, nc.applyBackend, nc.applyRouting, nc.applyAuth, nc.applyBasicAuth, nc.applyAuthTLS, nc.applyAdmission, nc.applyAffinity, nc.applyProxySSL,
 	} {
 		if g, ok := family(f, name, raw, v, get); ok {
 			return g

@@ -205,7 +205,7 @@ func cloneRoute(m *routing.Route) *routing.Route {
 	return &routing.Route{
 		Source: m.Source, Host: m.Host, PathKind: m.PathKind, Path: m.Path, PathRegexp: m.PathRegexp,
 		Backend: m.Backend, Backends: m.Backends, RedirectHTTPS: m.RedirectHTTPS,
-		FallbackOnNoEndpoints: m.FallbackOnNoEndpoints, Admission: m.Admission, ExternalAuth: m.ExternalAuth, BasicAuth: m.BasicAuth,
+		FallbackOnNoEndpoints: m.FallbackOnNoEndpoints, Admission: m.Admission, ExternalAuth: m.ExternalAuth, BasicAuth: m.BasicAuth, ClientCert: m.ClientCert,
 		Method: m.Method, Headers: m.Headers, QueryParams: m.QueryParams,
 		Filters: m.Filters, Timeouts: m.Timeouts, Retry: m.Retry,
 	}

@@ -51,7 +51,7 @@ const (
 	noRateLimitNote     = "ignored: requests are not rate limited"
 	noMetricsNote       = "ignored: Portico's own metrics and access log serve every route"
 	noBufferNote        = "ignored: Portico streams request and response bodies"
-	noClientTLSNote     = "ignored: client certificates are not requested on Ingress hosts; use a Gateway with spec.tls.frontend"
+	authTLSNote         = "a CA Secret that is missing, lacks ca.crt, holds no PEM certificate or has an unreadable ca.crl refuses the Ingress's hosts with 403 where ingress-nginx serves them unverified; a plain-HTTP request to a host with verify-client on gets 400 where nginx serves it"
 	bodySizeNote        = "a declared Content-Length over the limit gets 413 as in nginx; a chunked body gets 413 when it passes the limit, but the backend has seen its start, where nginx buffers it first"
 )
 
@@ -156,12 +156,12 @@ var nginxTable = []NginxAnnotation{
 	{Name: "satisfy", Verdict: NginxUnsupported, Note: noAuthNote, Traefik: "no", Ingress2Gateway: "no"},
 	{Name: "auth-snippet", Verdict: NginxNeverExecuted, Note: snippetNote, Traefik: "no", Ingress2Gateway: "no"},
 	// Client and backend certificates.
-	{Name: "auth-tls-secret", Verdict: NginxUnsupported, Note: noClientTLSNote, Traefik: "partial", Ingress2Gateway: "no"},
-	{Name: "auth-tls-verify-client", Verdict: NginxUnsupported, Note: noClientTLSNote, Traefik: "partial", Ingress2Gateway: "no"},
-	{Name: "auth-tls-verify-depth", Verdict: NginxUnsupported, Note: noClientTLSNote, Traefik: "no", Ingress2Gateway: "no"},
-	{Name: "auth-tls-error-page", Verdict: NginxUnsupported, Note: noClientTLSNote, Traefik: "no", Ingress2Gateway: "no"},
-	{Name: "auth-tls-pass-certificate-to-upstream", Verdict: NginxUnsupported, Note: noClientTLSNote, Traefik: "yes", Ingress2Gateway: "no"},
-	{Name: "auth-tls-match-cn", Verdict: NginxUnsupported, Note: noClientTLSNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "auth-tls-secret", Verdict: NginxApproximate, Note: authTLSNote, Traefik: "partial", Ingress2Gateway: "no"},
+	{Name: "auth-tls-verify-client", Verdict: NginxApproximate, Note: "the FAILED: reasons in ssl-client-verify are OpenSSL's words for the common failures, \"certificate verify failed\" for the rest", Traefik: "partial", Ingress2Gateway: "no"},
+	{Name: "auth-tls-verify-depth", Verdict: NginxExact, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "auth-tls-error-page", Verdict: NginxApproximate, Note: "an absolute http or https URL is answered 302 as nginx's error_page does; a local path (an nginx internal redirect) is refused and 400 answered", Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "auth-tls-pass-certificate-to-upstream", Verdict: NginxApproximate, Note: "the certificate is sent URL-escaped in ssl-client-cert as nginx sends it; without the annotation a client's own ssl-client-cert header is removed, where nginx passes it on", Traefik: "yes", Ingress2Gateway: "no"},
+	{Name: "auth-tls-match-cn", Verdict: NginxExact, Traefik: "no", Ingress2Gateway: "no"},
 	{Name: "proxy-ssl-secret", Verdict: NginxApproximate, Note: "with backend-protocol HTTPS or GRPCS, the Secret (namespace/name, in the Ingress's namespace, type kubernetes.io/tls or Opaque) gives ca.crt to verify the backends with and tls.crt/tls.key as the client certificate presented to them; the other proxy-ssl-* annotations apply only with it, as in ingress-nginx; a Secret that is missing or unusable makes the backends answer 502 (ingress-nginx denies the locations with 503); a BackendTLSPolicy targeting the Service takes precedence", Traefik: "yes", Ingress2Gateway: "yes"},
 	{Name: "proxy-ssl-verify", Verdict: NginxApproximate, Note: "off (the default, as ingress-nginx) encrypts without verifying; on verifies the chain against the Secret's ca.crt and the name (proxy-ssl-name, else <service>.<namespace>.svc where nginx checks the name upstream_balancer, which no certificate carries); on with a Secret without ca.crt fails the backends (502) where nginx silently does not verify", Traefik: "yes", Ingress2Gateway: "yes"},
 	{Name: "proxy-ssl-verify-depth", Verdict: NginxApproximate, Note: "at most that many intermediate CAs between the backend's certificate and a ca.crt root (default 1, 0 read as 1 as ingress-nginx does), checked on the chains crypto/x509 builds rather than OpenSSL's", Traefik: "no", Ingress2Gateway: "no"},

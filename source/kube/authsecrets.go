@@ -19,8 +19,11 @@ import (
 )
 
 // authSecrets watches, one by one, the Secrets Ingresses name in
-// ingress-nginx's auth-secret annotation (basic authentication users) and
-// proxy-ssl-secret one (backend CA and client certificate, often Opaque).
+// ingress-nginx's auth-secret annotation (basic authentication users),
+// proxy-ssl-secret one (backend CA and client certificate, often Opaque)
+// and auth-tls-secret one (client certificate CAs; one of type
+// kubernetes.io/tls already reaches the builder through the TLS Secret
+// informers).
 // The TLS Secret informers select their type on the server, but users are
 // kept in Opaque Secrets, the type applications keep everything else in
 // (database passwords, API keys): watching every Opaque Secret would hold
@@ -54,7 +57,7 @@ const authSecretSyncTimeout = 10 * time.Second
 func (a *authSecrets) sync(ctx context.Context, ingresses []*networkingv1.Ingress) []*corev1.Secret {
 	wanted := make(map[types.NamespacedName]bool)
 	for _, ing := range ingresses {
-		for _, named := range []func(*networkingv1.Ingress) (types.NamespacedName, bool){snapshot.NginxAuthSecret, snapshot.NginxProxySSLSecret} {
+		for _, named := range []func(*networkingv1.Ingress) (types.NamespacedName, bool){snapshot.NginxAuthSecret, snapshot.NginxProxySSLSecret, snapshot.NginxAuthTLSSecret} {
 			if sk, ok := named(ing); ok && (a.namespaces == nil || a.namespaces[sk.Namespace]) {
 				wanted[sk] = true
 			}

@@ -166,6 +166,44 @@ func TestRunWatchesNamedAuthSecrets(t *testing.T) {
 	await([]string{"later"})
 }
 
+// TestRunWatchesAuthTLSSecrets checks that the Opaque Secret an Ingress
+// names in auth-tls-secret reaches the builder and that a change of its CA
+// is followed.
+func TestRunWatchesAuthTLSSecrets(t *testing.T) {
+	ing := &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "mtls", Annotations: map[string]string{
+		snapshot.NginxPrefix + "auth-tls-secret": "shop/client-ca"}}}
+	ca := func(pem string) *corev1.Secret {
+		return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "client-ca"}, Type: corev1.SecretTypeOpaque,
+			Data: map[string][]byte{"ca.crt": []byte(pem)}}
+	}
+	client := fake.NewClientset(ing, ca("first"),
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "database-password"}, Type: corev1.SecretTypeOpaque})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	got := make(chan snapshot.Objects, 10)
+	src := &Source{Client: client, Namespaces: []string{"shop"}, Quiet: 10 * time.Millisecond}
+	go func() { _ = src.Run(ctx, func(o snapshot.Objects) { got <- o }) }()
+	await := func(want string) {
+		t.Helper()
+		var last []string
+		for range 20 {
+			last = nil
+			for _, s := range receive(t, got).Secrets {
+				last = append(last, s.Name+"="+string(s.Data["ca.crt"]))
+			}
+			if slices.Equal(last, []string{"client-ca=" + want}) {
+				return
+			}
+		}
+		t.Fatalf("secrets %q, want only client-ca=%s", last, want)
+	}
+	await("first")
+	if _, err := client.CoreV1().Secrets("shop").Update(ctx, ca("second"), metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	await("second")
+}
+
 // TestRunNginxConfigMap: the ConfigMap --nginx-configmap names is watched
 // in its namespace, outside the watched ones, in full; no other ConfigMap
 // is handed over, and an edit rebuilds.
