@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"portico.dev/portico/hostname"
 )
 
 // ClientVerify is ingress-nginx's auth-tls-verify-client: what a route does
@@ -313,6 +315,14 @@ func (h *Handler) clientCert(w http.ResponseWriter, r *http.Request, a *ClientCe
 		writeText(w, http.StatusForbidden, certUnavailable)
 		return http.StatusForbidden
 	}
+	if a.Verify != VerifyOff && r.TLS != nil && r.TLS.ServerName != "" && !sameHost(r.TLS.ServerName, r.Host) {
+		// The connection was made for another host, whose handshake may
+		// not have asked for a certificate (HTTP/2 connection
+		// coalescing): 421 makes the client open one for this host, as
+		// nginx answers when the Host's server verifies clients.
+		writeText(w, http.StatusMisdirectedRequest, misdirectedBody)
+		return http.StatusMisdirectedRequest
+	}
 	v := a.check(r.TLS, now)
 	if v.status != 0 {
 		if a.ErrorPage != "" {
@@ -341,6 +351,13 @@ func (h *Handler) clientCert(w http.ResponseWriter, r *http.Request, a *ClientCe
 		r.Header.Del(hdrClientCert)
 	}
 	return 0
+}
+
+// sameHost reports whether the server name (SNI) names the Host header's
+// host; it does not allocate.
+func sameHost(serverName, host string) bool {
+	var a, b [256]byte
+	return bytes.Equal(hostname.AppendName(a[:0], serverName), hostname.AppendHost(b[:0], host))
 }
 
 // setOrDel sets k to v, or removes k when v is empty, as nginx's

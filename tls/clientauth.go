@@ -129,6 +129,15 @@ func (v *ClientValidation) config(base *stdtls.Config) (*stdtls.Config, error) {
 		// The certificate is asked for and passed on (r.TLS), but not
 		// verified: a failed verification must not fail the handshake.
 		cfg.ClientAuth = stdtls.RequestClientCert
+		if v.Mode == VerifyPerRequest {
+			// A resumed session is not asked for a certificate: it
+			// carries the one of its first handshake, or none. A client
+			// refused for a missing or wrong certificate would resume
+			// into the same refusal on every connection, so these hosts
+			// neither accept nor issue tickets (a full handshake per
+			// connection, on these hosts only).
+			cfg.SessionTicketsDisabled = true
+		}
 	default:
 		if v.CAs == nil {
 			return nil, errClientCAsMissing

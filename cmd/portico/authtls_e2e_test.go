@@ -138,6 +138,30 @@ func TestNginxAuthTLS(t *testing.T) {
 		t.Fatalf("escaped PEM %q is not nginx's form", wantPEM[:40])
 	}
 
+	t.Run("a resumed session is asked again", func(t *testing.T) {
+		// A client that first connects without its certificate (and gets
+		// 400) must be asked again on its next connection: resuming the
+		// session would carry no certificate and be refused for ever.
+		var send atomic.Bool
+		cache := stdtls.NewLRUClientSessionCache(4)
+		c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+			DisableKeepAlives: true,
+			DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+				var d net.Dialer
+				return d.DialContext(ctx, network, e.https)
+			},
+			TLSClientConfig: &stdtls.Config{RootCAs: e.ca.pool, ClientSessionCache: cache,
+				GetClientCertificate: func(*stdtls.CertificateRequestInfo) (*stdtls.Certificate, error) {
+					if send.Load() {
+						return &goodCert, nil
+					}
+					return &stdtls.Certificate{}, nil
+				}},
+		}}
+		wantStatus(t, c, "https://mtls.apps.example.test/", http.StatusBadRequest)
+		send.Store(true)
+		wantStatus(t, c, "https://mtls.apps.example.test/", http.StatusOK)
+	})
 	t.Run("plain HTTP to a host with verify-client on", func(t *testing.T) {
 		// nginx would serve it unchecked; it carries no certificate.
 		wantStatus(t, e.http1Client(), "http://mtls.apps.example.test/", http.StatusBadRequest)
@@ -210,6 +234,24 @@ func TestNginxAuthTLS(t *testing.T) {
 				resp, body := do(t, client(&goodCert, nil, h2), "GET", "https://optional.apps.example.test/", nil, "")
 				if resp.StatusCode != http.StatusOK || !strings.HasPrefix(body, "Ssl-Client-Verify=SUCCESS ") || !strings.HasSuffix(body, "Ssl-Client-Cert=") {
 					t.Fatalf("status %d (%q), want 200 with SUCCESS and no certificate", resp.StatusCode, body)
+				}
+			})
+			t.Run("a connection made for another host", func(t *testing.T) {
+				// As a browser coalescing HTTP/2 connections would reuse
+				// the one made for open.apps.example.test, which was not
+				// asked for a certificate.
+				var p http.Protocols
+				p.SetHTTP1(!h2)
+				p.SetHTTP2(h2)
+				c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Protocols: &p,
+					DialTLSContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+						d := stdtls.Dialer{Config: &stdtls.Config{RootCAs: e.ca.pool, ServerName: "open.apps.example.test", NextProtos: []string{map[bool]string{true: "h2", false: "http/1.1"}[h2]}}}
+						return d.DialContext(ctx, network, e.https)
+					}}}
+				resp, body := do(t, c, "GET", "https://mtls.apps.example.test/", nil, "")
+				wantProto(t, resp)
+				if resp.StatusCode != http.StatusMisdirectedRequest {
+					t.Fatalf("status %d (%q), want 421", resp.StatusCode, body)
 				}
 			})
 			t.Run("another Ingress's path on the host", func(t *testing.T) {
