@@ -120,3 +120,35 @@ func TestClientValidationHandshakes(t *testing.T) {
 }
 
 func itoa(n int) string { return big.NewInt(int64(n)).String() }
+
+// TestClientValidationPerServerName: only the hosts Certificates names ask
+// for a client certificate, exact and one-label wildcard names matched as
+// certificates are, and their configuration never fails the handshake nor
+// resumes a session.
+func TestClientValidationPerServerName(t *testing.T) {
+	exact := &ClientValidation{Mode: VerifyPerRequest}
+	wild := &ClientValidation{Mode: VerifyPerRequest}
+	certs := NewCertificates(nil, nil)
+	certs.SetClientValidation([]string{"mtls.example.test", "*.w.example.test", "mtls.example.test", "bad..name"},
+		[]*ClientValidation{exact, wild, wild, exact})
+	for name, want := range map[string]*ClientValidation{
+		"mtls.example.test": exact, "MTLS.example.test.": exact, "a.w.example.test": wild,
+		"w.example.test": nil, "a.b.w.example.test": nil, "open.example.test": nil, "": nil,
+	} {
+		if got := certs.ClientValidation(name); got != want {
+			t.Errorf("%q: %p, want %p", name, got, want)
+		}
+	}
+	if (*Certificates)(nil).ClientValidation("mtls.example.test") != nil || NewCertificates(nil, nil).ClientValidation("mtls.example.test") != nil {
+		t.Error("Certificates without client validation asked for a certificate")
+	}
+	base := serverTLSConfig(func(*stdtls.ClientHelloInfo) (*stdtls.Certificate, error) { return nil, nil }, false)
+	get := ConfigForServerName(base, certs.ClientValidation)
+	if cfg, err := get(&stdtls.ClientHelloInfo{ServerName: "open.example.test"}); cfg != nil || err != nil {
+		t.Errorf("open host: %v, %v; want the base configuration", cfg, err)
+	}
+	cfg, err := get(&stdtls.ClientHelloInfo{ServerName: "mtls.example.test"})
+	if err != nil || cfg == nil || cfg.ClientAuth != stdtls.RequestClientCert || !cfg.SessionTicketsDisabled || cfg.GetConfigForClient != nil {
+		t.Fatalf("mtls host: %+v, %v; want RequestClientCert without session tickets", cfg, err)
+	}
+}
