@@ -53,8 +53,14 @@ func caSecret(name string, caPEM []byte) string {
 // does not match gets 403; another Ingress's path on the host is checked
 // too; the error page, revocation (ca.crl) and verify depth apply; a CA
 // Secret that cannot be read refuses the host with 403.
-func TestNginxAuthTLS(t *testing.T) {
-	e := startEnv(t)
+func TestNginxAuthTLS(t *testing.T) { testNginxAuthTLS(t) }
+
+// TestNginxAuthTLSHTTP2EventLoops is TestNginxAuthTLS with HTTP/2 served
+// on the event loops, which must hand the checked routes' streams over.
+func TestNginxAuthTLSHTTP2EventLoops(t *testing.T) { testNginxAuthTLS(t, "--http2-event-loops") }
+
+func testNginxAuthTLS(t *testing.T, flags ...string) {
+	e := startEnv(t, flags...)
 	port := startEchoHeaders(t, "Ssl-Client-Verify", "Ssl-Client-Subject-Dn", "Ssl-Client-Issuer-Dn", "Ssl-Client-Cert")
 	clientCA := testkit.NewCA(t, "client CA")
 	good := clientCA.Issue(t, testkit.Leaf{CommonName: "client", ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
