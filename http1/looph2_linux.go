@@ -122,8 +122,8 @@ type h2conn struct {
 	// lastRead is when the client last sent bytes; pingSent when a PING
 	// went out to see whether it is still there.
 	lastRead, pingSent time.Time
-	lower                 map[string]string
-	canon                 map[string]string
+	lower              map[string]string
+	canon              map[string]string
 }
 
 // h2stream is one request on an h2conn.

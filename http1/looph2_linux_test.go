@@ -63,9 +63,9 @@ func (f *stubFastPath) Continue(w http.ResponseWriter, _ *http.Request, _ any, _
 }
 
 func (f *stubFastPath) Abandon(*http.Request, any, time.Time) { f.abandoned.Add(1) }
-func (f *stubFastPath) Retract(any)                          {}
-func (f *stubFastPath) TakeDial(*http.Request) bool          { return true }
-func (f *stubFastPath) RefundDial(*http.Request)             {}
+func (f *stubFastPath) Retract(any)                           {}
+func (f *stubFastPath) TakeDial(*http.Request) bool           { return true }
+func (f *stubFastPath) RefundDial(*http.Request)              {}
 
 // startH2Loop serves h on a TLS socket whose h2 connections the event
 // loops serve, with GETs under /fast/ forwarded to a loopback backend.
