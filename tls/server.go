@@ -32,6 +32,8 @@ import (
 // most four times that many, and closes a connection that exceeds the queue.
 // It likewise closes connections that queue too many control frames
 // (SETTINGS/PING floods) and bounds CONTINUATION frames by MaxHeaderBytes.
+// The event loops (HTTP2EventLoops) do the same with the same limits; see
+// http1/looph2_linux.go.
 type Limits struct {
 	// ReadHeaderTimeout bounds reading a request's line and headers, and
 	// also the TLS handshake, so a client that connects and trickles

@@ -55,9 +55,10 @@ func caSecret(name string, caPEM []byte) string {
 // Secret that cannot be read refuses the host with 403.
 func TestNginxAuthTLS(t *testing.T) { testNginxAuthTLS(t) }
 
-// TestNginxAuthTLSHTTP2EventLoops is TestNginxAuthTLS with HTTP/2 served
-// on the event loops, which must hand the checked routes' streams over.
-func TestNginxAuthTLSHTTP2EventLoops(t *testing.T) { testNginxAuthTLS(t, "--http2-event-loops") }
+// TestNginxAuthTLSNetHTTP2 is TestNginxAuthTLS with HTTP/2 served by
+// net/http's server instead of the event loops, which hand the checked
+// routes' streams to the handler.
+func TestNginxAuthTLSNetHTTP2(t *testing.T) { testNginxAuthTLS(t, "--http2-event-loops=false") }
 
 func testNginxAuthTLS(t *testing.T, flags ...string) {
 	e := startEnv(t, flags...)
