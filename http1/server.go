@@ -61,6 +61,11 @@ type Server struct {
 	// the settings of H2, instead of handing them to ServeTLS's h2.
 	HTTP2EventLoops bool
 	H2              H2Config
+	// Claim, when set, is given each ServeTLS connection before its TLS
+	// handshake, within the handshake's deadline: true means it took the
+	// connection (TLS passthrough), false gives back the connection to
+	// handshake, nc itself or a wrapper replaying what Claim read.
+	Claim func(nc net.Conn) (net.Conn, bool)
 
 	inShutdown atomic.Bool
 	mu         sync.Mutex
@@ -138,6 +143,15 @@ func (s *Server) Serve(ln net.Listener) error {
 // every other one is served here as HTTP/1.x.
 func (s *Server) ServeTLS(ln net.Listener, config *tls.Config, handshakeTimeout time.Duration, h2 func(*tls.Conn)) error {
 	return s.serve(ln, func(nc net.Conn) {
+		// One deadline for Claim and the handshake together.
+		deadline := time.Now().Add(handshakeTimeout)
+		if s.Claim != nil {
+			_ = nc.SetDeadline(deadline)
+			var claimed bool
+			if nc, claimed = s.Claim(nc); claimed {
+				return
+			}
+		}
 		lc := s.loopConnFor(nc)
 		var tc *tls.Conn
 		if lc != nil {
@@ -153,7 +167,7 @@ func (s *Server) ServeTLS(ln net.Listener, config *tls.Config, handshakeTimeout 
 			return
 		}
 		s.setState(c, http.StateNew)
-		_ = nc.SetDeadline(time.Now().Add(handshakeTimeout))
+		_ = nc.SetDeadline(deadline)
 		err := tc.HandshakeContext(context.Background())
 		if err == nil {
 			err = nc.SetDeadline(time.Time{})

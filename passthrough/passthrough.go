@@ -161,7 +161,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 	}
 	s.mu.Unlock()
-	err := s.ln.Close()
+	var err error
+	if s.ln != nil {
+		err = s.ln.Close()
+	}
 	select {
 	case <-s.finished:
 		return err
@@ -213,6 +216,13 @@ func (s *Server) serve(c net.Conn) {
 		rec.result = metrics.PassthroughNoRoute
 		return
 	}
+	s.forward(c, &rec, route, hello)
+}
+
+// forward sends c, whose first bytes hello were read from it already, to
+// an endpoint of route's backend and splices the two to their end.
+func (s *Server) forward(c net.Conn, rec *record, route *routing.Route, hello []byte) {
+	sni := rec.sni
 	rec.route = route
 	wb := route.PickBackend()
 	if wb != nil && !wb.Invalid && wb.Backend != nil {
@@ -220,6 +230,8 @@ func (s *Server) serve(c net.Conn) {
 		rec.endpoint = wb.Backend.NextEndpoint()
 	}
 	if rec.endpoint == "" {
+		s.cfg.Logger.Warn("TLS passthrough: the backend has no endpoint; connection closed", "sni", sni,
+			"route", route.Source.String(), "backend", rec.backend, "remote", rec.remote)
 		rec.result = metrics.PassthroughNoBackend
 		return
 	}
@@ -336,15 +348,31 @@ func (s *Server) observe(r *record) {
 var errHelloRead = errors.New("passthrough: ClientHello read")
 
 // readClientHello reads the first bytes of c until they hold a whole
-// ClientHello, and returns them with the SNI (lower-cased by the route
-// table's match, "" when the client sent none). crypto/tls parses it
-// (records, fragmentation, extensions) through a connection that only
-// records what it reads and never writes: the handshake stops in
-// GetConfigForClient, before any byte is sent to the client.
+// ClientHello, within timeout, and returns them with the SNI (lower-cased
+// by the route table's match, "" when the client sent none).
 func readClientHello(c net.Conn, maxBytes int, timeout time.Duration) (hello []byte, sni string, err error) {
 	if err := c.SetReadDeadline(time.Now().Add(timeout)); err != nil {
 		return nil, "", err
 	}
+	hello, sni, err = parseClientHello(c, maxBytes)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := c.SetReadDeadline(time.Time{}); err != nil {
+		return nil, "", err
+	}
+	return hello, sni, nil
+}
+
+// parseClientHello reads c, within whatever deadline it has, until its
+// bytes hold a whole ClientHello, and returns every byte it read (also on
+// error, for a caller that must replay them) with the SNI. crypto/tls
+// parses it (records, fragmentation, extensions) through a connection
+// that only records what it reads and never writes: the handshake stops
+// in GetConfigForClient, before any byte is sent to the client. This is
+// the one ClientHello reader of both passthrough paths: the TLS listeners'
+// and the shared HTTPS socket's (claim.go).
+func parseClientHello(c net.Conn, maxBytes int) (read []byte, sni string, err error) {
 	rc := &recordingConn{Conn: c, max: maxBytes}
 	seen := false
 	srv := stdtls.Server(rc, &stdtls.Config{
@@ -358,10 +386,7 @@ func readClientHello(c net.Conn, maxBytes int, timeout time.Duration) (hello []b
 		if err == nil {
 			err = errors.New("handshake ended without a ClientHello")
 		}
-		return nil, "", err
-	}
-	if err := c.SetReadDeadline(time.Time{}); err != nil {
-		return nil, "", err
+		return rc.buf.Bytes(), "", err
 	}
 	return rc.buf.Bytes(), sni, nil
 }
