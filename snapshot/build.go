@@ -119,9 +119,19 @@ func Build(objs Objects, cfg Config, prev *Snapshot) *Snapshot {
 	var routes []*routing.Route
 	regexHosts := make(map[string]ObjectRef)
 	var canaries []canaryRoutes
+	var passthroughs []ingressPassthrough
+	var hostsOf []ingressHosts
 	for _, ing := range owned {
 		snap.Ingresses = append(snap.Ingresses, key(ing.Namespace, ing.Name))
 		tr := b.ingress(ing)
+		if len(tr.passthrough) > 0 || len(tr.passthroughNotes) > 0 {
+			passthroughs = append(passthroughs, ingressPassthrough{owner: ingressRef(ing), hosts: tr.passthrough, notes: tr.passthroughNotes})
+		}
+		ih := ingressHosts{owner: ingressRef(ing)}
+		for _, r := range tr.routes {
+			ih.hosts = append(ih.hosts, r.Host)
+		}
+		hostsOf = append(hostsOf, ih)
 		b.carryRateLimit(key(ing.Namespace, ing.Name), tr.routes)
 		for _, req := range tr.tls {
 			b.bindCertificate(ing, req)
@@ -149,6 +159,7 @@ func Build(objs Objects, cfg Config, prev *Snapshot) *Snapshot {
 	b.reportShadowed(table, shadowed)
 
 	snap.Routes = table
+	snap.SSLPassthrough = b.sslPassthrough(passthroughs, hostsOf)
 	snap.Certificates = porticotls.NewCertificates(b.bindings, cfg.DefaultCertificate)
 	b.requestClientCerts(snap.Certificates)
 	snap.Bindings = b.bindings

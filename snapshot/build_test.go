@@ -98,6 +98,13 @@ func describe(s *snapshot.Snapshot) []byte {
 	section("fallback", []string{fallback})
 	section("certificates", certs)
 	section("problems", problems)
+	if s.SSLPassthrough != nil {
+		var pt []string
+		for _, r := range s.SSLPassthrough.Routes() {
+			pt = append(pt, fmt.Sprintf("%s -> %s from %s", r.Host, describeBackend(r), r.Source))
+		}
+		section("ssl passthrough", pt)
+	}
 	describeGateway(s, section)
 	return []byte(out.String())
 }

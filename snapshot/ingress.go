@@ -100,6 +100,11 @@ type ingressTranslation struct {
 	// default-backend's values; the builder resolves the Service.
 	errorCodes   []int
 	errorBackend string
+	// passthrough are the hosts its ssl-passthrough sends unterminated
+	// to a backend, with the route whose backend takes them; the notes
+	// say what of the Ingress could not be passed through.
+	passthrough      []passthroughHost
+	passthroughNotes []string
 }
 
 // tlsRequest is one spec.tls entry: the hosts that must be served with the
@@ -155,6 +160,7 @@ func translateIngress(ing *networkingv1.Ingress, backends *backendResolver, adop
 	}
 
 	var hosts []string
+	var ptRules []passthroughRule
 	for i, rule := range ing.Spec.Rules {
 		where := fmt.Sprintf("spec.rules[%d]", i)
 		host := hostname.Lower(rule.Host)
@@ -164,9 +170,12 @@ func translateIngress(ing *networkingv1.Ingress, backends *backendResolver, adop
 		}
 		hosts = append(hosts, host)
 		if rule.HTTP == nil {
+			if nc.sslPassthrough {
+				ptRules = append(ptRules, passthroughRule{where: where, host: host})
+			}
 			continue
 		}
-		var first *routing.Route
+		var first, root *routing.Route
 		for j, p := range rule.HTTP.Paths {
 			where := fmt.Sprintf("%s.http.paths[%d]", where, j)
 			kind, path, msg := pathMatch(p)
@@ -174,9 +183,16 @@ func translateIngress(ing *networkingv1.Ingress, backends *backendResolver, adop
 				tr.invalid = append(tr.invalid, where+": "+msg)
 				continue
 			}
-			if r := newRoute(source(fmt.Sprintf("%d/%d", i, j)), host, kind, path, &p.Backend, where+".backend"); first == nil {
+			r := newRoute(source(fmt.Sprintf("%d/%d", i, j)), host, kind, path, &p.Backend, where+".backend")
+			if first == nil {
 				first = r
 			}
+			if root == nil && path == "/" {
+				root = r
+			}
+		}
+		if nc.sslPassthrough {
+			ptRules = append(ptRules, passthroughRule{where: where, host: host, first: first, root: root})
 		}
 		if first != nil {
 			tr.routes = append(tr.routes, nc.extraRoutes(func(rule string) routing.Source { return source(rule) }, host, first)...)
@@ -187,14 +203,18 @@ func translateIngress(ing *networkingv1.Ingress, backends *backendResolver, adop
 	// spec.defaultBackend catches what this Ingress's hosts do not route;
 	// an Ingress with no host rules catches it for every host. Either way
 	// it ranks below every path route of the same host.
+	hostDefaults := make(map[string]*routing.Route)
 	if db := ing.Spec.DefaultBackend; db != nil {
 		scopes := uniqueHosts(hosts)
 		if len(scopes) == 0 {
 			scopes = []string{""}
 		}
 		for _, host := range scopes {
-			newRoute(source("default"), host, routing.PathAny, "", db, "spec.defaultBackend")
+			hostDefaults[host] = newRoute(source("default"), host, routing.PathAny, "", db, "spec.defaultBackend")
 		}
+	}
+	if nc.sslPassthrough {
+		tr.passthrough, tr.passthroughNotes = passthroughHosts(ptRules, hostDefaults)
 	}
 
 	for i, t := range ing.Spec.TLS {

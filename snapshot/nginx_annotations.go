@@ -123,6 +123,8 @@ type nginxConfig struct {
 	// default-backend's Service name, which the builder resolves.
 	errorCodes   []int
 	errorBackend string
+	// sslPassthrough: ssl-passthrough "true" (nginx_sslpassthrough.go).
+	sslPassthrough bool
 	// more are findings beyond the one of their annotation (a list with
 	// several invalid entries), reported when the annotation is the
 	// Ingress's own.
@@ -239,7 +241,7 @@ var (
 func (nc *nginxConfig) apply(f NginxFinding, name, raw string, get func(string) (string, bool)) NginxFinding {
 	v := strings.TrimSpace(raw)
 	for _, family := range []func(NginxFinding, string, string, string, func(string) (string, bool)) (NginxFinding, bool){
-		nc.applyPaths, nc.applyBackend, nc.applyRouting, nc.applyAuth, nc.applyBasicAuth, nc.applyAuthTLS, nc.applyAdmission, nc.applyAffinity, nc.applyProxySSL,
+		nc.applyPaths, nc.applyBackend, nc.applyRouting, nc.applyAuth, nc.applyBasicAuth, nc.applyAuthTLS, nc.applyAdmission, nc.applyAffinity, nc.applyProxySSL, nc.applySSLPassthrough,
 	} {
 		if g, ok := family(f, name, raw, v, get); ok {
 			return g

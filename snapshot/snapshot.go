@@ -24,6 +24,12 @@ type Snapshot struct {
 	// Generation counts published snapshots; the Store sets it.
 	Generation uint64
 	Routes     *routing.Table
+	// SSLPassthrough routes the TLS connections of the HTTPS socket whose
+	// SNI is a host of an ingress-nginx ssl-passthrough Ingress, matched
+	// with path "/", to their backends unterminated; nil when no Ingress
+	// asks for it, and then no ClientHello is looked at before the
+	// handshake.
+	SSLPassthrough *routing.Table
 	// Certificates selects the certificate for a TLS handshake by SNI.
 	Certificates *porticotls.Certificates
 	// Bindings lists which certificate serves which TLS host, in the order
