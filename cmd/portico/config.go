@@ -220,9 +220,9 @@ func registerListenerFlags(fs *flag.FlagSet, cfg *config, text *flagText) {
 	fs.DurationVar(&cfg.Passthrough.HelloTimeout, "passthrough-hello-timeout", passthrough.DefaultHelloTimeout,
 		"on TLS passthrough listeners (TLSRoutes), time a client has to send its whole ClientHello (and PROXY header) before the connection is closed; on TLS listeners in mode Terminate, time for the whole handshake")
 	fs.IntVar(&cfg.Passthrough.MaxHelloBytes, "passthrough-max-hello-bytes", passthrough.DefaultMaxHelloBytes,
-		"on TLS passthrough listeners, the most bytes read to find the ClientHello's SNI; a larger ClientHello closes the connection")
+		"on TLS passthrough listeners, the most bytes read to find the ClientHello's SNI; a larger ClientHello closes the connection (on the HTTPS socket, with ingress-nginx ssl-passthrough Ingresses, the most bytes peeked: a larger ClientHello is terminated as usual)")
 	fs.DurationVar(&cfg.Passthrough.IdleTimeout, "passthrough-idle-timeout", passthrough.DefaultIdleTimeout,
-		"a connection of a TLS listener (Passthrough or Terminate) through which no byte went in either direction for this long is closed on both sides")
+		"a connection of a TLS listener (Passthrough or Terminate), or of an ingress-nginx ssl-passthrough host, through which no byte went in either direction for this long is closed on both sides")
 	text.proxyProtocol = fs.String("proxy-protocol-from", "",
 		"comma-separated CIDRs of L4 load balancers whose connections may start with a PROXY protocol header (v1 or v2) naming the client; headers from other peers are never read")
 	text.trusted = fs.String("trusted-proxies", "",

@@ -24,6 +24,7 @@ import (
 	"portico.dev/portico/frontdoor"
 	"portico.dev/portico/http1"
 	"portico.dev/portico/metrics"
+	"portico.dev/portico/passthrough"
 	"portico.dev/portico/routing"
 	"portico.dev/portico/snapshot"
 	"portico.dev/portico/source/kube"
@@ -48,6 +49,9 @@ type process struct {
 	publisher *publisher
 	transport *upstream.Transport
 	server    *porticotls.Server
+	// sslPassthrough splices the HTTPS socket's connections to the hosts
+	// of ingress-nginx ssl-passthrough Ingresses.
+	sslPassthrough *passthrough.Server
 	// listeners are the Gateways' sockets, reconciled on every publish.
 	listeners *gatewayListeners
 	admin     *http.Server
@@ -183,6 +187,7 @@ func newProcess(cfg *config, logger *slog.Logger) (*process, error) {
 		_ = g.server.Shutdown(context.Background())
 		return nil, err
 	}
+	g.startSSLPassthrough(cfg, shared, logger)
 	g.listeners = newGatewayListeners(shared, redirectPort(cfg, g.server.HTTPSAddr()), cfg.ShutdownTimeout, cfg.passthroughConfig(), logger)
 	g.publisher.listeners = g.listeners
 	if cfg.AdminAddr != "" {
@@ -391,10 +396,16 @@ func (g *process) shutdown() {
 		defer close(gatewaysDone)
 		g.listeners.shutdown(ctx)
 	}()
+	passthroughDone := make(chan struct{})
+	go func() {
+		defer close(passthroughDone)
+		_ = g.sslPassthrough.Shutdown(ctx)
+	}()
 	if err := g.server.Shutdown(ctx); err != nil {
 		g.log.Warn("in-flight requests did not finish within the shutdown timeout", "timeout", g.cfg.ShutdownTimeout, "error", err)
 	}
 	<-gatewaysDone
+	<-passthroughDone
 	// After the listeners: this also ends WebSocket tunnels, which
 	// http.Server.Shutdown does not track.
 	_ = g.transport.Close()
@@ -417,4 +428,28 @@ func addrString(a net.Addr) string {
 		return "off"
 	}
 	return a.String()
+}
+
+// startSSLPassthrough lets the HTTPS socket hand the connections of
+// ssl-passthrough hosts to a passthrough server before their handshake.
+// It needs no flag, unlike ingress-nginx's --enable-ssl-passthrough: while
+// no Ingress asks for passthrough the snapshot has no table and the
+// socket's only cost is one atomic load per connection. The ClientHello
+// is read within the socket's handshake deadline (--read-header-timeout);
+// the passthrough flags bound its size and the spliced connection.
+func (g *process) startSSLPassthrough(cfg *config, shared frontdoor.Shared, logger *slog.Logger) {
+	pt := cfg.passthroughConfig()
+	pt.Routes = func() *routing.Table {
+		if s := g.store.Load(); s != nil {
+			return s.SSLPassthrough
+		}
+		return nil
+	}
+	pt.Metrics = shared.Metrics
+	pt.AccessLog = shared.AccessLog
+	pt.Logger = logger.With("listener", "https")
+	g.sslPassthrough = passthrough.NewClaimer(pt)
+	if !g.server.SetClaim(g.sslPassthrough.Claim) {
+		logger.Info("the net/http engine (--http1-engine) cannot pass TLS through on the HTTPS socket: TLS to ingress-nginx ssl-passthrough hosts is terminated")
+	}
 }
