@@ -124,7 +124,9 @@ func Build(objs Objects, cfg Config, prev *Snapshot) *Snapshot {
 	for _, ing := range owned {
 		snap.Ingresses = append(snap.Ingresses, key(ing.Namespace, ing.Name))
 		tr := b.ingress(ing)
-		if len(tr.passthrough) > 0 || len(tr.passthroughNotes) > 0 {
+		// A canary's routes only join its main Ingress's: its hosts are
+		// the main Ingress's to pass through or not.
+		if tr.canary == nil && (len(tr.passthrough) > 0 || len(tr.passthroughNotes) > 0) {
 			passthroughs = append(passthroughs, ingressPassthrough{owner: ingressRef(ing), hosts: tr.passthrough, notes: tr.passthroughNotes})
 		}
 		ih := ingressHosts{owner: ingressRef(ing)}

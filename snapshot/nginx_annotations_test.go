@@ -253,3 +253,32 @@ func TestSSLRedirectDefault(t *testing.T) {
 		}
 	}
 }
+
+// TestNginxSSLPassthroughValues: only "true" and "false" are read; every
+// other spelling, ParseBool's included, is refused, and "false" is served
+// exactly (nothing is passed through).
+func TestNginxSSLPassthroughValues(t *testing.T) {
+	for value, want := range map[string]struct {
+		on      bool
+		invalid bool
+		verdict NginxVerdict
+	}{
+		"true":  {on: true, verdict: NginxApproximate},
+		"false": {verdict: NginxExact},
+		"yes":   {invalid: true, verdict: NginxApproximate},
+		"1":     {invalid: true, verdict: NginxApproximate},
+		"TRUE":  {invalid: true, verdict: NginxApproximate},
+		"":      {invalid: true, verdict: NginxApproximate},
+	} {
+		ing := &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Name: "pt", Namespace: "default",
+			Annotations: map[string]string{NginxPrefix + "ssl-passthrough": value}}}
+		nc, findings := parseNginx(ing, nil, nil)
+		if len(findings) != 1 {
+			t.Fatalf("%q: findings %v", value, findings)
+		}
+		f := findings[0]
+		if nc.sslPassthrough != want.on || (f.Invalid != "") != want.invalid || f.Verdict != want.verdict {
+			t.Errorf("%q: on %t, invalid %q, verdict %s; want on %t, invalid %t, verdict %s", value, nc.sslPassthrough, f.Invalid, f.Verdict, want.on, want.invalid, want.verdict)
+		}
+	}
+}
