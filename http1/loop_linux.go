@@ -337,6 +337,16 @@ func (l *loop) serve(events []unix.EpollEvent) (stopped bool) {
 	}
 }
 
+// stateFor returns what the loop keeps for fp, made on first use.
+func (l *loop) stateFor(fp FastPath) any {
+	st, ok := l.states[fp]
+	if !ok {
+		st = fp.NewLoopState()
+		l.states[fp] = st
+	}
+	return st
+}
+
 // unregister removes fd from the loop's epoll set and slots; the caller
 // closes or hands over the descriptor.
 func (l *loop) unregister(fd int) {
@@ -383,12 +393,7 @@ func (l *loop) do(op loopOp) {
 func (l *loop) adopt(c *conn) {
 	lp := c.lp
 	fd := lp.lc.fd
-	st, ok := l.states[lp.fp]
-	if !ok {
-		st = lp.fp.NewLoopState()
-		l.states[lp.fp] = st
-	}
-	lp.state = st
+	lp.state = l.stateFor(lp.fp)
 	l.setSlot(fd, loopSlot{c: c})
 	l.conns[c] = struct{}{}
 	if err := l.addFD(fd); err != nil {
@@ -785,6 +790,62 @@ func (l *loop) setBackendOut(be *loopBackend, on bool) {
 	_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, be.fd, &unix.EpollEvent{Events: ev, Fd: int32(be.fd)})
 }
 
+// backendNews is what a backend connection's events brought its exchange.
+type backendNews uint8
+
+const (
+	// backendNothing: nothing to act on (or a failure backendIO handled).
+	backendNothing backendNews = iota
+	// backendCut: the backend closed after part of the response.
+	backendCut
+	// backendData: more of the response is in be.buf.
+	backendData
+)
+
+// backendIO does the I/O a backend connection carrying an exchange is
+// ready for: it finishes a connect, sends what is left of the request and
+// reads what came. A failure before any of the response arrived goes to
+// backendFailed.
+func (l *loop) backendIO(be *loopBackend, events uint32) backendNews {
+	if be.connecting {
+		if events&(unix.EPOLLOUT|unix.EPOLLERR|unix.EPOLLHUP) == 0 {
+			return backendNothing
+		}
+		if !connected(be.fd) {
+			l.backendFailed(be)
+			return backendNothing
+		}
+		be.connecting = false
+		l.sendBackend(be)
+		return backendNothing
+	}
+	if events&unix.EPOLLOUT != 0 && len(be.out) > 0 {
+		l.sendBackend(be)
+		if be.c == nil && be.s == nil {
+			return backendNothing
+		}
+	}
+	if events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) == 0 {
+		return backendNothing
+	}
+	if cap(be.buf)-len(be.buf) < 4<<10 {
+		be.buf = append(be.buf, make([]byte, cap(be.buf))...)[:len(be.buf)]
+	}
+	n, err := rawRead(be.fd, be.buf[len(be.buf):cap(be.buf)])
+	if err == unix.EAGAIN || err == unix.EINTR {
+		return backendNothing
+	}
+	if n <= 0 {
+		if len(be.buf) == 0 {
+			l.backendFailed(be)
+			return backendNothing
+		}
+		return backendCut
+	}
+	be.buf = be.buf[:len(be.buf)+n]
+	return backendData
+}
+
 func (l *loop) backendEvent(be *loopBackend, events uint32) {
 	c := be.c
 	if c == nil {
@@ -792,44 +853,14 @@ func (l *loop) backendEvent(be *loopBackend, events uint32) {
 		l.closeBackend(be)
 		return
 	}
-	if be.connecting {
-		if events&(unix.EPOLLOUT|unix.EPOLLERR|unix.EPOLLHUP) == 0 {
-			return
-		}
-		if !connected(be.fd) {
-			l.backendFailed(be)
-			return
-		}
-		be.connecting = false
-		l.sendBackend(be)
+	switch l.backendIO(be, events) {
+	case backendNothing:
 		return
-	}
-	if events&unix.EPOLLOUT != 0 && len(be.out) > 0 {
-		l.sendBackend(be)
-		if be.c == nil {
-			return
-		}
-	}
-	if events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) == 0 {
-		return
-	}
-	if cap(be.buf)-len(be.buf) < 4<<10 {
-		be.buf = append(be.buf, make([]byte, cap(be.buf))...)[:len(be.buf)]
-	}
-	n, err := rawRead(be.fd, be.buf[len(be.buf):cap(be.buf)])
-	if err == unix.EAGAIN || err == unix.EINTR {
-		return
-	}
-	if n <= 0 {
-		if len(be.buf) == 0 {
-			l.backendFailed(be)
-			return
-		}
+	case backendCut:
 		// Cut short: the goroutine engine answers as Forward would.
 		l.continueExchange(c)
 		return
 	}
-	be.buf = be.buf[:len(be.buf)+n]
 	lp := c.lp
 	switch lp.fp.Complete(lp.state, &c.resp, lp.req, lp.token, be.buf, lp.start) {
 	case FastNeedMore:

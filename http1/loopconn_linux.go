@@ -169,14 +169,10 @@ func (s *Server) loopConnFor(nc net.Conn) *loopConn {
 // toLoop moves a handshaken connection to an event loop, or reports false,
 // changing nothing, when it cannot.
 func (s *Server) toLoop(c *conn, lc *loopConn, tc *tls.Conn) bool {
-	l, fd, ok := s.adoptSocket(lc)
-	if !ok {
+	l := s.adoptSocket(c, lc, tc)
+	if l == nil {
 		return false
 	}
-	lc.fd = fd
-	lc.onLoop.Store(true)
-	c.tlsStateV = tc.ConnectionState()
-	c.tlsState = &c.tlsStateV
 	c.initContext()
 	c.buf = readBufferPool.Get().(*[readBufferSize]byte)[:]
 	s.mu.Lock()
@@ -186,30 +182,35 @@ func (s *Server) toLoop(c *conn, lc *loopConn, tc *tls.Conn) bool {
 	return true
 }
 
-// adoptSocket picks a loop for lc's socket and takes the socket from the
-// netpoller: it returns a non-blocking copy of the descriptor, the
-// netpoller's own being closed.
-func (s *Server) adoptSocket(lc *loopConn) (*loop, int, bool) {
+// adoptSocket picks a loop for c and takes lc's socket from the netpoller
+// for it: lc then reads and writes a non-blocking copy of the descriptor,
+// the netpoller's own being closed. It returns nil, changing nothing,
+// when it cannot.
+func (s *Server) adoptSocket(c *conn, lc *loopConn, tc *tls.Conn) *loop {
 	l := pickLoop()
 	if l == nil {
-		return nil, -1, false
+		return nil
 	}
 	raw, err := lc.Conn.(*net.TCPConn).SyscallConn()
 	if err != nil {
-		return nil, -1, false
+		return nil
 	}
 	fd := -1
 	var derr error
 	if err := raw.Control(func(f uintptr) { fd, derr = unix.FcntlInt(f, unix.F_DUPFD_CLOEXEC, 0) }); err != nil || derr != nil {
-		return nil, -1, false
+		return nil
 	}
 	if err := unix.SetNonblock(fd, true); err != nil {
 		unix.Close(fd)
-		return nil, -1, false
+		return nil
 	}
 	// The netpoller forgets the socket; the copy keeps it open.
 	lc.Conn.Close()
-	return l, fd, true
+	lc.fd = fd
+	lc.onLoop.Store(true)
+	c.tlsStateV = tc.ConnectionState()
+	c.tlsState = &c.tlsStateV
+	return l
 }
 
 // closeFromOutside closes the connection for Shutdown (idle ones) or Close

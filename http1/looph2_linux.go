@@ -115,7 +115,7 @@ type h2conn struct {
 	recvWin    int64
 	recvCredit int64
 
-	resets, empty, served int
+	empty, served int
 	deadline              time.Time
 	idleSince             time.Time
 	lastProgress          time.Time
@@ -176,14 +176,10 @@ func (f *frameSource) Read(p []byte) (int, error) {
 // toLoopH2 moves a handshaken h2 connection to an event loop, or reports
 // false, changing nothing, when it cannot.
 func (s *Server) toLoopH2(c *conn, lc *loopConn, tc *tls.Conn) bool {
-	l, fd, ok := s.adoptSocket(lc)
-	if !ok {
+	l := s.adoptSocket(c, lc, tc)
+	if l == nil {
 		return false
 	}
-	lc.fd = fd
-	lc.onLoop.Store(true)
-	c.tlsStateV = tc.ConnectionState()
-	c.tlsState = &c.tlsStateV
 	// What ConnContext keeps may close the connection from a handler's
 	// goroutine (the reset guard does): only the loop may close it.
 	c.initContextWith(loopClosedConn{Conn: tc, c: c})
@@ -210,12 +206,7 @@ func (s *Server) toLoopH2(c *conn, lc *loopConn, tc *tls.Conn) bool {
 
 func (l *loop) h2Adopt(h *h2conn) {
 	fd := h.lc.fd
-	st, ok := l.states[h.fp]
-	if !ok {
-		st = h.fp.NewLoopState()
-		l.states[h.fp] = st
-	}
-	h.state = st
+	h.state = l.stateFor(h.fp)
 	l.setSlot(fd, loopSlot{h: h})
 	l.h2conns[h] = struct{}{}
 	if err := l.addFD(fd); err != nil {
@@ -524,15 +515,9 @@ func (l *loop) h2Frame(h *h2conn, f http2.Frame) {
 			l.h2Empty(h)
 			return
 		}
-		if !s.localDone {
-			h.resets++
-			// Rapid reset: a client whose streams mostly end by its own
-			// reset makes the server work for nothing.
-			if h.resets > int(h.cfg.MaxConcurrentStreams) && h.resets > h.served {
-				l.h2GoAway(h, http2.ErrCodeEnhanceYourCalm, "too many streams reset")
-				return
-			}
-		}
+		// A stream the client cancels counts against its connection's
+		// reset limit (rapid reset), through FastPath.Abandon or the
+		// handler's outcome, as on net/http's server.
 		l.h2EndStream(s, errors.New("http2: stream reset by the client"))
 	case *http2.PriorityFrame:
 		if f.StreamID == f.StreamDep {
@@ -746,43 +731,13 @@ func (l *loop) h2Plan(s *h2stream) bool {
 // h2BackendEvent reads a fast exchange's response.
 func (l *loop) h2BackendEvent(be *loopBackend, events uint32) {
 	s := be.s
-	if be.connecting {
-		if events&(epollOut|epollHup) == 0 {
-			return
-		}
-		if !connected(be.fd) {
-			l.backendFailed(be)
-			return
-		}
-		be.connecting = false
-		l.sendBackend(be)
+	switch l.backendIO(be, events) {
+	case backendNothing:
 		return
-	}
-	if events&epollOut != 0 && len(be.out) > 0 {
-		l.sendBackend(be)
-		if be.s == nil {
-			return
-		}
-	}
-	if events&(epollIn|epollHup) == 0 {
-		return
-	}
-	if cap(be.buf)-len(be.buf) < 4<<10 {
-		be.buf = append(be.buf, make([]byte, cap(be.buf))...)[:len(be.buf)]
-	}
-	n, err := rawRead(be.fd, be.buf[len(be.buf):cap(be.buf)])
-	if err != nil && isAgain(err) {
-		return
-	}
-	if n <= 0 {
-		if len(be.buf) == 0 {
-			l.backendFailed(be)
-			return
-		}
+	case backendCut:
 		l.h2Continue(s)
 		return
 	}
-	be.buf = be.buf[:len(be.buf)+n]
 	h := s.h
 	h.fw.reset(h)
 	switch h.fp.Complete(h.state, &h.fw, s.req, s.token, be.buf, s.start) {

@@ -95,7 +95,9 @@ func startH2Loop(t *testing.T, h http.Handler, cfg H2Config) (*Server, string, *
 }
 
 func h2Client() *http.Client {
-	return &http.Client{Timeout: 10 * time.Second, Transport: &http2.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	var h2 http.Protocols
+	h2.SetHTTP2(true)
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Protocols: &h2, TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
 }
 
 func TestH2LoopServes(t *testing.T) {

@@ -244,12 +244,12 @@ func newSource(cfg *config, logger *slog.Logger) (objectSource, *kubeClients, er
 
 	client, err := kubernetes.NewForConfig(restCfg)
 	if err != nil {
-		return nil, nil, fmt.Errorf("Kubernetes client: %w", err)
+		return nil, nil, fmt.Errorf("creating the Kubernetes client: %w", err)
 	}
 	clients := &kubeClients{kube: client}
 	if cfg.GatewayControllerName != "" {
 		if clients.gateway, err = gatewayclient.NewForConfig(restCfg); err != nil {
-			return nil, nil, fmt.Errorf("Gateway API client: %w", err)
+			return nil, nil, fmt.Errorf("creating the Gateway API client: %w", err)
 		}
 	}
 	src := &kube.Source{Client: client, Namespaces: cfg.WatchNamespaces, NginxConfigMap: cfg.NginxConfigMap, Logger: logger}
