@@ -116,9 +116,9 @@ type h2conn struct {
 	recvCredit int64
 
 	empty, served int
-	deadline              time.Time
-	idleSince             time.Time
-	lastProgress          time.Time
+	deadline      time.Time
+	idleSince     time.Time
+	lastProgress  time.Time
 	// lastRead is when the client last sent bytes; pingSent when a PING
 	// went out to see whether it is still there.
 	lastRead, pingSent time.Time
