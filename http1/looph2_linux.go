@@ -94,6 +94,8 @@ type h2conn struct {
 	hbuf appendWriter
 	// fw answers fast streams (reused: Complete writes synchronously).
 	fw h2FastWriter
+	// head is the buffer a fast stream's request head is planned into.
+	head []byte
 
 	preface, settings bool
 	streams           map[uint32]*h2stream
@@ -698,7 +700,7 @@ func (l *loop) h2Headers(h *h2conn, f *http2.MetaHeadersFrame) {
 // connections, or reports false.
 func (l *loop) h2Plan(s *h2stream) bool {
 	h := s.h
-	out, endpoint, token, ok := h.fp.Plan(h.state, nil, s.req)
+	out, endpoint, token, ok := h.fp.Plan(h.state, h.head[:0], s.req)
 	if !ok {
 		return false
 	}
@@ -722,8 +724,14 @@ func (l *loop) h2Plan(s *h2stream) bool {
 	s.be, be.s = be, s
 	be.out = out
 	be.buf = l.takeBuf()
+	// The head's buffer serves the next stream unless this one still
+	// has it to send.
+	h.head = nil
 	if !be.connecting {
 		l.sendBackend(be)
+		if len(be.out) == 0 {
+			h.head = out
+		}
 	}
 	return true
 }
@@ -861,8 +869,7 @@ func (l *loop) h2WriteHeaders(s *h2stream, status int, hdr http.Header, end bool
 	h := s.h
 	h.hbuf.b = h.hbuf.b[:0]
 	if status != 0 {
-		var sb [3]byte
-		_ = h.enc.WriteField(hpack.HeaderField{Name: ":status", Value: string(strconv.AppendInt(sb[:0], int64(status), 10))})
+		_ = h.enc.WriteField(hpack.HeaderField{Name: ":status", Value: statusText(status)})
 	}
 	for k, vv := range hdr {
 		name, ok := h.lowerName(k)
@@ -1235,6 +1242,9 @@ func (h *h2conn) newRequest(s *h2stream, f *http2.MetaHeadersFrame) (*http.Reque
 		return nil, errBadH2Request
 	}
 	hdr := make(http.Header, len(f.Fields))
+	// One array holds every field's value: a slice per field would cost
+	// an allocation each; a repeated name appends (and copies) as usual.
+	vals := make([]string, len(f.Fields))
 	var cookies []string
 	for _, hf := range f.RegularFields() {
 		switch hf.Name {
@@ -1253,7 +1263,12 @@ func (h *h2conn) newRequest(s *h2stream, f *http2.MetaHeadersFrame) (*http.Reque
 			}
 		}
 		k := h.canonicalName(hf.Name)
-		hdr[k] = append(hdr[k], hf.Value)
+		if vv, ok := hdr[k]; ok {
+			hdr[k] = append(vv, hf.Value)
+			continue
+		}
+		vals[0] = hf.Value
+		hdr[k], vals = vals[:1:1], vals[1:]
 	}
 	if len(cookies) > 0 {
 		hdr["Cookie"] = []string{strings.Join(cookies, "; ")}
@@ -1420,6 +1435,19 @@ type h2FastWriter struct {
 	hdr    http.Header
 	status int
 	body   []byte
+	values []string
+}
+
+// HeaderValues lends the backend leg value slices for the response's
+// fields (see upstream's valueLender), which live until the loop has
+// encoded them, right after Complete.
+func (w *h2FastWriter) HeaderValues(n int) []string {
+	if cap(w.values)-len(w.values) < n {
+		w.values = make([]string, 0, max(2*cap(w.values), n, 32))
+	}
+	i := len(w.values)
+	w.values = w.values[:i+n]
+	return w.values[i : i+n : i+n]
 }
 
 func (w *h2FastWriter) reset(h *h2conn) {
@@ -1429,6 +1457,8 @@ func (w *h2FastWriter) reset(h *h2conn) {
 	clear(w.hdr)
 	w.status = 0
 	w.body = w.body[:0]
+	clear(w.values)
+	w.values = w.values[:0]
 }
 
 func (w *h2FastWriter) Header() http.Header { return w.hdr }
@@ -1840,6 +1870,36 @@ func (lc loopClosedConn) Close() error {
 	defer lc.c.srv.mu.Unlock()
 	lc.c.closeFromOutside(true)
 	return nil
+}
+
+// statusText is a status code as :status carries it, without allocating
+// for the common ones.
+func statusText(code int) string {
+	switch code {
+	case 200:
+		return "200"
+	case 204:
+		return "204"
+	case 206:
+		return "206"
+	case 301:
+		return "301"
+	case 302:
+		return "302"
+	case 304:
+		return "304"
+	case 400:
+		return "400"
+	case 404:
+		return "404"
+	case 500:
+		return "500"
+	case 502:
+		return "502"
+	case 503:
+		return "503"
+	}
+	return strconv.Itoa(code)
 }
 
 // appendWriter collects what is written to it.
