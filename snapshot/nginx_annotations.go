@@ -548,12 +548,18 @@ func (nc *nginxConfig) applyAdmission(f NginxFinding, name, raw, v string, get f
 			l.BurstMultiplier = n
 		}
 	case "limit-whitelist", "limit-allowlist":
+		if g, shadowed := nginxAliasShadowed(f, name, get); shadowed {
+			return g, true
+		}
 		prefixes, bad := nginxPrefixes(v)
 		if len(bad) > 0 {
 			return f.invalidf("%q are not IP addresses or CIDR ranges; the limits apply to every client", bad), true
 		}
 		nc.limits().Exempt = append(nc.limits().Exempt, prefixes...)
 	case "whitelist-source-range", "allowlist-source-range", "denylist-source-range":
+		if g, shadowed := nginxAliasShadowed(f, name, get); shadowed {
+			return g, true
+		}
 		prefixes, bad := nginxPrefixes(v)
 		deny := name == "denylist-source-range"
 		if len(bad) > 0 {
@@ -618,6 +624,27 @@ func nginxSetsAny(annotations map[string]string, name string) bool {
 		}
 	}
 	return false
+}
+
+// nginxAliases maps the older names ingress-nginx still reads to the
+// annotations they stand for.
+var nginxAliases = map[string]string{
+	"limit-whitelist":        "limit-allowlist",
+	"whitelist-source-range": "allowlist-source-range",
+}
+
+// nginxAliasShadowed reports whether name is an older name whose
+// annotation is also set: ingress-nginx reads an alias only when the
+// annotation itself is absent or empty, so the two lists are not joined.
+func nginxAliasShadowed(f NginxFinding, name string, get func(string) (string, bool)) (NginxFinding, bool) {
+	current, ok := nginxAliases[name]
+	if !ok {
+		return f, false
+	}
+	if v, _ := get(current); v == "" {
+		return f, false
+	}
+	return f.invalidf("%s%s is set and takes precedence (as in ingress-nginx); the annotation is ignored", NginxPrefix, current), true
 }
 
 // nginxBurstMultiplier is ingress-nginx's default limit-burst-multiplier.
