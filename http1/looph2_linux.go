@@ -449,9 +449,13 @@ func (l *loop) h2Frames(h *h2conn) {
 		h.src.b = rest[:size]
 		off += size
 		f, err := h.fr.ReadFrame()
+		stopped := len(h.src.b) > 0
+		// An empty slice of h.in would keep its array alive once the
+		// sweep lets the buffer go.
+		h.src.b = nil
 		if err != nil {
 			l.h2ReadError(h, err)
-			if len(h.src.b) > 0 {
+			if stopped {
 				// The Framer stopped inside a block it refused.
 				l.h2GoAway(h, http2.ErrCodeProtocol, "malformed header block")
 			}
