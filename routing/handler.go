@@ -270,7 +270,8 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, start time.Time)
 		}
 	}
 	if ea := route.ExternalAuth; ea != nil && !route.redirects() {
-		if code := h.externalAuth(w, r, ea); code != 0 {
+		var code int
+		if w, code = h.externalAuth(w, r, ea); code != 0 {
 			return route, code
 		}
 	}

@@ -502,6 +502,17 @@ func (nc *nginxConfig) applyAuth(f NginxFinding, name, raw, v string, get func(s
 			return f.invalidf("%q is not a query parameter name; rd is used", raw), true
 		}
 		nc.authRules().SignInParam = v
+	case "auth-always-set-cookie":
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return f.invalidf("%q is not true or false; false is used", raw), true
+		}
+		nc.authRules().AlwaysSetCookie = b
+	case "auth-request-redirect":
+		if !validFieldValue(v) || v == "" || strings.Contains(nginxAuthVariables.Replace(v), "$") {
+			return f.invalidf("%q is not a header value with at most the variables $host, $scheme, $request_uri and $escaped_request_uri; the request's target is sent", raw), true
+		}
+		nc.authRules().RequestRedirect = v
 	case "auth-method":
 		if !validHeaderName(v) || strings.ToUpper(v) != v {
 			return f.invalidf("%q is not an HTTP method; GET is used", raw), true
@@ -600,8 +611,12 @@ func (nc *nginxConfig) authRules() *routing.ExternalAuth {
 
 // nginxAuthURL checks an auth-url or auth-signin: an absolute http or https
 // URL whose nginx variables Portico can expand.
+// nginxAuthVariables stands in for the nginx variables the auth
+// annotations may hold, as routing expands them.
+var nginxAuthVariables = strings.NewReplacer("$escaped_request_uri", "x", "$request_uri", "/x", "$scheme", "http", "$host", "example.com")
+
 func nginxAuthURL(v string) string {
-	expanded := strings.NewReplacer("$escaped_request_uri", "x", "$request_uri", "/x", "$scheme", "http", "$host", "example.com").Replace(v)
+	expanded := nginxAuthVariables.Replace(v)
 	if strings.Contains(expanded, "$") {
 		return fmt.Sprintf("%q uses an nginx variable other than $host, $scheme, $request_uri and $escaped_request_uri", v)
 	}
