@@ -93,7 +93,7 @@ func (h *Handler) serveFiltered(w http.ResponseWriter, r *http.Request, route *R
 	}
 
 	o := &upstream.ForwardOptions{Host: host, ForwardedPrefix: prefix, BackendTimeout: route.Timeouts.BackendRequest,
-		ReadTimeout: route.Timeouts.BackendRead, SendTimeout: route.Timeouts.BackendSend}
+		ReadTimeout: route.Timeouts.BackendRead, SendTimeout: route.Timeouts.BackendSend, ConnectTimeout: route.Timeouts.Connect}
 	if d := route.Timeouts.Request; d > 0 {
 		o.Deadline = start.Add(d)
 	}

@@ -179,6 +179,10 @@ type Timeouts struct {
 	// proxy-read-timeout and proxy-send-timeout, nginx's per-operation
 	// timeouts): a stream that keeps moving is never cut.
 	BackendRead, BackendSend time.Duration
+	// Connect, when set, bounds each connect (and TLS handshake) to the
+	// backend instead of --upstream-dial-timeout (ingress-nginx's
+	// proxy-connect-timeout).
+	Connect time.Duration
 }
 
 // compileHosts is Compile for a table whose hosts follow mode; Compile

@@ -199,6 +199,10 @@ func (h *Handler) match(r *http.Request) (table *Table, route *Route, refusal in
 // onlyForwards reports whether serve, having matched route for r, does
 // nothing but forward it: the event loops serve only such requests
 // (fastPath). Every check serve makes before forwarding belongs here too.
+// A route with a timeout of its own (Timeouts.Connect included) or a retry
+// policy is not served by the loops: they connect without a bound of their
+// own and hand an exchange to a goroutine only after a second, so a
+// per-route connect timeout below that would not hold there.
 func (route *Route) onlyForwards(r *http.Request) bool {
 	return route.Admission == nil && route.BasicAuth == nil && route.ClientCert == nil && route.ExternalAuth == nil && route.CustomErrors == nil &&
 		!(route.RedirectHTTPS && r.TLS == nil) && !route.usesGatewayFeatures()

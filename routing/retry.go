@@ -33,6 +33,62 @@ type Retry struct {
 	// it, with jitter, up to ten times the base. Zero means
 	// DefaultRetryBackoff.
 	Backoff time.Duration
+	// Next, when set, retries as ingress-nginx's proxy-next-upstream does
+	// instead of as the Gateway API asks: only the failure classes it
+	// names, at once (no backoff: the next attempt goes to the next
+	// endpoint), within its time budget, and never a request nginx counts
+	// as non-idempotent that may have reached a backend.
+	Next *NextUpstream
+}
+
+// NextUpstream is ingress-nginx's proxy-next-upstream policy on top of a
+// Retry's Codes and Attempts.
+type NextUpstream struct {
+	// Error retries a failed connect, a failed write of the request and a
+	// connection closed before any response byte (nginx's error).
+	Error bool
+	// Timeout retries a connect or a wait for the response header that
+	// timed out (nginx's timeout).
+	Timeout bool
+	// InvalidHeader retries a response header that does not parse
+	// (nginx's invalid_header).
+	InvalidHeader bool
+	// NonIdempotent lets POST, LOCK and PATCH requests be retried after
+	// they may have reached a backend (nginx's non_idempotent); without
+	// it they are retried only when their connect failed.
+	NonIdempotent bool
+	// Within, when positive, is the time after the first attempt starts
+	// past which no retry starts (proxy-next-upstream-timeout).
+	Within time.Duration
+}
+
+// retries reports whether the policy retries a failed exchange of class f
+// for a request with the given method.
+func (n *NextUpstream) retries(f upstream.Failure, method string) bool {
+	switch f {
+	case upstream.FailureConnect:
+		return n.Error
+	case upstream.FailureConnectTimeout:
+		return n.Timeout
+	}
+	if !n.mayResend(method) {
+		return false
+	}
+	switch f {
+	case upstream.FailureExchange:
+		return n.Error
+	case upstream.FailureTimeout:
+		return n.Timeout
+	case upstream.FailureInvalidResponse:
+		return n.InvalidHeader
+	}
+	return false
+}
+
+// mayResend reports whether a request that may have reached a backend can
+// be sent again: nginx holds POST, LOCK and PATCH back unless told.
+func (n *NextUpstream) mayResend(method string) bool {
+	return n.NonIdempotent || (method != http.MethodPost && method != http.MethodPatch && method != "LOCK")
 }
 
 // Defaults for retries.
@@ -76,20 +132,44 @@ func (h *Handler) forwardWithRetry(w http.ResponseWriter, r *http.Request, route
 		return h.cfg.Forwarder.ForwardWith(w, r, b, o)
 	}
 	ctx := r.Context()
+	codes := rt.Codes
+	var first time.Time
+	if next := rt.Next; next != nil {
+		if !next.mayResend(r.Method) {
+			// A status comes from a backend the request reached.
+			codes = nil
+		}
+		if next.Within > 0 {
+			first = time.Now()
+		}
+	}
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 && len(body) > 0 {
 			r.Body = newReplayBody(body, orig)
 		}
-		if attempt == rt.Attempts {
+		if attempt == rt.Attempts || (!first.IsZero() && time.Since(first) >= rt.Next.Within) {
 			return h.cfg.Forwarder.ForwardWith(w, r, b, o)
 		}
-		rw := &retryWriter{w: w, codes: rt.Codes}
+		rw := &retryWriter{w: w, codes: codes}
 		out := h.cfg.Forwarder.ForwardWith(rw, r, b, o)
-		retry := rw.state == discarding ||
-			(rw.state != passing && upstream.RetryableFailure(out.Err))
+		failed := false
+		if rw.state != passing {
+			if rt.Next != nil {
+				failed = rt.Next.retries(upstream.Classify(out.Err), r.Method)
+			} else {
+				failed = upstream.RetryableFailure(out.Err)
+			}
+		}
+		retry := rw.state == discarding || failed
 		if !retry || ctx.Err() != nil {
 			rw.finish()
 			return out
+		}
+		if rt.Next != nil {
+			h.cfg.Logger.LogAttrs(ctx, slog.LevelDebug, "trying the next endpoint",
+				slog.String("route", route.Source.String()), slog.String("backend", backendName(b)),
+				slog.Int("attempt", attempt+1), slog.Int("status", out.Status))
+			continue
 		}
 		wait := retryBackoff(rt.Backoff, attempt+1)
 		h.cfg.Logger.LogAttrs(ctx, slog.LevelDebug, "retrying request",

@@ -278,3 +278,34 @@ func TestRetryKeepsTrailers(t *testing.T) {
 		t.Errorf("status %d, trailers %v", resp.StatusCode, resp.Trailer)
 	}
 }
+
+// TestNextUpstreamRetries: nginx's classes, and a POST, LOCK or PATCH
+// resent only when its connect failed, unless NonIdempotent.
+func TestNextUpstreamRetries(t *testing.T) {
+	errTimeout := &NextUpstream{Error: true, Timeout: true}
+	for _, c := range []struct {
+		n      *NextUpstream
+		f      upstream.Failure
+		method string
+		want   bool
+	}{
+		{errTimeout, upstream.FailureConnect, "GET", true},
+		{errTimeout, upstream.FailureConnect, "POST", true},
+		{errTimeout, upstream.FailureConnectTimeout, "PATCH", true},
+		{errTimeout, upstream.FailureExchange, "GET", true},
+		{errTimeout, upstream.FailureExchange, "POST", false},
+		{errTimeout, upstream.FailureExchange, "LOCK", false},
+		{errTimeout, upstream.FailureExchange, "PUT", true},
+		{errTimeout, upstream.FailureTimeout, "DELETE", true},
+		{errTimeout, upstream.FailureInvalidResponse, "GET", false},
+		{errTimeout, upstream.FailureNone, "GET", false},
+		{&NextUpstream{Error: true}, upstream.FailureConnectTimeout, "GET", false},
+		{&NextUpstream{Timeout: true}, upstream.FailureConnect, "GET", false},
+		{&NextUpstream{InvalidHeader: true}, upstream.FailureInvalidResponse, "GET", true},
+		{&NextUpstream{Error: true, NonIdempotent: true}, upstream.FailureExchange, "POST", true},
+	} {
+		if got := c.n.retries(c.f, c.method); got != c.want {
+			t.Errorf("%+v: class %d %s: retried %t, want %t", *c.n, c.f, c.method, got, c.want)
+		}
+	}
+}

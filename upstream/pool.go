@@ -410,7 +410,17 @@ func (t *Transport) takeUsable(p *endpointPool, backend string) *conn {
 
 // dial opens a new connection to the pool's endpoint.
 func (t *Transport) dial(ctx context.Context, p *endpointPool, backend string) (*conn, error) {
-	nc, err := t.dialer.DialContext(ctx, "tcp", p.addr)
+	timeout := t.dialTimeout
+	dialer := &t.dialer
+	if d := connectTimeoutOf(ctx); d > 0 {
+		// A route's own connect timeout replaces the global one, longer or
+		// shorter; the copy is made only for such a route's dials.
+		timeout = d
+		own := t.dialer
+		own.Timeout = d
+		dialer = &own
+	}
+	nc, err := dialer.DialContext(ctx, "tcp", p.addr)
 	if err != nil {
 		if ctx.Err() == nil && t.onConnectError != nil {
 			t.onConnectError(backend)
@@ -422,7 +432,7 @@ func (t *Transport) dial(ctx context.Context, p *endpointPool, backend string) (
 		raw, _ = tcp.SyscallConn()
 	}
 	if p.tls != nil {
-		if nc, err = t.handshake(ctx, nc, p.tls); err != nil {
+		if nc, err = t.handshake(ctx, nc, p.tls, timeout); err != nil {
 			if ctx.Err() == nil && t.onConnectError != nil {
 				t.onConnectError(backend)
 			}
@@ -445,8 +455,8 @@ func (t *Transport) dial(ctx context.Context, p *endpointPool, backend string) (
 
 // handshake runs the TLS client handshake on a new connection to a backend,
 // bounded like the connect itself.
-func (t *Transport) handshake(ctx context.Context, nc net.Conn, cfg *tls.Config) (net.Conn, error) {
-	ctx, cancel := context.WithTimeout(ctx, t.dialTimeout)
+func (t *Transport) handshake(ctx context.Context, nc net.Conn, cfg *tls.Config, timeout time.Duration) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	tc := tls.Client(nc, cfg)
 	if err := tc.HandshakeContext(ctx); err != nil {
@@ -454,4 +464,16 @@ func (t *Transport) handshake(ctx context.Context, nc net.Conn, cfg *tls.Config)
 		return nil, fmt.Errorf("TLS handshake: %w", err)
 	}
 	return tc, nil
+}
+
+// connectTimeoutKey carries ForwardOptions.ConnectTimeout to the dials of
+// one exchange, which may happen deep in the HTTP/1.1 pool, the dial
+// budget or net/http's HTTP/2 transport.
+type connectTimeoutKey struct{}
+
+// connectTimeoutOf returns the route's connect timeout ctx carries, or 0.
+// It is looked up only when a dial is due, never for a pooled connection.
+func connectTimeoutOf(ctx context.Context) time.Duration {
+	d, _ := ctx.Value(connectTimeoutKey{}).(time.Duration)
+	return d
 }

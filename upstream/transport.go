@@ -243,7 +243,13 @@ func NewTransport(cfg Config) *Transport {
 	t.h2 = &http.Transport{
 		Protocols: &h2c,
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			c, err := t.dialer.DialContext(ctx, network, addr)
+			dialer := &t.dialer
+			if d := connectTimeoutOf(ctx); d > 0 {
+				own := t.dialer
+				own.Timeout = d
+				dialer = &own
+			}
+			c, err := dialer.DialContext(ctx, network, addr)
 			if err != nil {
 				return nil, &dialError{err: err}
 			}
@@ -334,6 +340,10 @@ type ForwardOptions struct {
 	// covers the one attempt a backend sees; a route's retry policy calls
 	// ForwardWith once per attempt, and each gets the whole bound.
 	BackendTimeout time.Duration
+	// ConnectTimeout, when positive, replaces --upstream-dial-timeout for
+	// the connects (and TLS handshakes) of this request: ingress-nginx's
+	// proxy-connect-timeout. A pooled connection is reused whatever it is.
+	ConnectTimeout time.Duration
 }
 
 // readTimeout is the bound on each read from the backend: the route's, or
@@ -388,6 +398,12 @@ func (t *Transport) ForwardWith(w http.ResponseWriter, r *http.Request, b *Backe
 		ctx, cancel := context.WithDeadlineCause(r.Context(), deadline, cause)
 		defer cancel()
 		r = r.WithContext(ctx)
+	}
+	if o != nil && o.ConnectTimeout > 0 {
+		// One context (and request copy) per request of a route that sets
+		// its own connect timeout: the dial that may follow reads it there,
+		// and the routes without one pay nothing.
+		r = r.WithContext(context.WithValue(r.Context(), connectTimeoutKey{}, o.ConnectTimeout))
 	}
 	if b == nil || len(b.Endpoints) == 0 {
 		name := "<none>"

@@ -1,10 +1,13 @@
 package upstream
 
 import (
+	"context"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -149,5 +152,31 @@ func TestExpectContinueNotForwarded(t *testing.T) {
 	}
 	if g := resp.Header.Get("X-Got-Expect"); g != "" {
 		t.Errorf("backend saw Expect: %q", g)
+	}
+}
+
+// TestClassify: the failure classes proxy-next-upstream retries by.
+func TestClassify(t *testing.T) {
+	timeout := &net.OpError{Op: "dial", Err: os.ErrDeadlineExceeded}
+	for _, c := range []struct {
+		err  error
+		want Failure
+	}{
+		{nil, FailureNone},
+		{&dialError{err: syscall.ECONNREFUSED}, FailureConnect},
+		{&dialError{err: timeout}, FailureConnectTimeout},
+		{&dialError{err: context.DeadlineExceeded}, FailureConnectTimeout},
+		{&backendWriteError{err: syscall.EPIPE}, FailureExchange},
+		{&noResponseError{err: io.EOF}, FailureExchange},
+		{&noResponseError{err: timeout}, FailureTimeout},
+		{errHeaderTimeout, FailureTimeout},
+		{errBackendTimeout, FailureTimeout},
+		{&badResponseError{err: io.ErrUnexpectedEOF}, FailureInvalidResponse},
+		{&clientBodyError{err: ErrClientBodyTimeout}, FailureNone},
+		{errNoEndpoints, FailureNone},
+	} {
+		if got := Classify(c.err); got != c.want {
+			t.Errorf("Classify(%v) = %d, want %d", c.err, got, c.want)
+		}
 	}
 }
