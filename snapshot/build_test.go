@@ -183,6 +183,16 @@ func describeRoute(r *routing.Route) string {
 	if t := r.Timeouts; t.BackendRead != 0 || t.BackendSend != 0 {
 		flags = append(flags, fmt.Sprintf("backend read %s send %s", t.BackendRead, t.BackendSend))
 	}
+	if r.Timeouts.Connect != 0 {
+		flags = append(flags, fmt.Sprintf("connect timeout %s", r.Timeouts.Connect))
+	}
+	if rt := r.Retry; rt != nil {
+		f := fmt.Sprintf("retry codes %v attempts %d", rt.Codes, rt.Attempts)
+		if n := rt.Next; n != nil {
+			f += fmt.Sprintf(" next-upstream error=%t timeout=%t invalid_header=%t non_idempotent=%t within %s", n.Error, n.Timeout, n.InvalidHeader, n.NonIdempotent, n.Within)
+		}
+		flags = append(flags, f)
+	}
 	if r.Filters != nil {
 		flags = append(flags, describeFilters(r.Filters))
 	}

@@ -96,6 +96,12 @@ type nginxConfig struct {
 	proxySSL   *nginxProxySSL
 	// readTimeout and sendTimeout: proxy-read-timeout, proxy-send-timeout.
 	readTimeout, sendTimeout time.Duration
+	// connectTimeout is proxy-connect-timeout (nginx_upstream.go).
+	connectTimeout time.Duration
+	// nextUpstream is what the proxy-next-upstream annotations ask for,
+	// and retry the policy finishRetry makes of it (nginx_upstream.go).
+	nextUpstream *nginxNext
+	retry        *routing.Retry
 	// canary is set on a canary Ingress (nginx_canary.go).
 	canary *canarySpec
 	// auth is auth-url's external authentication, with its options.
@@ -216,6 +222,7 @@ func parseNginx(ing *networkingv1.Ingress, adopted map[string]bool, defaults *ng
 		nc.auth = nil
 	}
 	nc.finishAffinity(findings)
+	nc.finishRetry()
 	nc.finishProxySSL(findings)
 	findings = append(findings, nc.finishBasicAuth(findings)...)
 	nc.finishAuthTLS(findings)
@@ -241,7 +248,7 @@ var (
 func (nc *nginxConfig) apply(f NginxFinding, name, raw string, get func(string) (string, bool)) NginxFinding {
 	v := strings.TrimSpace(raw)
 	for _, family := range []func(NginxFinding, string, string, string, func(string) (string, bool)) (NginxFinding, bool){
-		nc.applyPaths, nc.applyBackend, nc.applyRouting, nc.applyAuth, nc.applyBasicAuth, nc.applyAuthTLS, nc.applyAdmission, nc.applyAffinity, nc.applyProxySSL, nc.applySSLPassthrough,
+		nc.applyPaths, nc.applyBackend, nc.applyRouting, nc.applyAuth, nc.applyBasicAuth, nc.applyAuthTLS, nc.applyAdmission, nc.applyAffinity, nc.applyProxySSL, nc.applySSLPassthrough, nc.applyUpstream,
 	} {
 		if g, ok := family(f, name, raw, v, get); ok {
 			return g
@@ -850,6 +857,9 @@ func (nc *nginxConfig) decorate(r *routing.Route, tls bool) {
 	r.Admission = nc.admission
 	r.ExternalAuth = nc.auth
 	r.Timeouts.BackendRead, r.Timeouts.BackendSend = nc.readTimeout, nc.sendTimeout
+	// Either takes the route off the event loops (Route.onlyForwards),
+	// which dial without a bound of their own and retry nothing.
+	r.Timeouts.Connect, r.Retry = nc.connectTimeout, nc.retry
 	var f routing.Filters
 	if nc.redirect != nil {
 		// nginx's return runs before the HTTPS redirect.

@@ -74,7 +74,7 @@ func TestKubernetesMode(t *testing.T) {
 			t.Fatal(err)
 		}
 		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "ingress-nginx", Name: "ingress-nginx-controller"},
-			Data: map[string]string{"proxy-body-size": "1k", "proxy-connect-timeout": "5"}}
+			Data: map[string]string{"proxy-body-size": "1k", "proxy-real-ip-cidr": "10.0.0.0/8"}}
 		if _, err := client.CoreV1().ConfigMaps("ingress-nginx").Create(ctx, cm, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
@@ -117,7 +117,7 @@ func TestKubernetesMode(t *testing.T) {
 				return err
 			}
 			for _, ev := range events.Items {
-				if ev.Reason == "UnsupportedNginxConfigMapKey" && ev.Type == corev1.EventTypeWarning && strings.Contains(ev.Message, "proxy-connect-timeout") {
+				if ev.Reason == "UnsupportedNginxConfigMapKey" && ev.Type == corev1.EventTypeWarning && strings.Contains(ev.Message, "proxy-real-ip-cidr") {
 					return nil
 				}
 			}
