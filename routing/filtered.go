@@ -182,18 +182,27 @@ func (h *Handler) sendMirrors(w http.ResponseWriter, r *http.Request, filters [2
 		// A tunnel cannot be duplicated.
 		return false
 	}
-	var targets []*upstream.Backend
+	var targets []*Mirror
+	withBody := false
 	for _, f := range filters {
 		if f == nil {
 			continue
 		}
-		for _, m := range f.Mirrors {
-			if m.Backend != nil && len(m.Backend.Endpoints) > 0 && sampled(m.Percent) {
-				targets = append(targets, m.Backend)
+		for i := range f.Mirrors {
+			m := &f.Mirrors[i]
+			if m.Backend == nil || len(m.Backend.Endpoints) == 0 || !sampled(m.Percent) {
+				continue
 			}
+			if m.NoBody {
+				// Sent at once: the body is not waited for.
+				h.mirror(r, m.Backend, nil, m.hostFor(host))
+				continue
+			}
+			targets = append(targets, m)
+			withBody = true
 		}
 	}
-	if len(targets) == 0 {
+	if !withBody {
 		return false
 	}
 	if upstream.IsGRPC(r) {
@@ -209,10 +218,19 @@ func (h *Handler) sendMirrors(w http.ResponseWriter, r *http.Request, filters [2
 			slog.Int64("limit", h.cfg.MirrorBodyLimit))
 		return false
 	}
-	for _, b := range targets {
-		h.mirror(r, b, body, host)
+	for _, m := range targets {
+		h.mirror(r, m.Backend, body, m.hostFor(host))
 	}
 	return false
+}
+
+// hostFor is the Host a mirror's copy carries: its own, or the request's
+// (rewritten) one.
+func (m *Mirror) hostFor(host string) string {
+	if m.Host != "" {
+		return m.Host
+	}
+	return host
 }
 
 // mirrorWhenSent mirrors a gRPC call once its request body has been sent
@@ -221,19 +239,19 @@ func (h *Handler) sendMirrors(w http.ResponseWriter, r *http.Request, filters [2
 // read ahead as other mirrored bodies are: a copy of what the call sends
 // is kept up to MirrorBodyLimit, and the mirrors get it when the call's
 // body ends within the limit. A longer stream is not mirrored.
-func (h *Handler) mirrorWhenSent(r *http.Request, targets []*upstream.Backend, host string) {
+func (h *Handler) mirrorWhenSent(r *http.Request, targets []*Mirror, host string) {
 	// The copy is taken now, before the request is forwarded: the mirrors
 	// start on the goroutine that reads the body, while r is in use.
 	base := r.Clone(context.WithoutCancel(r.Context()))
 	if r.Body == nil || r.Body == http.NoBody {
-		for _, b := range targets {
-			h.mirror(base, b, nil, host)
+		for _, m := range targets {
+			h.mirror(base, m.Backend, nil, m.hostFor(host))
 		}
 		return
 	}
 	r.Body = &teeBody{orig: r.Body, limit: h.cfg.MirrorBodyLimit, done: func(body []byte) {
-		for _, b := range targets {
-			h.mirror(base, b, body, host)
+		for _, m := range targets {
+			h.mirror(base, m.Backend, body, m.hostFor(host))
 		}
 	}}
 }

@@ -129,6 +129,12 @@ type Rewrite struct {
 type Mirror struct {
 	Backend *upstream.Backend
 	Percent float64
+	// Host, when set, is the copy's Host header in place of the request's
+	// (ingress-nginx's mirror-host, or its mirror-target's host).
+	Host string
+	// NoBody sends the copy without the request's body, which is then
+	// never read ahead for it (ingress-nginx's mirror-request-body off).
+	NoBody bool
 }
 
 // Filters are applied in the order Gateway API defines: a CORS preflight

@@ -273,6 +273,7 @@ func (b *builder) ingress(ing *networkingv1.Ingress) ingressTranslation {
 	// Before the routes' backends become their copies, which the resolver
 	// does not know.
 	b.customErrors(ref, tr.errorCodes, tr.errorBackend, tr.routes)
+	b.nginxMirrors(ref, tr.mirror, tr.routes)
 	warnedCookiePath := false
 	var proxySSL proxySSLSecret
 	var proxySSLCopies map[*upstream.Backend]*upstream.Backend

@@ -308,7 +308,14 @@ func describeFilters(f *routing.Filters) string {
 		parts = append(parts, line)
 	}
 	for _, m := range f.Mirrors {
-		parts = append(parts, fmt.Sprintf("mirror %s%s %g%%", m.Backend.Name, describeBackendTLS(m.Backend.TLS), m.Percent))
+		line := fmt.Sprintf("mirror %s%s %g%%", m.Backend.Name, describeBackendTLS(m.Backend.TLS), m.Percent)
+		if m.Host != "" {
+			line += " host=" + m.Host
+		}
+		if m.NoBody {
+			line += " no-body"
+		}
+		parts = append(parts, line)
 	}
 	if c := f.CORS; c != nil {
 		parts = append(parts, fmt.Sprintf("cors origins=%q methods=%q headers=%q expose=%q maxAge=%d credentials=%t",

@@ -105,6 +105,9 @@ type ingressTranslation struct {
 	// say what of the Ingress could not be passed through.
 	passthrough      []passthroughHost
 	passthroughNotes []string
+	// mirror is what mirror-target asks for; the builder resolves the
+	// Service.
+	mirror *nginxMirror
 }
 
 // tlsRequest is one spec.tls entry: the hosts that must be served with the
@@ -129,6 +132,7 @@ func translateIngress(ing *networkingv1.Ingress, backends *backendResolver, adop
 	tr.authTLS = nc.authTLS
 	tr.errorCodes, tr.errorBackend = nc.errorCodes, nc.errorBackend
 	tr.proxySSL = nc.proxySSL
+	tr.mirror = nc.mirror
 	tlsCovers := ingressTLSHosts(ing)
 	newRoute := func(src routing.Source, host string, kind routing.PathKind, path string, b *networkingv1.IngressBackend, where string) *routing.Route {
 		ref, err := serviceRef(ing.Namespace, b)

@@ -102,6 +102,8 @@ type nginxConfig struct {
 	// and retry the policy finishRetry makes of it (nginx_upstream.go).
 	nextUpstream *nginxNext
 	retry        *routing.Retry
+	// mirror is what the mirror-* annotations ask for (nginx_mirror.go).
+	mirror *nginxMirror
 	// canary is set on a canary Ingress (nginx_canary.go).
 	canary *canarySpec
 	// auth is auth-url's external authentication, with its options.
@@ -248,7 +250,7 @@ var (
 func (nc *nginxConfig) apply(f NginxFinding, name, raw string, get func(string) (string, bool)) NginxFinding {
 	v := strings.TrimSpace(raw)
 	for _, family := range []func(NginxFinding, string, string, string, func(string) (string, bool)) (NginxFinding, bool){
-		nc.applyPaths, nc.applyBackend, nc.applyRouting, nc.applyAuth, nc.applyBasicAuth, nc.applyAuthTLS, nc.applyAdmission, nc.applyAffinity, nc.applyProxySSL, nc.applySSLPassthrough, nc.applyUpstream,
+		nc.applyPaths, nc.applyBackend, nc.applyRouting, nc.applyAuth, nc.applyBasicAuth, nc.applyAuthTLS, nc.applyAdmission, nc.applyAffinity, nc.applyProxySSL, nc.applySSLPassthrough, nc.applyUpstream, nc.applyMirror,
 	} {
 		if g, ok := family(f, name, raw, v, get); ok {
 			return g

@@ -92,9 +92,9 @@ var nginxTable = []NginxAnnotation{
 	{Name: "proxy-cookie-domain", Verdict: NginxUnsupported, Note: "ignored: Set-Cookie headers from the backend are passed unchanged", Traefik: "no", Ingress2Gateway: "no"},
 	{Name: "proxy-cookie-path", Verdict: NginxUnsupported, Note: "ignored: Set-Cookie headers from the backend are passed unchanged", Traefik: "no", Ingress2Gateway: "no"},
 	{Name: "server-alias", Verdict: NginxApproximate, Note: "an Ingress with several rule hosts gets the aliases on its first one only; an alias another Ingress routes as a host is left out (reported); nginx regex names (~...) are refused", Traefik: "no", Ingress2Gateway: "yes"},
-	{Name: "mirror-target", Verdict: NginxUnsupported, Note: "ignored: requests are not mirrored; use an HTTPRoute RequestMirror filter", Traefik: "no", Ingress2Gateway: "no"},
-	{Name: "mirror-request-body", Verdict: NginxUnsupported, Note: "ignored: requests are not mirrored", Traefik: "no", Ingress2Gateway: "no"},
-	{Name: "mirror-host", Verdict: NginxUnsupported, Note: "ignored: requests are not mirrored", Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "mirror-target", Verdict: NginxApproximate, Note: mirrorTargetNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "mirror-request-body", Verdict: NginxExact, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "mirror-host", Verdict: NginxExact, Traefik: "no", Ingress2Gateway: "no"},
 	// CORS.
 	{Name: "enable-cors", Verdict: NginxApproximate, Note: "Portico echoes an allowed Origin instead of answering *, sends the CORS headers only to allowed origins, and answers preflights (OPTIONS with Access-Control-Request-Method) itself", Traefik: "partial", Ingress2Gateway: "yes"},
 	{Name: "cors-allow-origin", Verdict: NginxApproximate, Note: "origins must name their scheme; an allowed Origin is echoed", Traefik: "yes", Ingress2Gateway: "yes"},
