@@ -103,6 +103,7 @@ func Build(objs Objects, cfg Config, prev *Snapshot) *Snapshot {
 	selector := newClassSelector(objs.IngressClasses, cfg)
 	b.adopted = selector.adopted
 	b.nginxDefaults = b.nginxGlobals(&objs)
+	b.configMaps = objs.ConfigMaps
 	var owned []*networkingv1.Ingress
 	for _, ing := range objs.Ingresses {
 		if selector.owns(ing) {
@@ -214,6 +215,9 @@ type builder struct {
 	// nginxDefaults are the defaults ingress-nginx's ConfigMap gives the
 	// Ingresses written for it; nil when none is read.
 	nginxDefaults *nginxDefaults
+	// configMaps are the ConfigMaps sources handed over, which custom-headers
+	// names.
+	configMaps []*corev1.ConfigMap
 }
 
 type certBinding struct {
@@ -274,6 +278,7 @@ func (b *builder) ingress(ing *networkingv1.Ingress) ingressTranslation {
 	// does not know.
 	b.customErrors(ref, tr.errorCodes, tr.errorBackend, tr.routes)
 	b.nginxMirrors(ref, tr.mirror, tr.routes)
+	b.nginxCustomHeaders(ref, tr.customHeaders, tr.routes)
 	warnedCookiePath := false
 	var proxySSL proxySSLSecret
 	var proxySSLCopies map[*upstream.Backend]*upstream.Backend

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"portico.dev/portico/hostname"
@@ -108,6 +109,9 @@ type ingressTranslation struct {
 	// mirror is what mirror-target asks for; the builder resolves the
 	// Service.
 	mirror *nginxMirror
+	// customHeaders is the ConfigMap custom-headers names; the builder
+	// reads it.
+	customHeaders *types.NamespacedName
 }
 
 // tlsRequest is one spec.tls entry: the hosts that must be served with the
@@ -132,7 +136,7 @@ func translateIngress(ing *networkingv1.Ingress, backends *backendResolver, adop
 	tr.authTLS = nc.authTLS
 	tr.errorCodes, tr.errorBackend = nc.errorCodes, nc.errorBackend
 	tr.proxySSL = nc.proxySSL
-	tr.mirror = nc.mirror
+	tr.mirror, tr.customHeaders = nc.mirror, nc.customHeaders
 	tlsCovers := ingressTLSHosts(ing)
 	newRoute := func(src routing.Source, host string, kind routing.PathKind, path string, b *networkingv1.IngressBackend, where string) *routing.Route {
 		ref, err := serviceRef(ing.Namespace, b)

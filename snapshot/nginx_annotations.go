@@ -12,6 +12,7 @@ import (
 	"time"
 
 	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"portico.dev/portico/hostname"
 	"portico.dev/portico/routing"
@@ -104,6 +105,9 @@ type nginxConfig struct {
 	retry        *routing.Retry
 	// mirror is what the mirror-* annotations ask for (nginx_mirror.go).
 	mirror *nginxMirror
+	// customHeaders is the ConfigMap custom-headers names
+	// (nginx_customheaders.go).
+	customHeaders *types.NamespacedName
 	// canary is set on a canary Ingress (nginx_canary.go).
 	canary *canarySpec
 	// auth is auth-url's external authentication, with its options.
@@ -250,7 +254,7 @@ var (
 func (nc *nginxConfig) apply(f NginxFinding, name, raw string, get func(string) (string, bool)) NginxFinding {
 	v := strings.TrimSpace(raw)
 	for _, family := range []func(NginxFinding, string, string, string, func(string) (string, bool)) (NginxFinding, bool){
-		nc.applyPaths, nc.applyBackend, nc.applyRouting, nc.applyAuth, nc.applyBasicAuth, nc.applyAuthTLS, nc.applyAdmission, nc.applyAffinity, nc.applyProxySSL, nc.applySSLPassthrough, nc.applyUpstream, nc.applyMirror,
+		nc.applyPaths, nc.applyBackend, nc.applyRouting, nc.applyAuth, nc.applyBasicAuth, nc.applyAuthTLS, nc.applyAdmission, nc.applyAffinity, nc.applyProxySSL, nc.applySSLPassthrough, nc.applyUpstream, nc.applyMirror, nc.applyCustomHeaders,
 	} {
 		if g, ok := family(f, name, raw, v, get); ok {
 			return g

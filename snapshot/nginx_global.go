@@ -60,6 +60,7 @@ var nginxGlobalTable = []NginxGlobal{
 	{Name: "limit-req-status-code", Verdict: NginxApproximate, Note: limitStatusNote},
 	{Name: "limit-conn-status-code", Verdict: NginxApproximate, Note: limitStatusNote},
 	{Name: "custom-http-errors", Verdict: NginxUnsupported, Note: "ignored: backend error responses are passed to the client unchanged"},
+	{Name: "global-allowed-response-headers", Verdict: NginxExact},
 	{Name: "use-forwarded-headers", Verdict: NginxApproximate, Note: "Portico never trusts forwarding headers because of a ConfigMap: it keeps X-Forwarded-For, X-Forwarded-Proto, X-Forwarded-Host, Forwarded and X-Real-IP only from the peers --trusted-proxies lists (where ingress-nginx with true trusts them from anyone), so list the load balancer's addresses there; false is exact while --trusted-proxies is empty"},
 	{Name: "proxy-real-ip-cidr", Verdict: NginxUnsupported, Note: "ignored: list these ranges in --trusted-proxies, whose forwarding headers Portico keeps"},
 	{Name: "enable-underscores-in-headers", Verdict: NginxApproximate, Note: "Portico drops request headers whose names contain '_' (nginx's default, false) unless started with --allow-underscores-in-headers, which holds for every route; the value is exact when it matches that flag"},
@@ -101,6 +102,9 @@ type nginxDefaults struct {
 	// hsts is the Strict-Transport-Security value for the HTTPS responses
 	// of hosts under spec.tls; "" sends none.
 	hsts string
+	// allowedResponseHeaders is global-allowed-response-headers: the only
+	// headers custom-headers may set.
+	allowedResponseHeaders []string
 }
 
 // globalContext is what a key's verdict depends on beyond its value: the
@@ -185,6 +189,7 @@ func readNginxGlobals(cm *corev1.ConfigMap, ctx globalContext, last map[string]s
 			d.annotations[row.Annotation] = v
 		}
 	}
+	d.allowedResponseHeaders = splitList(values["global-allowed-response-headers"])
 	if on, _ := strconv.ParseBool(strings.TrimSpace(values["hsts"])); on {
 		d.hsts = "max-age=" + strings.TrimSpace(values["hsts-max-age"])
 		if b, _ := strconv.ParseBool(strings.TrimSpace(values["hsts-include-subdomains"])); b {
@@ -231,6 +236,12 @@ func checkGlobal(f NginxFinding, row *NginxGlobal, raw string, ctx globalContext
 		}
 		if n == 503 {
 			f.Verdict, f.Note = NginxExact, ""
+		}
+	case "global-allowed-response-headers":
+		for _, h := range splitList(v) {
+			if !validHeaderName(h) {
+				return f.invalidf("%q is not a list of header names; custom-headers sets no header", raw)
+			}
 		}
 	case "use-forwarded-headers":
 		b, ok := isBool()

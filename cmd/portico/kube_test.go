@@ -128,6 +128,43 @@ func TestKubernetesMode(t *testing.T) {
 			t.Fatal(err)
 		}
 		eventually(t, "the edited proxy-body-size applies", func() error { return post(1025, 200) })
+
+		// custom-headers: a ConfigMap of the Ingress's namespace, watched
+		// by name, whose headers global-allowed-response-headers admits.
+		cm.Data["global-allowed-response-headers"] = "X-Frame-Options"
+		if _, err := client.CoreV1().ConfigMaps("ingress-nginx").Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		headers := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "security-headers"},
+			Data: map[string]string{"X-Frame-Options": "DENY", "X-Not-Allowed": "1"}}
+		if _, err := client.CoreV1().ConfigMaps("shop").Create(ctx, headers, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		headed := limited.DeepCopy()
+		headed.ResourceVersion, headed.Name = "", "headed"
+		headed.Annotations = map[string]string{"nginx.ingress.kubernetes.io/custom-headers": "security-headers"}
+		headed.Spec.Rules[0].Host = "headed.example.test"
+		if _, err := client.NetworkingV1().Ingresses("shop").Create(ctx, headed, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		header := func(want string) error {
+			resp, err := c.Get("http://headed.example.test/")
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			_, _ = io.Copy(io.Discard, resp.Body)
+			if got := resp.Header.Get("X-Frame-Options"); resp.StatusCode != 200 || got != want || resp.Header.Get("X-Not-Allowed") != "" {
+				return fmt.Errorf("status %d X-Frame-Options %q X-Not-Allowed %q, want 200 %q and none", resp.StatusCode, got, resp.Header.Get("X-Not-Allowed"), want)
+			}
+			return nil
+		}
+		eventually(t, "custom-headers sets the allowed header of its ConfigMap", func() error { return header("DENY") })
+		headers.Data["X-Frame-Options"] = "SAMEORIGIN"
+		if _, err := client.CoreV1().ConfigMaps("shop").Update(ctx, headers, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "an edit of the ConfigMap applies", func() error { return header("SAMEORIGIN") })
 	})
 
 	t.Run("secret edit swaps the certificate", func(t *testing.T) {

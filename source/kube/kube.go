@@ -84,6 +84,8 @@ type listers struct {
 	ingressClasses func() ([]*networkingv1.IngressClass, error)
 	// auth watches the Secrets Ingresses name for basic authentication.
 	auth *authSecrets
+	// headers watches the ConfigMaps Ingresses name for custom-headers.
+	headers *headerConfigMaps
 	// nginxConfigMap lists ingress-nginx's ConfigMap (one object at most).
 	nginxConfigMap     func() ([]*corev1.ConfigMap, error)
 	nginxConfigMapName string
@@ -148,6 +150,8 @@ func (s *Source) Run(ctx context.Context, onChange func(snapshot.Objects)) error
 		}
 	}
 	defer ls.auth.stopAll()
+	ls.headers = &headerConfigMaps{client: s.Client, handler: handler, log: log, namespaces: ls.auth.namespaces}
+	defer ls.headers.stopAll()
 	for _, ns := range namespaces {
 		f := informers.NewSharedInformerFactoryWithOptions(s.Client, 0, informers.WithNamespace(ns))
 		sf := informers.NewSharedInformerFactoryWithOptions(s.Client, 0, informers.WithNamespace(ns),
@@ -271,6 +275,13 @@ func (ls *listers) objects(ctx context.Context) snapshot.Objects {
 	o.Secrets = append(o.Secrets, ls.auth.sync(ctx, o.Ingresses)...)
 	if gw := ls.gateway.Load(); gw != nil {
 		gw.objects(&o)
+	}
+	for _, cm := range ls.headers.sync(ctx, o.Ingresses) {
+		// The full copy replaces the CA-bundle informer's stripped one.
+		o.ConfigMaps = slices.DeleteFunc(o.ConfigMaps, func(c *corev1.ConfigMap) bool {
+			return c.Namespace == cm.Namespace && c.Name == cm.Name
+		})
+		o.ConfigMaps = append(o.ConfigMaps, cm)
 	}
 	if ls.nginxConfigMap != nil {
 		cms, _ := ls.nginxConfigMap()
