@@ -156,3 +156,39 @@ func TestAccessLog(t *testing.T) {
 		}
 	}
 }
+
+// TestNoAccessLog: a route with NoAccessLog (enable-access-log false) writes
+// no record; the other routes still do.
+func TestNoAccessLog(t *testing.T) {
+	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "hello") }))
+	t.Cleanup(be.Close)
+	backend := &upstream.Backend{Name: "shop/app:80", Endpoints: []string{be.Listener.Addr().String()}}
+	quiet := &Route{PathKind: PathPrefix, Path: "/quiet", Backend: backend, NoAccessLog: true,
+		Source: Source{Kind: "Ingress", Namespace: "shop", Name: "quiet", Rule: "0/0"}}
+	loud := &Route{PathKind: PathPrefix, Path: "/loud", Backend: backend,
+		Source: Source{Kind: "Ingress", Namespace: "shop", Name: "loud", Rule: "0/0"}}
+	table, _ := compileHosts(ingressHosts, []*Route{quiet, loud}, nil)
+	logger := slog.New(slog.DiscardHandler)
+	tr := upstream.NewTransport(upstream.Config{Logger: logger})
+	t.Cleanup(func() { _ = tr.Close() })
+	var out lockedBuffer
+	gw := httptest.NewServer(NewHandler(HandlerConfig{
+		Table: func() *Table { return table }, Forwarder: tr, Logger: logger,
+		AccessLog: slog.New(slog.NewJSONHandler(&out, nil)),
+	}))
+	t.Cleanup(gw.Close)
+	c := noRedirects()
+	for _, target := range []string{"/quiet/a", "/loud/b", "/quiet/c"} {
+		resp, err := c.Get(gw.URL + target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	// ServeHTTP logs before it returns, so the last response's record, if
+	// any, is written once the next request is answered.
+	if recs := out.records(t); len(recs) != 1 || recs[0]["uri"] != "/loud/b" {
+		t.Errorf("access log records %v, want only /loud/b's", recs)
+	}
+}

@@ -73,6 +73,13 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 // front door read one); when the peer is a trusted proxy, the client is the
 // rightmost X-Forwarded-For address that is not itself a trusted proxy, as
 // nginx's real_ip module finds it with real_ip_recursive on.
+// grantsSource reports whether the allow list names r's client and the
+// deny list does not: what grants access under satisfy any, where a route
+// without an allow list grants nothing by address.
+func (a *Admission) grantsSource(r *http.Request, trusted []netip.Prefix) bool {
+	return a != nil && len(a.Allow) > 0 && a.admitsSource(r, trusted)
+}
+
 func (a *Admission) admitsSource(r *http.Request, trusted []netip.Prefix) bool {
 	if len(a.Allow) == 0 && len(a.Deny) == 0 {
 		return true

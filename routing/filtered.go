@@ -107,6 +107,9 @@ func (h *Handler) serveFiltered(w http.ResponseWriter, r *http.Request, route *R
 			for _, f := range filters {
 				if f != nil {
 					f.ResponseHeaders.apply(hdr)
+					if f.LocationRewrite != nil {
+						f.LocationRewrite.apply(hdr)
+					}
 					if tls && f.HSTS != "" {
 						hdr[hstsHeader] = []string{f.HSTS}
 					}
@@ -135,7 +138,7 @@ func (r *Route) redirects() bool { return r.Filters != nil && r.Filters.Redirect
 // request that came over TLS (tls) or plain HTTP: only the routes that ask
 // for it pay for the header edit.
 func (f *Filters) editsResponse(tls bool) bool {
-	return f != nil && (f.ResponseHeaders != nil || (tls && f.HSTS != ""))
+	return f != nil && (f.ResponseHeaders != nil || f.LocationRewrite != nil || (tls && f.HSTS != ""))
 }
 
 // hstsHeader is Strict-Transport-Security in canonical form, set as a map
@@ -443,4 +446,40 @@ func isUpgrade(r *http.Request) bool {
 		}
 	}
 	return false
+}
+
+// LocationRewrite rewrites the Location and Refresh headers of a backend's
+// responses, as nginx's proxy_redirect with a prefix and its replacement
+// (ingress-nginx's proxy-redirect-from and proxy-redirect-to): a URL that
+// starts with From, compared ignoring case, has that start replaced by To.
+type LocationRewrite struct {
+	From, To string
+}
+
+// apply rewrites hdr's Location and the URL of its Refresh.
+func (lr *LocationRewrite) apply(hdr http.Header) {
+	if vv := hdr["Location"]; len(vv) > 0 {
+		if v, ok := lr.rewrite(vv[0]); ok {
+			hdr["Location"] = []string{v}
+		}
+	}
+	if vv := hdr["Refresh"]; len(vv) > 0 {
+		// "5; url=https://...": only the URL after url= is rewritten.
+		v := vv[0]
+		for i := 0; i+4 <= len(v); i++ {
+			if strings.EqualFold(v[i:i+4], "url=") {
+				if u, ok := lr.rewrite(v[i+4:]); ok {
+					hdr["Refresh"] = []string{v[:i+4] + u}
+				}
+				break
+			}
+		}
+	}
+}
+
+func (lr *LocationRewrite) rewrite(v string) (string, bool) {
+	if len(v) < len(lr.From) || !strings.EqualFold(v[:len(lr.From)], lr.From) {
+		return v, false
+	}
+	return lr.To + v[len(lr.From):], true
 }

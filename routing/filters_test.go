@@ -208,3 +208,23 @@ func TestPickBackend(t *testing.T) {
 		t.Fatalf("weight 70 picked %d of %d times", counts[0], n)
 	}
 }
+
+// TestLocationRewrite: nginx's proxy_redirect with a prefix: Location and
+// the URL of Refresh, compared ignoring case; other values pass.
+func TestLocationRewrite(t *testing.T) {
+	lr := &LocationRewrite{From: "http://internal:8080/", To: "https://shop.example/app/"}
+	for _, c := range []struct{ header, in, want string }{
+		{"Location", "http://internal:8080/next?x=1", "https://shop.example/app/next?x=1"},
+		{"Location", "HTTP://Internal:8080/a", "https://shop.example/app/a"},
+		{"Location", "http://other/a", "http://other/a"},
+		{"Location", "/relative", "/relative"},
+		{"Refresh", "5; url=http://internal:8080/r", "5; url=https://shop.example/app/r"},
+		{"Refresh", "5", "5"},
+	} {
+		h := http.Header{c.header: {c.in}}
+		lr.apply(h)
+		if got := h.Get(c.header); got != c.want {
+			t.Errorf("%s %q: got %q, want %q", c.header, c.in, got, c.want)
+		}
+	}
+}

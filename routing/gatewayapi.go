@@ -156,6 +156,9 @@ type Filters struct {
 	// hsts ConfigMap keys); responses over plain HTTP never carry it
 	// (RFC 6797 section 7.2).
 	HSTS string
+	// LocationRewrite, when set, rewrites the Location and Refresh of the
+	// backend's responses (filtered.go).
+	LocationRewrite *LocationRewrite
 }
 
 // WeightedBackend is one HTTPRoute backendRef. A request picks one backend

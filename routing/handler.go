@@ -127,6 +127,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	route, code := h.serve(cw, r, start)
 	if route != nil {
 		h.observe(route, r, w, code, start)
+		if route.NoAccessLog {
+			return
+		}
 	}
 	h.logAccess(r, uri, route, w, code, cw.bytes, start)
 }
@@ -263,17 +266,22 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, start time.Time)
 		}
 		defer adm.Limit.done(budget)
 	}
-	if adm != nil && !route.redirects() && !adm.admitsSource(r, h.cfg.TrustedProxies) {
+	authenticate := true
+	if route.SatisfyAny && (route.BasicAuth != nil || route.ExternalAuth != nil) && !route.redirects() {
+		// nginx's satisfy any: an address the allow list grants skips the
+		// authentication; any other goes to it, a denied one included.
+		authenticate = !adm.grantsSource(r, h.cfg.TrustedProxies)
+	} else if adm != nil && !route.redirects() && !adm.admitsSource(r, h.cfg.TrustedProxies) {
 		writeText(w, http.StatusForbidden, forbiddenBody)
 		return route, http.StatusForbidden
 	}
 	// Both checks are what the route asked for: only its requests pay.
-	if ba := route.BasicAuth; ba != nil && !route.redirects() {
+	if ba := route.BasicAuth; ba != nil && !route.redirects() && (authenticate || ba.Unavailable) {
 		if code := h.basicAuth(w, r, ba); code != 0 {
 			return route, code
 		}
 	}
-	if ea := route.ExternalAuth; ea != nil && !route.redirects() {
+	if ea := route.ExternalAuth; ea != nil && !route.redirects() && authenticate {
 		var code int
 		if w, code = h.externalAuth(w, r, ea); code != 0 {
 			return route, code

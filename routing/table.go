@@ -96,6 +96,13 @@ type Route struct {
 	// BasicAuth, when set, asks for a user name and password after
 	// Admission and before ExternalAuth (basicauth.go).
 	BasicAuth *BasicAuth
+	// SatisfyAny lets a request in when either the Admission's allow list
+	// grants its address or its authentication (BasicAuth, ExternalAuth)
+	// passes, as nginx's satisfy any; without it both must.
+	SatisfyAny bool
+	// NoAccessLog leaves the route's requests out of the access log
+	// (ingress-nginx's enable-access-log false).
+	NoAccessLog bool
 	// ClientCert, when set, checks the client's TLS certificate after
 	// Admission and before BasicAuth, and tells the backend the verdict
 	// (clientcert.go).

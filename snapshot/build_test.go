@@ -183,6 +183,12 @@ func describeRoute(r *routing.Route) string {
 	if t := r.Timeouts; t.BackendRead != 0 || t.BackendSend != 0 {
 		flags = append(flags, fmt.Sprintf("backend read %s send %s", t.BackendRead, t.BackendSend))
 	}
+	if r.SatisfyAny {
+		flags = append(flags, "satisfy any")
+	}
+	if r.NoAccessLog {
+		flags = append(flags, "no access log")
+	}
 	if r.Timeouts.Connect != 0 {
 		flags = append(flags, fmt.Sprintf("connect timeout %s", r.Timeouts.Connect))
 	}

@@ -321,6 +321,9 @@ func describeFilters(f *routing.Filters) string {
 		parts = append(parts, fmt.Sprintf("cors origins=%q methods=%q headers=%q expose=%q maxAge=%d credentials=%t",
 			c.AllowOrigins, c.AllowMethods, c.AllowHeaders, c.ExposeHeaders, c.MaxAge, c.AllowCredentials))
 	}
+	if lr := f.LocationRewrite; lr != nil {
+		parts = append(parts, fmt.Sprintf("location rewrite %q -> %q", lr.From, lr.To))
+	}
 	if f.HSTS != "" {
 		parts = append(parts, "hsts "+f.HSTS)
 	}

@@ -108,6 +108,14 @@ type nginxConfig struct {
 	// customHeaders is the ConfigMap custom-headers names
 	// (nginx_customheaders.go).
 	customHeaders *types.NamespacedName
+	// locationRewrite is proxy-redirect-from and -to; noAccessLog is
+	// enable-access-log false; satisfyAny is satisfy any, and failedClosed
+	// says an allow list or auth-url did not parse, which denies everyone
+	// whatever satisfy says (nginx_access.go).
+	locationRewrite *routing.LocationRewrite
+	noAccessLog     bool
+	satisfyAny      bool
+	failedClosed    bool
 	// canary is set on a canary Ingress (nginx_canary.go).
 	canary *canarySpec
 	// auth is auth-url's external authentication, with its options.
@@ -232,6 +240,7 @@ func parseNginx(ing *networkingv1.Ingress, adopted map[string]bool, defaults *ng
 	nc.finishProxySSL(findings)
 	findings = append(findings, nc.finishBasicAuth(findings)...)
 	nc.finishAuthTLS(findings)
+	findings = append(findings, nc.finishSatisfy()...)
 	if nc.canary != nil && !nc.canary.on {
 		// The canary-* options mean nothing without canary: "true".
 		nc.canary = nil
@@ -254,7 +263,7 @@ var (
 func (nc *nginxConfig) apply(f NginxFinding, name, raw string, get func(string) (string, bool)) NginxFinding {
 	v := strings.TrimSpace(raw)
 	for _, family := range []func(NginxFinding, string, string, string, func(string) (string, bool)) (NginxFinding, bool){
-		nc.applyPaths, nc.applyBackend, nc.applyRouting, nc.applyAuth, nc.applyBasicAuth, nc.applyAuthTLS, nc.applyAdmission, nc.applyAffinity, nc.applyProxySSL, nc.applySSLPassthrough, nc.applyUpstream, nc.applyMirror, nc.applyCustomHeaders,
+		nc.applyPaths, nc.applyBackend, nc.applyRouting, nc.applyAuth, nc.applyBasicAuth, nc.applyAuthTLS, nc.applyAdmission, nc.applyAffinity, nc.applyProxySSL, nc.applySSLPassthrough, nc.applyUpstream, nc.applyMirror, nc.applyCustomHeaders, nc.applyAccess,
 	} {
 		if g, ok := family(f, name, raw, v, get); ok {
 			return g
@@ -502,6 +511,7 @@ func (nc *nginxConfig) applyAuth(f NginxFinding, name, raw, v string, get func(s
 			// Fail closed, as ingress-nginx does: a check that cannot be
 			// run lets nobody through.
 			nc.admissionRules().Deny = []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")}
+			nc.failedClosed = true
 			return f.invalidf("%s; every request to this Ingress is answered 403", msg), true
 		}
 		nc.authRules().URL = v
@@ -593,6 +603,7 @@ func (nc *nginxConfig) applyAdmission(f NginxFinding, name, raw, v string, get f
 			// Fail closed, as ingress-nginx does: an allow list that
 			// cannot be read admits nobody.
 			nc.admissionRules().Deny = []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")}
+			nc.failedClosed = true
 			return f.invalidf("%q are not IP addresses or CIDR ranges; every request to this Ingress is answered 403", bad), true
 		}
 		if len(prefixes) == 0 {
@@ -866,6 +877,7 @@ func (nc *nginxConfig) decorate(r *routing.Route, tls bool) {
 	// Either takes the route off the event loops (Route.onlyForwards),
 	// which dial without a bound of their own and retry nothing.
 	r.Timeouts.Connect, r.Retry = nc.connectTimeout, nc.retry
+	r.SatisfyAny, r.NoAccessLog = nc.satisfyAny, nc.noAccessLog
 	var f routing.Filters
 	if nc.redirect != nil {
 		// nginx's return runs before the HTTPS redirect.
@@ -885,7 +897,8 @@ func (nc *nginxConfig) decorate(r *routing.Route, tls bool) {
 		// by default, so the routes that had it keep it.
 		f.HSTS = nc.hsts
 	}
-	if f.Redirect != nil || f.Rewrite != nil || f.CORS != nil || f.HSTS != "" {
+	f.LocationRewrite = nc.locationRewrite
+	if f.Redirect != nil || f.Rewrite != nil || f.CORS != nil || f.HSTS != "" || f.LocationRewrite != nil {
 		r.Filters = &f
 	}
 }

@@ -43,7 +43,6 @@ type NginxAnnotation struct {
 const (
 	snippetNote         = "Portico runs no nginx configuration; the Ingress is served without it"
 	h2cTimeoutNote      = "bounds each read (the wait for the response header included) or write as nginx does, to HTTP/1.1 backends; to HTTP/2 (GRPC, GRPCS) backends the read timeout bounds the wait for the response header only and writes keep --upstream-send-timeout"
-	noAuthNote          = "ignored: requests are forwarded without authentication; put the check in the backend until Portico has it"
 	noSubsetNote        = "ignored: upstream-hash-by hashes each key onto one endpoint of all the ready ones, not onto a subset"
 	affinityNote        = "the cookie's value is Portico's own, opaque (a random key hashed onto the endpoints, or in persistent mode a keyed hash of the endpoint, --session-cookie-key-file), so sessions ingress-nginx pinned are pinned anew once; when its endpoint has left the Service the session moves and, in persistent mode, the cookie is re-issued"
 	changeOnFailureNote = "the cookie is re-issued when its endpoint has left the Service's ready endpoints; a request whose connect fails is sent to the next endpoint, and the cookie keeps naming the failed one, as with false"
@@ -87,8 +86,8 @@ var nginxTable = []NginxAnnotation{
 	{Name: "default-backend", Verdict: NginxApproximate, Note: "serves custom-http-errors' error pages (from the Service's first port); a backend without ready endpoints still answers 503 (or goes to --fallback-service with portico.dev/fallback-on-no-endpoints) where ingress-nginx sends its requests to this Service", Traefik: "no", Ingress2Gateway: "no"},
 	{Name: "custom-http-errors", Verdict: NginxApproximate, Note: "the client gets the error page of default-backend with that service's own status, as nginx passes it; without default-backend, the page of --fallback-service (the legacy site, not an error service) with the listed status, so an error never reaches the client as a 200 (with neither, the response passes unchanged); the error backend gets GET / with ingress-nginx's X-Code, X-Format, X-Original-URI, X-Namespace, X-Ingress-Name, X-Service-Name, X-Service-Port and X-Request-ID, none of the client's other headers; the original body is not read (its backend connection is closed)", Traefik: "no", Ingress2Gateway: "no"},
 	{Name: "disable-proxy-intercept-errors", Verdict: NginxUnsupported, Note: "ignored: Portico intercepts backend errors only for custom-http-errors, which it always applies", Traefik: "no", Ingress2Gateway: "no"},
-	{Name: "proxy-redirect-from", Verdict: NginxUnsupported, Note: "ignored: Location headers from the backend are passed unchanged", Traefik: "no", Ingress2Gateway: "no"},
-	{Name: "proxy-redirect-to", Verdict: NginxUnsupported, Note: "ignored: Location headers from the backend are passed unchanged", Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "proxy-redirect-from", Verdict: NginxApproximate, Note: proxyRedirectNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "proxy-redirect-to", Verdict: NginxApproximate, Note: proxyRedirectNote, Traefik: "no", Ingress2Gateway: "no"},
 	{Name: "proxy-cookie-domain", Verdict: NginxUnsupported, Note: "ignored: Set-Cookie headers from the backend are passed unchanged", Traefik: "no", Ingress2Gateway: "no"},
 	{Name: "proxy-cookie-path", Verdict: NginxUnsupported, Note: "ignored: Set-Cookie headers from the backend are passed unchanged", Traefik: "no", Ingress2Gateway: "no"},
 	{Name: "server-alias", Verdict: NginxApproximate, Note: "an Ingress with several rule hosts gets the aliases on its first one only; an alias another Ingress routes as a host is left out (reported); nginx regex names (~...) are refused", Traefik: "no", Ingress2Gateway: "yes"},
@@ -153,7 +152,7 @@ var nginxTable = []NginxAnnotation{
 	{Name: "auth-proxy-set-headers", Verdict: NginxUnsupported, Note: "ignored: the auth-url service gets the client's headers and X-Original-URL, X-Original-Method, X-Auth-Request-Redirect, X-Forwarded-Host, X-Forwarded-Proto and X-Real-IP, not headers from a ConfigMap", Traefik: "no", Ingress2Gateway: "no"},
 	{Name: "auth-always-set-cookie", Verdict: NginxExact, Traefik: "no", Ingress2Gateway: "no"},
 	{Name: "enable-global-auth", Verdict: NginxUnsupported, Note: "ignored: Portico has no global auth-url; an Ingress's own auth-url applies", Traefik: "no", Ingress2Gateway: "no"},
-	{Name: "satisfy", Verdict: NginxUnsupported, Note: noAuthNote, Traefik: "no", Ingress2Gateway: "no"},
+	{Name: "satisfy", Verdict: NginxExact, Traefik: "no", Ingress2Gateway: "no"},
 	{Name: "auth-snippet", Verdict: NginxNeverExecuted, Note: snippetNote, Traefik: "no", Ingress2Gateway: "no"},
 	// Client and backend certificates.
 	{Name: "auth-tls-secret", Verdict: NginxApproximate, Note: authTLSNote, Traefik: "partial", Ingress2Gateway: "no"},
@@ -195,7 +194,7 @@ var nginxTable = []NginxAnnotation{
 	{Name: "session-cookie-expires", Verdict: NginxExact, Traefik: "yes", Ingress2Gateway: "no"},
 	{Name: "session-cookie-change-on-failure", Verdict: NginxApproximate, Note: changeOnFailureNote, Traefik: "no", Ingress2Gateway: "no"},
 	// Observability and modules.
-	{Name: "enable-access-log", Verdict: NginxUnsupported, Note: "ignored: --access-log applies to every route", Traefik: "no", Ingress2Gateway: "yes"},
+	{Name: "enable-access-log", Verdict: NginxExact, Traefik: "no", Ingress2Gateway: "yes"},
 	{Name: "enable-opentelemetry", Verdict: NginxUnsupported, Note: noMetricsNote, Traefik: "no", Ingress2Gateway: "no"},
 	{Name: "opentelemetry-trust-incoming-span", Verdict: NginxUnsupported, Note: noMetricsNote, Traefik: "no", Ingress2Gateway: "no"},
 	{Name: "enable-opentracing", Verdict: NginxUnsupported, Note: noMetricsNote, Traefik: "no", Ingress2Gateway: "no"},
