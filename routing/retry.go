@@ -133,24 +133,24 @@ func (h *Handler) forwardWithRetry(w http.ResponseWriter, r *http.Request, route
 	}
 	ctx := r.Context()
 	codes := rt.Codes
-	var first time.Time
+	var until time.Time
 	if next := rt.Next; next != nil {
 		if !next.mayResend(r.Method) {
 			// A status comes from a backend the request reached.
 			codes = nil
 		}
 		if next.Within > 0 {
-			first = time.Now()
+			until = time.Now().Add(next.Within)
 		}
 	}
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 && len(body) > 0 {
 			r.Body = newReplayBody(body, orig)
 		}
-		if attempt == rt.Attempts || (!first.IsZero() && time.Since(first) >= rt.Next.Within) {
+		if attempt == rt.Attempts {
 			return h.cfg.Forwarder.ForwardWith(w, r, b, o)
 		}
-		rw := &retryWriter{w: w, codes: codes}
+		rw := &retryWriter{w: w, codes: codes, until: until}
 		out := h.cfg.Forwarder.ForwardWith(rw, r, b, o)
 		failed := false
 		if rw.state != passing {
@@ -160,7 +160,9 @@ func (h *Handler) forwardWithRetry(w http.ResponseWriter, r *http.Request, route
 				failed = upstream.RetryableFailure(out.Err)
 			}
 		}
-		retry := rw.state == discarding || failed
+		// Past the time budget only a response already thrown away is
+		// retried: the decision was made in time.
+		retry := rw.state == discarding || (failed && (until.IsZero() || time.Now().Before(until)))
 		if !retry || ctx.Err() != nil {
 			rw.finish()
 			return out
@@ -216,6 +218,9 @@ type retryWriter struct {
 	w      http.ResponseWriter
 	header http.Header
 	codes  []int
+	// until, when set, is the end of the time budget of proxy-next-upstream-timeout:
+	// a status that arrives later is passed on, not retried.
+	until  time.Time
 	state  uint8
 	status int
 	held   []byte
@@ -239,7 +244,7 @@ func (rw *retryWriter) WriteHeader(code int) {
 	case code >= 100 && code < 200 && code != http.StatusSwitchingProtocols:
 		// Informational responses of an attempt that may be thrown away
 		// are dropped; they are optional anyway.
-	case slices.Contains(rw.codes, code):
+	case slices.Contains(rw.codes, code) && (rw.until.IsZero() || time.Now().Before(rw.until)):
 		rw.state = discarding
 	case code >= 500:
 		rw.state, rw.status = holding, code

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // startScriptedBackend answers each request by its X-Case header, counting
@@ -36,6 +37,12 @@ func startScriptedBackend(t *testing.T) (string, func(string) int) {
 			}
 		case "always503":
 			status = 503
+		case "slow503":
+			// The first answer comes after proxy-next-upstream-timeout.
+			if n == 1 {
+				time.Sleep(1500 * time.Millisecond)
+				status = 503
+			}
 		case "close":
 			if n == 1 {
 				return
@@ -67,6 +74,8 @@ func TestNginxProxyNextUpstream(t *testing.T) {
 			nginxIngress("posts", "posts.apps.example.test", "/", "Prefix", "", map[string]string{
 				"proxy-next-upstream": "error http_503 non_idempotent", "proxy-next-upstream-tries": "3"}),
 			nginxIngress("plain", "plain.apps.example.test", "/", "Prefix", "", nil),
+			nginxIngress("budget", "budget.apps.example.test", "/", "Prefix", "", map[string]string{
+				"proxy-next-upstream": "http_503", "proxy-next-upstream-tries": "3", "proxy-next-upstream-timeout": "1"}),
 		}, "---\n"))
 	})
 	for _, c := range []struct {
@@ -86,6 +95,8 @@ func TestNginxProxyNextUpstream(t *testing.T) {
 		{"POST resent with non_idempotent", e.http1Client(), "http", "POST", "posts", "503", 200, 3},
 		{"no annotation: 503 passed", e.http1Client(), "http", "GET", "plain", "503", 503, 1},
 		{"no annotation: closed answered 502", e.http1Client(), "http", "GET", "plain", "close", 502, 1},
+		{"no retry past proxy-next-upstream-timeout", e.http1Client(), "http", "GET", "budget", "slow503", 503, 1},
+		{"a slow 503 retried without a time budget", e.http1Client(), "http", "GET", "retried", "slow503", 200, 2},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			host := c.host + ".apps.example.test"
