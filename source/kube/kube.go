@@ -82,10 +82,11 @@ type listers struct {
 	endpointSlices []func() ([]*discoveryv1.EndpointSlice, error)
 	secrets        []func() ([]*corev1.Secret, error)
 	ingressClasses func() ([]*networkingv1.IngressClass, error)
-	// auth watches the Secrets Ingresses name for basic authentication.
-	auth *authSecrets
+	// auth watches the Secrets Ingresses name for authentication and
+	// backend TLS.
+	auth *namedWatches[*corev1.Secret]
 	// headers watches the ConfigMaps Ingresses name for custom-headers.
-	headers *headerConfigMaps
+	headers *namedWatches[*corev1.ConfigMap]
 	// nginxConfigMap lists ingress-nginx's ConfigMap (one object at most).
 	nginxConfigMap     func() ([]*corev1.ConfigMap, error)
 	nginxConfigMapName string
@@ -142,15 +143,16 @@ func (s *Source) Run(ctx context.Context, onChange func(snapshot.Objects)) error
 	if len(namespaces) == 0 {
 		namespaces = []string{metav1.NamespaceAll}
 	}
-	ls.auth = &authSecrets{client: s.Client, handler: handler, log: log}
+	var watched map[string]bool
 	if len(s.Namespaces) > 0 {
-		ls.auth.namespaces = make(map[string]bool)
+		watched = make(map[string]bool)
 		for _, ns := range s.Namespaces {
-			ls.auth.namespaces[ns] = true
+			watched[ns] = true
 		}
 	}
+	ls.auth = newAuthSecrets(s.Client, handler, log, watched)
 	defer ls.auth.stopAll()
-	ls.headers = &headerConfigMaps{client: s.Client, handler: handler, log: log, namespaces: ls.auth.namespaces}
+	ls.headers = newHeaderConfigMaps(s.Client, handler, log, watched)
 	defer ls.headers.stopAll()
 	for _, ns := range namespaces {
 		f := informers.NewSharedInformerFactoryWithOptions(s.Client, 0, informers.WithNamespace(ns))
@@ -272,11 +274,11 @@ func (ls *listers) objects(ctx context.Context) snapshot.Objects {
 	// The field selector is the filter; this guards against a server that
 	// ignores it.
 	o.Secrets = slices.DeleteFunc(o.Secrets, func(s *corev1.Secret) bool { return s.Type != corev1.SecretTypeTLS })
-	o.Secrets = append(o.Secrets, ls.auth.sync(ctx, o.Ingresses)...)
+	o.Secrets = append(o.Secrets, authSecretsOf(ctx, ls.auth, o.Ingresses)...)
 	if gw := ls.gateway.Load(); gw != nil {
 		gw.objects(&o)
 	}
-	for _, cm := range ls.headers.sync(ctx, o.Ingresses) {
+	for _, cm := range ls.headers.sync(ctx, o.Ingresses, snapshot.NginxCustomHeadersConfigMap) {
 		// The full copy replaces the CA-bundle informer's stripped one.
 		o.ConfigMaps = slices.DeleteFunc(o.ConfigMaps, func(c *corev1.ConfigMap) bool {
 			return c.Namespace == cm.Namespace && c.Name == cm.Name
