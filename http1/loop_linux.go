@@ -354,6 +354,13 @@ func (l *loop) unregister(fd int) {
 	l.fds[fd] = loopSlot{}
 }
 
+// forget forgets fd, which the caller closes: closing a socket's last
+// descriptor takes it out of every epoll set, so the loop does not ask
+// for that with a system call of its own.
+func (l *loop) forget(fd int) {
+	l.fds[fd] = loopSlot{}
+}
+
 func (l *loop) setSlot(fd int, s loopSlot) {
 	if fd >= len(l.fds) {
 		l.fds = append(l.fds, make([]loopSlot, fd+1-len(l.fds)+64)...)
@@ -958,7 +965,7 @@ func (l *loop) closeBackend(be *loopBackend) {
 	if s := be.s; s != nil && s.be == be {
 		s.be, be.s = nil, nil
 	}
-	l.unregister(be.fd)
+	l.forget(be.fd)
 	unix.Close(be.fd)
 }
 
@@ -984,8 +991,7 @@ func (l *loop) closeClient(c *conn) {
 		l.endRequest(c)
 	}
 	delete(l.conns, c)
-	fd := lp.lc.fd
-	l.unregister(fd)
+	l.forget(lp.lc.fd)
 	c.srv.finish(c)
 	c.releaseScratch()
 	if len(c.buf) == readBufferSize {

@@ -197,11 +197,9 @@ func (s *Server) adoptSocket(c *conn, lc *loopConn, tc *tls.Conn) *loop {
 	}
 	fd := -1
 	var derr error
+	// The copy shares the socket's file status flags: it is non-blocking
+	// as the netpoller's is.
 	if err := raw.Control(func(f uintptr) { fd, derr = unix.FcntlInt(f, unix.F_DUPFD_CLOEXEC, 0) }); err != nil || derr != nil {
-		return nil
-	}
-	if err := unix.SetNonblock(fd, true); err != nil {
-		unix.Close(fd)
 		return nil
 	}
 	// The netpoller forgets the socket; the copy keeps it open.

@@ -1133,7 +1133,7 @@ func (l *loop) h2Close(h *h2conn) {
 	}
 	h.closed = true
 	delete(l.h2conns, h)
-	l.unregister(h.lc.fd)
+	l.forget(h.lc.fd)
 	h.c.srv.finish(h.c)
 }
 
