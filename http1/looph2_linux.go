@@ -113,7 +113,7 @@ type h2conn struct {
 	peerInitWin  int64
 	peerMaxFrame uint32
 	// recvWin is the connection window the client may still fill;
-	// recvCredit is what was consumed and not yet returned.
+	// recvCredit is what was consumed and not given back yet.
 	recvWin    int64
 	recvCredit int64
 
@@ -149,6 +149,9 @@ type h2stream struct {
 
 	sendWin int64
 	recvWin int64
+	// recvCredit is body the handler read whose window is not given back
+	// yet.
+	recvCredit int64
 	// pend is response DATA waiting for window; pendEnd ends the stream
 	// after it, with trailers when set.
 	pend     []byte
@@ -1110,17 +1113,24 @@ func (l *loop) h2Credit(h *h2conn, s *h2stream, n int64) {
 	if n <= 0 || h.closing {
 		return
 	}
-	h.recvWin += n
+	// Windows are given back in steps, not a WINDOW_UPDATE per read, and
+	// what the client may send grows only when it is told.
 	h.recvCredit += n
-	if h.recvCredit >= int64(h.cfg.ConnWindow)/4 || h.recvCredit >= 64<<10 {
+	if h.recvCredit >= min(int64(h.cfg.ConnWindow)/4, 64<<10) {
+		h.recvWin += h.recvCredit
 		_ = h.fr.WriteWindowUpdate(0, uint32(h.recvCredit))
 		h.recvCredit = 0
+		l.h2MarkDirty(h)
 	}
 	if s != nil && !s.remoteDone && !s.gone {
-		s.recvWin += n
-		_ = h.fr.WriteWindowUpdate(s.id, uint32(n))
+		s.recvCredit += n
+		if s.recvCredit >= min(int64(h.cfg.StreamWindow)/4, 16<<10) {
+			s.recvWin += s.recvCredit
+			_ = h.fr.WriteWindowUpdate(s.id, uint32(s.recvCredit))
+			s.recvCredit = 0
+			l.h2MarkDirty(h)
+		}
 	}
-	l.h2MarkDirty(h)
 }
 
 // h2Close closes the connection now.

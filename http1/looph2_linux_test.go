@@ -340,6 +340,16 @@ func TestH2LoopProtocolErrors(t *testing.T) {
 			}
 			r.goAway(http2.ErrCodeEnhanceYourCalm)
 		}},
+		{"body beyond the stream window", func(r *rawH2) {
+			r.fr.WriteSettings()
+			r.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: r.block(":method", "POST", ":scheme", "https", ":authority", "a", ":path", "/block"), EndHeaders: true})
+			chunk := make([]byte, 16<<10)
+			for range (1 << 20) / len(chunk) { // the advertised window, which the handler never reads
+				r.fr.WriteData(1, false, chunk)
+			}
+			r.fr.WriteData(1, false, []byte("x"))
+			r.reset(1, http2.ErrCodeFlowControl)
+		}},
 		{"431 for a header list too large", func(r *rawH2) {
 			r.fr.WriteSettings()
 			r.get(1, "/", "x-big", strings.Repeat("b", 40<<10), "x-big2", strings.Repeat("b", 40<<10))
