@@ -13,12 +13,17 @@
 // HTTP path dials the same backend with). In Passthrough mode a backend's
 // TLS settings are ignored: the client's own TLS reaches it.
 //
+// One socket may serve listeners of both modes (TLSRouteModeMixed): the
+// ClientHello is always read first without answering it, and the
+// listener its SNI picks decides (routing.Table.Passthrough): Passthrough
+// replays the bytes read to the backend, Terminate runs the handshake over
+// them and the rest of the connection.
+//
 // A connection whose SNI no route takes (or that sends no SNI) is closed:
 // a passthrough socket has no certificate to answer with, and the
 // fallback Service is not offered raw TLS meant for another host. HTTPS
 // and TLS listeners cannot share a port (the snapshot reports a
-// ProtocolConflict), so no connection has to be handed to the terminating
-// path.
+// ProtocolConflict), so no connection has to be handed to the HTTP path.
 package passthrough
 
 import (
@@ -65,7 +70,9 @@ type Config struct {
 	// GetCertificate, when set, makes the listener terminate TLS (mode
 	// Terminate): it answers the ClientHello with the listener's
 	// certificate for the SNI, and HelloTimeout bounds the whole
-	// handshake. Nil is Passthrough.
+	// handshake. Nil is Passthrough. When set, a connection whose SNI
+	// picks a listener marked Passthrough in Routes (TLSRouteModeMixed)
+	// is still passed through.
 	GetCertificate func(*stdtls.ClientHelloInfo) (*stdtls.Certificate, error)
 	Metrics        *metrics.Metrics
 	// AccessLog, when set, gets one record per connection as it ends.
@@ -178,29 +185,47 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return ctx.Err()
 }
 
-// serve handles one client connection to its end.
+// serve handles one client connection to its end. The ClientHello is read
+// first, without answering it; its SNI picks the listener and the route.
+// A socket that can terminate (GetCertificate set) terminates unless the
+// listener the SNI picks is in mode Passthrough (TLSRouteModeMixed): the
+// handshake then runs over the recorded ClientHello and the rest of the
+// socket. Otherwise the recorded bytes are replayed to the backend. A
+// terminated connection thus parses its ClientHello twice and reads
+// through a replay wrapper: a cost per connection, not per byte or
+// request, needed because the mode is known only from the SNI.
 func (s *Server) serve(c net.Conn) {
 	defer s.track(c, false)
 	defer c.Close()
 	rec := record{start: time.Now(), remote: c.RemoteAddr().String(), mode: metrics.ModePassthrough}
-	defer s.observe(&rec)
-	var (
-		hello []byte
-		sni   string
-		err   error
-	)
 	if s.cfg.GetCertificate != nil {
 		rec.mode = metrics.ModeTerminate
+	}
+	defer s.observe(&rec)
+	// HelloTimeout bounds the ClientHello and, when terminating, the
+	// whole handshake.
+	if err := c.SetDeadline(time.Now().Add(s.cfg.HelloTimeout)); err != nil {
+		rec.result = metrics.PassthroughBadHello
+		return
+	}
+	hello, sni, err := parseClientHello(c, s.cfg.MaxHelloBytes)
+	// The table is read once: the mode and the route come from one
+	// snapshot.
+	table := s.cfg.Routes()
+	if err == nil && s.cfg.GetCertificate != nil && table.Passthrough(sni) {
+		rec.mode = metrics.ModePassthrough
+	}
+	if err == nil && rec.mode == metrics.ModeTerminate {
 		var tc *stdtls.Conn
-		tc, sni, err = s.handshake(c)
-		if err == nil {
+		if tc, err = s.handshake(replay(c, hello), sni); err == nil {
 			// The client side spliced is the TLS connection: closing it
 			// sends close_notify before the socket closes.
-			c = tc
+			c, hello = tc, nil
 			defer tc.Close()
 		}
-	} else {
-		hello, sni, err = readClientHello(c, s.cfg.MaxHelloBytes, s.cfg.HelloTimeout)
+	}
+	if err == nil {
+		err = c.SetDeadline(time.Time{})
 	}
 	if err != nil {
 		s.cfg.Logger.Debug("TLS listener: no ClientHello or handshake", "mode", rec.mode, "remote", rec.remote, "error", err)
@@ -209,8 +234,8 @@ func (s *Server) serve(c net.Conn) {
 	}
 	rec.sni = sni
 	var route *routing.Route
-	if t := s.cfg.Routes(); t != nil {
-		route = t.Match(sni, "/")
+	if table != nil {
+		route = table.Match(sni, "/")
 	}
 	if route == nil {
 		rec.result = metrics.PassthroughNoRoute
@@ -265,22 +290,22 @@ func (s *Server) forward(c net.Conn, rec *record, route *routing.Route, hello []
 	rec.result = metrics.PassthroughSpliced
 }
 
-// handshake terminates TLS on c with the listener's certificate for the
-// SNI, within HelloTimeout, and returns the connection and its SNI.
-func (s *Server) handshake(c net.Conn) (*stdtls.Conn, string, error) {
-	if err := c.SetDeadline(time.Now().Add(s.cfg.HelloTimeout)); err != nil {
-		return nil, "", err
-	}
+// handshake terminates TLS on c, whose reads begin with the ClientHello
+// that named sni, with the listener's certificate for the SNI, within the
+// deadline c has.
+func (s *Server) handshake(c net.Conn, sni string) (*stdtls.Conn, error) {
 	// No ALPN: the bytes after the handshake are the TLSRoute backend's
 	// protocol, which Portico does not know.
 	tc := stdtls.Server(c, &stdtls.Config{GetCertificate: s.cfg.GetCertificate, MinVersion: stdtls.VersionTLS12})
 	if err := tc.Handshake(); err != nil {
-		return nil, "", err
+		return nil, err
 	}
-	if err := c.SetDeadline(time.Time{}); err != nil {
-		return nil, "", err
+	// The hello parsed twice is the same bytes; a different name would be
+	// a bug in the replay.
+	if got := tc.ConnectionState().ServerName; got != sni {
+		return nil, errors.New("passthrough: the handshake's SNI differs from the ClientHello read")
 	}
-	return tc, tc.ConnectionState().ServerName, nil
+	return tc, nil
 }
 
 // backendHandshake opens TLS to a backend on b as its BackendTLS says,
@@ -346,23 +371,6 @@ func (s *Server) observe(r *record) {
 
 // errHelloRead stops crypto/tls once it has parsed the ClientHello.
 var errHelloRead = errors.New("passthrough: ClientHello read")
-
-// readClientHello reads the first bytes of c until they hold a whole
-// ClientHello, within timeout, and returns them with the SNI (lower-cased
-// by the route table's match, "" when the client sent none).
-func readClientHello(c net.Conn, maxBytes int, timeout time.Duration) (hello []byte, sni string, err error) {
-	if err := c.SetReadDeadline(time.Now().Add(timeout)); err != nil {
-		return nil, "", err
-	}
-	hello, sni, err = parseClientHello(c, maxBytes)
-	if err != nil {
-		return nil, "", err
-	}
-	if err := c.SetReadDeadline(time.Time{}); err != nil {
-		return nil, "", err
-	}
-	return hello, sni, nil
-}
 
 // parseClientHello reads c, within whatever deadline it has, until its
 // bytes hold a whole ClientHello, and returns every byte it read (also on

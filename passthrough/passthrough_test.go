@@ -35,6 +35,19 @@ func pipe(t *testing.T) (client, server net.Conn) {
 	return client, server
 }
 
+// readClientHello is the server's first step on its own: parseClientHello
+// within timeout.
+func readClientHello(c net.Conn, maxBytes int, timeout time.Duration) ([]byte, string, error) {
+	if err := c.SetReadDeadline(time.Now().Add(timeout)); err != nil {
+		return nil, "", err
+	}
+	hello, sni, err := parseClientHello(c, maxBytes)
+	if err != nil {
+		return nil, "", err
+	}
+	return hello, sni, nil
+}
+
 // startHello sends a crypto/tls ClientHello for serverName on client; the
 // handshake is left to fail when the test closes the connection.
 func startHello(client net.Conn, serverName string) {

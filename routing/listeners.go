@@ -14,9 +14,15 @@ import "portico.dev/portico/hostname"
 // hostname (one of HTTPRoute spec.hostnames that intersects the listener's,
 // or "" for a route without hostnames): it ranks the route within the
 // listener.
+//
+// Passthrough marks a TLS listener in mode Passthrough on a socket that
+// may also have listeners in mode Terminate (TLSRouteModeMixed): the
+// socket terminates TLS only for the hosts its other listeners pick
+// (Table.Passthrough). Matching ignores it.
 type ListenerRoutes struct {
-	Hostname string
-	Routes   []*Route
+	Hostname    string
+	Routes      []*Route
+	Passthrough bool
 }
 
 // CompileListeners builds the table of a Gateway socket. A request is
@@ -39,8 +45,10 @@ func CompileListeners(listeners []ListenerRoutes, fallback *Route) (t *Table, sh
 	}
 	t.selector = newListenerHosts(hostnames)
 	t.scopes = make([]*Table, len(listeners))
+	t.passthrough = make([]bool, len(listeners))
 	shadowed = make([][]*Route, len(listeners))
 	for i, l := range listeners {
+		t.passthrough[i] = l.Passthrough
 		scope, sh := compileHosts(gatewayHosts, l.Routes, nil)
 		t.scopes[i], shadowed[i] = scope, sh
 		t.routes = append(t.routes, scope.routes...)
@@ -57,9 +65,22 @@ func (t *Table) Listeners() []ListenerRoutes {
 	}
 	out := make([]ListenerRoutes, len(t.scopes))
 	for i, s := range t.scopes {
-		out[i] = ListenerRoutes{Hostname: t.selector.hostnames[i], Routes: s.routes}
+		out[i] = ListenerRoutes{Hostname: t.selector.hostnames[i], Routes: s.routes, Passthrough: t.passthrough[i]}
 	}
 	return out
+}
+
+// Passthrough reports whether the listener that serves host (an SNI name)
+// is marked Passthrough: a TLS socket with listeners of both modes reads
+// the ClientHello, then passes the connection's TLS through to the
+// backend for such a host and terminates it for any other. False when no
+// listener serves host, and on tables not built by CompileListeners.
+func (t *Table) Passthrough(host string) bool {
+	if t == nil || t.selector == nil {
+		return false
+	}
+	i := t.selector.Listener(host)
+	return i >= 0 && t.passthrough[i]
 }
 
 // listenerHosts picks, among the listeners sharing a socket, the one that

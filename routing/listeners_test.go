@@ -294,3 +294,31 @@ func TestListenersShadowing(t *testing.T) {
 		t.Errorf("listeners hold %s", got)
 	}
 }
+
+// TestListenerPassthrough checks that a TLS socket's mode follows the
+// listener the SNI picks, the most specific one, and that a host no
+// listener serves is not marked Passthrough (it gets the terminating
+// handshake, which fails without a certificate).
+func TestListenerPassthrough(t *testing.T) {
+	table, _ := CompileListeners([]ListenerRoutes{
+		{Hostname: "tls.example.com"},
+		{Hostname: "*.example.com", Passthrough: true},
+		{Hostname: "abc.example.com", Passthrough: true},
+	}, nil)
+	for host, want := range map[string]bool{
+		"tls.example.com": false,
+		"TLS.Example.com": false,
+		"abc.example.com": true,
+		"x.y.example.com": true,
+		"other.test":      false,
+		"":                false,
+	} {
+		if got := table.Passthrough(host); got != want {
+			t.Errorf("Passthrough(%q) = %t, want %t", host, got, want)
+		}
+	}
+	plain, _ := Compile(nil, nil)
+	if plain.Passthrough("abc.example.com") {
+		t.Error("a table not built by CompileListeners marks a host Passthrough")
+	}
+}

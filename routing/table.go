@@ -152,6 +152,8 @@ type Table struct {
 	// of listener i. The host maps above are then empty.
 	selector *listenerHosts
 	scopes   []*Table
+	// passthrough[i] is ListenerRoutes.Passthrough of listener i.
+	passthrough []bool
 	// misdirect, when set, answers 421 to HTTPS requests whose Host
 	// selects another listener than their SNI (misdirected.go).
 	misdirect bool

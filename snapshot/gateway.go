@@ -86,9 +86,10 @@ var SupportedFeatures = sortedFeatures(
 	// BackendTLSPolicy.
 	features.SupportBackendTLSPolicy,
 	features.SupportBackendTLSPolicySANValidation,
-	// TLSRoute extended: TLS listeners in mode Terminate (not Mixed: one
-	// port's TLS listeners share one mode).
+	// TLSRoute extended: TLS listeners in mode Terminate, and listeners of
+	// both modes on one port (the mode chosen per connection by SNI).
 	features.SupportTLSRouteModeTerminate,
+	features.SupportTLSRouteModeMixed,
 )
 
 func sortedFeatures(names ...features.FeatureName) []features.FeatureName {

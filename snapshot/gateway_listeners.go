@@ -271,10 +271,11 @@ func (l *listenerInfo) allows(kind string) bool {
 
 // detectConflicts marks listeners of one object that cannot share their
 // port: listeners of different protocols on one port (HTTPS and TLS
-// passthrough included: mixing them is the extended TLSRouteModeMixed,
-// which Portico does not claim, and the spec lets an implementation call
-// them incompatible), or two listeners with the same hostname on one port. Every conflicted listener is left unserved: within one
-// object the spec lets none of them win.
+// included: the spec lets an implementation call them incompatible), or
+// two listeners with the same hostname on one port. TLS listeners of both
+// modes share a port (the extended TLSRouteModeMixed): the socket picks
+// the mode of each connection by its SNI. Every conflicted listener is
+// left unserved: within one object the spec lets none of them win.
 func detectConflicts(listeners []*listenerInfo) {
 	byPort := make(map[gatewayv1.PortNumber][]*listenerInfo)
 	for _, l := range listeners {
@@ -290,19 +291,6 @@ func detectConflicts(listeners []*listenerInfo) {
 		if len(protocols) > 1 {
 			for _, l := range ls {
 				l.conflict(gatewayv1.ListenerReasonProtocolConflict, fmt.Sprintf("port %d is used by listeners of different protocols", port))
-			}
-			continue
-		}
-		// One socket either terminates TLS or passes it through: TLS
-		// listeners of both modes on one port (TLSRouteModeMixed) are not
-		// served.
-		if n := countFunc(ls, (*listenerInfo).terminatesTLS); n > 0 && n < len(ls) {
-			for _, l := range ls {
-				l.conflict(gatewayv1.ListenerReasonProtocolConflict, fmt.Sprintf("port %d is used by TLS listeners of both modes, Terminate and Passthrough", port))
-				// No route kind is served on such a port (the conformance
-				// test TLSRouteListenerMixedTerminationNotSupported expects
-				// supportedKinds empty).
-				l.supportedKinds = []gatewayv1.RouteGroupKind{}
 			}
 			continue
 		}
@@ -323,16 +311,6 @@ func detectConflicts(listeners []*listenerInfo) {
 			}
 		}
 	}
-}
-
-func countFunc[T any](s []T, f func(T) bool) int {
-	n := 0
-	for _, v := range s {
-		if f(v) {
-			n++
-		}
-	}
-	return n
 }
 
 func (l *listenerInfo) conflict(reason gatewayv1.ListenerConditionReason, msg string) {

@@ -42,9 +42,11 @@ func (t *gatewayTranslator) listeners() []*Listener {
 			table := t.socketTable(info, ls)
 			var certs *porticotls.Certificates
 			var validation *porticotls.ClientValidation
-			// detectConflicts keeps the TLS listeners of one port in one
-			// mode.
-			terminate := ls[0].terminatesTLS()
+			// A TLS socket terminates when any of its listeners does
+			// (TLSRouteModeMixed): it then reads each ClientHello and
+			// terminates or passes through by the listener its SNI picks
+			// (routing.Table.Passthrough).
+			terminate := slices.ContainsFunc(ls, (*listenerInfo).terminatesTLS)
 			if terminate {
 				certs = socketCertificates(ls)
 			}
@@ -87,7 +89,8 @@ func (t *gatewayTranslator) listeners() []*Listener {
 func (t *gatewayTranslator) socketTable(info *gatewayInfo, ls []*listenerInfo) *routing.Table {
 	in := make([]routing.ListenerRoutes, len(ls))
 	for i, l := range ls {
-		in[i] = routing.ListenerRoutes{Hostname: l.hostname, Routes: l.routes}
+		in[i] = routing.ListenerRoutes{Hostname: l.hostname, Routes: l.routes,
+			Passthrough: l.spec.Protocol == gatewayv1.TLSProtocolType && !l.terminatesTLS()}
 	}
 	table, shadowed := routing.CompileListeners(in, nil)
 	compiled := table.Listeners()

@@ -71,7 +71,11 @@ func describeGateway(s *snapshot.Snapshot, section func(string, []string)) {
 				if host == "" {
 					host = "*"
 				}
-				lines = append(lines, fmt.Sprintf("  listener hostname %s: %d routes", host, len(lr.Routes)))
+				mode := ""
+				if l.Terminate && lr.Passthrough {
+					mode = " (Passthrough)"
+				}
+				lines = append(lines, fmt.Sprintf("  listener hostname %s%s: %d routes", host, mode, len(lr.Routes)))
 				for _, r := range lr.Routes {
 					lines = append(lines, "    "+describeGatewayRoute(r))
 				}

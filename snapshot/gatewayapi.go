@@ -34,9 +34,11 @@ type Listener struct {
 	// matched by SNI with the path "/"; Certificates is nil in mode
 	// Passthrough).
 	Protocol gatewayv1.ProtocolType
-	// Terminate is a TLS socket in mode Terminate: it terminates TLS with
-	// Certificates, chosen by SNI as on HTTPS sockets, and splices the
-	// decrypted bytes to the TLSRoute's backend.
+	// Terminate is a TLS socket with a listener in mode Terminate: it
+	// terminates TLS with Certificates, chosen by SNI as on HTTPS sockets,
+	// and splices the decrypted bytes to the TLSRoute's backend. When it
+	// also has listeners in mode Passthrough (TLSRouteModeMixed), the
+	// hosts those pick (Routes.Passthrough) are passed through instead.
 	Terminate bool
 	// Gateway is the Gateway whose listeners these are.
 	Gateway types.NamespacedName

@@ -31,8 +31,9 @@ type listenerKey struct {
 	addr     netip.Addr
 	port     int32
 	protocol gatewayv1.ProtocolType
-	// terminate is a TLS socket in mode Terminate: a socket switching
-	// between Passthrough and Terminate is bound anew.
+	// terminate is a TLS socket with a listener in mode Terminate (its
+	// Passthrough listeners, if any, are told apart per connection): a
+	// socket switching to or from terminating is bound anew.
 	terminate bool
 }
 
