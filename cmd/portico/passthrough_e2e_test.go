@@ -168,6 +168,14 @@ func TestTLSPassthroughThroughGateway(t *testing.T) {
 // passthroughResults reads portico_passthrough_connections_total by
 // result; spliced counts only the test's TLSRoute default/secure.
 func passthroughResults(t *testing.T, m *metrics.Metrics) map[string]float64 {
+	return passthroughConns(t, m, "result", func(l map[string]string) bool {
+		return l["result"] != metrics.PassthroughSpliced || (l["name"] == "secure" && l["rule"] == "0/0")
+	})
+}
+
+// passthroughConns sums portico_passthrough_connections_total by the
+// label by, over the series keep accepts.
+func passthroughConns(t *testing.T, m *metrics.Metrics, by string, keep func(labels map[string]string) bool) map[string]float64 {
 	t.Helper()
 	families, err := m.Registry.Gather()
 	if err != nil {
@@ -183,10 +191,9 @@ func passthroughResults(t *testing.T, m *metrics.Metrics) map[string]float64 {
 			for _, l := range s.GetLabel() {
 				labels[l.GetName()] = l.GetValue()
 			}
-			if labels["result"] == metrics.PassthroughSpliced && (labels["name"] != "secure" || labels["rule"] != "0/0") {
-				continue
+			if keep(labels) {
+				out[labels[by]] += s.GetCounter().GetValue()
 			}
-			out[labels["result"]] += s.GetCounter().GetValue()
 		}
 	}
 	return out

@@ -176,25 +176,7 @@ func waitPassthrough(t *testing.T, e *env, want bool) {
 // ingressSpliced reads portico_passthrough_connections_total's spliced
 // connections of the Ingress default/passthrough.
 func ingressSpliced(t *testing.T, m *metrics.Metrics) float64 {
-	t.Helper()
-	families, err := m.Registry.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var n float64
-	for _, f := range families {
-		if f.GetName() != metrics.PassthroughConnsName {
-			continue
-		}
-		for _, s := range f.GetMetric() {
-			labels := map[string]string{}
-			for _, l := range s.GetLabel() {
-				labels[l.GetName()] = l.GetValue()
-			}
-			if labels["result"] == metrics.PassthroughSpliced && labels["kind"] == "Ingress" && labels["name"] == "passthrough" {
-				n += s.GetCounter().GetValue()
-			}
-		}
-	}
-	return n
+	return passthroughConns(t, m, "result", func(l map[string]string) bool {
+		return l["kind"] == "Ingress" && l["name"] == "passthrough"
+	})[metrics.PassthroughSpliced]
 }

@@ -160,25 +160,5 @@ func TestTLSMixedModesThroughGateway(t *testing.T) {
 // splicedByMode reads portico_passthrough_connections_total of result
 // spliced by mode.
 func splicedByMode(t *testing.T, m *metrics.Metrics) map[string]float64 {
-	t.Helper()
-	families, err := m.Registry.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]float64{}
-	for _, f := range families {
-		if f.GetName() != metrics.PassthroughConnsName {
-			continue
-		}
-		for _, s := range f.GetMetric() {
-			labels := map[string]string{}
-			for _, l := range s.GetLabel() {
-				labels[l.GetName()] = l.GetValue()
-			}
-			if labels["result"] == metrics.PassthroughSpliced {
-				out[labels["mode"]] += s.GetCounter().GetValue()
-			}
-		}
-	}
-	return out
+	return passthroughConns(t, m, "mode", func(l map[string]string) bool { return l["result"] == metrics.PassthroughSpliced })
 }

@@ -159,25 +159,5 @@ func TestTLSTerminateThroughGateway(t *testing.T) {
 // terminateResults reads portico_passthrough_connections_total of mode
 // terminate by result.
 func terminateResults(t *testing.T, m *metrics.Metrics) map[string]float64 {
-	t.Helper()
-	families, err := m.Registry.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]float64{}
-	for _, f := range families {
-		if f.GetName() != metrics.PassthroughConnsName {
-			continue
-		}
-		for _, s := range f.GetMetric() {
-			labels := map[string]string{}
-			for _, l := range s.GetLabel() {
-				labels[l.GetName()] = l.GetValue()
-			}
-			if labels["mode"] == metrics.ModeTerminate {
-				out[labels["result"]] += s.GetCounter().GetValue()
-			}
-		}
-	}
-	return out
+	return passthroughConns(t, m, "result", func(l map[string]string) bool { return l["mode"] == metrics.ModeTerminate })
 }
