@@ -131,12 +131,7 @@ func (nc *nginxConfig) finishAuthTLS(findings []NginxFinding) {
 // NginxAuthTLSSecret returns the Secret an Ingress's auth-tls-secret names,
 // for sources that fetch only the Secrets they are asked for.
 func NginxAuthTLSSecret(ing *networkingv1.Ingress) (types.NamespacedName, bool) {
-	v, ok := ing.Annotations[NginxPrefix+"auth-tls-secret"]
-	if !ok {
-		return types.NamespacedName{}, false
-	}
-	sk, msg := nginxSecretRef(ing.Namespace, strings.TrimSpace(v))
-	return sk, msg == ""
+	return nginxAnnotationRef(ing, "auth-tls-secret", nginxSecretRef)
 }
 
 // clientCert builds the check an Ingress's auth-tls annotations ask for,

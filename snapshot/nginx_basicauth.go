@@ -99,17 +99,35 @@ func (nc *nginxConfig) applyBasicAuth(f NginxFinding, name, raw, v string, _ fun
 // read, and ingress-nginx refuses it too unless allow-cross-namespace-
 // resources is on.
 func nginxSecretRef(namespace, v string) (types.NamespacedName, string) {
+	return nginxObjectRef("Secret", "which Portico does not read", namespace, v)
+}
+
+// nginxObjectRef reads a reference to an object of kind: "name" or
+// "namespace/name" of the Ingress's own namespace; why says what another
+// namespace would be.
+func nginxObjectRef(kind, why, namespace, v string) (types.NamespacedName, string) {
 	ns, name, cut := strings.Cut(v, "/")
 	if !cut {
 		ns, name = namespace, v
 	}
 	if len(validation.IsDNS1123Subdomain(name)) > 0 || len(validation.IsDNS1123Label(ns)) > 0 {
-		return types.NamespacedName{}, fmt.Sprintf("%q is not a Secret name or namespace/name", v)
+		return types.NamespacedName{}, fmt.Sprintf("%q is not a %s name or namespace/name", v, kind)
 	}
 	if ns != namespace {
-		return types.NamespacedName{}, fmt.Sprintf("Secret %s/%s is in another namespace than the Ingress, which Portico does not read", ns, name)
+		return types.NamespacedName{}, fmt.Sprintf("%s %s/%s is in another namespace than the Ingress, %s", kind, ns, name, why)
 	}
 	return key(ns, name), ""
+}
+
+// nginxAnnotationRef returns the object an Ingress's annotation names, read
+// by ref, for sources that fetch only the objects they are asked for.
+func nginxAnnotationRef(ing *networkingv1.Ingress, annotation string, ref func(namespace, v string) (types.NamespacedName, string)) (types.NamespacedName, bool) {
+	v, ok := ing.Annotations[NginxPrefix+annotation]
+	if !ok {
+		return types.NamespacedName{}, false
+	}
+	k, msg := ref(ing.Namespace, strings.TrimSpace(v))
+	return k, msg == ""
 }
 
 // finishBasicAuth drops options given without auth-type, which mean
@@ -142,12 +160,7 @@ func (nc *nginxConfig) finishBasicAuth(findings []NginxFinding) []NginxFinding {
 // NginxAuthSecret returns the Secret an Ingress's auth-secret names, for
 // sources that fetch only the Secrets they are asked for.
 func NginxAuthSecret(ing *networkingv1.Ingress) (types.NamespacedName, bool) {
-	v, ok := ing.Annotations[NginxPrefix+"auth-secret"]
-	if !ok {
-		return types.NamespacedName{}, false
-	}
-	sk, msg := nginxSecretRef(ing.Namespace, strings.TrimSpace(v))
-	return sk, msg == ""
+	return nginxAnnotationRef(ing, "auth-secret", nginxSecretRef)
 }
 
 // isAuthSecret reports whether s can hold basic authentication users:

@@ -1,7 +1,6 @@
 package snapshot
 
 import (
-	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -9,7 +8,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/validation"
 
 	"portico.dev/portico/routing"
 )
@@ -33,28 +31,13 @@ var customHeadersForbidden = []string{"Connection", "Content-Length", "Keep-Aliv
 // custom-headers names, for sources that fetch the ConfigMaps Ingresses
 // name; false when it names none Portico reads.
 func NginxCustomHeadersConfigMap(ing *networkingv1.Ingress) (types.NamespacedName, bool) {
-	v, ok := ing.Annotations[NginxPrefix+"custom-headers"]
-	if !ok {
-		return types.NamespacedName{}, false
-	}
-	k, msg := nginxConfigMapRef(ing.Namespace, strings.TrimSpace(v))
-	return k, msg == ""
+	return nginxAnnotationRef(ing, "custom-headers", nginxConfigMapRef)
 }
 
 // nginxConfigMapRef reads a ConfigMap name, or namespace/name of the
 // Ingress's own namespace.
 func nginxConfigMapRef(namespace, v string) (types.NamespacedName, string) {
-	ns, name, cut := strings.Cut(v, "/")
-	if !cut {
-		ns, name = namespace, v
-	}
-	if len(validation.IsDNS1123Subdomain(name)) > 0 || len(validation.IsDNS1123Label(ns)) > 0 {
-		return types.NamespacedName{}, fmt.Sprintf("%q is not a ConfigMap name or namespace/name", v)
-	}
-	if ns != namespace {
-		return types.NamespacedName{}, fmt.Sprintf("ConfigMap %s/%s is in another namespace than the Ingress, which ingress-nginx does not allow either", ns, name)
-	}
-	return key(ns, name), ""
+	return nginxObjectRef("ConfigMap", "which ingress-nginx does not allow either", namespace, v)
 }
 
 // applyCustomHeaders reads custom-headers; the builder reads the ConfigMap.
