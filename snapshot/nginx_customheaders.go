@@ -1,6 +1,7 @@
 package snapshot
 
 import (
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -75,13 +76,8 @@ func (b *builder) nginxCustomHeaders(ref ObjectRef, cm *types.NamespacedName, ro
 	if d := b.nginxDefaults; d != nil {
 		allowed = d.allowedResponseHeaders
 	}
-	names := make([]string, 0, len(found.Data))
-	for k := range found.Data {
-		names = append(names, k)
-	}
-	slices.Sort(names)
 	var set []routing.HeaderValue
-	for _, name := range names {
+	for _, name := range slices.Sorted(maps.Keys(found.Data)) {
 		value := strings.TrimSpace(found.Data[name])
 		canonical := http.CanonicalHeaderKey(name)
 		var why string
