@@ -286,6 +286,8 @@ func registerFrontDoorLimitFlags(fs *flag.FlagSet, cfg *config, text *flagText) 
 	fs.DurationVar(&cfg.Limits.ReadHeaderTimeout, "read-header-timeout", 10*time.Second,
 		"time a client has to complete the TLS handshake and send its request headers (bounds slow clients)")
 	fs.DurationVar(&cfg.Limits.IdleTimeout, "idle-timeout", 120*time.Second, "idle keep-alive connections (HTTP/1.1 and HTTP/2) are closed after this")
+	fs.DurationVar(&cfg.Limits.ClientTCPKeepAlive, "client-tcp-keepalive", 0,
+		"idle time before TCP keep-alive probes on client connections; 0 sends none (every connection has an idle timeout, and setting probes up costs four system calls per connection)")
 	fs.IntVar(&cfg.Limits.MaxHeaderBytes, "max-header-bytes", 64<<10,
 		"largest request line plus headers accepted; larger requests get 431")
 	fs.StringVar(&cfg.Limits.HTTP1Engine, "http1-engine", porticotls.HTTP1EnginePortico,

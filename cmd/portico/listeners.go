@@ -197,7 +197,7 @@ func (g *gatewayListeners) bind(k listenerKey, l *snapshot.Listener) (*boundList
 	if !k.addr.IsValid() || k.port <= 0 || k.port > 65535 {
 		return nil, fmt.Errorf("invalid socket address %s", k)
 	}
-	ln, err := net.Listen("tcp", net.JoinHostPort(k.addr.String(), strconv.Itoa(int(k.port))))
+	ln, err := porticotls.ListenTCP(net.JoinHostPort(k.addr.String(), strconv.Itoa(int(k.port))), g.shared.Limits)
 	if err != nil {
 		return nil, err
 	}
