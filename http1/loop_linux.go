@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/tls"
 	"log/slog"
+	"math/bits"
 	"net"
 	"net/http"
 	"net/netip"
@@ -114,9 +115,13 @@ type loop struct {
 	states   map[FastPath]any
 	// bufs are response buffers free for the next exchange: a buffer is
 	// held only while an exchange is in flight.
-	bufs     [][]byte
-	rbuf     []byte
-	lastSwep time.Time
+	bufs [][]byte
+	rbuf []byte
+	// recentPolls has a bit per poll of the epoll set, the latest lowest,
+	// set when events were ready: collect waits the busy way when enough
+	// of the last 32 found some.
+	recentPolls uint32
+	lastSwep    time.Time
 	// current is the client whose event is being handled, for recovery.
 	current *conn
 
@@ -202,15 +207,8 @@ func newLoop() (*loop, error) {
 		unix.Close(wakefd)
 		return nil, err
 	}
-	// The loop waits for its epoll set to have events on Go's netpoller
-	// (an epoll descriptor is readable when it has some), not in a
-	// blocking epoll_wait: a goroutine blocked in a system call has its P
-	// taken away and, when it returns, must get one back through the
-	// scheduler's slow path, which with one connection exchanging
-	// requests one at a time doubled the CPU of each
-	// (BenchmarkGatewayKeepAlive). Waiting on the netpoller costs one
-	// epoll_wait that finds nothing before each wait, and only when the
-	// loop has nothing to do.
+	// A loop that is not busy waits for its epoll set on Go's netpoller
+	// (an epoll descriptor is readable when it has events); see collect.
 	if err := unix.SetNonblock(epfd, true); err != nil {
 		unix.Close(epfd)
 		unix.Close(wakefd)
@@ -279,7 +277,7 @@ func (l *loop) serve(events []unix.EpollEvent) (stopped bool) {
 	}()
 	var ops []loopOp
 	var n int
-	wait := func(fd uintptr) bool {
+	parked := func(fd uintptr) bool {
 		var err error
 		n, err = unix.EpollWait(int(fd), events, 0)
 		if err != nil {
@@ -288,9 +286,7 @@ func (l *loop) serve(events []unix.EpollEvent) (stopped bool) {
 		return n > 0
 	}
 	for {
-		if err := l.epwait.Read(wait); err != nil {
-			panic("http1: waiting for epoll events: " + err.Error())
-		}
+		n = l.collect(events, parked, &n)
 		for _, ev := range events[:n] {
 			fd := int(ev.Fd)
 			if fd == l.wakefd {
@@ -335,6 +331,57 @@ func (l *loop) serve(events []unix.EpollEvent) (stopped bool) {
 		// scheduler's 10 ms preemption: yield after each batch.
 		runtime.Gosched()
 	}
+}
+
+// loopBusyPolls is how many of a loop's last 32 polls must have found
+// events for it to wait in epoll_wait rather than on the netpoller.
+const loopBusyPolls = 8
+
+// collect returns the loop's next events, waiting for some. It polls the
+// epoll set first; when nothing is ready it waits one of two ways:
+//
+//   - A busy loop (events ready at loopBusyPolls of its last 32 polls)
+//     blocks in epoll_wait, as an nginx worker does, unless a TLS
+//     handshake is in progress: the kernel wakes its thread when an event
+//     comes. Parking on the netpoller instead, loaded loops left CPU idle:
+//     one thread at a time waits on Go's netpoller, so the thread woken
+//     for one loop's events has to wake another for the other loop's. In
+//     `small` runs against nginx (BENCH_TARGETS=portico,nginx, 3-4 rounds
+//     a run) parking alone lost all 9 rounds (median 0.89x nginx's
+//     req/s); waiting this way won 11 of 15 (median about 1.05x, p99
+//     below nginx's in 11).
+//   - Any other loop parks on the netpoller until its epoll descriptor is
+//     readable. Blocked in a system call, a goroutine holds its P until
+//     the scheduler takes it away, and gets one back through the slow
+//     path when it returns; goroutines that need a P meanwhile wait for
+//     that. With one connection exchanging requests one at a time,
+//     blocking doubled the CPU of each (BenchmarkGatewayKeepAlive, 87-99
+//     µs against 53-56), and blocking while handshakes ran made them
+//     slower (p50 12-14 ms against 8 in the `handshake` workload).
+//
+// parked is the netpoller's readiness check; it sets *n.
+func (l *loop) collect(events []unix.EpollEvent, parked func(uintptr) bool, n *int) int {
+	ready, _ := unix.EpollWait(l.epfd, events, 0)
+	l.recentPolls <<= 1
+	if ready > 0 {
+		l.recentPolls |= 1
+		return ready
+	}
+	if bits.OnesCount32(l.recentPolls) >= loopBusyPolls && handshakes.Load() == 0 {
+		for {
+			ready, err := unix.EpollWait(l.epfd, events, -1)
+			if ready > 0 {
+				return ready
+			}
+			if err != nil && err != unix.EINTR {
+				panic("http1: waiting for epoll events: " + err.Error())
+			}
+		}
+	}
+	if err := l.epwait.Read(parked); err != nil {
+		panic("http1: waiting for epoll events: " + err.Error())
+	}
+	return *n
 }
 
 // stateFor returns what the loop keeps for fp, made on first use.

@@ -137,6 +137,11 @@ func (s *Server) Serve(ln net.Listener) error {
 	return s.serve(ln, func(nc net.Conn) { s.ServeConn(nc) })
 }
 
+// handshakes counts the TLS handshakes in progress in the process: while
+// there are some, event loops leave their P to the scheduler when they
+// wait (see loop.collect).
+var handshakes atomic.Int32
+
 // ServeTLS accepts connections on ln and completes the TLS handshake with
 // config on each connection's own goroutine, within handshakeTimeout.
 // Connections that negotiated "h2" are handed to h2 (nil closes them);
@@ -168,7 +173,9 @@ func (s *Server) ServeTLS(ln net.Listener, config *tls.Config, handshakeTimeout 
 		}
 		s.setState(c, http.StateNew)
 		_ = nc.SetDeadline(deadline)
+		handshakes.Add(1)
 		err := tc.HandshakeContext(context.Background())
+		handshakes.Add(-1)
 		if err == nil {
 			err = nc.SetDeadline(time.Time{})
 		}
