@@ -957,7 +957,13 @@ func (l *loop) finishResponse(c *conn) {
 	l.served.Add(1)
 	lp := c.lp
 	w := &c.resp
+	// The response to a request that closes its connection is held back
+	// and leaves with the TLS close_notify in one write: one system call
+	// and one segment for the client fewer on every such connection.
+	corked := w.reqWantsClose
+	lp.lc.cork = corked
 	w.finish()
+	lp.lc.cork = false
 	keep := !w.closeAfter && c.rerr == nil && w.werr == nil && !c.srv.inShutdown.Load()
 	l.endRequest(c)
 	if w.werr != nil {
@@ -965,6 +971,15 @@ func (l *loop) finishResponse(c *conn) {
 		return
 	}
 	c.srv.setState(c, http.StateIdle)
+	if corked {
+		if !keep {
+			_ = lp.tc.CloseWrite()
+		}
+		if _, err := lp.lc.flush(); err != nil {
+			l.closeClient(c)
+			return
+		}
+	}
 	if len(lp.lc.pending) > 0 {
 		lp.closeAfter = !keep
 		lp.deadline = time.Now().Add(c.srv.idleTimeout())

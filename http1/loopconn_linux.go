@@ -33,6 +33,8 @@ type loopConn struct {
 	rest []byte
 	// pending is output the socket did not take yet.
 	pending []byte
+	// cork holds writes in pending until the loop flushes them.
+	cork bool
 	// werr is a write error, sticky.
 	werr error
 }
@@ -72,7 +74,7 @@ func (lc *loopConn) Write(p []byte) (int, error) {
 	if lc.werr != nil {
 		return 0, lc.werr
 	}
-	if len(lc.pending) > 0 {
+	if lc.cork || len(lc.pending) > 0 {
 		lc.pending = append(lc.pending, p...)
 		return len(p), nil
 	}

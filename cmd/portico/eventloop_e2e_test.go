@@ -44,6 +44,31 @@ func TestEventLoops(t *testing.T) {
 		if got := http1.EventLoopCounts().Served - before.Served; got < 20 {
 			t.Errorf("loops served %d of 20 requests", got)
 		}
+		// A request that closes its connection: the loop holds the
+		// response back and sends it with the TLS close_notify; the
+		// client gets all of it, then the end of the stream.
+		for i := range 3 {
+			tc := e.dialHTTPS("app.example.test")
+			_ = tc.SetDeadline(time.Now().Add(5 * time.Second))
+			if _, err := io.WriteString(tc, "GET /api/close-me HTTP/1.1\r\nHost: app.example.test\r\nConnection: close\r\n\r\n"); err != nil {
+				t.Fatal(err)
+			}
+			all, err := io.ReadAll(tc)
+			if err != nil {
+				t.Fatalf("close %d: %v after %q", i, err, all)
+			}
+			resp, err := http.ReadResponse(bufio.NewReader(strings.NewReader(string(all))), nil)
+			if err != nil {
+				t.Fatalf("close %d: %v in %q", i, err, all)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != 200 || !resp.Close || !strings.HasPrefix(string(body), "app GET /api/close-me") {
+				t.Errorf("close %d: %d close=%v %q", i, resp.StatusCode, resp.Close, body)
+			}
+		}
+		if got := http1.EventLoopCounts().Served - before.Served; got < 23 {
+			t.Errorf("loops served %d of 23 requests", got)
+		}
 		mresp, err := (&http.Client{Timeout: 5 * time.Second}).Get("http://" + e.admin + "/metrics")
 		if err != nil {
 			t.Fatal(err)
