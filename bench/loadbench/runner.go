@@ -425,8 +425,8 @@ func WrkCommand(cfg Config, scriptPath, url string, d time.Duration) []string {
 }
 
 // wrkCommand is WrkCommand, with "Connection: close" on every request when
-// closeConns is set: wrk then opens a new connection (and, over TLS, does a
-// full handshake) for every request.
+// closeConns is set: wrk then opens a new connection (and, over TLS,
+// resumes its session in a new handshake) for every request.
 func wrkCommand(cfg Config, scriptPath, url string, d time.Duration, closeConns bool) []string {
 	secs := int64((d + time.Second - 1) / time.Second)
 	var argv []string

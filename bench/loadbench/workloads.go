@@ -60,7 +60,7 @@ func Workloads() []Workload {
 		},
 		{
 			Name:        "handshake",
-			Description: "HTTPS/1.1 with `Connection: close`: a new TCP connection and a full TLS handshake per request, small response",
+			Description: "HTTPS/1.1 with `Connection: close`: a new TCP connection and a TLS handshake per request, small response",
 			Tool:        ToolWrk,
 			Path:        "/",
 			Close:       true,
