@@ -293,7 +293,7 @@ func (b *builder) ingress(ing *networkingv1.Ingress) ingressTranslation {
 		if tr.proxySSL != nil {
 			if r.Backend.TLS == nil {
 				r.Backend = b.proxySSLBackend(r.Backend, tr.proxySSL, proxySSL, proxySSLCopies)
-			} else if !warnedPolicy {
+			} else if !warnedPolicy && tr.proxySSL.secret.Name != "" {
 				// The Service's owner said how it is reached: one model,
 				// one source of truth per backend.
 				warnedPolicy = true

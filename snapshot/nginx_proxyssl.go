@@ -19,9 +19,11 @@ import (
 // onto upstream.BackendTLS, the one model of TLS to backends that
 // BackendTLSPolicies also fill. As in ingress-nginx they apply only with
 // backend-protocol HTTPS or GRPCS and only when proxy-ssl-secret names a
-// usable Secret; without it the others mean nothing. A Secret that cannot
-// be used makes the Ingress's backends fail (502) rather than be reached
-// unverified: ingress-nginx denies the locations (503).
+// usable Secret; without it the others mean nothing, and the backends are
+// spoken to over TLS with nginx's defaults: no certificate checked, no
+// SNI. A Secret that cannot be used makes the Ingress's backends fail
+// (502) rather than be reached unverified: ingress-nginx denies the
+// locations (503).
 
 // nginxProxySSL is what the proxy-ssl-* annotations of one Ingress ask for.
 type nginxProxySSL struct {
@@ -192,10 +194,14 @@ func nginxProtocols(v string) (lo, hi uint16, ok bool) {
 
 // finishProxySSL drops the proxy-ssl-* options where ingress-nginx ignores
 // them (without proxy-ssl-secret, or with a backend-protocol other than
-// HTTPS and GRPCS), saying so on each.
+// HTTPS and GRPCS), saying so on each. A TLS backend-protocol without
+// proxy-ssl-secret keeps TLS with nginx's defaults.
 func (nc *nginxConfig) finishProxySSL(findings []NginxFinding) {
 	p := nc.proxySSL
 	if p == nil {
+		if nc.tlsBackend {
+			nc.proxySSL = &nginxProxySSL{depth: nginxProxySSLDepth}
+		}
 		return
 	}
 	why := ""
@@ -208,6 +214,11 @@ func (nc *nginxConfig) finishProxySSL(findings []NginxFinding) {
 		return
 	}
 	nc.proxySSL = nil
+	if nc.tlsBackend {
+		// TLS with nginx's defaults: proxy_ssl_verify and
+		// proxy_ssl_server_name off.
+		nc.proxySSL = &nginxProxySSL{depth: nginxProxySSLDepth}
+	}
 	for i, f := range findings {
 		if strings.HasPrefix(f.Annotation, NginxPrefix+"proxy-ssl-") && f.Invalid == "" {
 			findings[i].Verdict, findings[i].Note = NginxUnsupported, why
@@ -245,6 +256,9 @@ func (b *builder) proxySSLSecret(ref ObjectRef, p *nginxProxySSL) proxySSLSecret
 	}
 	if p.broken != "" {
 		return proxySSLSecret{failed: true} // reported with the finding
+	}
+	if p.secret.Name == "" {
+		return proxySSLSecret{} // nothing to verify with or present
 	}
 	secret := b.secrets[p.secret]
 	if secret == nil {

@@ -74,7 +74,7 @@ var nginxTable = []NginxAnnotation{
 	{Name: "from-to-www-redirect", Verdict: NginxApproximate, Note: "the other host (with or without www.) answers 308 to the Ingress's host only when no Ingress routes it; wildcard hosts get none", Traefik: "partial", Ingress2Gateway: "no"},
 	// Backend.
 	{Name: "upstream-vhost", Verdict: NginxExact, Traefik: "yes", Ingress2Gateway: "yes"},
-	{Name: "backend-protocol", Verdict: NginxApproximate, Note: "HTTP and GRPC (HTTP/2 over cleartext, as GRPCRoutes) are served exactly; HTTPS and GRPCS (HTTP/2 by ALPN) are spoken over TLS with proxy-ssl-secret (and its proxy-ssl-* options) or a BackendTLSPolicy on the Service, else in plain text; AUTO_HTTP speaks HTTP/1.1; FCGI is not spoken", Traefik: "partial", Ingress2Gateway: "yes"},
+	{Name: "backend-protocol", Verdict: NginxApproximate, Note: "HTTP and GRPC (HTTP/2 over cleartext, as GRPCRoutes) are served exactly; HTTPS and GRPCS (HTTP/2 by ALPN) are spoken over TLS: with proxy-ssl-secret (and its proxy-ssl-* options) or a BackendTLSPolicy on the Service as they say, else as ingress-nginx does by default, the backend's certificate not checked and no SNI sent; AUTO_HTTP speaks HTTP/1.1; FCGI is not spoken", Traefik: "partial", Ingress2Gateway: "yes"},
 	{Name: "service-upstream", Verdict: NginxExact, Traefik: "yes", Ingress2Gateway: "no"},
 	{Name: "load-balance", Verdict: NginxApproximate, Note: "round_robin is what Portico does; ewma and the others are served round-robin too", Traefik: "partial", Ingress2Gateway: "no"},
 	{Name: "upstream-hash-by", Verdict: NginxApproximate, Note: hashByNote, Traefik: "no", Ingress2Gateway: "no"},

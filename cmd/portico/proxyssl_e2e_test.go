@@ -42,7 +42,7 @@ spec:
 `
 
 // startHTTPSBackend serves HTTPS on loopback with pair, asking for a
-// client certificate from clientCAs; it answers with the SNI and the
+// client certificate from clientCA unless it is nil; it answers with the SNI and the
 // client certificate's subject it got.
 func startHTTPSBackend(t *testing.T, pair stdtls.Certificate, clientCA *testkit.CA) string {
 	t.Helper()
@@ -53,10 +53,9 @@ func startHTTPSBackend(t *testing.T, pair stdtls.Certificate, clientCA *testkit.
 		}
 		fmt.Fprintf(w, "tls sni=%s client=%s path=%s", r.TLS.ServerName, client, r.URL.Path)
 	}))
-	srv.TLS = &stdtls.Config{
-		Certificates: []stdtls.Certificate{pair},
-		ClientAuth:   stdtls.RequireAndVerifyClientCert,
-		ClientCAs:    clientCA.Pool,
+	srv.TLS = &stdtls.Config{Certificates: []stdtls.Certificate{pair}}
+	if clientCA != nil {
+		srv.TLS.ClientAuth, srv.TLS.ClientCAs = stdtls.RequireAndVerifyClientCert, clientCA.Pool
 	}
 	// The refused handshakes are the test's point, not noise to print.
 	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
@@ -83,6 +82,24 @@ func TestNginxProxySSLThroughGateway(t *testing.T) {
 	}
 	goodPort := startHTTPSBackend(t, good.TLSCertificate(), backendCA)
 	badPort := startHTTPSBackend(t, badPair, backendCA)
+	// Without proxy-ssl-secret, backend-protocol HTTPS is TLS with
+	// ingress-nginx's defaults: no certificate check, no SNI.
+	defaultsPort := startHTTPSBackend(t, badPair, nil)
+	defaultsIngress := `apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: tls-defaults
+  namespace: default
+  annotations:
+    nginx.ingress.kubernetes.io/backend-protocol: HTTPS
+spec:
+  ingressClassName: portico
+  rules:
+  - host: defaults.example.test
+    http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: sec-defaults, port: {number: 80}}}}
+`
 	indent := func(b []byte) string {
 		return "    " + strings.ReplaceAll(strings.TrimSpace(string(b)), "\n", "\n    ")
 	}
@@ -99,7 +116,8 @@ stringData:
 %s
 `, indent(backendCA.PEM), indent(client.CertPEM), indent(client.KeyPEM))
 	e.write("proxy-ssl.yaml", fmt.Sprintf(proxySSLIngresses, "secure", "sec-good")+"---\n"+fmt.Sprintf(proxySSLIngresses, "badcert", "sec-bad")+
-		"---\n"+manifestService("sec-good", goodPort)+"---\n"+manifestService("sec-bad", badPort)+"---\n"+secret)
+		"---\n"+manifestService("sec-good", goodPort)+"---\n"+manifestService("sec-bad", badPort)+"---\n"+secret+
+		"---\n"+defaultsIngress+"---\n"+manifestService("sec-defaults", defaultsPort))
 
 	c := e.http1Client()
 	fetch := func(host string) (int, string, error) {
@@ -118,6 +136,16 @@ stringData:
 			return err
 		}
 		if code != http.StatusOK || body != want {
+			return fmt.Errorf("got %d %q, want 200 %q", code, body, want)
+		}
+		return nil
+	})
+	testkit.Eventually(t, 20*time.Second, "backend-protocol HTTPS alone served over TLS, unverified, without SNI", func() error {
+		code, body, err := fetch("defaults.example.test")
+		if err != nil {
+			return err
+		}
+		if want := "tls sni= client=none path=/hello"; code != http.StatusOK || body != want {
 			return fmt.Errorf("got %d %q, want 200 %q", code, body, want)
 		}
 		return nil
