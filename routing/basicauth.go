@@ -20,7 +20,7 @@ import (
 // checks them against htpasswd hashes, as nginx's auth_basic does for
 // ingress-nginx's auth-type: basic. A request without credentials, or with
 // wrong ones, is answered 401 with a Basic challenge. The Authorization
-// header is passed to the backend unchanged, as nginx passes it.
+// header is not passed to the backend: ingress-nginx's template clears it.
 type BasicAuth struct {
 	// Realm is named in the challenge; "" is sent as realm="", as nginx
 	// sends it when auth-realm is not set.

@@ -287,6 +287,12 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, start time.Time)
 			return route, code
 		}
 	}
+	if route.BasicAuth != nil {
+		// ingress-nginx's locations with basic authentication clear the
+		// credentials before the backend (proxy_set_header Authorization
+		// ""), the authentication service of auth-url still seeing them.
+		r.Header.Del("Authorization")
+	}
 
 	if ce := route.CustomErrors; ce != nil {
 		var served *Route

@@ -133,7 +133,7 @@ var nginxTable = []NginxAnnotation{
 	{Name: "allowlist-source-range", Verdict: NginxExact, Traefik: "no", Ingress2Gateway: "no"},
 	{Name: "denylist-source-range", Verdict: NginxExact, Traefik: "no", Ingress2Gateway: "no"},
 	// Authentication.
-	{Name: "auth-type", Verdict: NginxApproximate, Note: "basic is served as in ingress-nginx; digest is not, and an Ingress asking for it is answered 503 (never served open)", Traefik: "yes", Ingress2Gateway: "no"},
+	{Name: "auth-type", Verdict: NginxApproximate, Note: "basic is served as in ingress-nginx, the Authorization header cleared before the backend as its template does; digest is not, and an Ingress asking for it is answered 503 (never served open)", Traefik: "yes", Ingress2Gateway: "no"},
 	{Name: "auth-secret", Verdict: NginxApproximate, Note: "htpasswd hashes bcrypt ($2y$, $2a$, $2b$), MD5-crypt ($apr1$, $1$), {SHA}, {SSHA} and {PLAIN} are verified; a DES crypt or SHA-crypt ($5$, $6$) line is reported and its user refused; a Secret in another namespace is refused; a missing Secret, a missing auth key or a line that is not user:hash answers 503, as ingress-nginx denies the location", Traefik: "yes", Ingress2Gateway: "no"},
 	{Name: "auth-secret-type", Verdict: NginxExact, Traefik: "yes", Ingress2Gateway: "no"},
 	{Name: "auth-realm", Verdict: NginxExact, Traefik: "yes", Ingress2Gateway: "no"},
