@@ -31,6 +31,15 @@ const (
 	forbiddenBody    = "403 Forbidden: this route does not accept requests from your address\n"
 )
 
+// onlyBoundsBody reports whether the admission's one rule is a body limit
+// and r has no body for it to bound, so that it admits r whatever it is:
+// ingress-nginx's proxy-body-size, which every Ingress gets once
+// --nginx-configmap is set (1m by default), then keeps no bodiless
+// request off the event loops.
+func (a *Admission) onlyBoundsBody(r *http.Request) bool {
+	return len(a.Allow) == 0 && len(a.Deny) == 0 && a.Limit == nil && r.ContentLength == 0 && (r.Body == nil || r.Body == http.NoBody)
+}
+
 // checkBody answers 413 when r declares a body over the bound and
 // returns the status sent, or 0 to go on; a body of unknown length is
 // wrapped so that reading past the bound fails.

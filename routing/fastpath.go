@@ -3,6 +3,7 @@ package routing
 import (
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"portico.dev/portico/http1"
@@ -13,7 +14,7 @@ import (
 // loops can drive (upstream.Transport).
 type LoopForwarder interface {
 	NewLoopState() *upstream.LoopState
-	ContinueHTTP1(w http.ResponseWriter, r *http.Request, b *upstream.Backend, endpoint string, nc net.Conn, buffered []byte) upstream.Outcome
+	ContinueHTTP1(w http.ResponseWriter, r *http.Request, b *upstream.Backend, endpoint string, nc net.Conn, buffered []byte, o *upstream.ForwardOptions) upstream.Outcome
 }
 
 // FastPath returns the handler's http1.FastPath, or nil when its Forwarder
@@ -28,9 +29,10 @@ func (h *Handler) FastPath() http1.FastPath {
 
 // fastPath serves through the event loops the requests ServeHTTP would
 // forward without anything else: a route with no admission rules, no
-// external authentication, no filter or other Gateway feature, and no
-// access log to write (which needs ServeHTTP's counting writer). Every
-// other request goes to ServeHTTP on a goroutine.
+// external authentication, no filter (but ingress-nginx's HSTS header) or
+// other Gateway feature, and no access log to write (which needs
+// ServeHTTP's counting writer). Every other request goes to ServeHTTP on a
+// goroutine.
 type fastPath struct {
 	h   *Handler
 	fwd LoopForwarder
@@ -64,7 +66,7 @@ func (f *fastPath) Plan(state any, dst []byte, r *http.Request) ([]byte, string,
 }
 
 func (f *fastPath) Complete(state any, w http.ResponseWriter, r *http.Request, token any, resp []byte, start time.Time) http1.FastResult {
-	res, out := state.(*upstream.LoopState).Complete(w, r, resp)
+	res, out := state.(*upstream.LoopState).Complete(w, r, resp, loopOptions(token.(*Route), r))
 	switch res {
 	case upstream.LoopNeedMore:
 		return http1.FastNeedMore
@@ -80,7 +82,7 @@ func (f *fastPath) Complete(state any, w http.ResponseWriter, r *http.Request, t
 
 func (f *fastPath) Continue(w http.ResponseWriter, r *http.Request, token any, endpoint string, backend net.Conn, buffered []byte, start time.Time) {
 	route := token.(*Route)
-	out := f.fwd.ContinueHTTP1(w, r, route.Backend, endpoint, backend, buffered)
+	out := f.fwd.ContinueHTTP1(w, r, route.Backend, endpoint, backend, buffered, loopOptions(route, r))
 	f.end(route, r, w, out, start)
 }
 
@@ -110,4 +112,32 @@ func (f *fastPath) end(route *Route, r *http.Request, w http.ResponseWriter, out
 		m.InFlight.Dec()
 		h.observe(route, r, w, out.Status, start)
 	}
+}
+
+// loopOptions returns the response edit the loops make for route: the
+// Strict-Transport-Security header of a route whose one filter it is
+// (Route.onlyAddsHSTS), on a request that came over TLS; nil for none.
+func loopOptions(route *Route, r *http.Request) *upstream.ForwardOptions {
+	if f := route.Filters; f != nil && f.HSTS != "" && r.TLS != nil {
+		return hstsOptions(f.HSTS)
+	}
+	return nil
+}
+
+// hstsOptionsByValue holds one response edit per HSTS value (a
+// configuration has one or a few), so that the loops set the header
+// without allocating.
+var hstsOptionsByValue sync.Map // string -> *upstream.ForwardOptions
+
+func hstsOptions(value string) *upstream.ForwardOptions {
+	if o, ok := hstsOptionsByValue.Load(value); ok {
+		return o.(*upstream.ForwardOptions)
+	}
+	// Capacity one: a later append to the header's values copies them
+	// rather than writing into what every response shares.
+	values := []string{value}[:1:1]
+	o, _ := hstsOptionsByValue.LoadOrStore(value, &upstream.ForwardOptions{
+		EditResponseHeader: func(h http.Header) { h[hstsHeader] = values },
+	})
+	return o.(*upstream.ForwardOptions)
 }

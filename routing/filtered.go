@@ -26,6 +26,17 @@ func (r *Route) usesGatewayFeatures() bool {
 	return r.Filters != nil || len(r.Backends) > 0 || r.Timeouts != (Timeouts{}) || r.Retry != nil || r.Backend == nil
 }
 
+// onlyAddsHSTS reports whether the route's one Gateway feature is the HSTS
+// header of ingress-nginx's ConfigMap defaults, which every Ingress with a
+// TLS host gets once --nginx-configmap is set: the event loops add it
+// themselves (loopOptions) rather than leave such routes to ServeHTTP.
+func (r *Route) onlyAddsHSTS() bool {
+	f := r.Filters
+	return f != nil && f.HSTS != "" && f.RequestHeaders == nil && f.ResponseHeaders == nil && f.Redirect == nil &&
+		f.Rewrite == nil && len(f.Mirrors) == 0 && f.CORS == nil && f.LocationRewrite == nil &&
+		len(r.Backends) == 0 && r.Timeouts == (Timeouts{}) && r.Retry == nil && r.Backend != nil
+}
+
 // serveFiltered serves a route with Gateway API features and returns the
 // status sent. Filters apply in the Gateway API order: a redirect answers
 // at once; otherwise the request header edits and the rewrite apply, the

@@ -207,8 +207,8 @@ func (h *Handler) match(r *http.Request) (table *Table, route *Route, refusal in
 // own and hand an exchange to a goroutine only after a second, so a
 // per-route connect timeout below that would not hold there.
 func (route *Route) onlyForwards(r *http.Request) bool {
-	return route.Admission == nil && route.BasicAuth == nil && route.ClientCert == nil && route.ExternalAuth == nil && route.CustomErrors == nil &&
-		!(route.RedirectHTTPS && r.TLS == nil) && !route.usesGatewayFeatures()
+	return (route.Admission == nil || route.Admission.onlyBoundsBody(r)) && route.BasicAuth == nil && route.ClientCert == nil && route.ExternalAuth == nil && route.CustomErrors == nil &&
+		!(route.RedirectHTTPS && r.TLS == nil) && (!route.usesGatewayFeatures() || route.onlyAddsHSTS())
 }
 
 // serve answers r and returns the route whose series records it (nil

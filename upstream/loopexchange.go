@@ -95,8 +95,10 @@ func (ls *LoopState) Plan(dst []byte, r *http.Request, b *Backend) (out []byte, 
 
 // Complete answers r on w from resp, the bytes read from the backend so far
 // (at most LoopResponseMax), when they hold a whole response of the common
-// kind (see parseBufferedHead); otherwise it writes nothing.
-func (ls *LoopState) Complete(w http.ResponseWriter, r *http.Request, resp []byte) (LoopResult, Outcome) {
+// kind (see parseBufferedHead); otherwise it writes nothing. o, when not
+// nil, edits the response's header (ForwardOptions.EditResponseHeader);
+// its other fields are not read.
+func (ls *LoopState) Complete(w http.ResponseWriter, r *http.Request, resp []byte, o *ForwardOptions) (LoopResult, Outcome) {
 	end := bytes.Index(resp, crlfcrlf)
 	if end < 0 || end+4 > ls.t.maxResponseHeaderBytes {
 		if len(resp) > ls.t.maxResponseHeaderBytes || len(resp) >= LoopResponseMax {
@@ -122,7 +124,7 @@ func (ls *LoopState) Complete(w http.ResponseWriter, r *http.Request, resp []byt
 	if res == nil || res.ContentLength > int64(ls.c.br.Buffered()) {
 		return LoopContinue, Outcome{}
 	}
-	complete, out := ls.t.writeResponse(w, r, res, nil, nil)
+	complete, out := ls.t.writeResponse(w, r, res, o, nil)
 	// Bytes beyond the response were not asked for: the connection is out
 	// of step, as Forward decides it.
 	if !complete || res.Close || ls.c.br.Buffered() > 0 {
@@ -172,8 +174,8 @@ func asciiEqualFold(b []byte, lower string) bool {
 // started: r was sent to endpoint (one of b's) on nc, and buffered holds
 // what the loop read back so far, which ContinueHTTP1 keeps. It reads the response under the usual
 // bounds, writes it to w, and pools nc or closes it, exactly as Forward
-// does after sending a request.
-func (t *Transport) ContinueHTTP1(w http.ResponseWriter, r *http.Request, b *Backend, endpoint string, nc net.Conn, buffered []byte) Outcome {
+// does after sending a request. o is as for LoopState.Complete.
+func (t *Transport) ContinueHTTP1(w http.ResponseWriter, r *http.Request, b *Backend, endpoint string, nc net.Conn, buffered []byte, o *ForwardOptions) Outcome {
 	ctx := r.Context()
 	var src io.Reader = nc
 	if len(buffered) > 0 {
@@ -210,7 +212,7 @@ func (t *Transport) ContinueHTTP1(w http.ResponseWriter, r *http.Request, b *Bac
 	if !bodyBuffered(resp, c.br) {
 		backend = c
 	}
-	complete, out := t.writeResponse(w, r, resp, nil, backend)
+	complete, out := t.writeResponse(w, r, resp, o, backend)
 	if stop() && complete && !resp.Close && c.br.Buffered() == 0 {
 		t.putIdle(c)
 	} else {

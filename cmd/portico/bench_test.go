@@ -12,6 +12,7 @@ import (
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 
+	"portico.dev/portico/http1"
 	"portico.dev/portico/internal/testkit"
 )
 
@@ -188,6 +189,44 @@ func BenchmarkGatewayH2(b *testing.B) {
 			}
 			b.StopTimer()
 			b.ReportMetric(float64(testkit.ProcessCPU()-cpu0)/float64(b.N), "cpu-ns/op")
+		})
+	}
+}
+
+// BenchmarkGatewayNginxDefaults is BenchmarkGatewayKeepAlive's request on
+// an Ingress of an adopted ingress-nginx class under --nginx-configmap,
+// whose defaults give every such Ingress the HSTS header and a 1m body
+// limit: what a move from ingress-nginx looks like. loop-served/op is the
+// share of requests the event loops served.
+func BenchmarkGatewayNginxDefaults(b *testing.B) {
+	for _, loops := range []string{"true", "false"} {
+		b.Run("loops="+loops, func(b *testing.B) {
+			e := startEnvLogging(b, slog.New(slog.DiscardHandler), "--http1-event-loops="+loops,
+				"--nginx-configmap", "ingress-nginx/ingress-nginx-controller", "--adopt-ingress-classes", "nginx")
+			port := startStaticBackend(b)
+			e.republish(func() {
+				e.write("bench-nginx.yaml", manifestService("bench", port)+"---\n"+nginxConfigMapManifest(map[string]string{"hsts-max-age": "31536000"})+`---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: bench, namespace: default}
+spec:
+  ingressClassName: nginx
+  tls: [{hosts: [bench.apps.example.test]}]
+  rules:
+  - host: bench.apps.example.test
+    http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: bench, port: {number: 80}}}}
+`)
+			})
+			conn, err := stdtls.Dial("tcp", e.https, &stdtls.Config{RootCAs: e.ca.pool, ServerName: "bench.apps.example.test", NextProtos: []string{"http/1.1"}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer conn.Close()
+			before := http1.EventLoopCounts().Served
+			benchExchanges(b, conn, []byte("GET /api/bench?x=1 HTTP/1.1\r\nHost: bench.apps.example.test\r\nUser-Agent: bench/1.0\r\nAccept: */*\r\nAccept-Encoding: gzip\r\n\r\n"))
+			b.ReportMetric(float64(http1.EventLoopCounts().Served-before)/float64(b.N+100), "loop-served/op")
 		})
 	}
 }
