@@ -680,8 +680,15 @@ func TestNginxConfigMapEndToEnd(t *testing.T) {
 			t.Errorf("HTTPS: Strict-Transport-Security %q, want max-age=600; includeSubDomains", got)
 		}
 	}
-	if served := http1.EventLoopCounts().Served - before.Served; runtime.GOOS == "linux" && served < 3 {
-		t.Errorf("the event loops served %d of 3 HTTPS requests of a route whose one filter is HSTS", served)
+	h2 := e.http2Client()
+	for range 3 {
+		resp, _ = do(t, h2, "GET", "https://global.apps.example.test/", nil, "")
+		if got := resp.Header.Get("Strict-Transport-Security"); resp.Proto != "HTTP/2.0" || got != "max-age=600; includeSubDomains" {
+			t.Errorf("%s: Strict-Transport-Security %q, want max-age=600; includeSubDomains", resp.Proto, got)
+		}
+	}
+	if served := http1.EventLoopCounts().Served - before.Served; runtime.GOOS == "linux" && served < 6 {
+		t.Errorf("the event loops served %d of 6 HTTPS requests (3 over HTTP/1.1, 3 over h2) of a route whose one filter is HSTS", served)
 	}
 	resp, _ = do(t, c, "GET", "http://global.apps.example.test/", nil, "")
 	if got := resp.Header.Get("Strict-Transport-Security"); resp.StatusCode != 200 || got != "" {
