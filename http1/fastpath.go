@@ -84,6 +84,12 @@ type FastPath interface {
 	RefundDial(r *http.Request)
 }
 
+// LoopExchangeMax is how long a backend may take to answer on an event
+// loop before the exchange moves to a goroutine (FastPath.Continue), which
+// bounds it with the backend client's own timeouts: a route's per-read
+// backend timeout of at least this holds on the loops too.
+const LoopExchangeMax = time.Second
+
 // FastResult is what FastPath.Complete did.
 type FastResult uint8
 

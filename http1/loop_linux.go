@@ -47,7 +47,7 @@ import (
 // before the exchange moves to a goroutine, which bounds it with the
 // backend client's own timeouts; so a slow backend never holds a loop's
 // memory, and its clients' next requests are served the ordinary way.
-const loopExchangeMax = time.Second
+const loopExchangeMax = LoopExchangeMax
 
 // loopSweepEvery is how often a loop looks for connections whose wait is
 // over (idle, head or exchange).

@@ -114,30 +114,39 @@ func (f *fastPath) end(route *Route, r *http.Request, w http.ResponseWriter, out
 	}
 }
 
-// loopOptions returns the response edit the loops make for route: the
-// Strict-Transport-Security header of a route whose one filter it is
-// (Route.onlyAddsHSTS), on a request that came over TLS; nil for none.
+// loopOptions returns what the loops apply to route's exchange for r,
+// nil for nothing: the Strict-Transport-Security header of a route whose
+// filter it is, on a request that came over TLS, and the route's per-read
+// and per-write backend timeouts (Route.onlyLoopFeatures), which bound the
+// exchange once it moves to a goroutine.
 func loopOptions(route *Route, r *http.Request) *upstream.ForwardOptions {
+	k := loopOptionsKey{read: route.Timeouts.BackendRead, send: route.Timeouts.BackendSend}
 	if f := route.Filters; f != nil && f.HSTS != "" && r.TLS != nil {
-		return hstsOptions(f.HSTS)
+		k.hsts = f.HSTS
 	}
-	return nil
-}
-
-// hstsOptionsByValue holds one response edit per HSTS value (a
-// configuration has one or a few), so that the loops set the header
-// without allocating.
-var hstsOptionsByValue sync.Map // string -> *upstream.ForwardOptions
-
-func hstsOptions(value string) *upstream.ForwardOptions {
-	if o, ok := hstsOptionsByValue.Load(value); ok {
+	if k == (loopOptionsKey{}) {
+		return nil
+	}
+	if o, ok := loopOptionsByKey.Load(k); ok {
 		return o.(*upstream.ForwardOptions)
 	}
-	// Capacity one: a later append to the header's values copies them
-	// rather than writing into what every response shares.
-	values := []string{value}[:1:1]
-	o, _ := hstsOptionsByValue.LoadOrStore(value, &upstream.ForwardOptions{
-		EditResponseHeader: func(h http.Header) { h[hstsHeader] = values },
-	})
-	return o.(*upstream.ForwardOptions)
+	o := &upstream.ForwardOptions{ReadTimeout: k.read, SendTimeout: k.send}
+	if k.hsts != "" {
+		// Capacity one: a later append to the header's values copies
+		// them rather than writing into what every response shares.
+		values := []string{k.hsts}[:1:1]
+		o.EditResponseHeader = func(h http.Header) { h[hstsHeader] = values }
+	}
+	shared, _ := loopOptionsByKey.LoadOrStore(k, o)
+	return shared.(*upstream.ForwardOptions)
+}
+
+// loopOptionsByKey holds one set of options per distinct value (a
+// configuration has a few), so that the loops apply them without
+// allocating.
+var loopOptionsByKey sync.Map // loopOptionsKey -> *upstream.ForwardOptions
+
+type loopOptionsKey struct {
+	hsts       string
+	read, send time.Duration
 }

@@ -7,23 +7,24 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"portico.dev/portico/upstream"
 )
 
 // TestOnlyForwardsKeepsEveryOtherFeatureOffTheLoops sets each field of
-// Filters and of Admission on an otherwise plain route in turn: only the
-// HSTS header and a body limit (on a request without a body) may leave a
-// route to the event loops, which apply nothing else. A field added to
-// either struct fails here until onlyAddsHSTS or onlyBoundsBody decide
-// about it.
+// Filters, Admission and Timeouts on an otherwise plain route in turn:
+// only the HSTS header, a body limit (on a request without a body) and
+// per-read and per-write backend timeouts may leave a route to the event
+// loops, which apply nothing else. A field added to one of these structs
+// fails here until onlyLoopFeatures or onlyBoundsBody decide about it.
 func TestOnlyForwardsKeepsEveryOtherFeatureOffTheLoops(t *testing.T) {
 	backend := &upstream.Backend{Name: "b", Endpoints: []string{"127.0.0.1:1"}}
 	req := httptest.NewRequest("GET", "https://a.example.test/", nil)
 	if !(&Route{Backend: backend}).onlyForwards(req) {
 		t.Fatal("a plain route is not served by the loops")
 	}
-	loopable := map[string]bool{"HSTS": true, "MaxBodyBytes": true}
+	loopable := map[string]bool{"HSTS": true, "MaxBodyBytes": true, "BackendRead": true, "BackendSend": true}
 
 	ft := reflect.TypeFor[Filters]()
 	for i := range ft.NumField() {
@@ -44,6 +45,20 @@ func TestOnlyForwardsKeepsEveryOtherFeatureOffTheLoops(t *testing.T) {
 		if got != loopable[field.Name] {
 			t.Errorf("Admission.%s set: onlyForwards %v, want %v", field.Name, got, loopable[field.Name])
 		}
+	}
+	tt := reflect.TypeFor[Timeouts]()
+	for i := range tt.NumField() {
+		field := tt.Field(i)
+		var timeouts Timeouts
+		reflect.ValueOf(&timeouts).Elem().Field(i).SetInt(int64(2 * time.Second))
+		got := (&Route{Backend: backend, Timeouts: timeouts}).onlyForwards(req)
+		if got != loopable[field.Name] {
+			t.Errorf("Timeouts.%s set: onlyForwards %v, want %v", field.Name, got, loopable[field.Name])
+		}
+	}
+	// A read bound below the loops' own wait would not hold there.
+	if (&Route{Backend: backend, Timeouts: Timeouts{BackendRead: 500 * time.Millisecond}}).onlyForwards(req) {
+		t.Error("a read timeout under http1.LoopExchangeMax left to the loops")
 	}
 	withBody := httptest.NewRequest("POST", "https://a.example.test/", strings.NewReader("x"))
 	if (&Route{Backend: backend, Admission: &Admission{MaxBodyBytes: 1}}).onlyForwards(withBody) {
@@ -90,6 +105,10 @@ func TestLoopOptionsSetHSTS(t *testing.T) {
 		t.Error("HSTS edit for a plain-HTTP request")
 	}
 	if loopOptions(&Route{}, tlsReq) != nil {
-		t.Error("an edit for a route without HSTS")
+		t.Error("options for a plain route")
+	}
+	timed := &Route{Timeouts: Timeouts{BackendRead: 90 * time.Second, BackendSend: 30 * time.Second}}
+	if o := loopOptions(timed, tlsReq); o == nil || o.ReadTimeout != 90*time.Second || o.SendTimeout != 30*time.Second || o.EditResponseHeader != nil {
+		t.Errorf("options for proxy-read-timeout 90 and proxy-send-timeout 30: %+v", o)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"portico.dev/portico/http1"
 	"portico.dev/portico/upstream"
 )
 
@@ -26,15 +27,25 @@ func (r *Route) usesGatewayFeatures() bool {
 	return r.Filters != nil || len(r.Backends) > 0 || r.Timeouts != (Timeouts{}) || r.Retry != nil || r.Backend == nil
 }
 
-// onlyAddsHSTS reports whether the route's one Gateway feature is the HSTS
-// header of ingress-nginx's ConfigMap defaults, which every Ingress with a
-// TLS host gets once --nginx-configmap is set: the event loops add it
-// themselves (loopOptions) rather than leave such routes to ServeHTTP.
-func (r *Route) onlyAddsHSTS() bool {
-	f := r.Filters
-	return f != nil && f.HSTS != "" && f.RequestHeaders == nil && f.ResponseHeaders == nil && f.Redirect == nil &&
-		f.Rewrite == nil && len(f.Mirrors) == 0 && f.CORS == nil && f.LocationRewrite == nil &&
-		len(r.Backends) == 0 && r.Timeouts == (Timeouts{}) && r.Retry == nil && r.Backend != nil
+// onlyLoopFeatures reports whether the route's Gateway features are all
+// ones the event loops apply themselves (loopOptions), so that ingress-
+// nginx's common settings keep its routes on them: the HSTS header of the
+// ConfigMap's defaults, which every Ingress with a TLS host gets once
+// --nginx-configmap is set, and proxy-read-timeout and proxy-send-timeout.
+// A read timeout must be at least http1.LoopExchangeMax, after which the
+// exchange moves to a goroutine that bounds each read with it (the wait
+// for the response head may so last up to that much longer); a send
+// timeout has no write to bound, the loops sending only a request head.
+func (r *Route) onlyLoopFeatures() bool {
+	if f := r.Filters; f != nil && (f.HSTS == "" || f.RequestHeaders != nil || f.ResponseHeaders != nil || f.Redirect != nil ||
+		f.Rewrite != nil || len(f.Mirrors) > 0 || f.CORS != nil || f.LocationRewrite != nil) {
+		return false
+	}
+	t := r.Timeouts
+	if t.Request != 0 || t.BackendRequest != 0 || t.Connect != 0 || (t.BackendRead != 0 && t.BackendRead < http1.LoopExchangeMax) {
+		return false
+	}
+	return len(r.Backends) == 0 && r.Retry == nil && r.Backend != nil
 }
 
 // serveFiltered serves a route with Gateway API features and returns the

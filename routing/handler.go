@@ -208,7 +208,7 @@ func (h *Handler) match(r *http.Request) (table *Table, route *Route, refusal in
 // per-route connect timeout below that would not hold there.
 func (route *Route) onlyForwards(r *http.Request) bool {
 	return (route.Admission == nil || route.Admission.onlyBoundsBody(r)) && route.BasicAuth == nil && route.ClientCert == nil && route.ExternalAuth == nil && route.CustomErrors == nil &&
-		!(route.RedirectHTTPS && r.TLS == nil) && (!route.usesGatewayFeatures() || route.onlyAddsHSTS())
+		!(route.RedirectHTTPS && r.TLS == nil) && (!route.usesGatewayFeatures() || route.onlyLoopFeatures())
 }
 
 // serve answers r and returns the route whose series records it (nil

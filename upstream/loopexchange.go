@@ -96,8 +96,8 @@ func (ls *LoopState) Plan(dst []byte, r *http.Request, b *Backend) (out []byte, 
 // Complete answers r on w from resp, the bytes read from the backend so far
 // (at most LoopResponseMax), when they hold a whole response of the common
 // kind (see parseBufferedHead); otherwise it writes nothing. o, when not
-// nil, edits the response's header (ForwardOptions.EditResponseHeader);
-// its other fields are not read.
+// nil, is the route's: its EditResponseHeader, ReadTimeout and
+// SendTimeout apply (the others are not read).
 func (ls *LoopState) Complete(w http.ResponseWriter, r *http.Request, resp []byte, o *ForwardOptions) (LoopResult, Outcome) {
 	end := bytes.Index(resp, crlfcrlf)
 	if end < 0 || end+4 > ls.t.maxResponseHeaderBytes {
@@ -174,7 +174,8 @@ func asciiEqualFold(b []byte, lower string) bool {
 // started: r was sent to endpoint (one of b's) on nc, and buffered holds
 // what the loop read back so far, which ContinueHTTP1 keeps. It reads the response under the usual
 // bounds, writes it to w, and pools nc or closes it, exactly as Forward
-// does after sending a request. o is as for LoopState.Complete.
+// does after sending a request. o is as for LoopState.Complete: its
+// ReadTimeout bounds the wait for the head and each read of the body.
 func (t *Transport) ContinueHTTP1(w http.ResponseWriter, r *http.Request, b *Backend, endpoint string, nc net.Conn, buffered []byte, o *ForwardOptions) Outcome {
 	ctx := r.Context()
 	var src io.Reader = nc
@@ -197,7 +198,7 @@ func (t *Transport) ContinueHTTP1(w http.ResponseWriter, r *http.Request, b *Bac
 	}
 	c.peek = peekFunc(c)
 	stop := watch(ctx, c)
-	resp, err := t.readResponseHead(c, w, r, nil)
+	resp, err := t.readResponseHead(c, w, r, o)
 	if err == nil && resp.StatusCode == http.StatusSwitchingProtocols {
 		resp, err = nil, &badResponseError{errUnexpected101}
 	}

@@ -297,8 +297,12 @@ func TestNginxBackendProtocolGRPC(t *testing.T) {
 func TestNginxProxyReadTimeout(t *testing.T) {
 	e := startEnv(t, "--upstream-response-header-timeout", "300ms", "--upstream-read-timeout", "300ms")
 	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		delay := 800 * time.Millisecond
+		if r.URL.Path == "/slower" {
+			delay = 1500 * time.Millisecond
+		}
 		select {
-		case <-time.After(800 * time.Millisecond):
+		case <-time.After(delay):
 		case <-r.Context().Done():
 			return
 		}
@@ -317,6 +321,16 @@ func TestNginxProxyReadTimeout(t *testing.T) {
 	}
 	if resp, body := do(t, c, "GET", "http://hasty.apps.example.test/", nil, ""); resp.StatusCode != http.StatusGatewayTimeout {
 		t.Errorf("without it: status %d body %q, want 504 from the global bound", resp.StatusCode, body)
+	}
+	// Over HTTPS the event loops start the exchange and, the answer
+	// taking longer than http1.LoopExchangeMax, a goroutine finishes it
+	// under the route's bound, not the global one.
+	before := http1.EventLoopCounts()
+	if resp, body := do(t, c, "GET", "https://patient.apps.example.test/slower", nil, ""); resp.StatusCode != 200 || body != "late answer" {
+		t.Errorf("HTTPS with proxy-read-timeout 30: status %d body %q, want the late answer", resp.StatusCode, body)
+	}
+	if runtime.GOOS == "linux" && http1.EventLoopCounts().Continued == before.Continued {
+		t.Error("the event loops did not start the exchange of a route with proxy-read-timeout")
 	}
 }
 
