@@ -202,10 +202,12 @@ func (h *Handler) match(r *http.Request) (table *Table, route *Route, refusal in
 // onlyForwards reports whether serve, having matched route for r, does
 // nothing but forward it: the event loops serve only such requests
 // (fastPath). Every check serve makes before forwarding belongs here too.
-// A route with a timeout of its own (Timeouts.Connect included) or a retry
-// policy is not served by the loops: they connect without a bound of their
+// A route with a retry policy or a timeout of its own is not served by the
+// loops (Timeouts.Connect included): they connect without a bound of their
 // own and hand an exchange to a goroutine only after a second, so a
-// per-route connect timeout below that would not hold there.
+// per-route bound below that would not hold there. Per-read bounds of a
+// second or more and per-write bounds are the exception
+// (onlyLoopFeatures), the goroutine applying them.
 func (route *Route) onlyForwards(r *http.Request) bool {
 	return (route.Admission == nil || route.Admission.onlyBoundsBody(r)) && route.BasicAuth == nil && route.ClientCert == nil && route.ExternalAuth == nil && route.CustomErrors == nil &&
 		!(route.RedirectHTTPS && r.TLS == nil) && (!route.usesGatewayFeatures() || route.onlyLoopFeatures())
