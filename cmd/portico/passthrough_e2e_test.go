@@ -114,19 +114,7 @@ func TestTLSPassthroughThroughGateway(t *testing.T) {
 	waitSockets(t, e.proc.listeners, fmt.Sprintf("TLS 127.0.1.40:%d", port))
 	addr := fmt.Sprintf("127.0.1.40:%d", port)
 
-	dial := func(serverName string) (*stdtls.Conn, error) {
-		raw, err := net.DialTimeout("tcp", addr, 5*time.Second)
-		if err != nil {
-			return nil, err
-		}
-		raw.SetDeadline(time.Now().Add(20 * time.Second))
-		c := stdtls.Client(raw, e.tlsConfig(serverName))
-		if err := c.Handshake(); err != nil {
-			raw.Close()
-			return nil, err
-		}
-		return c, nil
-	}
+	dial := func(serverName string) (*stdtls.Conn, error) { return e.dialTLS(addr, serverName) }
 
 	for _, name := range []string{"secure.passthrough.test", "x.wild.passthrough.test"} {
 		t.Run(name, func(t *testing.T) {

@@ -4,7 +4,6 @@ import (
 	stdtls "crypto/tls"
 	"fmt"
 	"io"
-	"net"
 	"testing"
 	"time"
 
@@ -103,14 +102,8 @@ func TestTLSTerminateReencryptsThroughGateway(t *testing.T) {
 
 	dial := func(t *testing.T, serverName string) *stdtls.Conn {
 		t.Helper()
-		raw, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		c, err := e.dialTLS(addr, serverName)
 		if err != nil {
-			t.Fatal(err)
-		}
-		raw.SetDeadline(time.Now().Add(20 * time.Second))
-		c := stdtls.Client(raw, e.tlsConfig(serverName))
-		if err := c.Handshake(); err != nil {
-			raw.Close()
 			t.Fatalf("handshake with the gateway: %v", err)
 		}
 		if got := c.ConnectionState().PeerCertificates[0].SerialNumber.Int64(); got != 0x7e12 {

@@ -103,19 +103,7 @@ func TestTLSTerminateThroughGateway(t *testing.T) {
 	waitSockets(t, e.proc.listeners, fmt.Sprintf("TLS Terminate 127.0.1.41:%d", port))
 	addr := fmt.Sprintf("127.0.1.41:%d", port)
 
-	dial := func(serverName string) (*stdtls.Conn, error) {
-		raw, err := net.DialTimeout("tcp", addr, 5*time.Second)
-		if err != nil {
-			return nil, err
-		}
-		raw.SetDeadline(time.Now().Add(20 * time.Second))
-		c := stdtls.Client(raw, e.tlsConfig(serverName))
-		if err := c.Handshake(); err != nil {
-			raw.Close()
-			return nil, err
-		}
-		return c, nil
-	}
+	dial := func(serverName string) (*stdtls.Conn, error) { return e.dialTLS(addr, serverName) }
 
 	for i := range 2 {
 		t.Run(fmt.Sprintf("session %d", i), func(t *testing.T) {

@@ -164,6 +164,23 @@ func (e *env) dialHTTPS(serverName string) *stdtls.Conn {
 	return c
 }
 
+// dialTLS connects to addr, a TLS listener of the gateway, and completes
+// a handshake for serverName that trusts the test CA; the connection gets
+// a 20 s deadline.
+func (e *env) dialTLS(addr, serverName string) (*stdtls.Conn, error) {
+	raw, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	raw.SetDeadline(time.Now().Add(20 * time.Second))
+	c := stdtls.Client(raw, e.tlsConfig(serverName))
+	if err := c.Handshake(); err != nil {
+		raw.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
 // dialHTTP opens a plain connection to the gateway's HTTP listener.
 func (e *env) dialHTTP() net.Conn {
 	e.t.Helper()
