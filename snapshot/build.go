@@ -102,8 +102,8 @@ func Build(objs Objects, cfg Config, prev *Snapshot) *Snapshot {
 	snap := &Snapshot{}
 	selector := newClassSelector(objs.IngressClasses, cfg)
 	b.adopted = selector.adopted
-	b.nginxDefaults = b.nginxGlobals(&objs)
 	b.configMaps = objs.ConfigMaps
+	b.nginxDefaults = b.nginxGlobals()
 	var owned []*networkingv1.Ingress
 	for _, ing := range objs.Ingresses {
 		if selector.owns(ing) {
@@ -215,9 +215,19 @@ type builder struct {
 	// nginxDefaults are the defaults ingress-nginx's ConfigMap gives the
 	// Ingresses written for it; nil when none is read.
 	nginxDefaults *nginxDefaults
-	// configMaps are the ConfigMaps sources handed over, which custom-headers
-	// names.
+	// configMaps are the ConfigMaps sources handed over, which
+	// --nginx-configmap and custom-headers name (configMap).
 	configMaps []*corev1.ConfigMap
+}
+
+// configMap returns the ConfigMap called name, nil when there is none.
+func (b *builder) configMap(name types.NamespacedName) *corev1.ConfigMap {
+	for _, c := range b.configMaps {
+		if c.Namespace == name.Namespace && c.Name == name.Name {
+			return c
+		}
+	}
+	return nil
 }
 
 type certBinding struct {

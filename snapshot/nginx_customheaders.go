@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strings"
 
-	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/types"
 
@@ -61,13 +60,7 @@ func (b *builder) nginxCustomHeaders(ref ObjectRef, cm *types.NamespacedName, ro
 		return
 	}
 	annotation := NginxPrefix + "custom-headers"
-	var found *corev1.ConfigMap
-	for _, c := range b.configMaps {
-		if c.Namespace == cm.Namespace && c.Name == cm.Name {
-			found = c
-			break
-		}
-	}
+	found := b.configMap(*cm)
 	if found == nil {
 		b.problems.add(ref, Error, "InvalidNginxAnnotation", "annotation %s: ConfigMap %s not found; no header is added", annotation, cm)
 		return

@@ -274,19 +274,13 @@ func checkGlobal(f NginxFinding, row *NginxGlobal, raw string, ctx globalContext
 // nginxGlobals reads the ConfigMap Config.NginxConfigMap names, reports
 // its keys on it, and returns the defaults it gives; nil when no
 // ConfigMap is configured.
-func (b *builder) nginxGlobals(objs *Objects) *nginxDefaults {
+func (b *builder) nginxGlobals() *nginxDefaults {
 	name := b.cfg.NginxConfigMap
 	if name.Name == "" {
 		return nil
 	}
 	ref := ObjectRef{Kind: kindConfigMap, Namespace: name.Namespace, Name: name.Name}
-	var cm *corev1.ConfigMap
-	for _, c := range objs.ConfigMaps {
-		if c.Namespace == name.Namespace && c.Name == name.Name {
-			cm = c
-			break
-		}
-	}
+	cm := b.configMap(name)
 	if cm == nil {
 		b.problems.add(ref, Warning, "NginxConfigMapNotFound",
 			"--nginx-configmap names this ConfigMap, which does not exist; ingress-nginx's defaults apply (proxy-body-size 1m, HSTS on)")
